@@ -1,0 +1,156 @@
+"""Shared fixtures and helpers for the streamdsl conformance suite.
+
+The conformance suite checks the Kafka Streams semantics written down in DESIGN.md /
+KAFKA_STREAMS_RULES.md on every backend.  Every expected record in the tests is worked
+out by hand from those rules, never copied from an implementation.
+
+* ``backend``: parametrised over ``BACKENDS`` (override with the environment variable
+  ``STREAMDSL_BACKENDS=local,bytewax``).
+* ``run(topo, backend, inputs, sink, flush=True)``: sends ``inputs`` (a list of
+  ``(source, key, value, ts)``) in order through ``streamdsl.testing.TestDriver`` and
+  returns the sink's records as ``(key, value, timestamp, window)`` tuples.
+* ``assert_changes``: per-key sequence comparison (emit="changes", joins, tables).
+* ``assert_final``: multiset comparison (emit="final").
+* ``assert_exact``: exact sequence, only where the semantics fix the global order.
+
+Test modules import the helpers with ``from conftest import ...``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pytest
+
+#: Backends every conformance test runs on.  Later sessions append "bytewax", "beam".
+BACKENDS = ["local"]
+
+
+def selected_backends() -> list[str]:
+    env = os.environ.get("STREAMDSL_BACKENDS", "").strip()
+    if env:
+        return [b.strip() for b in env.split(",") if b.strip()]
+    return list(BACKENDS)
+
+
+@pytest.fixture(params=selected_backends())
+def backend(request) -> str:
+    return request.param
+
+
+# --------------------------------------------------------------------------- records
+
+Rec = tuple  # (key, value, timestamp, window)
+
+
+def _norm_window(w: Any):
+    if w is None:
+        return None
+    if isinstance(w, tuple):
+        return w
+    if hasattr(w, "start") and hasattr(w, "end"):
+        return (w.start, w.end)
+    return tuple(w)
+
+
+def as_tuples(records: Iterable[Any]) -> list[Rec]:
+    """OutputRecord objects -> (key, value, timestamp, window) tuples."""
+    return [(r.key, r.value, r.timestamp, _norm_window(r.window)) for r in records]
+
+
+def send_all(driver, inputs) -> None:
+    """Send ``(source, key, value, ts)`` tuples in the given order."""
+    for source, key, value, ts in inputs:
+        driver.send(source, key=key, value=value, timestamp=ts)
+
+
+def out(driver, sink: str, flush: bool = False) -> list[Rec]:
+    """Records emitted so far on ``sink`` (flush=False keeps the input open)."""
+    return as_tuples(driver.output(sink, flush=flush))
+
+
+def run(topo, backend: str, inputs, sink: str, flush: bool = True) -> list[Rec]:
+    """Run ``inputs`` through ``topo`` and return what ``sink`` received."""
+    from streamdsl.testing import TestDriver
+
+    with TestDriver(topo, backend=backend) as driver:
+        send_all(driver, inputs)
+        return as_tuples(driver.output(sink, flush=flush))
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, list[Rec]] = field(default_factory=dict)
+    metrics: Any = None
+    dead_letters: list[Any] = field(default_factory=list)
+
+
+def run_full(topo, backend: str, inputs, sinks, flush: bool = True) -> RunResult:
+    """Like ``run`` but for several sinks, also capturing metrics and dead letters."""
+    from streamdsl.testing import TestDriver
+
+    if isinstance(sinks, str):
+        sinks = [sinks]
+    result = RunResult()
+    with TestDriver(topo, backend=backend) as driver:
+        send_all(driver, inputs)
+        for sink in sinks:
+            result.outputs[sink] = as_tuples(driver.output(sink, flush=flush))
+        result.metrics = driver.metrics()
+        result.dead_letters = list(driver.dead_letters())
+    return result
+
+
+# --------------------------------------------------------------------------- comparisons
+
+def _hashable(k):
+    try:
+        hash(k)
+        return k
+    except TypeError:
+        return ("<unhashable>", repr(k))
+
+
+def by_key(records: Iterable[Rec]) -> dict:
+    """Group records by key, keeping their order within each key."""
+    grouped: dict = {}
+    for r in records:
+        grouped.setdefault(_hashable(r[0]), []).append(tuple(r))
+    return grouped
+
+
+def assert_changes(actual: list[Rec], expected: list[Rec]) -> None:
+    """Same sequence of records per key (the emit="changes" contract)."""
+    a, e = by_key(actual), by_key(expected)
+    assert a == e, (
+        "per-key sequences differ\n"
+        f"  actual:   {a!r}\n"
+        f"  expected: {e!r}"
+    )
+
+
+def assert_final(actual: list[Rec], expected: list[Rec]) -> None:
+    """Same multiset of records (the emit="final" contract)."""
+    remaining = [tuple(r) for r in actual]
+    missing = []
+    for rec in expected:
+        rec = tuple(rec)
+        for i, cand in enumerate(remaining):
+            if cand == rec:
+                del remaining[i]
+                break
+        else:
+            missing.append(rec)
+    assert not missing and not remaining, (
+        "multisets differ\n"
+        f"  missing (expected, not produced): {sorted(missing, key=repr)!r}\n"
+        f"  unexpected (produced, not expected): {sorted(remaining, key=repr)!r}\n"
+        f"  actual (sorted):   {sorted(map(tuple, actual), key=repr)!r}\n"
+        f"  expected (sorted): {sorted(map(tuple, expected), key=repr)!r}"
+    )
+
+
+def assert_exact(actual: list[Rec], expected: list[Rec]) -> None:
+    """Exactly this sequence (only where the semantics fix the global order)."""
+    assert [tuple(r) for r in actual] == [tuple(r) for r in expected]

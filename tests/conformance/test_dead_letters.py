@@ -1,0 +1,94 @@
+"""Error handling: Topology(on_error="dead-letter") versus on_error="fail" (the default).
+
+DESIGN.md / api.md: with "dead-letter", a record whose user function raises is taken out
+of the flow and recorded as a DeadLetter(source, position, operator, reason, key, value,
+timestamp); the other records are processed normally. With "fail", the run fails with a
+streamdsl.errors.StreamDSLError subclass.
+"""
+import pytest
+
+import streamdsl as sd
+from streamdsl.errors import StreamDSLError
+from streamdsl.testing import TestDriver
+
+from conftest import assert_changes, assert_exact, run_full, send_all
+
+
+def parse(v):
+    if v == "bad":
+        raise ValueError(f"bad amount {v!r}")
+    return int(v)
+
+
+INPUTS = [("in", "a", "1", 1_000), ("in", "b", "bad", 2_000),
+          ("in", "c", "3", 3_000), ("in", "d", "bad", 4_000)]
+
+
+def test_dead_letter_keeps_good_records_and_records_bad_ones(backend):
+    """Good records flow on; each failing record becomes a dead letter naming the operator
+    and the exception, with its source, key, value and timestamp."""
+    topo = sd.Topology("dl", on_error="dead-letter")
+    topo.stream("in").map(parse, name="parse").to("out")
+    res = run_full(topo, backend, INPUTS, "out")
+    assert_exact(res.outputs["out"], [("a", 1, 1_000, None), ("c", 3, 3_000, None)])
+    dls = res.dead_letters
+    assert len(dls) == 2
+    assert [(dl.key, dl.value, dl.timestamp) for dl in dls] == [
+        ("b", "bad", 2_000),
+        ("d", "bad", 4_000),
+    ]
+    for dl in dls:
+        assert dl.source == "in"
+        assert dl.operator == "parse"
+        assert "bad amount" in dl.reason
+    assert dls[0].position < dls[1].position
+    assert res.metrics.dead_lettered == 2
+
+
+def test_dead_letter_from_filter_predicate(backend):
+    """A raising filter predicate dead-letters the record under the filter's name."""
+    def check(v):
+        if v < 0:
+            raise RuntimeError("negative value")
+        return v > 1
+
+    topo = sd.Topology("dl", on_error="dead-letter")
+    topo.stream("in").filter(check, name="check").to("out")
+    inputs = [("in", "a", 2, 1_000), ("in", "b", -1, 2_000), ("in", "c", 1, 3_000)]
+    res = run_full(topo, backend, inputs, "out")
+    assert_exact(res.outputs["out"], [("a", 2, 1_000, None)])
+    assert len(res.dead_letters) == 1
+    dl = res.dead_letters[0]
+    assert (dl.operator, dl.key, dl.value, dl.timestamp) == ("check", "b", -1, 2_000)
+    assert "negative value" in dl.reason
+
+
+def test_dead_lettered_records_do_not_reach_aggregations(backend):
+    """A record dead-lettered upstream is not counted downstream."""
+    topo = sd.Topology("dl", on_error="dead-letter")
+    topo.stream("in").map(parse, name="parse").group_by_key().count().to_stream().to("out")
+    inputs = [("in", "k", "1", 1_000), ("in", "k", "bad", 2_000), ("in", "k", "3", 3_000)]
+    res = run_full(topo, backend, inputs, "out")
+    assert_changes(res.outputs["out"], [("k", 1, 1_000, None), ("k", 2, 3_000, None)])
+    assert len(res.dead_letters) == 1
+
+
+def test_on_error_fail_raises_streamdsl_error(backend):
+    """on_error="fail": a raising user function fails the run with a StreamDSLError subclass
+    (raised by send or, at the latest, by output())."""
+    topo = sd.Topology("fail", on_error="fail")
+    topo.stream("in").map(parse, name="parse").to("out")
+    with pytest.raises(StreamDSLError):
+        with TestDriver(topo, backend=backend) as d:
+            send_all(d, INPUTS)
+            d.output("out")
+
+
+def test_default_on_error_is_fail(backend):
+    """Topology(name) defaults to on_error="fail"."""
+    topo = sd.Topology("fail-default")
+    topo.stream("in").map(parse, name="parse").to("out")
+    with pytest.raises(StreamDSLError):
+        with TestDriver(topo, backend=backend) as d:
+            send_all(d, INPUTS)
+            d.output("out")
