@@ -1,0 +1,1 @@
+"""Execution backends (imported as ``streamdsl.backends``): each sees only the IR."""

@@ -1,0 +1,110 @@
+"""Connector specs, URI parsing and dispatch to the format modules."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator, Protocol
+from urllib.parse import parse_qsl, urlparse
+
+from ..errors import ConnectorError
+from ..runtime.records import InputEvent, OutputRecord
+
+__all__ = ["parse_uri", "open_source", "open_sink", "open_dead_letter_sink", "SinkHandle"]
+
+_EXT = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+def parse_uri(uri: str | dict) -> dict:
+    """Turn a command-line URI (or an existing spec) into a connector spec.
+
+    >>> parse_uri("data/in.jsonl")
+    {'type': 'jsonl', 'path': 'data/in.jsonl'}
+    >>> parse_uri("kafka://127.0.0.1:9092/payments?group=g1")["topic"]
+    'payments'
+    """
+    if isinstance(uri, dict):
+        if "type" not in uri:
+            raise ConnectorError(f"connector spec needs a 'type': {uri!r}")
+        return dict(uri)
+    if not isinstance(uri, str) or not uri:
+        raise ConnectorError(f"not a connector URI: {uri!r}")
+    if uri == "-":
+        return {"type": "stdio"}
+    if uri.startswith("kafka://"):
+        u = urlparse(uri)
+        opts = dict(parse_qsl(u.query))
+        topic = u.path.lstrip("/")
+        if not topic:
+            raise ConnectorError(f"kafka URI needs a topic: {uri}")
+        return {"type": "kafka", "bootstrap_servers": u.netloc, "topic": topic, **opts}
+    if uri.startswith("memory:"):
+        return {"type": "memory", "name": uri[len("memory:"):]}
+    ext = os.path.splitext(uri)[1].lower()
+    fmt = _EXT.get(ext)
+    if fmt is None:
+        raise ConnectorError(f"cannot tell the format of {uri!r} from its extension; use .jsonl or .csv")
+    return {"type": fmt, "path": uri}
+
+
+def open_source(topic: str, spec: dict | str) -> Iterator[InputEvent]:
+    """Iterate the input events of ``spec`` (records carry their position: line, row, offset)."""
+    spec = parse_uri(spec)
+    t = spec["type"]
+    if t == "jsonl":
+        from .jsonl import read_jsonl
+        return read_jsonl(topic, spec["path"], envelope=bool(spec.get("envelope", False)))
+    if t == "csv":
+        from .csvfile import read_csv
+        return read_csv(topic, spec["path"], infer=spec.get("infer", True))
+    if t == "stdio":
+        from .jsonl import read_jsonl_stream
+        import sys
+        return read_jsonl_stream(topic, sys.stdin, "stdin", envelope=bool(spec.get("envelope", False)))
+    if t == "memory":
+        from .memory import read_memory
+        return read_memory(topic, spec.get("records", []))
+    if t == "kafka":
+        from .kafka import read_kafka  # type: ignore[import-not-found]
+        return read_kafka(topic, spec)
+    raise ConnectorError(f"unknown source connector type {t!r}")
+
+
+class SinkHandle(Protocol):
+    def write(self, rec: OutputRecord) -> None: ...
+    def close(self) -> None: ...
+
+
+def open_sink(topic: str, spec: dict | str) -> SinkHandle:
+    spec = parse_uri(spec)
+    t = spec["type"]
+    if t == "jsonl":
+        from .jsonl import JsonlSink
+        return JsonlSink(spec["path"])
+    if t == "csv":
+        from .csvfile import CsvSink
+        return CsvSink(spec["path"])
+    if t == "stdio":
+        from .jsonl import StdoutSink
+        return StdoutSink(topic)
+    if t == "memory":
+        from .memory import MemorySink
+        return MemorySink()
+    if t == "kafka":
+        from .kafka import KafkaSink  # type: ignore[import-not-found]
+        return KafkaSink(spec)
+    raise ConnectorError(f"unknown sink connector type {t!r}")
+
+
+def open_dead_letter_sink(spec: dict | str) -> Any:
+    """A writer of ``DeadLetter`` records (JSON lines)."""
+    spec = parse_uri(spec)
+    if spec["type"] in ("jsonl", "stdio"):
+        from .jsonl import DeadLetterJsonlSink
+        return DeadLetterJsonlSink(spec.get("path"))
+    if spec["type"] == "kafka":
+        from .kafka import KafkaDeadLetterSink  # type: ignore[import-not-found]
+        return KafkaDeadLetterSink(spec)
+    raise ConnectorError("the dead-letter output must be a .jsonl file, '-' or a kafka:// topic")
+
+
+

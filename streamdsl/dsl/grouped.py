@@ -1,0 +1,163 @@
+"""Grouped and windowed handles: where aggregations are declared."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..callsite import user_site
+from ..errors import TopologyError
+from ..ir.aggregators import AggFunc, Aggregator
+from ..ir.nodes import Aggregate, TableAggregate
+from ..windows import SessionWindow, Window
+from .topology import Topology, _fn
+
+if TYPE_CHECKING:
+    from .table import Table
+
+__all__ = ["GroupedStream", "WindowedStream", "GroupedTable"]
+
+
+def _agg_fields(named: dict[str, Any], site: str | None) -> tuple[tuple[str, AggFunc], ...]:
+    if not named:
+        raise TopologyError("agg() needs at least one named aggregate, e.g. "
+                            "agg(n=sd.count(), total=sd.sum('amount'))", site=site)
+    out = []
+    for n, a in named.items():
+        if not isinstance(a, AggFunc):
+            raise TopologyError(f"agg({n}=...) takes sd.count(), sd.sum(f), sd.min(f), sd.max(f), "
+                                f"sd.avg(f), sd.collect(f), sd.first(f) or sd.last(f), got {a!r}",
+                                site=site)
+        out.append((n, a))
+    return tuple(out)
+
+
+class _Aggregations:
+    """Shared aggregation methods of GroupedStream and WindowedStream."""
+
+    _topo: Topology
+    _node: str
+    _out: str | None
+    _window: Window | None = None
+    _emit: str = "changes"
+
+    def _aggregate(self, aggregator: Aggregator, name: str | None, site: str | None) -> "Table":
+        from .table import Table
+        node = self._topo._add(Aggregate, [(self._node, "in", self._out)], name=name, site=site,
+                               aggregator=aggregator, window=self._window, emit=self._emit)
+        return Table(self._topo, node.name, windowed=self._window is not None)
+
+    def count(self, *, name: str | None = None) -> "Table":
+        """Count records per key (per window when windowed)."""
+        return self._aggregate(Aggregator("count"), name, user_site())
+
+    def reduce(self, fn: Any, *, name: str | None = None) -> "Table":
+        """Combine values per key with ``fn(agg, value) -> agg``; the first value starts."""
+        site = user_site()
+        return self._aggregate(Aggregator("reduce", add=_fn(fn, site, "reducer", arity=2)), name, site)
+
+    def aggregate(self, init: Any, add: Any, *, merge: Any = None, name: str | None = None) -> "Table":
+        """Fold values per key: ``init`` (value or zero-arg callable), ``add(agg, value)``.
+
+        Session windows also need ``merge(agg1, agg2) -> agg`` to combine merged sessions.
+        """
+        site = user_site()
+        if isinstance(self._window, SessionWindow) and merge is None:
+            raise TopologyError("aggregate() over session windows needs merge=(agg1, agg2) -> agg, "
+                                "used when a record bridges two sessions", site=site)
+        agg = Aggregator("aggregate", init=init, add=_fn(add, site, "aggregator", arity=2),
+                         merge=_fn(merge, site, "merger", arity=2) if merge is not None else None)
+        return self._aggregate(agg, name, site)
+
+    def agg(self, *, name: str | None = None, **named: AggFunc) -> "Table":
+        """Several named aggregates at once; values are dicts.
+
+        >>> import streamdsl as sd
+        >>> t = sd.Topology("t")
+        >>> tbl = t.stream("in").group_by("card").agg(n=sd.count(), total=sd.sum("amount"))
+        """
+        site = user_site()
+        return self._aggregate(Aggregator("agg", fields=_agg_fields(named, site)), name, site)
+
+
+class GroupedStream(_Aggregations):
+    """A stream grouped by key (Kafka's ``KGroupedStream``)."""
+
+    def __init__(self, topo: Topology, node: str, site: str | None, out: str | None = None):
+        self._topo = topo
+        self._node = node
+        self._out = out
+        self._site = site
+
+    def window(self, window: Window, *, emit: str = "changes") -> "WindowedStream":
+        """Window the grouped stream.
+
+        Args:
+            window: ``sd.tumbling(...)``, ``sd.hopping(...)``, ``sd.sliding(...)`` or ``sd.session(...)``.
+            emit: ``"changes"`` (every update) or ``"final"`` (one result when the window closes).
+        """
+        site = user_site()
+        if not isinstance(window, Window):
+            raise TopologyError(f"window() takes sd.tumbling/hopping/sliding/session, got {window!r}",
+                                site=site)
+        if emit not in ("changes", "final"):
+            raise TopologyError(f"emit must be 'changes' or 'final', got {emit!r}", site=site)
+        return WindowedStream(self._topo, self._node, window, emit, self._out)
+
+    windowed_by = window
+
+
+class WindowedStream(_Aggregations):
+    """A grouped stream with a window (``TimeWindowedKStream`` / ``SessionWindowedKStream``)."""
+
+    def __init__(self, topo: Topology, node: str, window: Window, emit: str, out: str | None = None):
+        self._topo = topo
+        self._node = node
+        self._out = out
+        self._window = window
+        self._emit = emit
+
+
+class GroupedTable:
+    """A table re-grouped by a new key (``KGroupedTable``): updates subtract then add."""
+
+    def __init__(self, topo: Topology, node: str, key: Any, site: str | None):
+        self._topo = topo
+        self._node = node
+        self._key = _fn(key, site, "group_by key")
+        self._site = site
+
+    def _aggregate(self, aggregator: Aggregator, name: str | None, site: str | None) -> "Table":
+        from .table import Table
+        node = self._topo._add(TableAggregate, [(self._node, "in", None)], name=name, site=site,
+                               group_key=self._key, aggregator=aggregator)
+        return Table(self._topo, node.name)
+
+    def count(self, *, name: str | None = None) -> "Table":
+        """Count rows per new key (0 is a value, not a delete)."""
+        return self._aggregate(Aggregator("count"), name, user_site())
+
+    def agg(self, *, name: str | None = None, **named: AggFunc) -> "Table":
+        """count / sum / avg of rows per new key (min, max, collect, first, last are not
+        subtractable and are refused)."""
+        site = user_site()
+        fields = _agg_fields(named, site)
+        for n, a in fields:
+            if a.kind not in ("count", "sum", "avg"):
+                raise TopologyError(f"{a.kind}() cannot be subtracted, so it is not available on a "
+                                    "grouped table; use count, sum or avg", site=site)
+        return self._aggregate(Aggregator("agg", fields=fields), name, site)
+
+    def reduce(self, add: Any, subtract: Any, *, name: str | None = None) -> "Table":
+        """``add(agg, new)`` and ``subtract(agg, old)`` per new key."""
+        site = user_site()
+        return self._aggregate(Aggregator("reduce", add=_fn(add, site, "adder", arity=2),
+                                          subtract=_fn(subtract, site, "subtractor", arity=2)),
+                               name, site)
+
+    def aggregate(self, init: Any, add: Any, subtract: Any, *, name: str | None = None) -> "Table":
+        """``init``, ``add(agg, new)``, ``subtract(agg, old)`` per new key."""
+        site = user_site()
+        return self._aggregate(Aggregator("aggregate", init=init,
+                                          add=_fn(add, site, "adder", arity=2),
+                                          subtract=_fn(subtract, site, "subtractor", arity=2)),
+                               name, site)

@@ -1,0 +1,159 @@
+"""``Topology``: the builder users start from."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..callsite import user_site
+from ..errors import TopologyError
+from ..ir.fn import Fn, as_fn
+from ..ir.nodes import Node, Sink, Source
+from ..ir.plan import Plan
+
+if TYPE_CHECKING:
+    from .stream import Stream
+    from .table import Table
+
+__all__ = ["Topology", "ON_ERROR_MODES"]
+
+ON_ERROR_MODES = ("fail", "dead-letter")
+
+
+class Topology:
+    """A named dataflow being declared.
+
+    Args:
+        name: the topology (application) name.
+        on_error: ``"fail"`` (default) stops a run at the first bad record, naming it;
+            ``"dead-letter"`` sends bad records, with their reason, to the dead-letter output.
+
+    >>> import streamdsl as sd
+    >>> topo = sd.Topology("demo")
+    >>> topo.stream("in").filter(sd.col("n") > 1).to("out")
+    >>> [n.kind for n in topo.plan().topological()]
+    ['Source', 'Filter', 'Sink']
+    """
+
+    def __init__(self, name: str, *, on_error: str = "fail"):
+        if not isinstance(name, str) or not name:
+            raise TopologyError("a topology needs a non-empty name", site=user_site())
+        if on_error not in ON_ERROR_MODES:
+            raise TopologyError(f"on_error must be one of {ON_ERROR_MODES}, got {on_error!r}",
+                                site=user_site())
+        self.name = name
+        self.on_error = on_error
+        self._plan = Plan(name, on_error=on_error)
+
+    # ---- sources --------------------------------------------------------------------------
+    def stream(self, name: str, key: Any = None, timestamp: Any = None, *,
+               connector: dict | None = None) -> "Stream":
+        """Declare an input stream called ``name``.
+
+        Args:
+            name: the source name (a topic; ``--input NAME=PATH`` binds it to data).
+            key: field name, expression or callable on the value giving the record key;
+                None keeps the key the record was read with.
+            timestamp: field name, expression or callable giving event time (int ms or
+                datetime); None keeps the record's own timestamp.
+            connector: optional connector declaration (``{"type": "jsonl", "path": ...}``).
+        """
+        from .stream import Stream
+        node = self._source(name, key, timestamp, connector, table=False)
+        return Stream(self, node.name)
+
+    def table(self, name: str, key: Any = None, timestamp: Any = None, *,
+              connector: dict | None = None) -> "Table":
+        """Declare an input read as a table (a changelog: last value per key, None deletes)."""
+        from .table import Table
+        node = self._source(name, key, timestamp, connector, table=True)
+        return Table(self, node.name)
+
+    def _source(self, topic: str, key: Any, timestamp: Any, connector: dict | None, *,
+                table: bool) -> Source:
+        site = user_site()
+        if not isinstance(topic, str) or not topic:
+            raise TopologyError("a source needs a non-empty name", site=site)
+        for s in self._plan.sources():
+            if s.topic == topic and s.table != table:
+                raise TopologyError(
+                    f"source {topic!r} is already declared as a {'table' if s.table else 'stream'} "
+                    f"at {s.site}; declare it once", site=site)
+        if topic in self._plan.sink_topics():
+            raise TopologyError(f"{topic!r} is already a sink of this topology; a topology cannot "
+                                "read its own output", site=site)
+        name = f"source-{topic}"
+        if name in self._plan:
+            name = self._plan.fresh_name(name)
+        try:
+            kfn = as_fn(key, what="key") if key is not None else None
+            tfn = as_fn(timestamp, what="timestamp") if timestamp is not None else None
+        except TypeError as e:
+            raise TopologyError(str(e), site=site) from None
+        node = Source(name=name, site=site, topic=topic, table=table, key=kfn, timestamp=tfn,
+                      connector=connector)
+        self._plan.add(node)
+        return node
+
+    # ---- internals used by the handles ------------------------------------------------------
+    def _add(self, node_cls: type[Node], inputs: list[tuple], *, name: str | None, site: str | None,
+             **config: Any) -> Node:
+        if name is None:
+            name = self._plan.fresh_name(node_cls.kind)
+        elif not isinstance(name, str) or not name:
+            raise TopologyError("name= must be a non-empty string", site=site)
+        try:
+            node = node_cls(name=name, site=site, **config)
+        except (ValueError, TypeError) as e:
+            raise TopologyError(str(e), site=site, node=name) from None
+        self._plan.add(node, inputs)
+        return node
+
+    def _add_sink(self, topic: str, upstream: tuple, site: str | None, connector: dict | None = None,
+                  name: str | None = None) -> None:
+        if not isinstance(topic, str) or not topic:
+            raise TopologyError("to() needs a sink name", site=site)
+        for s in self._plan.sinks():
+            if s.topic == topic:
+                raise TopologyError(
+                    f"sink {topic!r} is already written at {s.site}; each sink name is written once "
+                    "(merge() the streams first)", site=site)
+        if topic in self._plan.source_topics():
+            raise TopologyError(f"{topic!r} is a source of this topology; a topology cannot write "
+                                "to its own input", site=site)
+        self._add(Sink, [upstream], name=name or f"sink-{topic}", site=site, topic=topic,
+                  connector=connector)
+
+    def _check_same(self, other: Any, site: str | None) -> None:
+        if getattr(other, "_topo", None) is not self:
+            raise TopologyError("cannot combine streams of different topologies", site=site)
+
+    # ---- public views -------------------------------------------------------------------------
+    def plan(self) -> Plan:
+        """A validated copy of the plan (the IR) built so far."""
+        from ..ir.validate import validate
+        p = self._plan.copy()
+        validate(p)
+        return p
+
+    @property
+    def sources(self) -> list[str]:
+        return self._plan.source_topics()
+
+    @property
+    def sinks(self) -> list[str]:
+        return self._plan.sink_topics()
+
+    def describe(self) -> str:
+        """The plan as indented text."""
+        from ..render import render_text
+        return render_text(self.plan())
+
+    def __repr__(self) -> str:
+        return f"<Topology {self.name!r}: sources={self.sources} sinks={self.sinks}>"
+
+
+def _fn(x: Any, site: str | None, what: str, arity: int = 1) -> Fn:
+    try:
+        return as_fn(x, arity=arity, what=what)
+    except TypeError as e:
+        raise TopologyError(str(e), site=site) from None

@@ -1,0 +1,445 @@
+"""IR nodes: one frozen dataclass per logical operator.
+
+Nodes hold configuration only; edges (with port names) live in the plan's networkx graph.
+Class-level flags tell the optimizer and the backends what a node does:
+
+* ``stateful``: keeps state per key (needs records grouped by key, ordered).
+* ``key_changing``: output key may differ from the input key (a downstream stateful node
+  needs a repartition).
+* ``output``: ``"stream"`` or ``"table"`` (a changelog, ``None`` value = tombstone).
+* ``stateless``: a per-record function that can be fused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from ..windows import SessionWindow, SlidingWindow, Window
+from .aggregators import Aggregator
+from .fn import Fn
+
+__all__ = [
+    "Node", "Source", "Sink", "Filter", "Map", "MapKV", "FlatMap", "FlatMapKV", "KeyBy", "Peek",
+    "Merge", "Branch", "Repartition", "Aggregate", "TableFilter", "TableMap", "ToStream",
+    "TableAggregate", "StreamStreamJoin", "StreamTableJoin", "TableTableJoin", "Fused",
+    "NODE_KINDS", "JOIN_HOWS", "EMIT_MODES",
+]
+
+JOIN_HOWS = ("inner", "left", "outer")
+EMIT_MODES = ("changes", "final")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Node:
+    """Base of every IR node. ``name`` is unique in a plan; ``site`` is the user's file:line."""
+
+    kind: ClassVar[str] = "node"
+    stateful: ClassVar[bool] = False
+    stateless: ClassVar[bool] = False
+    key_changing: ClassVar[bool] = False
+    output: ClassVar[str] = "stream"
+    in_ports: ClassVar[tuple[str, ...]] = ("in",)
+
+    name: str
+    site: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"{self.kind} node needs a non-empty name")
+
+    def describe(self) -> str:
+        """One-line description of the configuration, for graph/explain output."""
+        return ""
+
+    def replace(self, **changes: Any) -> "Node":
+        vals = {f.name: getattr(self, f.name) for f in fields(self)}
+        vals.update(changes)
+        return type(self)(**vals)
+
+    def config_dict(self) -> dict:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in ("name", "site"):
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = _to_jsonable(v)
+        return out
+
+
+def _to_jsonable(v: Any) -> Any:
+    if hasattr(v, "to_dict"):
+        return v.to_dict()
+    if isinstance(v, tuple):
+        return [_to_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _to_jsonable(x) for k, x in v.items()}
+    return v
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Source(Node):
+    """A named input. ``table=True`` reads it as a changelog (upserts, tombstones)."""
+
+    kind: ClassVar[str] = "Source"
+    in_ports: ClassVar[tuple[str, ...]] = ()
+    topic: str
+    table: bool = False
+    key: Fn | None = None
+    timestamp: Fn | None = None
+    connector: dict | None = None
+
+    @property
+    def output(self) -> str:  # type: ignore[override]
+        return "table" if self.table else "stream"
+
+    def describe(self) -> str:
+        parts = [("table " if self.table else "stream ") + repr(self.topic)]
+        if self.key is not None:
+            parts.append(f"key={self.key.describe()}")
+        if self.timestamp is not None:
+            parts.append(f"timestamp={self.timestamp.describe()}")
+        if self.connector:
+            parts.append(f"connector={self.connector.get('type')}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Sink(Node):
+    """A named output."""
+
+    kind: ClassVar[str] = "Sink"
+    topic: str
+    connector: dict | None = None
+
+    def describe(self) -> str:
+        return f"to {self.topic!r}"
+
+
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Filter(Node):
+    kind: ClassVar[str] = "Filter"
+    stateless: ClassVar[bool] = True
+    pred: Fn
+
+    def describe(self) -> str:
+        return self.pred.describe()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Map(Node):
+    """value -> value."""
+
+    kind: ClassVar[str] = "Map"
+    stateless: ClassVar[bool] = True
+    fn: Fn
+
+    def describe(self) -> str:
+        return self.fn.describe()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class MapKV(Node):
+    """(key, value) -> (key, value)."""
+
+    kind: ClassVar[str] = "MapKV"
+    stateless: ClassVar[bool] = True
+    key_changing: ClassVar[bool] = True
+    fn: Fn
+
+    def describe(self) -> str:
+        return self.fn.describe()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class FlatMap(Node):
+    """value -> iterable of values."""
+
+    kind: ClassVar[str] = "FlatMap"
+    stateless: ClassVar[bool] = True
+    fn: Fn
+
+    def describe(self) -> str:
+        return self.fn.describe()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class FlatMapKV(Node):
+    """(key, value) -> iterable of (key, value)."""
+
+    kind: ClassVar[str] = "FlatMapKV"
+    stateless: ClassVar[bool] = True
+    key_changing: ClassVar[bool] = True
+    fn: Fn
+
+    def describe(self) -> str:
+        return self.fn.describe()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class KeyBy(Node):
+    """Re-key: new key = fn(value) (or fn(key, value) for arity 2).
+
+    ``drop_null``: a ``None`` key drops the record (``group_by`` semantics).
+    """
+
+    kind: ClassVar[str] = "KeyBy"
+    stateless: ClassVar[bool] = True
+    key_changing: ClassVar[bool] = True
+    fn: Fn
+    drop_null: bool = False
+
+    def describe(self) -> str:
+        return self.fn.describe() + (" (null key drops)" if self.drop_null else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Peek(Node):
+    """Call fn(key, value) for its side effect; records pass unchanged."""
+
+    kind: ClassVar[str] = "Peek"
+    stateless: ClassVar[bool] = True
+    fn: Fn
+
+    def describe(self) -> str:
+        return self.fn.describe()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Merge(Node):
+    """Union of several streams (inputs on ports ``in0``, ``in1`` ...)."""
+
+    kind: ClassVar[str] = "Merge"
+    in_ports: ClassVar[tuple[str, ...]] = ()
+    inputs: int = 2
+
+    def describe(self) -> str:
+        return f"{self.inputs} inputs"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Branch(Node):
+    """Route each record to the first branch whose predicate holds (out ports = names)."""
+
+    kind: ClassVar[str] = "Branch"
+    branches: tuple[tuple[str, Fn], ...]
+    otherwise: str | None = None
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        names = [n for n, _ in self.branches] + ([self.otherwise] if self.otherwise else [])
+        if len(set(names)) != len(names):
+            raise ValueError(f"branch names must be unique: {names}")
+        if not names:
+            raise ValueError("branch() needs at least one predicate")
+
+    @property
+    def out_ports(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.branches) + ((self.otherwise,) if self.otherwise else ())
+
+    def describe(self) -> str:
+        s = ", ".join(f"{n}: {f.describe()}" for n, f in self.branches)
+        return s + (f", otherwise: {self.otherwise}" if self.otherwise else "")
+
+    def config_dict(self) -> dict:
+        return {"branches": [[n, f.to_dict()] for n, f in self.branches], "otherwise": self.otherwise}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Repartition(Node):
+    """Records are redistributed by their (new) key before a stateful operator.
+
+    With one partition per source this changes no record; on a cluster it is a shuffle.
+    """
+
+    kind: ClassVar[str] = "Repartition"
+
+    def describe(self) -> str:
+        return "by key"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Aggregate(Node):
+    """Grouped (optionally windowed) aggregation of a stream; outputs a table."""
+
+    kind: ClassVar[str] = "Aggregate"
+    stateful: ClassVar[bool] = True
+    output: ClassVar[str] = "table"
+    aggregator: Aggregator
+    window: Window | None = None
+    emit: str = "changes"
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        if self.emit not in EMIT_MODES:
+            raise ValueError(f"emit must be one of {EMIT_MODES}, got {self.emit!r}")
+        if isinstance(self.window, SessionWindow) and self.aggregator.kind == "aggregate" \
+                and self.aggregator.merge is None:
+            raise ValueError("aggregate() over session windows needs merge=(agg1, agg2) -> agg")
+
+    @property
+    def windowed(self) -> bool:
+        return self.window is not None
+
+    def describe(self) -> str:
+        s = self.aggregator.describe()
+        if self.window is not None:
+            s += f" over {self.window.describe()}, emit {self.emit}"
+        return s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class TableAggregate(Node):
+    """``table.group_by(key).count()/agg(...)``: subtract the old row, add the new one."""
+
+    kind: ClassVar[str] = "TableAggregate"
+    stateful: ClassVar[bool] = True
+    key_changing: ClassVar[bool] = True
+    output: ClassVar[str] = "table"
+    group_key: Fn
+    aggregator: Aggregator
+
+    def describe(self) -> str:
+        return f"group by {self.group_key.describe()}: {self.aggregator.describe()}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class TableFilter(Node):
+    """A row that fails the predicate is forwarded as a tombstone."""
+
+    kind: ClassVar[str] = "TableFilter"
+    output: ClassVar[str] = "table"
+    pred: Fn
+
+    def describe(self) -> str:
+        return self.pred.describe()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class TableMap(Node):
+    """Map a table's values; tombstones pass through."""
+
+    kind: ClassVar[str] = "TableMap"
+    output: ClassVar[str] = "table"
+    fn: Fn
+
+    def describe(self) -> str:
+        return self.fn.describe()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ToStream(Node):
+    """A table's changelog as a stream (tombstones become records with a None value)."""
+
+    kind: ClassVar[str] = "ToStream"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class StreamStreamJoin(Node):
+    """Windowed join of two streams: match iff |t_left - t_right| <= within."""
+
+    kind: ClassVar[str] = "StreamStreamJoin"
+    stateful: ClassVar[bool] = True
+    in_ports: ClassVar[tuple[str, ...]] = ("left", "right")
+    how: str
+    within: int
+    grace: int = 0
+    joiner: Fn | None = None
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        if self.how not in JOIN_HOWS:
+            raise ValueError(f"join how must be one of {JOIN_HOWS}")
+
+    def describe(self) -> str:
+        from ..windows import _fmt
+        s = f"{self.how} within {_fmt(self.within)}, grace {_fmt(self.grace)}"
+        return s + (f", joiner {self.joiner.describe()}" if self.joiner else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class StreamTableJoin(Node):
+    """Each stream record looks up the table's current row for its key."""
+
+    kind: ClassVar[str] = "StreamTableJoin"
+    stateful: ClassVar[bool] = True
+    in_ports: ClassVar[tuple[str, ...]] = ("left", "right")
+    how: str
+    joiner: Fn | None = None
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        if self.how not in ("inner", "left"):
+            raise ValueError("a stream-table join is inner or left")
+
+    def describe(self) -> str:
+        return self.how + (f", joiner {self.joiner.describe()}" if self.joiner else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class TableTableJoin(Node):
+    """Join of two tables on their keys; the result is a table."""
+
+    kind: ClassVar[str] = "TableTableJoin"
+    stateful: ClassVar[bool] = True
+    output: ClassVar[str] = "table"
+    in_ports: ClassVar[tuple[str, ...]] = ("left", "right")
+    how: str
+    joiner: Fn | None = None
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        if self.how not in JOIN_HOWS:
+            raise ValueError(f"join how must be one of {JOIN_HOWS}")
+
+    def describe(self) -> str:
+        return self.how + (f", joiner {self.joiner.describe()}" if self.joiner else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Fused(Node):
+    """A chain of stateless nodes run as one stage (made by the optimizer)."""
+
+    kind: ClassVar[str] = "Fused"
+    stateless: ClassVar[bool] = True
+    stages: tuple[Node, ...]
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        if not self.stages or not all(s.stateless and not isinstance(s, Fused) for s in self.stages):
+            raise ValueError("Fused holds a non-empty chain of stateless, unfused nodes")
+
+    @property
+    def key_changing(self) -> bool:  # type: ignore[override]
+        return any(s.key_changing for s in self.stages)
+
+    def describe(self) -> str:
+        return " -> ".join(f"{s.kind}({s.name})" for s in self.stages)
+
+    def config_dict(self) -> dict:
+        return {"stages": [{"kind": s.kind, "name": s.name, "site": s.site, **s.config_dict()}
+                           for s in self.stages]}
+
+
+NODE_KINDS: dict[str, type[Node]] = {
+    c.kind: c for c in (Source, Sink, Filter, Map, MapKV, FlatMap, FlatMapKV, KeyBy, Peek, Merge,
+                        Branch, Repartition, Aggregate, TableAggregate, TableFilter, TableMap,
+                        ToStream, StreamStreamJoin, StreamTableJoin, TableTableJoin, Fused)
+}
+
+
+def node_output(node: Node, input_outputs: list[str]) -> str:
+    """Whether a node's output is a stream or a table, given its inputs'."""
+    if isinstance(node, Source):
+        return node.output
+    if isinstance(node, (Aggregate, TableAggregate, TableFilter, TableMap, TableTableJoin)):
+        return "table"
+    if isinstance(node, Sink):
+        return input_outputs[0] if input_outputs else "stream"
+    return "stream"
+
+
+# Windows whose assignment is data-driven (kept for backends' capability checks).
+DATA_DRIVEN_WINDOWS = (SessionWindow, SlidingWindow)

@@ -1,0 +1,323 @@
+"""Grouped aggregations: non-windowed, time windows (tumbling/hopping), sessions, sliding.
+
+Rules (Kafka Streams, record caching off; see docs/semantics.md):
+
+* stream time = the largest timestamp the operator has seen; it advances before the record
+  is applied;
+* a record is dropped from window W iff ``W.end <= stream_time - grace`` (counted as late);
+* emit ``changes`` forwards every update; emit ``final`` forwards a window once, when
+  ``W.end + grace <= stream_time``; windows closing together come out by (end, key);
+* a window's state is deleted when it closes, in both modes;
+* null keys and null values are skipped (counted);
+* the output timestamp is the largest input timestamp aggregated so far.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+
+from ..ir.nodes import Aggregate
+from ..windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
+from .aggregation import build_agg_ops
+from .ordering import key_order
+from .processors import OpContext, Processor
+from .records import Record
+
+__all__ = ["make_aggregate_processor"]
+
+_NEG_INF = -(1 << 62)
+
+
+class _AggBase(Processor):
+    def __init__(self, node: Aggregate, ctx: OpContext):
+        super().__init__(node, ctx)
+        self.ops = build_agg_ops(node.aggregator)
+        self.final = node.emit == "final"
+        self.meta = ctx.stores.kv("meta")
+        self._seq = itertools.count()
+
+    @property
+    def stream_time(self) -> int:
+        return self.meta.get("stream_time", _NEG_INF)
+
+    def _advance(self, ts: int) -> int:
+        st = self.meta.get("stream_time", _NEG_INF)
+        if ts > st:
+            st = ts
+            self.meta.put("stream_time", st)
+        return st
+
+    def _heap(self) -> list:
+        h = self.meta.get("expiry")
+        if h is None:
+            h = []
+            self.meta.put("expiry", h)
+        return h
+
+
+class NonWindowedAggregate(_AggBase):
+    """Running aggregate per key; every update is emitted."""
+
+    def __init__(self, node: Aggregate, ctx: OpContext):
+        super().__init__(node, ctx)
+        self.store = ctx.stores.kv("aggregates")
+
+    def process(self, port: str, rec: Record) -> list[Record]:
+        k, v = rec.key, rec.value
+        if k is None or v is None:
+            self.ctx.skipped()
+            return []
+        cur = self.store.get(k)
+        if cur is None:
+            agg, ts = self.ops.add(self.ops.init(), v), rec.ts
+        else:
+            agg, ts = self.ops.add(cur[0], v), max(cur[1], rec.ts)
+        self.store.put(k, (agg, ts))
+        return [Record(k, self.ops.result(agg), ts, None, rec.origin)]
+
+
+class TimeWindowAggregate(_AggBase):
+    """Tumbling and hopping windows."""
+
+    def __init__(self, node: Aggregate, ctx: OpContext):
+        super().__init__(node, ctx)
+        self.window = node.window
+        self.grace = node.window.grace
+        self.store = ctx.stores.kv("windows")  # (key, start) -> (agg, max_ts)
+
+    def process(self, port: str, rec: Record) -> list[Record]:
+        k, v, ts = rec.key, rec.value, rec.ts
+        if k is None or v is None:
+            self.ctx.skipped()
+            return []
+        st = self._advance(ts)
+        close = st - self.grace
+        out: list[Record] = []
+        heap = self._heap()
+        for start, end in self.window.assign(ts):
+            if end <= close:
+                self.ctx.late()
+                continue
+            sk = (k, start)
+            cur = self.store.get(sk)
+            if cur is None:
+                agg, mts = self.ops.add(self.ops.init(), v), ts
+                heapq.heappush(heap, (end, key_order(k), start, next(self._seq), k))
+            else:
+                agg, mts = self.ops.add(cur[0], v), max(cur[1], ts)
+            self.store.put(sk, (agg, mts))
+            if not self.final:
+                out.append(Record(k, self.ops.result(agg), mts, (start, end), rec.origin))
+        self._expire(close, out)
+        return out
+
+    def _expire(self, close: int, out: list[Record]) -> None:
+        heap = self._heap()
+        while heap and heap[0][0] <= close:
+            end, _, start, _, k = heapq.heappop(heap)
+            cur = self.store.get((k, start))
+            if cur is None:
+                continue
+            self.store.delete((k, start))
+            if self.final:
+                out.append(Record(k, self.ops.result(cur[0]), cur[1], (start, end)))
+
+    def on_end(self) -> list[Record]:
+        out: list[Record] = []
+        self._expire(1 << 62, out)
+        return out
+
+
+class SessionAggregate(_AggBase):
+    """Session windows: ``[first ts, last ts]``, merged by records within ``gap``."""
+
+    def __init__(self, node: Aggregate, ctx: OpContext):
+        super().__init__(node, ctx)
+        w = node.window
+        assert isinstance(w, SessionWindow)
+        self.gap = w.gap
+        self.grace = w.grace
+        self.store = ctx.stores.kv("sessions")  # key -> sorted list of [start, end, agg]
+
+    def process(self, port: str, rec: Record) -> list[Record]:
+        k, v, ts = rec.key, rec.value, rec.ts
+        if k is None or v is None:
+            self.ctx.skipped()
+            return []
+        st = self._advance(ts)
+        close = st - self.grace - self.gap
+        sessions = self.store.get(k) or []
+        overlapping = [s for s in sessions if s[1] >= ts - self.gap and s[0] <= ts + self.gap]
+        m_start = min([ts] + [s[0] for s in overlapping])
+        m_end = max([ts] + [s[1] for s in overlapping])
+        out: list[Record] = []
+        if m_end < close:
+            self.ctx.late()
+        else:
+            agg = self.ops.init()
+            for s in overlapping:
+                agg = self.ops.merge(agg, s[2])
+            if overlapping:
+                for s in overlapping:
+                    sessions.remove(s)
+                    if not self.final:
+                        out.append(Record(k, None, s[1], (s[0], s[1]), rec.origin))
+            agg = self.ops.add(agg, v)
+            new = [m_start, m_end, agg]
+            bisect.insort(sessions, new, key=lambda s: s[0])
+            self.store.put(k, sessions)
+            heapq.heappush(self._heap(), (m_end, key_order(k), m_start, next(self._seq), k))
+            if not self.final:
+                out.append(Record(k, self.ops.result(agg), m_end, (m_start, m_end), rec.origin))
+        self._expire(close, out)
+        return out
+
+    def _expire(self, close: int, out: list[Record]) -> None:
+        heap = self._heap()
+        while heap and heap[0][0] <= close:
+            end, _, start, _, k = heapq.heappop(heap)
+            sessions = self.store.get(k)
+            if not sessions:
+                continue
+            for s in sessions:
+                if s[0] == start and s[1] == end:
+                    sessions.remove(s)
+                    if self.final:
+                        out.append(Record(k, self.ops.result(s[2]), end, (start, end)))
+                    break
+            if sessions:
+                self.store.put(k, sessions)
+            else:
+                self.store.delete(k)
+
+    def on_end(self) -> list[Record]:
+        out: list[Record] = []
+        self._expire(1 << 62, out)
+        return out
+
+
+class SlidingAggregate(_AggBase):
+    """Kafka Streams sliding windows ``[s, s + size]`` (both ends inclusive).
+
+    A record at ``t`` creates its left window ``[t - size, t]`` (``[0, size]`` when
+    ``t < size``), updates every open window containing ``t``, creates its right window
+    ``[t + 1, t + 1 + size]`` if a later record falls in it, and creates the right window of an
+    earlier record that ``t`` is the first to fall into. Aggregates fold the window's records in
+    (timestamp, arrival) order; windows updated by one record are emitted by start.
+    """
+
+    def __init__(self, node: Aggregate, ctx: OpContext):
+        super().__init__(node, ctx)
+        w = node.window
+        assert isinstance(w, SlidingWindow)
+        self.size = w.size
+        self.grace = w.grace
+        self.records = ctx.stores.kv("records")  # key -> sorted list of (ts, seq, value)
+        self.windows = ctx.stores.kv("windows")  # key -> {start: (agg, max_ts)}
+
+    def _fold(self, recs, lo: int, hi: int):
+        agg = self.ops.init()
+        mts = None
+        n = 0
+        for t, _, v in recs:
+            if lo <= t <= hi:
+                agg = self.ops.add(agg, v)
+                mts = t if mts is None else max(mts, t)
+                n += 1
+        return (agg, mts) if n else None
+
+    def process(self, port: str, rec: Record) -> list[Record]:
+        k, v, t = rec.key, rec.value, rec.ts
+        if k is None or v is None:
+            self.ctx.skipped()
+            return []
+        st = self._advance(t)
+        close = st - self.grace
+        size = self.size
+        out: list[Record] = []
+        if t + 1 + size <= close:
+            self.ctx.late()
+            self._expire(close, out)
+            return out
+        recs = list(self.records.get(k) or [])
+        bisect.insort(recs, (t, next(self._seq), v), key=lambda r: (r[0], r[1]))
+        self.records.put(k, recs)
+        heap = self._heap()
+        wins = self.windows.get(k)
+        if wins is None:
+            wins = {}
+            self.windows.put(k, wins)
+        affected: dict[int, tuple] = {}
+
+        def create(start: int) -> None:
+            if start + size <= close or start in wins:
+                return
+            res = self._fold(recs, start, start + size)
+            if res is not None:
+                wins[start] = res
+                heapq.heappush(heap, (start + size, key_order(k), start, next(self._seq), k))
+                affected[start] = res
+
+        left = max(0, t - size)
+        # 1. windows that already exist and contain t (its left window included) get the record
+        for start, (agg, mts) in list(wins.items()):
+            if start <= t <= start + size and start + size > close:
+                res = (self.ops.add(agg, v), max(mts, t))
+                wins[start] = res
+                affected[start] = res
+        # 2. its left window, if new
+        create(left)
+        # 3. its right window, if some record falls into it
+        if any(t < r[0] <= t + 1 + size for r in recs):
+            create(t + 1)
+        # 4. the right window of the latest earlier record, if t is the first to fall into it
+        earlier = [r[0] for r in recs if r[0] < t and r[0] + 1 <= t <= r[0] + 1 + size]
+        if earlier:
+            create(max(earlier) + 1)
+        for start in sorted(affected):
+            agg, mts = affected[start]
+            if not self.final:
+                out.append(Record(k, self.ops.result(agg), mts, (start, start + size), rec.origin))
+        self._expire(close, out)
+        return out
+
+    def _expire(self, close: int, out: list[Record]) -> None:
+        heap = self._heap()
+        while heap and heap[0][0] <= close:
+            end, _, start, _, k = heapq.heappop(heap)
+            wins = self.windows.get(k)
+            cur = wins.pop(start, None) if wins else None
+            if cur is None:
+                continue
+            if not wins:
+                self.windows.delete(k)
+            if self.final:
+                out.append(Record(k, self.ops.result(cur[0]), cur[1], (start, end)))
+            recs = self.records.get(k)
+            if recs:
+                keep = [r for r in recs if r[0] >= close - 2 * self.size - 2]
+                if keep:
+                    self.records.put(k, keep)
+                else:
+                    self.records.delete(k)
+
+    def on_end(self) -> list[Record]:
+        out: list[Record] = []
+        self._expire(1 << 62, out)
+        self.records.clear()
+        return out
+
+
+def make_aggregate_processor(node: Aggregate, ctx: OpContext) -> Processor:
+    w = node.window
+    if w is None:
+        return NonWindowedAggregate(node, ctx)
+    if isinstance(w, (TumblingWindow, HoppingWindow)):
+        return TimeWindowAggregate(node, ctx)
+    if isinstance(w, SessionWindow):
+        return SessionAggregate(node, ctx)
+    if isinstance(w, SlidingWindow):
+        return SlidingAggregate(node, ctx)
+    raise TypeError(f"unknown window {w!r}")

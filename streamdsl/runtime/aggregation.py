@@ -1,0 +1,158 @@
+"""Executable aggregation functions built from an ``Aggregator`` spec.
+
+State is kept in an internal form (``avg`` keeps ``[sum, count]``); ``result`` turns it into
+the emitted value, always a fresh object so downstream never sees later mutations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..ir.aggregators import AggFunc, Aggregator
+
+__all__ = ["AggOps", "build_agg_ops"]
+
+class _Missing:
+    """The 'no value yet' marker; survives pickling and deepcopy as the same singleton."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return "_MISSING"
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+class AggOps:
+    """init / add / subtract / merge / result over one aggregation's state."""
+
+    def __init__(self, spec: Aggregator):
+        self.spec = spec
+        kind = spec.kind
+        if kind == "count":
+            self.init = lambda: 0
+            self.add = lambda s, v: s + 1
+            self.subtract = lambda s, v: s - 1
+            self.merge = lambda a, b: a + b
+            self.result = lambda s: s
+        elif kind == "reduce":
+            f = spec.add.compile_kv()  # (agg, value)
+            sub = spec.subtract.compile_kv() if spec.subtract else None
+            mrg = spec.merge.compile_kv() if spec.merge else f
+            self.init = lambda: _MISSING
+            self.add = lambda s, v: v if s is _MISSING else f(s, v)
+            self.subtract = (lambda s, v: sub(s, v)) if sub else _no_subtract
+            self.merge = lambda a, b: b if a is _MISSING else (a if b is _MISSING else mrg(a, b))
+            self.result = lambda s: None if s is _MISSING else s
+        elif kind == "aggregate":
+            f = spec.add.compile_kv()
+            sub = spec.subtract.compile_kv() if spec.subtract else None
+            mrg = spec.merge.compile_kv() if spec.merge else None
+            self.init = spec.initial
+            self.add = f
+            self.subtract = sub or _no_subtract
+            self.merge = mrg or _no_merge
+            self.result = lambda s: s
+        else:  # agg
+            fields = [(n, _field_ops(a)) for n, a in spec.fields]
+            self.init = lambda: [ops.init() for _, ops in fields]
+            self.add = lambda s, v: [ops.add(x, v) for (_, ops), x in zip(fields, s)]
+            self.subtract = lambda s, v: [ops.subtract(x, v) for (_, ops), x in zip(fields, s)]
+            self.merge = lambda a, b: [ops.merge(x, y) for (_, ops), x, y in zip(fields, a, b)]
+            self.result = lambda s: {n: ops.result(x) for (n, ops), x in zip(fields, s)}
+
+
+def _no_subtract(s, v):
+    raise TypeError("this aggregation has no subtractor")
+
+
+def _no_merge(a, b):
+    raise TypeError("this aggregation has no merger (pass merge=)")
+
+
+class _FieldOps:
+    __slots__ = ("init", "add", "subtract", "merge", "result")
+
+
+def _field_ops(a: AggFunc) -> _FieldOps:
+    o = _FieldOps()
+    get = a.fn.compile_value() if a.fn is not None else None
+    k = a.kind
+    if k == "count":
+        o.init = lambda: 0
+        o.add = lambda s, v: s + 1
+        o.subtract = lambda s, v: s - 1
+        o.merge = lambda x, y: x + y
+        o.result = lambda s: s
+    elif k == "sum":
+        def add(s, v):
+            x = get(v)
+            if x is None:
+                return s
+            return x if s is None else s + x
+
+        def sub(s, v):
+            x = get(v)
+            if x is None:
+                return s
+            return -x if s is None else s - x
+        o.init = lambda: None
+        o.add, o.subtract = add, sub
+        o.merge = lambda x, y: y if x is None else (x if y is None else x + y)
+        o.result = lambda s: s
+    elif k in ("min", "max"):
+        pick = min if k == "min" else max
+
+        def add(s, v):
+            x = get(v)
+            if x is None:
+                return s
+            return x if s is None else pick(s, x)
+        o.init = lambda: None
+        o.add = add
+        o.subtract = _no_subtract
+        o.merge = lambda x, y: y if x is None else (x if y is None else pick(x, y))
+        o.result = lambda s: s
+    elif k == "avg":
+        def add(s, v):
+            x = get(v)
+            return s if x is None else (s[0] + x, s[1] + 1)
+
+        def sub(s, v):
+            x = get(v)
+            return s if x is None else (s[0] - x, s[1] - 1)
+        o.init = lambda: (0, 0)
+        o.add, o.subtract = add, sub
+        o.merge = lambda x, y: (x[0] + y[0], x[1] + y[1])
+        o.result = lambda s: (s[0] / s[1]) if s[1] else None
+    elif k == "collect":
+        o.init = lambda: ()
+        o.add = lambda s, v: s + (get(v),)
+        o.subtract = _no_subtract
+        o.merge = lambda x, y: x + y
+        o.result = lambda s: list(s)
+    elif k == "first":
+        def add(s, v):
+            return s if s is not _MISSING else get(v)
+        o.init = lambda: _MISSING
+        o.add = add
+        o.subtract = _no_subtract
+        o.merge = lambda x, y: x if x is not _MISSING else y
+        o.result = lambda s: None if s is _MISSING else s
+    elif k == "last":
+        o.init = lambda: _MISSING
+        o.add = lambda s, v: get(v)
+        o.subtract = _no_subtract
+        o.merge = lambda x, y: y if y is not _MISSING else x
+        o.result = lambda s: None if s is _MISSING else s
+    else:  # pragma: no cover - AggFunc validates kinds
+        raise ValueError(k)
+    return o
+
+
+def build_agg_ops(spec: Aggregator) -> AggOps:
+    return AggOps(spec)

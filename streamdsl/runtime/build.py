@@ -1,0 +1,43 @@
+"""Build the processor of any IR node: the one place that maps node kinds to semantics."""
+
+from __future__ import annotations
+
+from ..ir.nodes import (Aggregate, Branch, Node, Source, StreamStreamJoin, StreamTableJoin,
+                        TableAggregate, TableFilter, TableMap, TableTableJoin)
+from .aggregate import make_aggregate_processor
+from .joins import StreamStreamJoinProcessor, StreamTableJoinProcessor, TableTableJoinProcessor
+from .metrics import Metrics
+from .processors import BranchProcessor, OpContext, Processor, StatelessProcessor
+from .tables import (TableAggregateProcessor, TableFilterProcessor, TableMapProcessor,
+                     TableSourceProcessor)
+
+__all__ = ["make_processor"]
+
+
+class _SourceProcessor(Processor):
+    def process(self, port, rec):
+        return [rec]
+
+
+def make_processor(node: Node, metrics: Metrics) -> Processor:
+    """A fresh processor (with empty state) for ``node``."""
+    ctx = OpContext(node.name, metrics)
+    if isinstance(node, Source):
+        return TableSourceProcessor(node, ctx) if node.table else _SourceProcessor(node, ctx)
+    if isinstance(node, Aggregate):
+        return make_aggregate_processor(node, ctx)
+    if isinstance(node, TableAggregate):
+        return TableAggregateProcessor(node, ctx)
+    if isinstance(node, StreamStreamJoin):
+        return StreamStreamJoinProcessor(node, ctx)
+    if isinstance(node, StreamTableJoin):
+        return StreamTableJoinProcessor(node, ctx)
+    if isinstance(node, TableTableJoin):
+        return TableTableJoinProcessor(node, ctx)
+    if isinstance(node, TableFilter):
+        return TableFilterProcessor(node, ctx)
+    if isinstance(node, TableMap):
+        return TableMapProcessor(node, ctx)
+    if isinstance(node, Branch):
+        return BranchProcessor(node, ctx)
+    return StatelessProcessor(node, ctx)

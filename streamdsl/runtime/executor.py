@@ -1,0 +1,192 @@
+"""A push-based, single-threaded executor of a plan over the shared processors.
+
+It is the local backend's engine, and the reference every other backend is compared with.
+Records are processed one input record at a time, depth first through the graph (as a Kafka
+Streams task does); several sources are merged in timestamp-synchronized order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator
+
+from ..errors import RecordError
+
+from ..ir.plan import Plan
+from .build import make_processor
+from .metrics import Metrics
+from .ordering import merge_by_timestamp
+from .processors import BadRecord, BranchProcessor, make_ingest
+from .records import DeadLetter, InputEvent, OutputRecord, Record
+
+__all__ = ["Executor"]
+
+SinkWriter = Callable[[OutputRecord], None]
+
+
+class Executor:
+    """Run ``plan`` record by record.
+
+    Args:
+        plan: the (validated, usually optimized) plan.
+        on_error: ``"fail"`` raises ``RecordError`` at the first bad record; ``"dead-letter"``
+            collects it (``dead_letters``) and goes on.
+        sink_writers: optional ``{sink topic: callable(OutputRecord)}``; sinks without a writer
+            collect their records in ``outputs``.
+        dead_letter_writer: optional callable receiving each ``DeadLetter``.
+    """
+
+    def __init__(self, plan: Plan, *, on_error: str | None = None,
+                 sink_writers: dict[str, SinkWriter] | None = None,
+                 dead_letter_writer: Callable[[DeadLetter], None] | None = None):
+        self.plan = plan
+        self.on_error = on_error or plan.on_error
+        self.metrics = Metrics()
+        self.outputs: dict[str, list[OutputRecord]] = {t: [] for t in plan.sink_topics()}
+        self.dead_letters: list[DeadLetter] = []
+        self._dl_writer = dead_letter_writer
+        self._order = [n.name for n in plan.topological()]
+        self.processors = {n.name: make_processor(n, self.metrics) for n in plan.topological()}
+        self._edges: dict[str, list[tuple[str, str, str | None]]] = {
+            name: [(e.dst, e.port, e.out) for e in plan.out_edges(name)] for name in self._order}
+        self._sources: dict[str, list[str]] = {}
+        self._ingest: dict[str, Callable[[InputEvent], Record]] = {}
+        for s in plan.sources():
+            self._sources.setdefault(s.topic, []).append(s.name)
+            self._ingest[s.name] = make_ingest(s)
+        self._writers: dict[str, SinkWriter] = {}
+        for s in plan.sinks():
+            w = (sink_writers or {}).get(s.topic)
+            self._writers[s.name] = w if w is not None else self.outputs[s.topic].append
+        self._sink_topic = {s.name: s.topic for s in plan.sinks()}
+        self._branch = {n: p for n, p in self.processors.items() if isinstance(p, BranchProcessor)}
+        self.ended = False
+
+    # ---- input ------------------------------------------------------------------------------------
+    def feed(self, ev: InputEvent) -> None:
+        """Process one input event through every source node reading its topic."""
+        names = self._sources.get(ev.topic)
+        if names is None:
+            raise KeyError(f"unknown source {ev.topic!r}; sources: {', '.join(self._sources)}")
+        self.metrics.records_in += 1
+        self.metrics.in_by_source[ev.topic] += 1
+        for name in names:
+            try:
+                rec = self._ingest[name](ev)
+            except BadRecord as e:
+                self._bad(name, str(e), ev.topic, ev.position, ev.key, ev.value, None)
+                continue
+            self._push(name, "in", rec)
+
+    def feed_many(self, events: Iterable[InputEvent]) -> None:
+        for ev in events:
+            self.feed(ev)
+
+    def run_sources(self, inputs: dict[str, Iterable[InputEvent]]) -> None:
+        """Merge several sources in timestamp-synchronized order and process them all."""
+        self.feed_many(self.merged(inputs))
+
+    def merged(self, inputs: dict[str, Iterable[InputEvent]]) -> Iterator[InputEvent]:
+        """The input order the semantics define (see ``merge_by_timestamp``)."""
+        topics = [t for t in self.plan.source_topics() if t in inputs]
+        unknown = set(inputs) - set(self._sources)
+        if unknown:
+            raise KeyError(f"unknown source(s) {sorted(unknown)}; sources: {', '.join(self._sources)}")
+        if len(topics) == 1:
+            return iter(inputs[topics[0]])
+        ts_fns = {t: self._ingest[self._sources[t][0]] for t in topics}
+
+        def ts_of(ev: InputEvent) -> int:
+            try:
+                return ts_fns[ev.topic](ev).ts
+            except BadRecord:
+                return -(1 << 62)  # undecodable records go first: they are dead-lettered anyway
+        return merge_by_timestamp([inputs[t] for t in topics], ts_of)
+
+    def end(self) -> None:
+        """End of input: stream time goes to infinity, every window closes, in topological order."""
+        if self.ended:
+            return
+        self.ended = True
+        for name in self._order:
+            proc = self.processors[name]
+            try:
+                outs = proc.on_end()
+            except Exception as e:  # a user function failing while windows close
+                self._fail(name, None, e)
+                continue
+            for rec in outs:
+                self._forward(name, rec, None)
+
+    # ---- propagation --------------------------------------------------------------------------------
+    def _push(self, name: str, port: str, rec: Record) -> None:
+        writer = self._writers.get(name)
+        if writer is not None:
+            self.metrics.records_out += 1
+            self.metrics.out_by_sink[self._sink_topic[name]] += 1
+            writer(OutputRecord(rec.key, rec.value, rec.ts, rec.window))
+            return
+        branch = self._branch.get(name)
+        try:
+            if branch is not None:
+                route = branch.route(rec)
+                if route is not None:
+                    self._forward(name, rec, route)
+                return
+            outs = self.processors[name].process(port, rec)
+        except Exception as e:
+            self._fail(name, rec, e)
+            return
+        for out in outs:
+            self._forward(name, out, None)
+
+    def _forward(self, name: str, rec: Record, out_port: str | None) -> None:
+        for dst, port, out in self._edges[name]:
+            if out is not None and out != out_port:
+                continue
+            self._push(dst, port, rec)
+
+    # ---- errors -------------------------------------------------------------------------------------
+    def _fail(self, name: str, rec: Record | None, exc: Exception) -> None:
+        if isinstance(exc, RecordError):
+            raise exc
+        node = self.plan.node(name)
+        reason = f"{type(exc).__name__}: {exc}"
+        source, position = (rec.origin if rec is not None and rec.origin else (None, None))
+        if self.on_error != "dead-letter":
+            where = f" (defined at {node.site})" if node.site else ""
+            raise RecordError(f"{reason}{where}; pass on_error='dead-letter' to send bad records "
+                              "to the dead-letter output instead", operator=name, source=source,
+                              position=position, key=rec.key if rec else None,
+                              value=rec.value if rec else None) from exc
+        self._dead(DeadLetter(source, position, name, reason, rec.key if rec else None,
+                              rec.value if rec else None, rec.ts if rec else None))
+
+    def _bad(self, name: str, reason: str, source: str, position: Any, key: Any, value: Any,
+             ts: int | None) -> None:
+        if self.on_error != "dead-letter":
+            raise RecordError(f"{reason}; pass on_error='dead-letter' to send bad records to the "
+                              "dead-letter output instead", operator=name, source=source,
+                              position=position, key=key, value=value)
+        self._dead(DeadLetter(source, position, name, reason, key, value, ts))
+
+    def _dead(self, dl: DeadLetter) -> None:
+        self.metrics.dead_lettered += 1
+        if self._dl_writer is not None:
+            self._dl_writer(dl)
+        else:
+            self.dead_letters.append(dl)
+
+    # ---- introspection --------------------------------------------------------------------------------
+    def state_sizes(self) -> dict[str, int]:
+        """Number of state entries held per stateful operator."""
+        return {n: p.state_size() for n, p in self.processors.items() if p.node.stateful}
+
+    def snapshot(self) -> dict:
+        return {n: p.snapshot() for n, p in self.processors.items()}
+
+    def restore(self, snap: dict) -> None:
+        for n, s in snap.items():
+            self.processors[n].restore(s)
+
+
+

@@ -1,0 +1,240 @@
+"""Processor protocol, the ingest step of sources, and the stateless processors."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..expr import Col
+from ..ir.fn import Fn
+from ..ir.nodes import (Branch, Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Merge, Node,
+                        Peek, Repartition, Sink, Source, ToStream)
+from ..timeutil import to_timestamp
+from .metrics import Metrics
+from .records import InputEvent, Record
+from .store import StoreSet
+
+__all__ = ["Processor", "OpContext", "BadRecord", "make_ingest", "stateless_fn", "StatelessProcessor",
+           "BranchProcessor"]
+
+
+class BadRecord(Exception):
+    """A record that cannot be ingested (missing key/timestamp field, undecodable)."""
+
+
+class OpContext:
+    """What an operator may touch: its stores and the run's metrics."""
+
+    __slots__ = ("node", "stores", "metrics")
+
+    def __init__(self, node: str, metrics: Metrics):
+        self.node = node
+        self.stores = StoreSet(node)
+        self.metrics = metrics
+
+    def late(self, n: int = 1) -> None:
+        self.metrics.record_late(self.node, n)
+
+    def skipped(self, n: int = 1) -> None:
+        self.metrics.record_skipped(self.node, n)
+
+
+class Processor:
+    """One operator instance. ``process`` takes a record on an input port and returns the
+    records it emits, in order; ``on_end`` is called once at end of input (stream time to
+    infinity) and returns what closing every window emits."""
+
+    node: Node
+    ctx: OpContext
+
+    def __init__(self, node: Node, ctx: OpContext):
+        self.node = node
+        self.ctx = ctx
+
+    def process(self, port: str, rec: Record) -> list[Record]:
+        raise NotImplementedError
+
+    def on_end(self) -> list[Record]:
+        return []
+
+    def state_size(self) -> int:
+        return sum(self.ctx.stores.sizes().values())
+
+    def snapshot(self) -> dict:
+        return self.ctx.stores.snapshot()
+
+    def restore(self, snap: dict) -> None:
+        self.ctx.stores.restore(snap)
+
+
+# ---- ingest --------------------------------------------------------------------------------------
+
+def make_ingest(node: Source) -> Callable[[InputEvent], Record]:
+    """Turn a raw input event into a record: decode errors, key and timestamp extraction.
+
+    Raises ``BadRecord`` with the reason for a record that must be dead-lettered.
+    """
+    key_fn = node.key.compile_value() if node.key is not None else None
+    key_field = node.key.expr.name if node.key is not None and isinstance(node.key.expr, Col) else None
+    ts_fn = node.timestamp.compile_value() if node.timestamp is not None else None
+    ts_field = (node.timestamp.expr.name
+                if node.timestamp is not None and isinstance(node.timestamp.expr, Col) else None)
+    table = node.table
+    topic = node.topic
+
+    def ingest(ev: InputEvent) -> Record:
+        if ev.error is not None:
+            raise BadRecord(ev.error)
+        value = ev.value
+        if value is None and not table:
+            key = ev.key if key_fn is None else None
+        elif key_fn is None or (value is None and table):
+            key = ev.key
+        else:
+            if key_field is not None and isinstance(value, dict) and key_field not in value:
+                raise BadRecord(f"missing key field {key_field!r}")
+            try:
+                key = key_fn(value)
+            except Exception as e:
+                raise BadRecord(f"cannot compute the key: {type(e).__name__}: {e}") from e
+        if ts_fn is None or value is None:
+            ts = ev.timestamp
+            if ts is None:
+                raise BadRecord("record has no timestamp (declare timestamp= on "
+                                f"{'table' if table else 'stream'}({topic!r}) or send one)")
+        else:
+            try:
+                ts = ts_fn(value)
+            except Exception as e:
+                raise BadRecord(f"cannot compute the timestamp: {type(e).__name__}: {e}") from e
+            if ts is None:
+                if ts_field is not None:
+                    raise BadRecord(f"missing timestamp field {ts_field!r}")
+                raise BadRecord("the timestamp function returned None")
+        try:
+            ts = to_timestamp(ts)
+        except (TypeError, ValueError) as e:
+            raise BadRecord(f"bad timestamp: {e}") from e
+        if ts < 0:
+            raise BadRecord(f"negative timestamp {ts}")
+        return Record(key, value, ts, None, (topic, ev.position))
+
+    return ingest
+
+
+# ---- stateless -------------------------------------------------------------------------------------
+
+def stateless_fn(node: Node) -> Callable[[Record], list[Record]]:
+    """Compile one stateless node (or a fused chain) into ``rec -> list[rec]``."""
+    if isinstance(node, Fused):
+        steps = [stateless_fn(s) for s in node.stages]
+
+        def fused(rec: Record) -> list[Record]:
+            recs = [rec]
+            for step in steps:
+                nxt: list[Record] = []
+                for r in recs:
+                    nxt.extend(step(r))
+                if not nxt:
+                    return nxt
+                recs = nxt
+            return recs
+        return fused
+    if isinstance(node, Filter):
+        pred = node.pred.compile_value()
+
+        def filt(rec):
+            r = pred(rec.value)
+            return [rec] if r is not None and r else []
+        return filt
+    if isinstance(node, Map):
+        f = node.fn.compile_value()
+        return lambda rec: [Record(rec.key, f(rec.value), rec.ts, rec.window, rec.origin)]
+    if isinstance(node, MapKV):
+        f = node.fn.compile_kv()
+
+        def mapkv(rec):
+            k, v = _pair(f(rec.key, rec.value), node)
+            return [Record(k, v, rec.ts, rec.window, rec.origin)]
+        return mapkv
+    if isinstance(node, FlatMap):
+        f = node.fn.compile_value()
+
+        def flat(rec):
+            out = f(rec.value)
+            if out is None:
+                return []
+            return [Record(rec.key, v, rec.ts, rec.window, rec.origin) for v in out]
+        return flat
+    if isinstance(node, FlatMapKV):
+        f = node.fn.compile_kv()
+
+        def flatkv(rec):
+            out = f(rec.key, rec.value)
+            if out is None:
+                return []
+            res = []
+            for kv in out:
+                k, v = _pair(kv, node)
+                res.append(Record(k, v, rec.ts, rec.window, rec.origin))
+            return res
+        return flatkv
+    if isinstance(node, KeyBy):
+        f = node.fn.compile_kv()
+        drop = node.drop_null
+
+        def keyby(rec):
+            k = f(rec.key, rec.value)
+            if k is None and drop:
+                return []
+            return [Record(k, rec.value, rec.ts, rec.window, rec.origin)]
+        return keyby
+    if isinstance(node, Peek):
+        f = node.fn.compile_kv()
+
+        def peek(rec):
+            f(rec.key, rec.value)
+            return [rec]
+        return peek
+    if isinstance(node, (Merge, Repartition, Sink, ToStream)):
+        return lambda rec: [rec]
+    raise TypeError(f"{node.kind} is not a stateless node")
+
+
+def _pair(kv: Any, node: Node) -> tuple[Any, Any]:
+    if not isinstance(kv, (tuple, list)) or len(kv) != 2:
+        raise TypeError(f"{node.kind} function must return a (key, value) pair, got {kv!r}")
+    return kv[0], kv[1]
+
+
+class StatelessProcessor(Processor):
+    """Wraps a stateless function as a processor."""
+
+    def __init__(self, node: Node, ctx: OpContext):
+        super().__init__(node, ctx)
+        self.fn = stateless_fn(node)
+
+    def process(self, port: str, rec: Record) -> list[Record]:
+        return self.fn(rec)
+
+
+class BranchProcessor(Processor):
+    """Routes a record to the first branch whose predicate holds: ``route`` gives the port."""
+
+    def __init__(self, node: Branch, ctx: OpContext):
+        super().__init__(node, ctx)
+        self.preds = [(name, f.compile_value()) for name, f in node.branches]
+        self.otherwise = node.otherwise
+
+    def route(self, rec: Record) -> str | None:
+        for name, pred in self.preds:
+            r = pred(rec.value)
+            if r is not None and r:
+                return name
+        return self.otherwise
+
+    def process(self, port: str, rec: Record) -> list[Record]:  # pragma: no cover - executors use route
+        raise TypeError("BranchProcessor.route() decides the output port")
+
+
+def is_null_safe(f: Fn) -> bool:
+    return f.transparent

@@ -1,0 +1,89 @@
+"""Record types that flow through processors and out of runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Record", "OutputRecord", "DeadLetter", "InputEvent"]
+
+
+class Record:
+    """A record in flight: key, value, event time (int ms), window (``(start, end)`` or None).
+
+    ``origin`` is ``(source, position)`` of the input record it derives from (for dead letters).
+    """
+
+    __slots__ = ("key", "value", "ts", "window", "origin")
+
+    def __init__(self, key: Any, value: Any, ts: int, window: tuple[int, int] | None = None,
+                 origin: tuple[str, Any] | None = None):
+        self.key = key
+        self.value = value
+        self.ts = ts
+        self.window = window
+        self.origin = origin
+
+    def with_(self, key: Any = ..., value: Any = ..., ts: Any = ..., window: Any = ...) -> "Record":
+        return Record(self.key if key is ... else key, self.value if value is ... else value,
+                      self.ts if ts is ... else ts, self.window if window is ... else window,
+                      self.origin)
+
+    def to_output(self) -> "OutputRecord":
+        return OutputRecord(self.key, self.value, self.ts, self.window)
+
+    def __repr__(self) -> str:
+        w = f", window={self.window}" if self.window is not None else ""
+        return f"Record(key={self.key!r}, value={self.value!r}, ts={self.ts}{w})"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    """A record as a sink receives it (what ``TestDriver.output`` returns)."""
+
+    key: Any
+    value: Any
+    timestamp: int
+    window: tuple[int, int] | None = None
+
+    def as_tuple(self) -> tuple:
+        return (self.key, self.value, self.timestamp, self.window)
+
+    def to_json_dict(self) -> dict:
+        d = {"key": self.key, "value": self.value, "timestamp": self.timestamp}
+        if self.window is not None:
+            d["window"] = {"start": self.window[0], "end": self.window[1]}
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be processed, with why and where it came from."""
+
+    source: str | None
+    position: Any
+    operator: str | None
+    reason: str
+    key: Any = None
+    value: Any = None
+    timestamp: int | None = None
+
+    def to_json_dict(self) -> dict:
+        return {"source": self.source, "position": self.position, "operator": self.operator,
+                "reason": self.reason, "key": self.key, "value": self.value,
+                "timestamp": self.timestamp}
+
+
+@dataclass(slots=True)
+class InputEvent:
+    """A raw input record as a connector delivers it, before key/timestamp extraction.
+
+    ``error`` is set (and ``value`` holds the raw text) when the connector could not decode it.
+    """
+
+    topic: str
+    key: Any
+    value: Any
+    timestamp: Any
+    position: Any
+    error: str | None = None

@@ -1,0 +1,197 @@
+"""Window definitions: small immutable value objects with a pure ``assign``.
+
+Windows are aligned to the epoch. ``assign(ts)`` returns the ``(start, end)`` pairs (end
+exclusive) of every time window a record with timestamp ``ts`` falls into. Session and sliding
+windows are data-driven, so their assignment lives in the operators; the objects carry the
+configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .timeutil import Duration, to_millis
+
+__all__ = [
+    "Window",
+    "TumblingWindow",
+    "HoppingWindow",
+    "SlidingWindow",
+    "SessionWindow",
+    "tumbling",
+    "hopping",
+    "sliding",
+    "session",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    """Base class; ``grace`` is in ms."""
+
+    kind: ClassVar[str] = "window"
+    grace: int = 0
+
+    def describe(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        d = {"kind": self.kind}
+        for f in self.__dataclass_fields__:
+            d[f] = getattr(self, f)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "Window":
+        d = dict(d)
+        kind = d.pop("kind")
+        cls = {c.kind: c for c in (TumblingWindow, HoppingWindow, SlidingWindow, SessionWindow)}[kind]
+        return cls(**d)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TumblingWindow(Window):
+    """Fixed-size, non-overlapping windows ``[k*size, (k+1)*size)``.
+
+    >>> TumblingWindow(size=10).assign(25)
+    [(20, 30)]
+    """
+
+    kind: ClassVar[str] = "tumbling"
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.size <= 0:
+            raise ValueError(f"tumbling window size must be positive, got {self.size} ms")
+
+    def assign(self, ts: int) -> list[tuple[int, int]]:
+        start = ts - ts % self.size
+        return [(start, start + self.size)]
+
+    @property
+    def advance(self) -> int:
+        return self.size
+
+    def describe(self) -> str:
+        return f"tumbling(size={_fmt(self.size)}, grace={_fmt(self.grace)})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoppingWindow(Window):
+    """Overlapping windows of ``size`` every ``advance``; never a negative start.
+
+    >>> HoppingWindow(size=10, advance=5).assign(12)
+    [(5, 15), (10, 20)]
+    >>> HoppingWindow(size=10, advance=5).assign(3)
+    [(0, 10)]
+    """
+
+    kind: ClassVar[str] = "hopping"
+    size: int
+    advance: int
+
+    def __post_init__(self) -> None:
+        if self.size <= 0 or self.advance <= 0:
+            raise ValueError("hopping window size and advance must be positive")
+        if self.advance > self.size:
+            raise ValueError(
+                f"hopping advance ({self.advance} ms) must not exceed size ({self.size} ms)")
+
+    def assign(self, ts: int) -> list[tuple[int, int]]:
+        # Kafka's TimeWindows.windowsFor: every start that is a multiple of advance in
+        # (ts - size, ts], never negative.
+        out = []
+        start = ts - ts % self.advance
+        while start > ts - self.size and start >= 0:
+            out.append((start, start + self.size))
+            start -= self.advance
+        out.reverse()
+        return out
+
+    def describe(self) -> str:
+        return (f"hopping(size={_fmt(self.size)}, advance={_fmt(self.advance)}, "
+                f"grace={_fmt(self.grace)})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlidingWindow(Window):
+    """Kafka Streams sliding windows: ``[t - size, t]`` inclusive, defined by the records."""
+
+    kind: ClassVar[str] = "sliding"
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.size <= 0:
+            raise ValueError("sliding window size must be positive")
+
+    def describe(self) -> str:
+        return f"sliding(size={_fmt(self.size)}, grace={_fmt(self.grace)})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionWindow(Window):
+    """Session windows: records within ``gap`` (inclusive) of each other share a session."""
+
+    kind: ClassVar[str] = "session"
+    gap: int
+
+    def __post_init__(self) -> None:
+        if self.gap <= 0:
+            raise ValueError("session gap must be positive")
+
+    def describe(self) -> str:
+        return f"session(gap={_fmt(self.gap)}, grace={_fmt(self.grace)})"
+
+
+def _fmt(v: int) -> str:
+    for unit, n in (("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+        if v and v % n == 0:
+            return f"{v // n}{unit}"
+    return f"{v}ms"
+
+
+def _size(size: Duration | None, ms: int | None, seconds: float | None, minutes: float | None,
+          hours: float | None, days: float | None, what: str) -> int:
+    total = 0
+    given = False
+    if size is not None:
+        total += to_millis(size, what=what)
+        given = True
+    for n, mult in ((ms, 1), (seconds, 1000), (minutes, 60_000), (hours, 3_600_000),
+                    (days, 86_400_000)):
+        if n is not None:
+            total += int(round(n * mult))
+            given = True
+    if not given:
+        raise TypeError(f"{what} is required (e.g. minutes=5 or a timedelta)")
+    return total
+
+
+def tumbling(size: Duration | None = None, *, ms: int | None = None, seconds: float | None = None,
+             minutes: float | None = None, hours: float | None = None, days: float | None = None,
+             grace: Duration = 0) -> TumblingWindow:
+    """Tumbling windows.
+
+    >>> tumbling(minutes=5, grace=60_000)
+    TumblingWindow(grace=60000, size=300000)
+    """
+    return TumblingWindow(size=_size(size, ms, seconds, minutes, hours, days, "window size"),
+                          grace=to_millis(grace, what="grace"))
+
+
+def hopping(size: Duration, advance: Duration, *, grace: Duration = 0) -> HoppingWindow:
+    """Hopping windows of ``size`` starting every ``advance``."""
+    return HoppingWindow(size=to_millis(size, what="window size"),
+                         advance=to_millis(advance, what="advance"),
+                         grace=to_millis(grace, what="grace"))
+
+
+def sliding(size: Duration, *, grace: Duration = 0) -> SlidingWindow:
+    """Sliding windows (Kafka ``SlidingWindows.ofTimeDifferenceAndGrace``)."""
+    return SlidingWindow(size=to_millis(size, what="window size"), grace=to_millis(grace, what="grace"))
+
+
+def session(gap: Duration, *, grace: Duration = 0) -> SessionWindow:
+    """Session windows with inactivity ``gap``."""
+    return SessionWindow(gap=to_millis(gap, what="gap"), grace=to_millis(grace, what="grace"))
