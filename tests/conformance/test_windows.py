@@ -161,12 +161,17 @@ def test_sliding_windows_emit_final(backend):
 
 SESSION_INPUTS = [("in", "a", "x", 1_000), ("in", "a", "x", 3_000),
                   ("in", "a", "x", 10_000), ("in", "a", "x", 6_000)]
+# gap 5s, grace 5s: [1s,3s] stays open (mergeable) until stream time passes
+# 3s + 5s + 5s = 13s, so the bridging record@6s (stream time 10s) can still merge it.
+# A closed session is never merged again (Kafka's session store expires sessions with
+# end <= stream_time - gap - grace), which is why the grace is needed here.
+SESSION = sd.session(sd.seconds(5), grace=sd.seconds(5))
 
 
 def test_session_merge_emits_tombstones_before_merged_session(backend):
     """Session gap 5s: a merge removes the old sessions, each forwarded as a tombstone
     (value None, ts = that session's end) before the merged session; window = (first, last)."""
-    got = run(_count(sd.session(sd.seconds(5))), backend, SESSION_INPUTS, "out")
+    got = run(_count(SESSION), backend, SESSION_INPUTS, "out")
     assert_changes(got, [
         ("a", 1, 1_000, (1_000, 1_000)),
         # 3s is within 5s of [1s,1s]: extending is a merge
@@ -174,7 +179,7 @@ def test_session_merge_emits_tombstones_before_merged_session(backend):
         ("a", 2, 3_000, (1_000, 3_000)),
         # 10s is 7s after 3s: new session
         ("a", 1, 10_000, (10_000, 10_000)),
-        # 6s bridges [1s,3s] (3s away) and [10s,10s] (4s away)
+        # 6s bridges [1s,3s] (3s away) and [10s,10s] (4s away); tombstones in session order
         ("a", None, 3_000, (1_000, 3_000)),
         ("a", None, 10_000, (10_000, 10_000)),
         ("a", 4, 10_000, (1_000, 10_000)),    # 2 + 1 + 1
@@ -182,8 +187,10 @@ def test_session_merge_emits_tombstones_before_merged_session(backend):
 
 
 def test_session_gap_is_inclusive(backend):
-    """A record exactly `gap` after a session joins it; gap+1 ms later starts a new one."""
-    got = run(_count(sd.session(sd.seconds(5))), backend,
+    """A record exactly `gap` after a session joins it; gap+1 ms later starts a new one.
+    (grace 2s keeps the session clear of the store-expiry boundary at stream time end+gap.)"""
+    window = sd.session(sd.seconds(5), grace=sd.seconds(2))
+    got = run(_count(window), backend,
               [("in", "a", "x", 1_000), ("in", "a", "x", 6_000), ("in", "a", "x", 11_001)], "out")
     assert_changes(got, [
         ("a", 1, 1_000, (1_000, 1_000)),
@@ -195,8 +202,23 @@ def test_session_gap_is_inclusive(backend):
 
 def test_session_emit_final(backend):
     """Emit final on sessions: only the surviving merged session, no tombstones."""
-    got = run(_count(sd.session(sd.seconds(5)), emit="final"), backend, SESSION_INPUTS, "out")
+    got = run(_count(SESSION, emit="final"), backend, SESSION_INPUTS, "out")
     assert_final(got, [("a", 4, 10_000, (1_000, 10_000))])
+
+
+def test_closed_session_is_not_merged(backend):
+    """Once stream time passes end + gap + grace a session is closed: a later record within
+    `gap` of it starts a new session instead (grace 0: [1s,3s] closed at stream time 10s, so
+    the record@6s only merges with [10s,10s])."""
+    got = run(_count(sd.session(sd.seconds(5))), backend, SESSION_INPUTS, "out")
+    assert_changes(got, [
+        ("a", 1, 1_000, (1_000, 1_000)),
+        ("a", None, 1_000, (1_000, 1_000)),
+        ("a", 2, 3_000, (1_000, 3_000)),
+        ("a", 1, 10_000, (10_000, 10_000)),
+        ("a", None, 10_000, (10_000, 10_000)),
+        ("a", 2, 10_000, (6_000, 10_000)),
+    ])
 
 
 def test_session_sessions_are_per_key(backend):
