@@ -115,7 +115,7 @@ class Stream:
                 raise TopologyError("merge() takes streams (call to_stream() on a table first)",
                                     site=site)
         ins = [(s._node, f"in{i}", s._out) for i, s in enumerate((self, *others))]
-        node = self._topo._add(Merge, ins, name=name, site=site, inputs=len(ins))
+        node = self._topo._add(Merge, ins, name=name, site=site)
         return Stream(self._topo, node.name, None,
                       any(s._key_changed for s in (self, *others)))
 

@@ -213,10 +213,6 @@ class Merge(Node):
 
     kind: ClassVar[str] = "Merge"
     in_ports: ClassVar[tuple[str, ...]] = ()
-    inputs: int = 2
-
-    def describe(self) -> str:
-        return f"{self.inputs} inputs"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)

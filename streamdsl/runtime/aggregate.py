@@ -205,7 +205,9 @@ class SlidingAggregate(_AggBase):
     ``t < size``), updates every open window containing ``t``, creates its right window
     ``[t + 1, t + 1 + size]`` if a later record falls in it, and creates the right window of an
     earlier record that ``t`` is the first to fall into. Aggregates fold the window's records in
-    (timestamp, arrival) order; windows updated by one record are emitted by start.
+    (timestamp, arrival) order. Emitted in that order: updated windows (by start), the earlier
+    record's right window, the left window, the right window. Because the end is inclusive, a
+    window closes when ``end + grace < stream_time``.
     """
 
     def __init__(self, node: Aggregate, ctx: OpContext):
@@ -237,7 +239,8 @@ class SlidingAggregate(_AggBase):
         close = st - self.grace
         size = self.size
         out: list[Record] = []
-        if t + 1 + size <= close:
+        # A window [s, s + size] includes its end, so it stays open while s + size >= close.
+        if t + 1 + size < close:
             self.ctx.late()
             self._expire(close, out)
             return out
@@ -249,43 +252,42 @@ class SlidingAggregate(_AggBase):
         if wins is None:
             wins = {}
             self.windows.put(k, wins)
-        affected: dict[int, tuple] = {}
+        emitted: list[int] = []
 
         def create(start: int) -> None:
-            if start + size <= close or start in wins:
+            if start + size < close or start in wins:
                 return
             res = self._fold(recs, start, start + size)
             if res is not None:
                 wins[start] = res
                 heapq.heappush(heap, (start + size, key_order(k), start, next(self._seq), k))
-                affected[start] = res
+                emitted.append(start)
 
-        left = max(0, t - size)
-        # 1. windows that already exist and contain t (its left window included) get the record
-        for start, (agg, mts) in list(wins.items()):
-            if start <= t <= start + size and start + size > close:
-                res = (self.ops.add(agg, v), max(mts, t))
-                wins[start] = res
-                affected[start] = res
-        # 2. its left window, if new
-        create(left)
-        # 3. its right window, if some record falls into it
-        if any(t < r[0] <= t + 1 + size for r in recs):
-            create(t + 1)
-        # 4. the right window of the latest earlier record, if t is the first to fall into it
+        # 1. existing windows containing t (its left window included) get the record, by start
+        for start in sorted(wins):
+            agg, mts = wins[start]
+            if start <= t <= start + size and start + size >= close:
+                wins[start] = (self.ops.add(agg, v), max(mts, t))
+                emitted.append(start)
+        # 2. the right window of the latest earlier record, if t is the first to fall into it
         earlier = [r[0] for r in recs if r[0] < t and r[0] + 1 <= t <= r[0] + 1 + size]
         if earlier:
             create(max(earlier) + 1)
-        for start in sorted(affected):
-            agg, mts = affected[start]
-            if not self.final:
+        # 3. its left window, if new
+        create(max(0, t - size))
+        # 4. its right window, if some later record falls into it
+        if any(t < r[0] <= t + 1 + size for r in recs):
+            create(t + 1)
+        if not self.final:
+            for start in emitted:
+                agg, mts = wins[start]
                 out.append(Record(k, self.ops.result(agg), mts, (start, start + size), rec.origin))
         self._expire(close, out)
         return out
 
     def _expire(self, close: int, out: list[Record]) -> None:
         heap = self._heap()
-        while heap and heap[0][0] <= close:
+        while heap and heap[0][0] < close:
             end, _, start, _, k = heapq.heappop(heap)
             wins = self.windows.get(k)
             cur = wins.pop(start, None) if wins else None

@@ -18,7 +18,7 @@ from .ordering import merge_by_timestamp
 from .processors import BadRecord, BranchProcessor, make_ingest
 from .records import DeadLetter, InputEvent, OutputRecord, Record
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "merge_inputs"]
 
 SinkWriter = Callable[[OutputRecord], None]
 
@@ -86,21 +86,11 @@ class Executor:
         self.feed_many(self.merged(inputs))
 
     def merged(self, inputs: dict[str, Iterable[InputEvent]]) -> Iterator[InputEvent]:
-        """The input order the semantics define (see ``merge_by_timestamp``)."""
-        topics = [t for t in self.plan.source_topics() if t in inputs]
+        """The input order the semantics define (see ``merge_inputs``)."""
         unknown = set(inputs) - set(self._sources)
         if unknown:
             raise KeyError(f"unknown source(s) {sorted(unknown)}; sources: {', '.join(self._sources)}")
-        if len(topics) == 1:
-            return iter(inputs[topics[0]])
-        ts_fns = {t: self._ingest[self._sources[t][0]] for t in topics}
-
-        def ts_of(ev: InputEvent) -> int:
-            try:
-                return ts_fns[ev.topic](ev).ts
-            except BadRecord:
-                return -(1 << 62)  # undecodable records go first: they are dead-lettered anyway
-        return merge_by_timestamp([inputs[t] for t in topics], ts_of)
+        return merge_inputs(self.plan, inputs)
 
     def end(self) -> None:
         """End of input: stream time goes to infinity, every window closes, in topological order."""
@@ -190,3 +180,27 @@ class Executor:
 
 
 
+
+
+def merge_inputs(plan: Plan, inputs: dict[str, Iterable[InputEvent]]) -> Iterator[InputEvent]:
+    """Merge per-source event sequences in Kafka Streams' timestamp-synchronized order.
+
+    Each source keeps its own order; the next event is the head with the smallest timestamp
+    (as the source's key/timestamp extraction gives it), ties going to the source declared
+    first. Undecodable events go first (they are dead-lettered, so their place changes no
+    result). Every backend uses this order for a run's input.
+    """
+    topics = [t for t in plan.source_topics() if t in inputs]
+    if len(topics) == 1:
+        return iter(inputs[topics[0]])
+    first_source = {}
+    for s in plan.sources():
+        first_source.setdefault(s.topic, s)
+    ingest = {t: make_ingest(first_source[t]) for t in topics}
+
+    def ts_of(ev: InputEvent) -> int:
+        try:
+            return ingest[ev.topic](ev).ts
+        except BadRecord:
+            return -(1 << 62)
+    return merge_by_timestamp([inputs[t] for t in topics], ts_of)
