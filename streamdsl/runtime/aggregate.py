@@ -79,50 +79,75 @@ class NonWindowedAggregate(_AggBase):
 
 
 class TimeWindowAggregate(_AggBase):
-    """Tumbling and hopping windows."""
+    """Tumbling and hopping windows.
+
+    State: ``windows`` maps window start -> {key: (agg, max_ts)}; ``meta`` holds stream time and
+    the sorted list of open window starts. All windows share one size, so ordering by start is
+    ordering by end: closing pops whole windows from the front, keys sorted within each.
+    """
 
     def __init__(self, node: Aggregate, ctx: OpContext):
         super().__init__(node, ctx)
         self.window = node.window
+        self.size = node.window.size
         self.grace = node.window.grace
-        self.store = ctx.stores.kv("windows")  # (key, start) -> (agg, max_ts)
+        self.windows = ctx.stores.kv("windows").data
+        self.meta_data = self.meta.data
+        self.meta_data.setdefault("stream_time", _NEG_INF)
+        self.meta_data.setdefault("starts", [])
 
     def process(self, port: str, rec: Record) -> list[Record]:
         k, v, ts = rec.key, rec.value, rec.ts
         if k is None or v is None:
             self.ctx.skipped()
             return []
-        st = self._advance(ts)
+        meta = self.meta_data
+        st = meta["stream_time"]
+        if ts > st:
+            st = meta["stream_time"] = ts
         close = st - self.grace
         out: list[Record] = []
-        heap = self._heap()
+        windows = self.windows
+        add = self.ops.add
         for start, end in self.window.assign(ts):
             if end <= close:
                 self.ctx.late()
                 continue
-            sk = (k, start)
-            cur = self.store.get(sk)
+            bucket = windows.get(start)
+            if bucket is None:
+                bucket = windows[start] = {}
+                bisect.insort(meta["starts"], start)
+            cur = bucket.get(k)
             if cur is None:
-                agg, mts = self.ops.add(self.ops.init(), v), ts
-                heapq.heappush(heap, (end, key_order(k), start, next(self._seq), k))
+                agg, mts = add(self.ops.init(), v), ts
             else:
-                agg, mts = self.ops.add(cur[0], v), max(cur[1], ts)
-            self.store.put(sk, (agg, mts))
+                agg, mts = add(cur[0], v), (cur[1] if cur[1] > ts else ts)
+            bucket[k] = (agg, mts)
             if not self.final:
                 out.append(Record(k, self.ops.result(agg), mts, (start, end), rec.origin))
-        self._expire(close, out)
+        starts = meta["starts"]
+        if starts and starts[0] + self.size <= close:
+            self._expire(close, out)
         return out
 
     def _expire(self, close: int, out: list[Record]) -> None:
-        heap = self._heap()
-        while heap and heap[0][0] <= close:
-            end, _, start, _, k = heapq.heappop(heap)
-            cur = self.store.get((k, start))
-            if cur is None:
-                continue
-            self.store.delete((k, start))
-            if self.final:
-                out.append(Record(k, self.ops.result(cur[0]), cur[1], (start, end)))
+        starts = self.meta_data["starts"]
+        size = self.size
+        n = 0
+        while n < len(starts) and starts[n] + size <= close:
+            start = starts[n]
+            n += 1
+            bucket = self.windows.pop(start, None)
+            if self.final and bucket:
+                result = self.ops.result
+                window = (start, start + size)
+                for k in sorted(bucket, key=key_order):
+                    agg, mts = bucket[k]
+                    out.append(Record(k, result(agg), mts, window))
+        del starts[:n]
+
+    def state_size(self) -> int:
+        return sum(len(b) for b in self.windows.values())
 
     def on_end(self) -> list[Record]:
         out: list[Record] = []

@@ -15,7 +15,7 @@ from ..ir.plan import Plan
 from .build import make_processor
 from .metrics import Metrics
 from .ordering import merge_by_timestamp
-from .processors import BadRecord, BranchProcessor, make_ingest
+from .processors import BadRecord, BranchProcessor, StatelessProcessor, make_ingest
 from .records import DeadLetter, InputEvent, OutputRecord, Record
 
 __all__ = ["Executor", "merge_inputs"]
@@ -60,6 +60,7 @@ class Executor:
         self._sink_topic = {s.name: s.topic for s in plan.sinks()}
         self._branch = {n: p for n, p in self.processors.items() if isinstance(p, BranchProcessor)}
         self.ended = False
+        self._compile()
 
     # ---- input ------------------------------------------------------------------------------------
     def feed(self, ev: InputEvent) -> None:
@@ -108,32 +109,77 @@ class Executor:
                 self._forward(name, rec, None)
 
     # ---- propagation --------------------------------------------------------------------------------
-    def _push(self, name: str, port: str, rec: Record) -> None:
+    def _compile(self) -> None:
+        """Build one closure per node (``port, rec -> None``) that processes and forwards.
+
+        Built downstream-first, so each closure holds its targets directly: a record moves
+        through the graph by plain function calls, without dictionary lookups.
+        """
+        push: dict[str, Callable[[str, Record], None]] = {}
+        emit: dict[str, Callable[[Record, str | None], None]] = {}
+        for name in reversed(self._order):
+            targets = [(push[dst], port, out) for dst, port, out in self._edges[name]]
+            emit[name] = _make_emit(targets)
+            push[name] = self._make_push(name, emit[name])
+        self._push_fns = push
+        self._emit_fns = emit
+
+    def _make_push(self, name: str, emit: Callable[[Record, str | None], None]):
         writer = self._writers.get(name)
+        metrics = self.metrics
         if writer is not None:
-            self.metrics.records_out += 1
-            self.metrics.out_by_sink[self._sink_topic[name]] += 1
-            writer(OutputRecord(rec.key, rec.value, rec.ts, rec.window))
-            return
+            topic = self._sink_topic[name]
+            counter = metrics.out_by_sink
+
+            def sink(port: str, rec: Record) -> None:
+                metrics.records_out += 1
+                counter[topic] += 1
+                writer(OutputRecord(rec.key, rec.value, rec.ts, rec.window))
+            return sink
+        fail = self._fail
         branch = self._branch.get(name)
-        try:
-            if branch is not None:
-                route = branch.route(rec)
-                if route is not None:
-                    self._forward(name, rec, route)
+        if branch is not None:
+            route = branch.route
+
+            def branch_push(port: str, rec: Record) -> None:
+                try:
+                    r = route(rec)
+                except Exception as e:
+                    fail(name, rec, e)
+                    return
+                if r is not None:
+                    emit(rec, r)
+            return branch_push
+        proc = self.processors[name]
+        if isinstance(proc, StatelessProcessor):
+            fn = proc.fn
+
+            def stateless_push(port: str, rec: Record) -> None:
+                try:
+                    outs = fn(rec)
+                except Exception as e:
+                    fail(name, rec, e)
+                    return
+                for out in outs:
+                    emit(out, None)
+            return stateless_push
+        process = proc.process
+
+        def stateful_push(port: str, rec: Record) -> None:
+            try:
+                outs = process(port, rec)
+            except Exception as e:
+                fail(name, rec, e)
                 return
-            outs = self.processors[name].process(port, rec)
-        except Exception as e:
-            self._fail(name, rec, e)
-            return
-        for out in outs:
-            self._forward(name, out, None)
+            for out in outs:
+                emit(out, None)
+        return stateful_push
+
+    def _push(self, name: str, port: str, rec: Record) -> None:
+        self._push_fns[name](port, rec)
 
     def _forward(self, name: str, rec: Record, out_port: str | None) -> None:
-        for dst, port, out in self._edges[name]:
-            if out is not None and out != out_port:
-                continue
-            self._push(dst, port, rec)
+        self._emit_fns[name](rec, out_port)
 
     # ---- errors -------------------------------------------------------------------------------------
     def _fail(self, name: str, rec: Record | None, exc: Exception) -> None:
@@ -204,3 +250,23 @@ def merge_inputs(plan: Plan, inputs: dict[str, Iterable[InputEvent]]) -> Iterato
         except BadRecord:
             return -(1 << 62)
     return merge_by_timestamp([inputs[t] for t in topics], ts_of)
+
+
+def _make_emit(targets: list[tuple[Callable[[str, Record], None], str, str | None]]):
+    """Forwarding to the downstream closures (``out`` filters a branch's output port)."""
+    if not targets:
+        return lambda rec, out_port: None
+    if len(targets) == 1 and targets[0][2] is None:
+        fn, port, _ = targets[0]
+        return lambda rec, out_port: fn(port, rec)
+    if all(t[2] is None for t in targets):
+        def fan_out(rec: Record, out_port: str | None) -> None:
+            for fn, port, _ in targets:
+                fn(port, rec)
+        return fan_out
+
+    def routed(rec: Record, out_port: str | None) -> None:
+        for fn, port, out in targets:
+            if out is None or out == out_port:
+                fn(port, rec)
+    return routed

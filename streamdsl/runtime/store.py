@@ -46,11 +46,18 @@ class KeyValueStore:
     def clear(self) -> None:
         self._data.clear()
 
+    @property
+    def data(self) -> dict:
+        """The underlying dict, for operators' hot paths. It stays the same object for the
+        store's lifetime (``restore`` refills it), so an operator may keep a reference."""
+        return self._data
+
     def snapshot(self) -> dict:
         return copy.deepcopy(self._data)
 
     def restore(self, data: dict) -> None:
-        self._data = copy.deepcopy(data)
+        self._data.clear()
+        self._data.update(copy.deepcopy(data))
 
 
 class StoreSet:
