@@ -13,8 +13,11 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 def ms(n: float) -> int:
-    """``n`` milliseconds as int ms.  >>> ms(5)
-    5"""
+    """``n`` milliseconds as int ms.
+
+    >>> ms(5)
+    5
+    """
     return int(n)
 
 
@@ -37,8 +40,11 @@ def minutes(n: float) -> int:
 
 
 def hours(n: float) -> int:
-    """``n`` hours in ms.  >>> hours(1)
-    3600000"""
+    """``n`` hours in ms.
+
+    >>> hours(1)
+    3600000
+    """
     return int(round(n * 3_600_000))
 
 
