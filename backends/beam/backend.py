@@ -1,0 +1,383 @@
+"""``BeamBackend``: compile a plan into an Apache Beam pipeline and run it."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+from operator import itemgetter
+from typing import Any, Callable, Iterator
+
+from streamdsl.backend import Backend, ReplaySession, RunResult
+from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
+from streamdsl.errors import ConnectorError, StreamDSLError
+from streamdsl.ir.nodes import NODE_KINDS
+from streamdsl.ir.plan import Plan
+from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.processors import BadRecord, make_ingest
+from streamdsl.runtime.records import InputEvent
+
+from .ordering import NEG_INF, input_key, merge_keys
+from .runstate import RunState, register, release
+
+__all__ = ["BeamBackend", "BeamJob", "DIRECT_RUNNERS"]
+
+#: Runner names run by Beam's FnApiRunner, the engine of Beam's Python DirectRunner.
+DIRECT_RUNNERS = ("DirectRunner", "FnApiRunner", "direct")
+#: Connector types read or written inside the pipeline (by workers).
+FILE_TYPES = ("jsonl", "csv")
+
+
+class BeamJob:
+    """A compiled pipeline, ready to run once.
+
+    Attributes:
+        pipeline: the ``beam.Pipeline`` (its top-level transforms are labelled with the plan's
+            node names).
+    """
+
+    def __init__(self, backend: "BeamBackend", plan: Plan, pipeline: Any, run: RunState, *,
+                 on_error: str, collected_sinks: list[str], dead_letter: Any, in_process: bool):
+        self.backend = backend
+        self.plan = plan
+        self.pipeline = pipeline
+        self.state = run
+        self.on_error = on_error
+        self.collected_sinks = collected_sinks
+        self.dead_letter = dead_letter
+        self.in_process = in_process
+        self._done = False
+
+    def labels(self) -> list[str]:
+        """Labels of the pipeline's top-level transforms, in the order they were applied."""
+        return [t.full_label for t in self.pipeline.transforms_stack[0].parts]
+
+    def run(self) -> RunResult:
+        """Run the pipeline to completion and gather outputs, dead letters and metrics.
+
+        Raises:
+            RecordError: a record failed with ``on_error="fail"`` (the first failure in the
+                defined input order, as the local backend reports it).
+        """
+        if self._done:
+            raise StreamDSLError("a compiled Beam pipeline runs once; compile the plan again")
+        self._done = True
+        from .dofns import DEAD, FATAL
+        from .compiler import DEAD_LETTER_CHANNEL, sink_channel
+        from .metrics import read_metrics
+        try:
+            with _worker_path(not self.in_process):
+                result = self.pipeline.run()
+                result.wait_until_finish()
+            gathered = self.state.gather()
+        finally:
+            release(self.state)
+        dls = sorted(gathered.get(DEAD_LETTER_CHANNEL, []), key=itemgetter(0))
+        for _lkey, kind, err in dls:
+            if kind == FATAL:
+                raise err
+        outputs: dict[str, list] = {t: [] for t in self.plan.sink_topics()}
+        for topic in self.collected_sinks:
+            items = sorted(gathered.get(sink_channel(topic), []), key=itemgetter(0))
+            outputs[topic] = [rec for _lkey, rec in items]
+        dead = [dl for _lkey, kind, dl in dls if kind == DEAD]
+        return RunResult(outputs, dead, read_metrics(result))
+
+
+class BeamBackend(Backend):
+    """Runs plans as Apache Beam pipelines (DirectRunner here; Flink, Spark, Dataflow by options).
+
+    Every node kind is supported, with the local backend's results: Beam keeps no order, so
+    each element carries its lineage key (``streamdsl.backends.beam.ordering``) and each
+    stateful node runs the shared processors over its task's records sorted by it.
+
+    Args:
+        **default_options: pipeline options applied to every run (``runner=``,
+            ``pipeline_args=[...]``, or any Beam option as a keyword, e.g.
+            ``direct_running_mode="multi_processing", direct_num_workers=2``).
+
+    >>> import streamdsl as sd
+    >>> from streamdsl.backend import get_backend
+    >>> topo = sd.Topology("t")
+    >>> topo.stream("in").filter(sd.col("n") > 1).to("out")
+    >>> res = get_backend("beam").run(topo.plan(), {"in": {"type": "memory", "records": [
+    ...     ("a", {"n": 2}, 1), ("b", {"n": 0}, 2)]}}, {})
+    >>> [(r.key, r.value) for r in res.outputs["out"]]
+    [('a', {'n': 2})]
+    """
+
+    name = "beam"
+    capabilities = frozenset(NODE_KINDS)
+    options_help = {
+        "runner": "Beam runner: DirectRunner (default; Beam's FnApiRunner), FlinkRunner, "
+                  "SparkRunner, DataflowRunner, PrismRunner...",
+        "pipeline_args": "Beam pipeline options as command-line flags, e.g. "
+                         "['--direct_running_mode=multi_processing', '--direct_num_workers=2'] "
+                         "or ['--runner=FlinkRunner', '--flink_master=host:8081']",
+        "direct_running_mode": "DirectRunner: in_memory (default), multi_threading or "
+                               "multi_processing",
+        "direct_num_workers": "DirectRunner: number of workers (threads or processes)",
+    }
+
+    def __init__(self, **default_options: Any):
+        self.default_options = default_options
+
+    @property
+    def version(self) -> str:
+        import apache_beam
+        return apache_beam.__version__
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.default_options.items())
+        return f"BeamBackend({opts})"
+
+    # ---- compiling ---------------------------------------------------------------------------
+    def compile(self, plan: Plan, events: list[InputEvent] | None = None, *, flush: bool = True,
+                on_error: str | None = None, **options: Any) -> BeamJob:
+        """Build the pipeline of ``plan`` over ``events`` (the input, in the defined order).
+
+        Raises:
+            UnsupportedNodeError: a node kind this backend does not run (before anything runs).
+        """
+        self.check(plan)
+        inputs: dict[str, list] = {t: [] for t in plan.source_topics()}
+        for p, ev in enumerate(events or ()):
+            if ev.topic not in inputs:
+                raise KeyError(f"unknown source {ev.topic!r}; sources: {', '.join(inputs)}")
+            inputs[ev.topic].append((input_key(p), ev))
+        return self._build(plan, inputs, {}, {}, None, flush=flush, on_error=on_error,
+                           options=options)
+
+    def _build(self, plan: Plan, events: dict[str, list], files: dict[str, dict],
+               sinks: dict[str, Any], dead_letter: Any, *, flush: bool, on_error: str | None,
+               options: dict) -> BeamJob:
+        import apache_beam as beam
+
+        from .compiler import PipelineBuilder
+        runner, pipeline_options, in_process = self._runner(options)
+        run = register(in_process)
+        try:
+            readers: dict[str, tuple] = {}
+            for topic, evs in events.items():
+                if in_process:
+                    run.events[topic] = evs
+                    readers[topic] = ("events", None)
+                else:
+                    readers[topic] = ("events", evs)
+            topics = plan.source_topics()
+            for topic, spec in files.items():
+                first = next(s for s in plan.sources() if s.topic == topic)
+                readers[topic] = ("file", spec, topics.index(topic),
+                                  first if len(topics) > 1 else None)
+            builder = PipelineBuilder(self.name, plan, run, readers=readers, sinks=sinks,
+                                      dead_letter=dead_letter, flush=flush,
+                                      on_error=on_error or plan.on_error)
+            pipeline = beam.Pipeline(runner=runner, options=pipeline_options)
+            builder.build(pipeline)
+            if not in_process:
+                _pickle_by_value(plan)
+        except BaseException:
+            release(run)
+            raise
+        return BeamJob(self, plan, pipeline, run, on_error=on_error or plan.on_error,
+                       collected_sinks=[t for t in plan.sink_topics() if sinks.get(t) is None],
+                       dead_letter=dead_letter, in_process=in_process)
+
+    def _runner(self, options: dict) -> tuple[Any, Any, bool]:
+        from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
+                                                          StandardOptions, TypeOptions)
+        opts = {**self.default_options, **options}
+        runner = opts.pop("runner", None)
+        args = list(opts.pop("pipeline_args", None) or [])
+        po = PipelineOptions(args, **opts)
+        name = runner or po.view_as(StandardOptions).runner or "DirectRunner"
+        # Our transforms carry no type hints; checking them only costs construction time.
+        po.view_as(TypeOptions).pipeline_type_check = False
+        if isinstance(name, str) and name in DIRECT_RUNNERS:
+            # DirectRunner would try Prism first (downloading a binary); FnApiRunner is what it
+            # falls back to, and the engine whose running modes we test.
+            from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+            mode = po.view_as(DirectOptions).direct_running_mode or "in_memory"
+            return FnApiRunner(), po, mode != "multi_processing"
+        po.view_as(StandardOptions).runner = name
+        return name, po, False
+
+    def check_options(self, options: dict) -> None:
+        """Fail early on options Beam does not know (a ``TypeError`` naming them)."""
+        from apache_beam.options.pipeline_options import PipelineOptions
+        opts = {**self.default_options, **options}
+        opts.pop("runner", None)
+        args = opts.pop("pipeline_args", None) or []
+        if not isinstance(args, (list, tuple)):
+            raise TypeError("pipeline_args must be a list of command-line flags")
+        known = set(PipelineOptions(list(args)).get_all_options(retain_unknown_options=True))
+        unknown = sorted(k for k in opts if k not in known)
+        if unknown:
+            raise TypeError(f"unknown Beam pipeline option(s) {', '.join(unknown)}; see "
+                            "`python -m apache_beam.examples.wordcount --help` for the options")
+
+    # ---- running -----------------------------------------------------------------------------
+    def session(self, plan: Plan, *, on_error: str | None = None, **options: Any) -> ReplaySession:
+        self.check(plan)
+        self.check_options(options)
+        return ReplaySession(self, plan, on_error=on_error, options=options)
+
+    def execute(self, plan: Plan, events: list[InputEvent], *, flush: bool = True,
+                on_error: str | None = None, **options: Any) -> RunResult:
+        """Run ``plan`` over ``events`` (in the defined input order): what ``TestDriver`` uses.
+
+        With ``flush=False`` no window is closed: the result is what was emitted before the
+        end of the input.
+        """
+        return self.compile(plan, events, flush=flush, on_error=on_error, **options).run()
+
+    def run(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
+            on_error: str | None = None, dead_letter: Any = None,
+            progress: Callable[[Metrics], None] | None = None, runner: str | None = None,
+            pipeline_args: list[str] | None = None, **options: Any) -> RunResult:
+        """Read ``inputs`` ({source: connector spec or URI}), write ``outputs`` ({sink: spec}).
+
+        JSON-lines and CSV files are read and written by the pipeline's workers (the paths
+        must be visible to them); other connectors (memory, stdin/stdout) are read and written
+        here. Sinks without a spec are collected in the result. ``progress`` is called once,
+        with the final metrics, when the pipeline has finished.
+        """
+        self.check(plan)
+        missing = [t for t in plan.source_topics() if t not in inputs]
+        if missing:
+            raise ConnectorError(f"no input given for source(s) {', '.join(missing)}")
+        unknown = sorted(set(inputs) - set(plan.source_topics()))
+        if unknown:
+            raise ConnectorError(f"unknown source(s) {', '.join(unknown)}; sources: "
+                                 f"{', '.join(plan.source_topics())}")
+        topics = plan.source_topics()
+        files: dict[str, dict] = {}
+        events: dict[str, list] = {}
+        for topic in topics:
+            spec = parse_uri(inputs[topic])
+            if spec["type"] in FILE_TYPES:
+                files[topic] = spec
+            elif spec["type"] == "kafka":
+                raise ConnectorError("the beam backend reads files and memory inputs; for Kafka "
+                                     "use the local backend (or Beam's KafkaIO in a pipeline "
+                                     "of your own)")
+            else:
+                events[topic] = [((0, *k), ev) for k, ev in merge_keys(
+                    open_source(topic, spec), topics.index(topic),
+                    _ts_of(plan, topic) if len(topics) > 1 else None)]
+        written: dict[str, Any] = {}
+        drivers: dict[str, Any] = {}
+        for topic, spec in outputs.items():
+            spec = parse_uri(spec)
+            if spec["type"] in FILE_TYPES:
+                open_sink(topic, spec).close()  # the file exists (empty) even with no records
+                written[topic] = spec
+            elif spec["type"] == "kafka":
+                raise ConnectorError("the beam backend writes files, stdout and memory outputs")
+            else:
+                drivers[topic] = spec
+        dl_spec = parse_uri(dead_letter) if dead_letter is not None else None
+        dl_written = dl_spec if dl_spec is not None and dl_spec["type"] == "jsonl" else None
+        if dl_written is not None:
+            open_dead_letter_sink(dl_written).close()
+        options = dict(options)
+        if runner is not None:
+            options["runner"] = runner
+        if pipeline_args:
+            options["pipeline_args"] = list(pipeline_args)
+        job = self._build(plan, events, files, written, dl_written, flush=True,
+                          on_error=on_error, options=options)
+        result = job.run()
+        for topic, spec in drivers.items():
+            sink = open_sink(topic, spec)
+            try:
+                for rec in result.outputs[topic]:
+                    sink.write(rec)
+            finally:
+                sink.close()
+            result.outputs[topic] = []
+        if dl_spec is not None and dl_written is None:
+            dl = open_dead_letter_sink(dl_spec)
+            try:
+                for d in result.dead_letters:
+                    dl.write(d)
+            finally:
+                dl.close()
+            result.dead_letters = []
+        if progress is not None:
+            progress(result.metrics)
+        return result
+
+
+def _ts_of(plan: Plan, topic: str) -> Callable[[InputEvent], int]:
+    """Timestamps of the merge order: as the topic's first source node reads them."""
+    ingest = make_ingest(next(s for s in plan.sources() if s.topic == topic))
+
+    def ts_of(ev: InputEvent) -> int:
+        try:
+            return ingest(ev).ts
+        except BadRecord:
+            return NEG_INF
+    return ts_of
+
+
+@contextlib.contextmanager
+def _worker_path(enabled: bool) -> Iterator[None]:
+    """Let worker processes import what this process imports (user modules, tests)."""
+    if not enabled:
+        yield
+        return
+    old = os.environ.get("PYTHONPATH")
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def _pickle_by_value(plan: Plan) -> None:
+    """Ship the plan's user functions by value to workers when their module is the user's own
+    (a topology file, a test module): workers may not be able to import it by name."""
+    from apache_beam.internal.cloudpickle import cloudpickle
+    for name in sorted(_modules(plan)):
+        mod = sys.modules.get(name)
+        if mod is None or name == "__main__" or name.split(".")[0] in _INSTALLED:
+            continue
+        path = getattr(mod, "__file__", None) or ""
+        if "site-packages" in path or path.startswith(sys.base_prefix):
+            continue
+        cloudpickle.register_pickle_by_value(mod)
+
+
+_INSTALLED = frozenset({"streamdsl", "apache_beam", "builtins", "operator", "functools"})
+
+
+def _modules(obj: Any, seen: set[int] | None = None) -> set[str]:
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return set()
+    seen.add(id(obj))
+    if isinstance(obj, Plan):
+        out: set[str] = set()
+        for node in obj.nodes():
+            out |= _modules(node, seen)
+        return out
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = set()
+        for f in dataclasses.fields(obj):
+            out |= _modules(getattr(obj, f.name), seen)
+        return out
+    if isinstance(obj, (tuple, list)):
+        out = set()
+        for x in obj:
+            out |= _modules(x, seen)
+        return out
+    if callable(obj):
+        mod = getattr(obj, "__module__", None)
+        return {mod} if isinstance(mod, str) else set()
+    return set()

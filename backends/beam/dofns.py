@@ -1,0 +1,382 @@
+"""The DoFns of a compiled pipeline.
+
+Each runs the shared processors of ``streamdsl.runtime`` (the one implementation of the
+semantics): ``make_ingest`` at sources, ``make_processor`` for every node. What the DoFns add
+is the lineage key each element carries (``ordering``) and the error handling of the local
+executor: a failing record becomes a dead letter, or, with ``on_error="fail"``, a
+``RecordError`` the driver raises for the first failure in the defined order.
+
+Elements on an edge are ``(lineage_key, port, record)``; an edge into a stateful node
+carries ``(task, (lineage_key, port, record))`` so that a ``GroupByKey`` gathers each task.
+"""
+
+from __future__ import annotations
+
+import traceback
+from operator import itemgetter
+from typing import Any, Iterator
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics as BeamMetrics
+from apache_beam.pvalue import TaggedOutput
+
+from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source
+from streamdsl.errors import RecordError
+from streamdsl.ir.nodes import Node, Source
+from streamdsl.runtime.build import make_processor
+from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.processors import BadRecord, BranchProcessor, StatelessProcessor, make_ingest
+from streamdsl.runtime.records import DeadLetter, OutputRecord
+
+from .ordering import NEG_INF, end_key, merge_keys, task_of
+from .runstate import RunState, lookup, spool_write
+
+__all__ = ["NAMESPACE", "DL_TAG", "DEAD", "FATAL", "EdgeSpec", "SourceFn", "RecordFn", "TaskFn",
+           "SinkFn", "DeadLetterFn", "WriteSortedFn"]
+
+#: Beam metrics namespace of every counter the backend reports.
+NAMESPACE = "streamdsl"
+#: Output tag of dead letters and failures.
+DL_TAG = "dl"
+DEAD, FATAL = 0, 1
+
+# (input port at the receiving node, branch output port or None, receiver groups by task,
+#  output tag or None for the main output)
+EdgeSpec = tuple[str, "str | None", bool, "str | None"]
+
+_by_key = itemgetter(0)
+
+
+class Counters:
+    """Beam counters under ``NAMESPACE``, made on first use."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, Any] = {}
+
+    def inc(self, name: str, n: int = 1) -> None:
+        c = self._made.get(name)
+        if c is None:
+            c = self._made[name] = BeamMetrics.counter(NAMESPACE, name)
+        c.inc(n)
+
+    def drain(self, m: Metrics) -> None:
+        """Report what processors counted into ``m`` (late, skipped records) and reset it."""
+        if m.late:
+            for node, n in m.late_by_node.items():
+                self.inc("late:" + node, n)
+            m.late = 0
+            m.late_by_node.clear()
+        if m.skipped:
+            for node, n in m.skipped_by_node.items():
+                self.inc("skipped:" + node, n)
+            m.skipped = 0
+            m.skipped_by_node.clear()
+
+
+class _RunFn(beam.DoFn):
+    """A DoFn of one run: pickles only a token when the run executes in this process."""
+
+    _runtime = ("counters",)
+
+    def __init__(self, run: RunState):
+        super().__init__()
+        self.token = run.token
+        self.in_process = run.in_process
+        self.spool = run.spool
+
+    def __getstate__(self) -> dict:
+        d = self.__dict__.copy()
+        for attr in self._runtime:
+            d.pop(attr, None)
+        if self.in_process:
+            for attr in self._payload():
+                d[attr] = None
+        return d
+
+    def _payload(self) -> tuple[str, ...]:
+        """Attributes that a DoFn running in this process finds in its ``RunState`` instead."""
+        return ()
+
+    def _run(self) -> RunState:
+        run = lookup(self.token)
+        if run is None:
+            raise RuntimeError("streamdsl's Beam backend ran a DoFn outside the process that "
+                               "launched an in-process run; use direct_running_mode="
+                               "multi_processing (or a remote runner) to run in workers")
+        return run
+
+    def setup(self) -> None:
+        self.counters = Counters()
+
+
+class _CollectMixin:
+    """Hands collected items to the driver at the end of each bundle."""
+
+    channel: str | None
+
+    def start_bundle(self) -> None:
+        self._buf: list = []
+
+    def finish_bundle(self) -> None:
+        buf, self._buf = self._buf, []
+        if not buf:
+            return
+        if self.in_process:  # type: ignore[attr-defined]
+            self._run().add(self.channel, buf)  # type: ignore[attr-defined]
+        else:
+            spool_write(self.spool, self.channel, buf)  # type: ignore[attr-defined,arg-type]
+
+
+class _NodeFn(_RunFn):
+    """Runs one plan node: emits along its out edges and turns failures into dead letters."""
+
+    _runtime = ("counters", "node", "metrics", "proc")
+
+    def __init__(self, run: RunState, node: Node, edges: list[EdgeSpec], on_error: str):
+        super().__init__(run)
+        self.name = node.name
+        self._node: Node | None = node
+        self.edges = edges
+        self.on_error = on_error
+
+    def _payload(self) -> tuple[str, ...]:
+        return ("_node",)
+
+    def setup(self) -> None:
+        super().setup()
+        self.node = self._node if self._node is not None else self._run().nodes[self.name]
+        self.metrics = Metrics()
+        self.proc = make_processor(self.node, self.metrics)
+
+    def _emit(self, lkey: tuple, i: int, rec: Any, route: str | None = None) -> Iterator[Any]:
+        for j, (port, out, keyed, tag) in enumerate(self.edges):
+            if out is not None and out != route:
+                continue
+            elem: Any = (lkey + (i, j), port, rec)
+            if keyed:
+                elem = (task_of(rec), elem)
+            yield elem if tag is None else TaggedOutput(tag, elem)
+
+    # ---- failures: the local executor's rules (Executor._fail / _bad) ----------------------
+    def _fail(self, lkey: tuple, rec: Any, exc: Exception) -> TaggedOutput:
+        if isinstance(exc, RecordError):
+            return self._fatal(lkey, exc, exc)
+        node = self.node
+        reason = f"{type(exc).__name__}: {exc}"
+        source, position = rec.origin if rec is not None and rec.origin else (None, None)
+        if self.on_error != "dead-letter":
+            where = f" (defined at {node.site})" if node.site else ""
+            err = RecordError(f"{reason}{where}; pass on_error='dead-letter' to send bad records "
+                              "to the dead-letter output instead", operator=self.name,
+                              source=source, position=position,
+                              key=rec.key if rec is not None else None,
+                              value=rec.value if rec is not None else None)
+            return self._fatal(lkey, err, exc)
+        return self._dead(lkey, DeadLetter(source, position, self.name, reason,
+                                           rec.key if rec is not None else None,
+                                           rec.value if rec is not None else None,
+                                           rec.ts if rec is not None else None))
+
+    def _bad(self, lkey: tuple, reason: str, ev: Any) -> TaggedOutput:
+        if self.on_error != "dead-letter":
+            err = RecordError(f"{reason}; pass on_error='dead-letter' to send bad records to the "
+                              "dead-letter output instead", operator=self.name, source=ev.topic,
+                              position=ev.position, key=ev.key, value=ev.value)
+            return TaggedOutput(DL_TAG, (lkey, FATAL, err))
+        return self._dead(lkey, DeadLetter(ev.topic, ev.position, self.name, reason, ev.key,
+                                           ev.value, None))
+
+    def _dead(self, lkey: tuple, dl: DeadLetter) -> TaggedOutput:
+        self.counters.inc("dead_lettered")
+        return TaggedOutput(DL_TAG, (lkey, DEAD, dl))
+
+    def _fatal(self, lkey: tuple, err: RecordError, cause: Exception) -> TaggedOutput:
+        if self.in_process:
+            if err is not cause:
+                err.__cause__ = cause
+        else:  # the cause does not survive pickling: keep its traceback as text
+            err.add_note("in a Beam worker:\n" + "".join(
+                traceback.format_exception(type(cause), cause, cause.__traceback__)))
+        return TaggedOutput(DL_TAG, (lkey, FATAL, err))
+
+    # ---- one record ------------------------------------------------------------------------
+    def _handle(self, lkey: tuple, port: str, rec: Any) -> Iterator[Any]:
+        proc = self.proc
+        try:
+            if isinstance(proc, BranchProcessor):
+                route = proc.route(rec)
+                outs = [] if route is None else [rec]
+            elif isinstance(proc, StatelessProcessor):
+                route, outs = None, proc.fn(rec)
+            else:
+                route, outs = None, proc.process(port, rec)
+        except Exception as e:
+            yield self._fail(lkey, rec, e)
+            return
+        finally:
+            if self.metrics.late or self.metrics.skipped:
+                self.counters.drain(self.metrics)
+        for i, out in enumerate(outs):
+            yield from self._emit(lkey, i, out, route)
+
+
+class SourceFn(_NodeFn):
+    """Reads one source's events (from the run, embedded, or a file), ingests them (key and
+    timestamp extraction) and runs the source node.
+
+    ``reader`` is ``("events", [(position, event)...] or None)`` (None: in the ``RunState``)
+    or ``("file", spec, source_index, order_node)``: the file is read here, line by line,
+    and ``order_node`` (the first source of a multi-source topology reading this topic, else
+    None) gives the timestamps of the merge order.
+    """
+
+    _runtime = _NodeFn._runtime + ("ingest",)
+
+    def __init__(self, run: RunState, node: Source, edges: list[EdgeSpec], on_error: str, *,
+                 index: int, count_in: bool, reader: tuple):
+        super().__init__(run, node, edges, on_error)
+        self.topic = node.topic
+        self.index = index
+        self.count_in = count_in
+        self.reader = reader
+
+    def setup(self) -> None:
+        super().setup()
+        self.ingest = make_ingest(self.node)  # type: ignore[arg-type]
+
+    def _events(self) -> Iterator[tuple[tuple, Any]]:
+        reader = self.reader
+        if reader[0] == "events":
+            yield from (reader[1] if reader[1] is not None else self._run().events[self.topic])
+            return
+        _, spec, source_index, order_node = reader
+        ts_of = None
+        if order_node is not None:
+            first = make_ingest(order_node)
+
+            def ts_of(ev: Any) -> int:
+                try:
+                    return first(ev).ts
+                except BadRecord:
+                    return NEG_INF
+        for key, ev in merge_keys(open_source(self.topic, spec), source_index, ts_of):
+            yield (0, *key), ev
+
+    def process(self, _impulse: Any) -> Iterator[Any]:
+        counters, ingest, process = self.counters, self.ingest, self.proc.process
+        for okey, ev in self._events():
+            if self.count_in:
+                counters.inc("records_in")
+                counters.inc("in:" + self.topic)
+            lkey = okey + (self.index,)
+            try:
+                rec = ingest(ev)
+            except BadRecord as e:
+                yield self._bad(lkey, str(e), ev)
+                continue
+            try:
+                outs = process("in", rec)
+            except Exception as e:
+                yield self._fail(lkey, rec, e)
+                continue
+            finally:
+                if self.metrics.skipped:
+                    counters.drain(self.metrics)
+            for i, out in enumerate(outs):
+                yield from self._emit(lkey, i, out)
+
+
+class RecordFn(_NodeFn):
+    """A node whose processor keeps no state between records: records in any order."""
+
+    def process(self, elem: tuple) -> Iterator[Any]:
+        return self._handle(*elem)
+
+
+class TaskFn(_NodeFn):
+    """A stateful (or order-sensitive) node: one task's records, sorted by lineage key, through
+    one fresh processor; with ``flush``, the processor is then closed (end of input)."""
+
+    def __init__(self, run: RunState, node: Node, edges: list[EdgeSpec], on_error: str, *,
+                 flush: bool, topo_index: int):
+        super().__init__(run, node, edges, on_error)
+        self.flush = flush
+        self.topo_index = topo_index
+
+    def process(self, task_elems: tuple) -> Iterator[Any]:
+        _task, elems = task_elems
+        self.proc = make_processor(self.node, self.metrics)
+        for lkey, port, rec in sorted(elems, key=_by_key):
+            yield from self._handle(lkey, port, rec)
+        if not self.flush:
+            return
+        key = end_key(self.topo_index)
+        try:
+            outs = self.proc.on_end()
+        except Exception as e:  # a user function failing while windows close
+            yield self._fail(key, None, e)
+            return
+        finally:
+            if self.metrics.late or self.metrics.skipped:
+                self.counters.drain(self.metrics)
+        for i, out in enumerate(outs):
+            yield from self._emit(key, i, out)
+
+
+class SinkFn(_CollectMixin, _NodeFn):
+    """Counts records out; collects ``(lineage_key, OutputRecord)`` for the driver (``channel``)
+    or passes them on, grouped for a sorted file writer (``channel`` None)."""
+
+    def __init__(self, run: RunState, node: Node, on_error: str, *, topic: str,
+                 channel: str | None):
+        super().__init__(run, node, [], on_error)
+        self.topic = topic
+        self.channel = channel
+
+    def setup(self) -> None:
+        _RunFn.setup(self)
+
+    def process(self, elem: tuple) -> Iterator[Any]:
+        lkey, _port, rec = elem
+        self.counters.inc("records_out")
+        self.counters.inc("out:" + self.topic)
+        item = (lkey, OutputRecord(rec.key, rec.value, rec.ts, rec.window))
+        if self.channel is not None:
+            self._buf.append(item)
+        else:
+            yield (0, item)
+
+
+class DeadLetterFn(_CollectMixin, _RunFn):
+    """Collects failures (always) and dead letters (unless a file writer takes them)."""
+
+    def __init__(self, run: RunState, channel: str, *, write: bool):
+        super().__init__(run)
+        self.channel = channel
+        self.write = write
+
+    def process(self, item: tuple) -> Iterator[Any]:
+        if self.write and item[1] == DEAD:
+            yield (0, (item[0], item[2]))
+        else:
+            self._buf.append(item)
+
+
+class WriteSortedFn(beam.DoFn):
+    """Writes one file in the local backend's order and format (``streamdsl.connectors``)."""
+
+    def __init__(self, topic: str | None, spec: Any):
+        super().__init__()
+        self.topic = topic
+        self.spec = spec
+
+    def process(self, task_items: tuple) -> Iterator[Any]:
+        _task, items = task_items
+        sink = (open_dead_letter_sink(self.spec) if self.topic is None
+                else open_sink(self.topic, self.spec))
+        try:
+            for _lkey, rec in sorted(items, key=_by_key):
+                sink.write(rec)
+        finally:
+            sink.close()
+        return iter(())
