@@ -126,20 +126,16 @@ def make_ingest(node: Source) -> Callable[[InputEvent], Record]:
 def stateless_fn(node: Node) -> Callable[[Record], list[Record]]:
     """Compile one stateless node (or a fused chain) into ``rec -> list[rec]``."""
     if isinstance(node, Fused):
-        steps = [stateless_fn(s) for s in node.stages]
-
-        def fused(rec: Record) -> list[Record]:
-            recs = [rec]
-            for step in steps:
-                nxt: list[Record] = []
-                for r in recs:
-                    nxt.extend(step(r))
-                if not nxt:
-                    return nxt
-                recs = nxt
-            return recs
-        return fused
+        from .fused import compile_fused  # one function for the chain; failures name the stage
+        return compile_fused(node)
     if isinstance(node, Filter):
+        if node.pred.uses_key():
+            pred_kv = node.pred.compile_kv()
+
+            def filt_kv(rec):
+                r = pred_kv(rec.key, rec.value)
+                return [rec] if r is not None and r else []
+            return filt_kv
         pred = node.pred.compile_value()
 
         def filt(rec):
@@ -147,6 +143,9 @@ def stateless_fn(node: Node) -> Callable[[Record], list[Record]]:
             return [rec] if r is not None and r else []
         return filt
     if isinstance(node, Map):
+        if node.fn.uses_key():
+            fkv = node.fn.compile_kv()
+            return lambda rec: [Record(rec.key, fkv(rec.key, rec.value), rec.ts, rec.window, rec.origin)]
         f = node.fn.compile_value()
         return lambda rec: [Record(rec.key, f(rec.value), rec.ts, rec.window, rec.origin)]
     if isinstance(node, MapKV):
@@ -157,10 +156,10 @@ def stateless_fn(node: Node) -> Callable[[Record], list[Record]]:
             return [Record(k, v, rec.ts, rec.window, rec.origin)]
         return mapkv
     if isinstance(node, FlatMap):
-        f = node.fn.compile_value()
+        fk = node.fn.compile_kv()
 
         def flat(rec):
-            out = f(rec.value)
+            out = fk(rec.key, rec.value)
             if out is None:
                 return []
             return [Record(rec.key, v, rec.ts, rec.window, rec.origin) for v in out]
@@ -222,12 +221,12 @@ class BranchProcessor(Processor):
 
     def __init__(self, node: Branch, ctx: OpContext):
         super().__init__(node, ctx)
-        self.preds = [(name, f.compile_value()) for name, f in node.branches]
+        self.preds = [(name, f.compile_kv()) for name, f in node.branches]
         self.otherwise = node.otherwise
 
     def route(self, rec: Record) -> str | None:
         for name, pred in self.preds:
-            r = pred(rec.value)
+            r = pred(rec.key, rec.value)
             if r is not None and r:
                 return name
         return self.otherwise

@@ -30,12 +30,12 @@ class TableFilterProcessor(Processor):
 
     def __init__(self, node: TableFilter, ctx: OpContext):
         super().__init__(node, ctx)
-        self.pred = node.pred.compile_value()
+        self.pred = node.pred.compile_kv()
 
     def process(self, port: str, rec: Record) -> list[Record]:
         if rec.value is None:
             return [rec]
-        r = self.pred(rec.value)
+        r = self.pred(rec.key, rec.value)
         if r is not None and r:
             return [rec]
         return [Record(rec.key, None, rec.ts, rec.window, rec.origin)]
@@ -47,11 +47,16 @@ class TableMapProcessor(Processor):
     def __init__(self, node: TableMap, ctx: OpContext):
         super().__init__(node, ctx)
         self.fn = node.fn.compile_value()
+        self.window_columns = node.window_columns
 
     def process(self, port: str, rec: Record) -> list[Record]:
         if rec.value is None:
             return [rec]
-        return [Record(rec.key, self.fn(rec.value), rec.ts, rec.window, rec.origin)]
+        value = rec.value
+        if self.window_columns is not None and rec.window is not None and isinstance(value, dict):
+            value = {**value, self.window_columns[0]: rec.window[0],
+                     self.window_columns[1]: rec.window[1]}
+        return [Record(rec.key, self.fn(value), rec.ts, rec.window, rec.origin)]
 
 
 class TableAggregateProcessor(Processor):
