@@ -18,7 +18,7 @@ from .runtime.metrics import Metrics
 from .runtime.records import DeadLetter, InputEvent, OutputRecord
 
 __all__ = ["Backend", "Session", "RunResult", "ReplaySession", "get_backend", "available_backends",
-           "check_capabilities", "ENTRY_POINT_GROUP", "EXTRAS"]
+           "check_capabilities", "resolve_io", "ENTRY_POINT_GROUP", "EXTRAS"]
 
 ENTRY_POINT_GROUP = "streamdsl.backends"
 # Backends we ship, with the extra that installs their engine.
@@ -82,6 +82,17 @@ class Backend:
     def session(self, plan: Plan, *, on_error: str | None = None, **options: Any) -> Session:
         self.compile(plan, **options)
         return ReplaySession(self, plan, on_error=on_error, options=options)
+
+
+def resolve_io(plan: Plan, inputs: dict[str, Any] | None,
+               outputs: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Inputs and outputs of a run: connectors declared in the topology
+    (``stream(..., connector=...)``, ``to(..., connector=...)``), overridden by those given."""
+    ins = {s.topic: s.connector for s in plan.sources() if s.connector}
+    ins.update(inputs or {})
+    outs = {s.topic: s.connector for s in plan.sinks() if s.connector}
+    outs.update(outputs or {})
+    return ins, outs
 
 
 def check_capabilities(backend: str, capabilities: frozenset[str], plan: Plan) -> None:
