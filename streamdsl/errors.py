@@ -94,14 +94,22 @@ class ConnectorError(StreamDSLError):
 
 
 class SQLError(StreamDSLError):
-    """A SQL text cannot be parsed or compiled; the message points at line:column."""
+    """A SQL text cannot be parsed or compiled; the message points at line:column
+    (``path:line:column`` when the text came from a file)."""
 
     def __init__(self, message: str, *, line: int | None = None, column: int | None = None,
-                 excerpt: str = ""):
+                 excerpt: str = "", path: str | None = None):
+        self.reason = message
         self.line = line
         self.column = column
         self.excerpt = excerpt
-        loc = f"line {line}:{column}: " if line is not None else ""
+        self.path = path
+        if line is None:
+            loc = f"{path}: " if path else ""
+        elif path:
+            loc = f"{path}:{line}:{column}: "
+        else:
+            loc = f"line {line}:{column}: "
         full = loc + message
         if excerpt:
             full += "\n" + excerpt

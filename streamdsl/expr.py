@@ -325,6 +325,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "trim": _strfn(lambda s: str(s).strip()),
     "substring": lambda s, start, length=None: (
         None if s is None else (str(s)[start - 1:] if length is None else str(s)[start - 1:start - 1 + length])),
+    # struct(lit(name1), e1, lit(name2), e2, ...) -> {name1: e1, ...}: a projection (SQL SELECT).
+    "struct": lambda *kv: {kv[i]: kv[i + 1] for i in range(0, len(kv), 2)},
 }
 
 

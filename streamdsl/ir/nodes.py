@@ -315,13 +315,26 @@ class TableFilter(Node):
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class TableMap(Node):
-    """Map a table's values; tombstones pass through."""
+    """Map a table's values; tombstones pass through.
+
+    ``window_columns=(start, end)``: ``fn`` sees a dict value extended with the record's window
+    bounds under these names (SQL ``WINDOWSTART``/``WINDOWEND`` over a windowed table).
+    """
 
     kind: ClassVar[str] = "TableMap"
     output: ClassVar[str] = "table"
     fn: Fn
+    window_columns: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        if self.window_columns is not None and (
+                len(self.window_columns) != 2 or not all(isinstance(c, str) for c in self.window_columns)):
+            raise ValueError("window_columns is a (start, end) pair of field names")
 
     def describe(self) -> str:
+        if self.window_columns is not None:
+            return f"{self.fn.describe()} (window as {', '.join(self.window_columns)})"
         return self.fn.describe()
 
 

@@ -82,7 +82,13 @@ def _field_ops(a: AggFunc) -> _FieldOps:
     o = _FieldOps()
     get = a.fn.compile_value() if a.fn is not None else None
     k = a.kind
-    if k == "count":
+    if k == "count" and get is not None:  # count(f): rows whose f is not null (SQL COUNT(col))
+        o.init = lambda: 0
+        o.add = lambda s, v: s if get(v) is None else s + 1
+        o.subtract = lambda s, v: s if get(v) is None else s - 1
+        o.merge = lambda x, y: x + y
+        o.result = lambda s: s
+    elif k == "count":
         o.init = lambda: 0
         o.add = lambda s, v: s + 1
         o.subtract = lambda s, v: s - 1

@@ -1,0 +1,25 @@
+-- Fraud detection: cards with more than 3 authorization attempts in a 5-minute window.
+-- The SQL twin of fraud_detection.py (same sources, sinks, plan and output).
+--
+--   streamdsl run topologies/fraud_detection.sql \
+--       --input authorization_attempts=topologies/data/authorization_attempts.jsonl
+--
+-- The talk's query is the CREATE STREAM possible_fraud below with two additions that the
+-- Python twin makes too: a 1-minute grace period for late attempts, and EMIT FINAL (one result
+-- per card and window, when the window closes). WRAP_SINGLE_VALUE=false makes each value the
+-- bare count, as `.count()` gives in Python (the card number is the record key).
+
+CREATE STREAM authorization_attempts (
+    card_number VARCHAR KEY,
+    amount DOUBLE,
+    merchant VARCHAR,
+    ts BIGINT
+) WITH (KAFKA_TOPIC='authorization_attempts', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+
+CREATE STREAM possible_fraud WITH (WRAP_SINGLE_VALUE=false) AS
+    SELECT card_number, count(*)
+    FROM authorization_attempts
+    WINDOW TUMBLING (SIZE 5 MINUTE, GRACE PERIOD 1 MINUTE)
+    GROUP BY card_number
+    HAVING count(*) > 3
+    EMIT FINAL;
