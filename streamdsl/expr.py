@@ -123,6 +123,8 @@ class Expr:
                         Expr.from_dict(d["otherwise"]))
         if t == "alias":
             return Alias(Expr.from_dict(d["operand"]), d["name"])
+        if t == "project":
+            return Project(tuple(d["names"]))
         raise ValueError(f"unknown expression kind {t!r}")
 
 
@@ -422,6 +424,44 @@ class Alias(Expr):
 
     def to_dict(self):
         return {"expr": "alias", "operand": self.operand.to_dict(), "name": self.name}
+
+
+class Project(Expr):
+    """Keep only the fields ``names`` of a dict value; other values pass unchanged.
+
+    Made by the optimizer's ``prune_fields`` pass (projection pushdown), never by users.
+    A pruned dict stays a dict (possibly empty), so null-ness is kept for count().
+
+    >>> Project(("a",))({"a": 1, "b": 2})
+    {'a': 1}
+    """
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = tuple(names)
+
+    def compile(self):
+        names = self.names
+
+        def project(k, v):
+            if isinstance(v, dict):
+                return {n: v[n] for n in names if n in v}
+            return v
+        return project
+
+    def fields(self):
+        return frozenset(self.names)
+
+    def passthrough_fields(self) -> frozenset[str]:
+        """Fields whose values the result carries unchanged (for filter pushdown)."""
+        return frozenset(self.names)
+
+    def describe(self):
+        return f"project({', '.join(self.names)})"
+
+    def to_dict(self):
+        return {"expr": "project", "names": list(self.names)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from ..ir.plan import Plan
 from .build import make_processor
 from .metrics import Metrics
 from .ordering import merge_by_timestamp
+from .fused import StageError, unwrap_error
 from .processors import BadRecord, BranchProcessor, StatelessProcessor, make_ingest
 from .records import DeadLetter, InputEvent, OutputRecord, Record
 
@@ -186,6 +187,9 @@ class Executor:
         if isinstance(exc, RecordError):
             raise exc
         node = self.plan.node(name)
+        if isinstance(exc, StageError):  # inside a fused chain: report the stage that failed
+            node, rec, exc = unwrap_error(node, rec, exc)
+            name = node.name
         reason = f"{type(exc).__name__}: {exc}"
         source, position = (rec.origin if rec is not None and rec.origin else (None, None))
         if self.on_error != "dead-letter":
