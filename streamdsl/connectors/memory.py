@@ -12,6 +12,8 @@ __all__ = ["read_memory", "MemorySink", "to_event"]
 def to_event(topic: str, item: Any, position: int) -> InputEvent:
     """An item is a ``(key, value, timestamp)`` tuple, a ``{"key", "value", "timestamp"}`` dict,
     or a bare value (key and timestamp then come from the stream declaration)."""
+    if type(item) is dict and not ("value" in item and set(item) <= {"key", "value", "timestamp"}):
+        return InputEvent(topic, None, item, None, position)
     if isinstance(item, InputEvent):
         return item
     if isinstance(item, tuple) and len(item) == 3:

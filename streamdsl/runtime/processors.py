@@ -118,7 +118,22 @@ def make_ingest(node: Source) -> Callable[[InputEvent], Record]:
             raise BadRecord(f"negative timestamp {ts}")
         return Record(key, value, ts, None, (topic, ev.position))
 
+    if key_field is not None and ts_field is not None and not table:
+        # The common case, a dict value with key and timestamp fields and an int timestamp,
+        # without the general path's checks; anything else falls back to it.
+        def ingest_fields(ev: InputEvent) -> Record:
+            value = ev.value
+            if type(value) is dict and ev.error is None:
+                key = value.get(key_field, _MISSING)
+                ts = value.get(ts_field)
+                if key is not _MISSING and type(ts) is int and ts >= 0:
+                    return Record(key, value, ts, None, (topic, ev.position))
+            return ingest(ev)
+        return ingest_fields
     return ingest
+
+
+_MISSING = object()
 
 
 # ---- stateless -------------------------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""Batched execution (``Executor.feed_many``) gives exactly what record-at-a-time gives."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import streamdsl as sd
+from streamdsl.runtime.executor import Executor
+from streamdsl.runtime.records import InputEvent
+
+
+def _windowed_count():
+    t = sd.Topology("w")
+    (t.stream("a", key="k", timestamp="ts").filter(sd.col("v") > 0).group_by_key()
+        .window(sd.tumbling(seconds=10, grace=sd.seconds(3)), emit="final").count()
+        .to_stream().to("out"))
+    return t
+
+
+def _join_and_table():
+    t = sd.Topology("j")
+    a = t.stream("a", key="k", timestamp="ts")
+    b = t.stream("b", key="k", timestamp="ts")
+    tbl = t.table("c", key="k", timestamp="ts")
+    a.outer_join(b, within=sd.seconds(5)).to("joined")
+    b.left_join(tbl).to("enriched")
+    return t
+
+
+def _diamond():
+    t = sd.Topology("d")
+    s = t.stream("a", key="k", timestamp="ts")
+    parts = s.branch(pos=sd.col("v") > 0, otherwise="rest")
+    parts["pos"].merge(parts["rest"].map(lambda v: {**v, "v": -v["v"]})).group_by_key().agg(
+        n=sd.count(), total=sd.sum("v")).to_stream().to("out")
+    return t
+
+
+def _session():
+    t = sd.Topology("s")
+    (t.stream("a", key="k", timestamp="ts").group_by_key()
+        .window(sd.session(sd.seconds(4), grace=sd.seconds(2))).count().to_stream().to("out"))
+    return t
+
+
+TOPOLOGIES = {"windowed": _windowed_count, "joins": _join_and_table, "diamond": _diamond,
+              "session": _session}
+
+event = st.tuples(st.sampled_from("abc"), st.sampled_from(["x", "y", 3]),
+                  st.integers(min_value=0, max_value=40_000), st.integers(min_value=-2, max_value=5))
+
+
+def _run(topo, events, batched: bool):
+    plan = topo.plan()
+    ex = Executor(plan, on_error="dead-letter")
+    ex.BATCH = 3
+    evs = [InputEvent(src, None, {"k": k, "ts": ts, "v": v}, None, i)
+           for i, (src, k, ts, v) in enumerate(events) if src in plan.source_topics()]
+    if batched:
+        ex.feed_many(evs)
+    else:
+        for ev in evs:
+            ex.feed(ev)
+    ex.end()
+    return {t: [r.as_tuple() for r in recs] for t, recs in ex.outputs.items()}, ex.metrics.to_dict()
+
+
+@pytest.mark.parametrize("name", sorted(TOPOLOGIES))
+@settings(max_examples=40)
+@given(events=st.lists(event, max_size=30))
+def test_batched_equals_record_at_a_time(name, events):
+    topo = TOPOLOGIES[name]()
+    assert _run(topo, events, True) == _run(topo, events, False)
+
+
+def test_diamond_plans_are_not_batched():
+    assert not Executor(_diamond().plan()).batchable
+    assert Executor(_windowed_count().plan()).batchable
+    assert Executor(_join_and_table().plan()).batchable
