@@ -46,7 +46,7 @@ class TableMapProcessor(Processor):
 
     def __init__(self, node: TableMap, ctx: OpContext):
         super().__init__(node, ctx)
-        self.fn = node.fn.compile_value()
+        self.fn = node.fn.compile_kv()
         self.window_columns = node.window_columns
 
     def process(self, port: str, rec: Record) -> list[Record]:
@@ -56,7 +56,7 @@ class TableMapProcessor(Processor):
         if self.window_columns is not None and rec.window is not None and isinstance(value, dict):
             value = {**value, self.window_columns[0]: rec.window[0],
                      self.window_columns[1]: rec.window[1]}
-        return [Record(rec.key, self.fn(value), rec.ts, rec.window, rec.origin)]
+        return [Record(rec.key, self.fn(rec.key, value), rec.ts, rec.window, rec.origin)]
 
 
 class TableAggregateProcessor(Processor):

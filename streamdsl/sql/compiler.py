@@ -19,6 +19,7 @@ from ..dsl.table import Table
 from ..dsl.topology import Topology
 from ..errors import SQLError, TopologyError, ValidationError
 from ..expr import Col, Expr, Func, KeyRef, Lit
+from ..ir.fn import Fn
 from ..ir.nodes import TableMap
 from ..windows import hopping, session, tumbling
 from .catalog import Frame, Relation, Scope, ScopeEntry, same_expr
@@ -422,7 +423,7 @@ class _Compiler:
         # Table.map has no window parameter: add the node the way Table._then does.
         from ..callsite import user_site
         node = self.topo._add(TableMap, [(table.node_name, "in", None)], name=None, site=user_site(),
-                              fn=fn, window_columns=window_columns)
+                              fn=Fn(expr=fn), window_columns=window_columns)
         return Table(self.topo, node.name, windowed=table._windowed)
 
     def _identity(self, frame: Frame, items: list[Tree]) -> bool:
@@ -485,7 +486,7 @@ class _Compiler:
             if alias_t is not None:
                 name = name_of(alias_t)
             elif isinstance(expr_t, Tree) and expr_t.data == "column_ref":
-                name = name_of(expr_t.children[-1])
+                name = compiler.declared_name(expr_t)
             else:
                 name = f"KSQL_COL_{generated}"
                 generated += 1
@@ -695,7 +696,8 @@ class _Compiler:
         return Frame(handle, kind, scope, key, left.windowed and kind == "stream")
 
     def _join_columns(self, left: Frame, right: Frame, on_t: Tree) -> tuple[Expr, Expr]:
-        if not (isinstance(on_t, Tree) and on_t.data == "comparison" and str(on_t.children[1]) == "="
+        if not (isinstance(on_t, Tree) and on_t.data == "comparison"
+                and "".join(map(str, on_t.children[1].children)) == "="
                 and all(isinstance(c, Tree) and c.data == "column_ref"
                         for c in (on_t.children[0], on_t.children[2]))):
             raise self.error("ON takes one equality of two columns, e.g. ON o.id = p.order_id", on_t)

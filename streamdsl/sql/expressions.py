@@ -40,6 +40,11 @@ def name_of(t: Tree | Token) -> str:
     return s
 
 
+def _op_text(t: Tree) -> str:
+    """The operator a ``comp_op`` / ``add_op`` / ``mul_op`` subtree holds."""
+    return "".join(str(c) for c in t.children)
+
+
 def _fn_name(t: Tree) -> str:
     return name_of(t.children[0]).upper()
 
@@ -196,7 +201,7 @@ class ExprCompiler:
         if d == "not_":
             return Not(rec(subs[0]))
         if d == "comparison":
-            op = _COMPARISON[str(t.children[1])]
+            op = _COMPARISON[_op_text(t.children[1])]
             return BinOp(op, rec(t.children[0]), rec(t.children[2]))
         if d == "is_null":
             return Func("is_null", (rec(subs[0]),))
@@ -218,7 +223,7 @@ class ExprCompiler:
         if d in ("additive", "multiplicative"):
             out = rec(t.children[0])
             for i in range(1, len(t.children), 2):
-                out = BinOp(str(t.children[i]), out, rec(t.children[i + 1]))
+                out = BinOp(_op_text(t.children[i]), out, rec(t.children[i + 1]))
             return out
         if d == "negate":
             return BinOp("-", Lit(0), rec(subs[0]))
@@ -306,6 +311,17 @@ class ExprCompiler:
                 quals = " or ".join(f"{h[0].alias}.{h[1]}" for h in hits)
                 raise self.error(f"column {col!r} is ambiguous in {self.clause}; write {quals}", t)
         return hits[0][2]
+
+    def declared_name(self, t: Tree) -> str:
+        """The name a column reference resolves to, with its declared case."""
+        names = [name_of(n) for n in t.children]
+        if len(names) == 2:
+            entry = self.scope.entry(names[0])
+            hit = entry.columns.get(names[1].lower()) if entry is not None else None
+        else:
+            hits = self.scope.candidates(names[0])
+            hit = (hits[0][1], None) if hits else None
+        return hit[0] if hit is not None else names[-1]
 
     def _unknown_column(self, col: str, known: list[str], alias: str | None) -> str:
         where = f" of {alias}" if alias else ""

@@ -27,9 +27,6 @@ _DESCRIBE = {
     "DEC_NUMBER": "a number",
     "STRING": "a string",
     "TIME_UNIT": "a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS)",
-    "COMP_OP": "a comparison (=, <>, <, <=, >, >=)",
-    "ADD_OP": "an operator",
-    "MUL_OP": "an operator",
 }
 # Listed last (and folded) so that the structural alternatives come first.
 _LATE = {"COMP_OP", "ADD_OP", "MUL_OP", "IS", "BETWEEN", "IN", "NOT", "AND", "OR"}
