@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from ...backend import Backend, RunResult
-from ...connectors import open_dead_letter_sink, open_sink, open_source
+from ...backend import Backend, RunResult, resolve_io
+from ...connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
 from ...ir.nodes import NODE_KINDS
 from ...ir.plan import Plan
 from ...runtime.executor import Executor
@@ -82,10 +82,17 @@ class LocalBackend(Backend):
         """Read ``inputs`` ({source: connector spec or URI}), write ``outputs`` ({sink: spec});
         sinks without a spec are collected in the result."""
         self.compile(plan)
+        inputs, outputs = resolve_io(plan, inputs, outputs)
         missing = [t for t in plan.source_topics() if t not in inputs]
         if missing:
             from ...errors import ConnectorError
             raise ConnectorError(f"no input given for source(s) {', '.join(missing)}")
+        if any(parse_uri(spec)["type"] == "kafka" for spec in inputs.values()):
+            # Kafka inputs: an incremental, committing run loop (options: processing_guarantee,
+            # until_idle, max_records, commit_interval); see streamdsl/connectors/kafka_run.py.
+            from ...connectors.kafka_run import run_kafka
+            return run_kafka(plan, inputs, outputs, on_error=on_error, dead_letter=dead_letter,
+                             progress=progress, progress_every=progress_every, **options)
         sinks = {t: open_sink(t, spec) for t, spec in outputs.items()}
         dl = open_dead_letter_sink(dead_letter) if dead_letter is not None else None
         try:

@@ -1,0 +1,501 @@
+"""Kafka topics as sources and sinks, on ``confluent-kafka`` (``pip install 'streamdsl[kafka]'``).
+
+A Kafka connector is declared as ``kafka://HOST:PORT/TOPIC?group=G`` on the command line or as a
+spec dict (``{"type": "kafka", "bootstrap_servers": ..., "topic": ..., "group": ...}``). Options
+(query parameters or dict keys):
+
+* ``group``: the consumer group (default: the topology name); offsets are committed to it;
+* ``key_format`` / ``value_format``: ``json``, ``string`` or ``bytes`` (defaults: ``string``
+  keys, ``json`` values);
+* ``partitions``: partitions of a sink topic created because it does not exist (default 1);
+* any option with a dot (``session.timeout.ms=3000``) is passed to librdkafka as it is.
+
+Each record read carries its position ``(partition, offset)``, its Kafka key, its value and its
+Kafka record timestamp (used when the stream declares no ``timestamp=``). A value that cannot be
+decoded (invalid JSON, invalid UTF-8) becomes an error event: dead-lettered with its position
+and the reason when the topology says ``on_error="dead-letter"``.
+
+Sinks write the key (a windowed key as the JSON object ``{"key", "window_start",
+"window_end"}``), the value (``None`` as a tombstone) and the record timestamp.
+
+This module gives the building blocks and the *bounded* reader used through ``open_source``
+(a snapshot of the topic from the group's committed offsets to the end; nothing committed).
+The local backend's continuous, committing run loop is in ``kafka_run.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import orjson
+
+from ..errors import ConnectorError
+from ..runtime.ordering import merge_by_timestamp
+from ..runtime.records import DeadLetter, InputEvent, OutputRecord
+
+__all__ = [
+    "FORMATS", "KafkaSpec", "kafka_spec", "is_kafka", "read_kafka", "read_kafka_partition",
+    "topic_partitions", "ensure_topics", "read_to_end", "KafkaSink", "KafkaDeadLetterSink", "decode_message",
+    "encode_key", "encode_value", "dead_letter_json",
+]
+
+log = logging.getLogger("streamdsl.kafka")
+
+FORMATS = ("json", "string", "bytes")
+_KNOWN = {"type", "bootstrap_servers", "topic", "group", "key_format", "value_format",
+          "partitions", "config", "checkpoint_topic", "transactional_id"}
+_TIMEOUT = 30.0
+
+
+def _require_kafka() -> Any:
+    try:
+        import confluent_kafka
+    except ImportError as e:  # pragma: no cover - installed with the [kafka] extra
+        raise ConnectorError("Kafka connectors need confluent-kafka: "
+                             "pip install 'streamdsl[kafka]'") from e
+    return confluent_kafka
+
+
+@dataclass(frozen=True)
+class KafkaSpec:
+    """A validated Kafka connector declaration."""
+
+    bootstrap_servers: str
+    topic: str
+    group: str | None = None
+    key_format: str = "string"
+    value_format: str = "json"
+    partitions: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+    checkpoint_topic: str | None = None
+    transactional_id: str | None = None
+
+    def client_config(self, **extra: Any) -> dict[str, Any]:
+        """librdkafka configuration: our defaults, then ``extra``, then the user's options."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers,
+                                "logger": logging.getLogger("streamdsl.kafka.librdkafka")}
+        conf.update(extra)
+        conf.update(self.config)
+        return conf
+
+
+def is_kafka(spec: Any) -> bool:
+    """Whether a connector spec or URI is a Kafka topic."""
+    if isinstance(spec, str):
+        return spec.startswith("kafka://")
+    return isinstance(spec, dict) and spec.get("type") == "kafka"
+
+
+def kafka_spec(spec: dict | str) -> KafkaSpec:
+    """Validate a Kafka spec (as ``parse_uri`` gives it).
+
+    >>> kafka_spec("kafka://127.0.0.1:9092/payments?group=g&session.timeout.ms=3000").config
+    {'session.timeout.ms': '3000'}
+    """
+    from .base import parse_uri
+    d = parse_uri(spec)
+    where = f"kafka connector {d.get('topic') or spec!r}"
+    if not d.get("bootstrap_servers"):
+        raise ConnectorError(f"{where} needs bootstrap servers: kafka://HOST:PORT/TOPIC")
+    if not d.get("topic"):
+        raise ConnectorError(f"{where} needs a topic: kafka://HOST:PORT/TOPIC")
+    config = {str(k): str(v) for k, v in (d.get("config") or {}).items()}
+    unknown = []
+    for k, v in d.items():
+        if k in _KNOWN:
+            continue
+        if "." in k:
+            config[k] = str(v)
+        else:
+            unknown.append(k)
+    if unknown:
+        raise ConnectorError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}; known: "
+                             f"{', '.join(sorted(_KNOWN - {'type', 'config'}))}, or librdkafka "
+                             "options with a dot (session.timeout.ms=3000)")
+    for opt in ("key_format", "value_format"):
+        if d.get(opt, None) is not None and d[opt] not in FORMATS:
+            raise ConnectorError(f"{where}: {opt} must be one of {', '.join(FORMATS)}, got {d[opt]!r}")
+    try:
+        partitions = int(d.get("partitions", 1))
+    except (TypeError, ValueError):
+        raise ConnectorError(f"{where}: partitions must be an integer, got {d['partitions']!r}") from None
+    return KafkaSpec(bootstrap_servers=str(d["bootstrap_servers"]), topic=str(d["topic"]),
+                     group=d.get("group") or None, key_format=d.get("key_format") or "string",
+                     value_format=d.get("value_format") or "json", partitions=partitions,
+                     config=config, checkpoint_topic=d.get("checkpoint_topic") or None,
+                     transactional_id=d.get("transactional_id") or None)
+
+
+# ---- serialization --------------------------------------------------------------------------------
+
+class _DecodeError(Exception):
+    pass
+
+
+def _decode(data: bytes | None, fmt: str, what: str) -> Any:
+    if data is None:
+        return None
+    if fmt == "bytes":
+        return bytes(data)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _DecodeError(f"invalid UTF-8 {what}: {e}") from None
+    if fmt == "string":
+        return text
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise _DecodeError(f"invalid JSON {what}: {e}") from None
+
+
+def decode_message(source: str, msg: Any, key_format: str, value_format: str) -> InputEvent:
+    """A consumed ``confluent_kafka.Message`` as an input event of ``source``.
+
+    ``position`` is ``(partition, offset)``; ``timestamp`` is the Kafka record timestamp (None if
+    the record has none). An undecodable key or value gives an event with ``error`` set and the
+    raw text as value.
+    """
+    ts_type, ts = msg.timestamp()
+    timestamp = ts if ts_type != 0 and ts is not None and ts >= 0 else None
+    position = (msg.partition(), msg.offset())
+    raw_key, raw_value = msg.key(), msg.value()
+    try:
+        key = _decode(raw_key, key_format, "key")
+    except _DecodeError as e:
+        return InputEvent(source, None, _text(raw_value), timestamp, position, str(e))
+    try:
+        value = _decode(raw_value, value_format, "value")
+    except _DecodeError as e:
+        return InputEvent(source, key, _text(raw_value), timestamp, position, str(e))
+    return InputEvent(source, key, value, timestamp, position)
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, (set, frozenset)):
+        return sorted(o, key=repr)
+    if isinstance(o, tuple):
+        return list(o)
+    return repr(o)
+
+
+_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _json(v: Any) -> bytes:
+    return orjson.dumps(v, default=_default, option=_OPTS)
+
+
+def _encode(v: Any, fmt: str, what: str) -> bytes | None:
+    if v is None:
+        return None
+    if fmt == "json":
+        return _json(v)
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v)
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    if fmt == "bytes":
+        raise ConnectorError(f"the bytes format needs bytes or str {what}s, got {type(v).__name__}; "
+                             f"use {what}_format=json")
+    return _json(v)  # string format: numbers and structures as their JSON text
+
+
+def encode_key(rec: OutputRecord, fmt: str = "string") -> bytes | None:
+    """The Kafka key of an output record; a windowed key is a JSON object.
+
+    >>> encode_key(OutputRecord("c1", 4, 10, (0, 300000)))
+    b'{"key":"c1","window_start":0,"window_end":300000}'
+    >>> encode_key(OutputRecord("c1", 4, 10)), encode_key(OutputRecord(7, 4, 10), "json")
+    (b'c1', b'7')
+    """
+    if rec.window is not None:
+        return _json({"key": rec.key, "window_start": rec.window[0], "window_end": rec.window[1]})
+    return _encode(rec.key, fmt, "key")
+
+
+def encode_value(value: Any, fmt: str = "json") -> bytes | None:
+    """The Kafka value; ``None`` stays ``None`` (a tombstone)."""
+    return _encode(value, fmt, "value")
+
+
+def dead_letter_json(dl: DeadLetter, kafka_topic: str | None = None) -> bytes:
+    """A dead letter as JSON; a Kafka position gives ``partition`` and ``offset`` fields."""
+    d = dl.to_json_dict()
+    pos = dl.position
+    if isinstance(pos, tuple) and len(pos) == 2 and all(isinstance(x, int) for x in pos):
+        d["partition"], d["offset"] = pos
+        d["topic"] = kafka_topic
+    return _json(d)
+
+
+# ---- admin ----------------------------------------------------------------------------------------
+
+def topic_partitions(spec: KafkaSpec, topic: str | None = None, *, timeout: float = _TIMEOUT) -> list[int]:
+    """Partition numbers of ``topic`` (default: the spec's), or [] when it does not exist."""
+    ck = _require_kafka()
+    topic = topic or spec.topic
+    admin = ck.admin.AdminClient(spec.client_config())
+    try:
+        # All topics: asking for one by name lets a broker with auto-creation create it.
+        md = admin.list_topics(timeout=timeout)
+    except ck.KafkaException as e:
+        raise ConnectorError(f"cannot reach Kafka at {spec.bootstrap_servers}: {e}") from e
+    t = md.topics.get(topic)
+    if t is None or t.error is not None or not t.partitions:
+        return []
+    return sorted(t.partitions)
+
+
+def ensure_topics(spec: KafkaSpec, topics: dict[str, tuple[int, dict[str, str]]], *,
+                  timeout: float = _TIMEOUT) -> None:
+    """Create the topics of ``{name: (partitions, config)}`` that do not exist yet."""
+    ck = _require_kafka()
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient(spec.client_config())
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except ck.KafkaException as e:
+        raise ConnectorError(f"cannot reach Kafka at {spec.bootstrap_servers}: {e}") from e
+    new = [NewTopic(t, n, 1, config=dict(c)) for t, (n, c) in topics.items() if t not in existing]
+    if not new:
+        return
+    for name, fut in admin.create_topics(new, request_timeout=timeout).items():
+        try:
+            fut.result()
+        except ck.KafkaException as e:
+            if e.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ConnectorError(f"cannot create Kafka topic {name!r}: {e}") from e
+
+
+# ---- bounded reads (open_source, batch engines) --------------------------------------------------
+
+def _reader(spec: KafkaSpec) -> Any:
+    ck = _require_kafka()
+    return ck.Consumer(spec.client_config(**{
+        "group.id": spec.group or "streamdsl-reader", "enable.auto.commit": False,
+        "enable.partition.eof": True, "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed", "fetch.wait.max.ms": 50}))
+
+
+def _start_offsets(consumer: Any, spec: KafkaSpec, partitions: list[int]) -> list[Any]:
+    # Offset 0 rather than OFFSET_BEGINNING: the same with auto.offset.reset=earliest (an offset
+    # before the log start resets to it), and one broker round trip less.
+    ck = _require_kafka()
+    tps = [ck.TopicPartition(spec.topic, p, 0) for p in partitions]
+    if spec.group is None:
+        return tps
+    committed = consumer.committed([ck.TopicPartition(spec.topic, p) for p in partitions],
+                                   timeout=_TIMEOUT)
+    for tp, c in zip(tps, committed):
+        if c.offset >= 0:
+            tp.offset = c.offset
+    return tps
+
+
+def read_to_end(consumer: Any, topic: str, tps: list[Any], timeout: float) -> dict[int, list[Any]]:
+    """Raw messages of every partition in ``tps`` (with start offsets), up to the end of each
+    partition at the time of reading (librdkafka's partition-EOF event)."""
+    ck = _require_kafka()
+    out: dict[int, list[Any]] = {tp.partition: [] for tp in tps}
+    pending = set(out)
+    consumer.assign(tps)
+    deadline = time.monotonic() + timeout
+    while pending:
+        if time.monotonic() > deadline:
+            raise ConnectorError(f"reading Kafka topic {topic!r}: partitions {sorted(pending)} "
+                                 f"did not reach their end within {timeout:g} s")
+        for msg in consumer.consume(1000, 0.2):
+            err = msg.error()
+            if err is not None:
+                if err.code() == ck.KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                    continue
+                if err.fatal() or err.code() in _TOPIC_ERRORS:
+                    raise ConnectorError(f"reading Kafka topic {topic!r}: {err.str()}")
+                log.warning("kafka: %s", err.str())
+                continue
+            out[msg.partition()].append(msg)
+            deadline = time.monotonic() + timeout
+    return out
+
+
+def _read_events(consumer: Any, source: str, spec: KafkaSpec, tps: list[Any],
+                 timeout: float) -> dict[int, list[InputEvent]]:
+    raw = read_to_end(consumer, spec.topic, tps, timeout)
+    return {p: [decode_message(source, m, spec.key_format, spec.value_format) for m in msgs]
+            for p, msgs in raw.items()}
+
+
+def read_kafka_partition(source: str, spec: dict | str | KafkaSpec, partition: int, *,
+                         timeout: float = _TIMEOUT) -> list[InputEvent]:
+    """The events of one partition, from the group's committed offset (else the beginning) to
+    the end at the time of reading: the bounded offset range a batch engine reads per partition."""
+    ks = spec if isinstance(spec, KafkaSpec) else kafka_spec(spec)
+    consumer = _reader(ks)
+    try:
+        tps = _start_offsets(consumer, ks, [partition])
+        return _read_events(consumer, source, ks, tps, timeout)[partition]
+    finally:
+        consumer.close()
+
+
+def read_kafka(topic: str, spec: dict | str | KafkaSpec, *,
+               timestamp_of: Callable[[InputEvent], int] | None = None,
+               timeout: float = _TIMEOUT) -> Iterator[InputEvent]:
+    """A bounded read of a Kafka topic as the input events of source ``topic``.
+
+    Reads every partition from the group's committed offsets (the beginning without a group or
+    commit) up to its end when the read starts, commits nothing, and yields the partitions merged
+    in timestamp-synchronized order (``timestamp_of(event)``, default the Kafka record timestamp;
+    ties by partition), the order the local backend's Kafka run uses too.
+    """
+    ks = spec if isinstance(spec, KafkaSpec) else kafka_spec(spec)
+    partitions = topic_partitions(ks)
+    if not partitions:
+        raise ConnectorError(f"Kafka topic {ks.topic!r} does not exist at {ks.bootstrap_servers}")
+    consumer = _reader(ks)
+    try:
+        per_partition = _read_events(consumer, topic, ks, _start_offsets(consumer, ks, partitions),
+                                     timeout)
+    finally:
+        consumer.close()
+    ts = timestamp_of or _kafka_ts
+    yield from merge_by_timestamp([per_partition[p] for p in partitions], ts)
+
+
+def _kafka_ts(ev: InputEvent) -> int:
+    return ev.timestamp if isinstance(ev.timestamp, int) else -(1 << 62)
+
+
+def _topic_errors() -> frozenset[int]:
+    try:
+        from confluent_kafka import KafkaError
+    except ImportError:  # pragma: no cover
+        return frozenset()
+    return frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                      KafkaError.GROUP_AUTHORIZATION_FAILED})
+
+
+_TOPIC_ERRORS = _topic_errors()
+
+
+# ---- sinks ---------------------------------------------------------------------------------------
+
+class DeliveryTracker:
+    """Collects delivery failures of a producer (librdkafka reports them asynchronously)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.last_offsets: dict[tuple[str, int], int] = {}
+
+    def __call__(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.errors.append(f"{msg.topic()}: {err.str() if hasattr(err, 'str') else err}")
+        else:
+            self.last_offsets[(msg.topic(), msg.partition())] = msg.offset()
+
+    def check(self) -> None:
+        if self.errors:
+            first, n = self.errors[0], len(self.errors)
+            self.errors.clear()
+            raise ConnectorError(f"{n} record(s) could not be written to Kafka (first: {first})")
+
+
+def make_producer(spec: KafkaSpec, **extra: Any) -> Any:
+    ck = _require_kafka()
+    conf = {"enable.idempotence": True, "linger.ms": 5}
+    conf.update(extra)
+    return ck.Producer(spec.client_config(**conf))
+
+
+def produce(producer: Any, topic: str, key: bytes | None, value: bytes | None,
+            timestamp: int | None, on_delivery: Callable[[Any, Any], None], *,
+            partition: int | None = None) -> None:
+    """``producer.produce`` that waits for room when librdkafka's local queue is full."""
+    kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": on_delivery}
+    if timestamp is not None:
+        kwargs["timestamp"] = timestamp
+    if partition is not None:
+        kwargs["partition"] = partition
+    while True:
+        try:
+            producer.produce(topic, **kwargs)
+            break
+        except BufferError:
+            producer.poll(0.05)
+    producer.poll(0)
+
+
+class KafkaSink:
+    """Writes output records to a Kafka topic (created if missing, with ``partitions``).
+
+    With its own producer (``open_sink``), ``close`` flushes and raises if a record could not be
+    written. The local backend's Kafka run passes one shared (possibly transactional) producer.
+    """
+
+    def __init__(self, spec: dict | str | KafkaSpec, *, producer: Any = None,
+                 tracker: DeliveryTracker | None = None, create: bool = True):
+        self.spec = spec if isinstance(spec, KafkaSpec) else kafka_spec(spec)
+        if create:
+            ensure_topics(self.spec, {self.spec.topic: (self.spec.partitions, {})})
+        self._own = producer is None
+        self.producer = producer if producer is not None else make_producer(self.spec)
+        self.tracker = tracker if tracker is not None else DeliveryTracker()
+        self.written = 0
+
+    def write(self, rec: OutputRecord) -> None:
+        produce(self.producer, self.spec.topic, encode_key(rec, self.spec.key_format),
+                encode_value(rec.value, self.spec.value_format), rec.timestamp, self.tracker)
+        self.written += 1
+
+    def flush(self, timeout: float = _TIMEOUT) -> None:
+        left = self.producer.flush(timeout)
+        if left:
+            raise ConnectorError(f"{left} record(s) still not delivered to Kafka topic "
+                                 f"{self.spec.topic!r} after {timeout:g} s")
+        self.tracker.check()
+
+    def close(self) -> None:
+        if self._own:
+            self.flush()
+
+
+class KafkaDeadLetterSink:
+    """Writes ``DeadLetter`` records as JSON (with ``partition``, ``offset`` and ``reason``) to a
+    Kafka topic. ``kafka_topics`` maps source names to the Kafka topics they read."""
+
+    def __init__(self, spec: dict | str | KafkaSpec, *, producer: Any = None,
+                 tracker: DeliveryTracker | None = None, kafka_topics: dict[str, str] | None = None,
+                 create: bool = True):
+        self.spec = spec if isinstance(spec, KafkaSpec) else kafka_spec(spec)
+        if create:
+            ensure_topics(self.spec, {self.spec.topic: (self.spec.partitions, {})})
+        self._own = producer is None
+        self.producer = producer if producer is not None else make_producer(self.spec)
+        self.tracker = tracker if tracker is not None else DeliveryTracker()
+        self.kafka_topics = dict(kafka_topics or {})
+
+    def write(self, dl: DeadLetter) -> None:
+        value = dead_letter_json(dl, self.kafka_topics.get(dl.source or ""))
+        produce(self.producer, self.spec.topic, None, value, None, self.tracker)
+
+    __call__ = write
+
+    def flush(self, timeout: float = _TIMEOUT) -> None:
+        left = self.producer.flush(timeout)
+        if left:
+            raise ConnectorError(f"{left} dead letter(s) still not delivered to Kafka topic "
+                                 f"{self.spec.topic!r} after {timeout:g} s")
+        self.tracker.check()
+
+    def close(self) -> None:
+        if self._own:
+            self.flush()

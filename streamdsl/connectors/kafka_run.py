@@ -1,0 +1,618 @@
+"""The local backend's Kafka run loop: incremental reads, checkpoints, commits, transactions.
+
+``LocalBackend.run`` hands a run to ``run_kafka`` when one of its inputs is a Kafka topic. The
+loop drives the shared ``Executor`` record by record, like the finite path, but reads Kafka
+incrementally and commits as it goes:
+
+* **Order.** Each Kafka partition (and each non-Kafka input) is one ordered channel. The next
+  record is the channel head with the smallest event time (ties: source declaration order, then
+  partition), Kafka Streams' timestamp-synchronized order. A channel with nothing buffered holds
+  the others back until it delivers a record or reports that it is at its end (librdkafka's
+  partition EOF), so a topology reading data already in Kafka sees the same order on every run.
+* **Commits** (every ``commit_interval`` seconds, at a stop and at the end). The run's state
+  (every operator's store) and the next offset of each partition are written as one checkpoint
+  record to ``<group>-checkpoint`` (only for topologies with state), then the offsets are
+  committed to the group. ``at_least_once``: sink writes are flushed first, so a committed offset
+  never covers an output that was not written. ``exactly_once``: sink writes, dead letters, the
+  checkpoint and the offsets are committed in one Kafka transaction.
+* **Restart.** A run restores the latest checkpoint whose offsets equal the group's committed
+  offsets (the latest one otherwise) and resumes from its offsets; without a checkpoint it starts
+  at the group's committed offsets, else at the beginning.
+* **Stops.** ``until_idle=S``: once every partition is read to its end and no record arrived for
+  S seconds, the input ends (every window closes, as at the end of a file), and the run commits
+  and returns.
+  ``max_records=N``: after N input records the run commits and returns *without* ending the input
+  (windows stay open in the checkpoint; the next run continues them). Ctrl-C: the record in
+  flight is finished, the run commits, then ``KeyboardInterrupt`` propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import signal
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from ..errors import ConnectorError
+from ..ir.plan import Plan
+from ..runtime.executor import Executor
+from ..runtime.metrics import Metrics
+from ..runtime.processors import BadRecord, make_ingest
+from ..runtime.records import InputEvent
+from . import kafka as kc
+from .base import open_dead_letter_sink, open_sink, open_source, parse_uri
+
+__all__ = ["run_kafka", "GUARANTEES", "CHECKPOINT_SUFFIX"]
+
+log = logging.getLogger("streamdsl.kafka")
+
+GUARANTEES = {"at_least_once": "at_least_once", "exactly_once": "exactly_once",
+              "exactly_once_v2": "exactly_once"}
+CHECKPOINT_SUFFIX = "-checkpoint"
+_NEG_INF = -(1 << 62)
+_PAUSE_AT = 20_000  # buffered records of one partition before it is paused (back-pressure)
+_RESUME_AT = 2_000
+
+
+def run_kafka(plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
+              on_error: str | None = None, dead_letter: Any = None,
+              progress: Callable[[Metrics], None] | None = None, progress_every: float = 0.5,
+              processing_guarantee: str = "at_least_once", until_idle: float | None = None,
+              max_records: int | None = None, commit_interval: float = 1.0,
+              assignment_timeout: float = 60.0, **options: Any) -> Any:
+    """Run ``plan`` over inputs of which at least one is a Kafka topic (see the module doc).
+
+    Args:
+        processing_guarantee: ``"at_least_once"`` (default) or ``"exactly_once"``.
+        until_idle: end the input and return once no record arrived for this many seconds.
+        max_records: stop (without ending the input) after this many input records.
+        commit_interval: seconds between commits.
+        assignment_timeout: seconds to wait for the group to assign every partition.
+
+    Raises:
+        ConnectorError: misconfiguration, Kafka unreachable, a missing input topic, or a write
+            that failed (nothing is committed past it).
+        KeyboardInterrupt: after a clean, committed stop on Ctrl-C.
+    """
+    if options:
+        raise TypeError(f"unknown option(s) for a Kafka run: {', '.join(sorted(options))}; known: "
+                        "processing_guarantee, until_idle, max_records, commit_interval, "
+                        "assignment_timeout")
+    run = _KafkaRun(plan, inputs, outputs, on_error=on_error, dead_letter=dead_letter,
+                    progress=progress, progress_every=progress_every,
+                    guarantee=processing_guarantee, until_idle=until_idle, max_records=max_records,
+                    commit_interval=commit_interval, assignment_timeout=assignment_timeout)
+    return run.run()
+
+
+class _Channel:
+    """One ordered input: a Kafka partition (``buf`` filled by the consumer) or a non-Kafka
+    source (``it``, a finite iterator)."""
+
+    __slots__ = ("source", "order", "topic", "partition", "buf", "eof", "next_offset", "it",
+                 "consumed", "exhausted", "paused")
+
+    def __init__(self, source: str, order: int, topic: str | None = None, partition: int = 0):
+        self.source = source
+        self.order = order
+        self.topic = topic
+        self.partition = partition
+        self.buf: deque[tuple[int, InputEvent]] = deque()
+        self.eof = False
+        self.next_offset: int | None = None
+        self.it: Any = None
+        self.consumed = 0
+        self.exhausted = False
+        self.paused = False
+
+
+class _KafkaRun:
+    def __init__(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
+                 on_error: str | None, dead_letter: Any, progress: Callable[[Metrics], None] | None,
+                 progress_every: float, guarantee: str, until_idle: float | None,
+                 max_records: int | None, commit_interval: float, assignment_timeout: float):
+        if guarantee not in GUARANTEES:
+            raise ConnectorError(f"processing_guarantee must be one of {', '.join(GUARANTEES)}, "
+                                 f"got {guarantee!r}")
+        if until_idle is not None and not until_idle >= 0:
+            raise ConnectorError(f"until_idle must be >= 0 seconds, got {until_idle!r}")
+        if max_records is not None and (not isinstance(max_records, int) or max_records < 1):
+            raise ConnectorError(f"max_records must be a positive integer, got {max_records!r}")
+        self.plan = plan
+        self.eos = GUARANTEES[guarantee] == "exactly_once"
+        self.until_idle = until_idle
+        self.max_records = max_records
+        self.commit_interval = float(commit_interval)
+        self.assignment_timeout = float(assignment_timeout)
+        self.progress = progress
+        self.progress_every = progress_every
+        self.on_error = on_error
+        self.order = {t: i for i, t in enumerate(plan.source_topics())}
+        missing = [t for t in self.order if t not in inputs]
+        if missing:
+            raise ConnectorError(f"no input given for source(s) {', '.join(missing)}")
+        unknown = [t for t in inputs if t not in self.order]
+        if unknown:
+            raise ConnectorError(f"input(s) {', '.join(unknown)} are not sources of topology "
+                                 f"{plan.name!r} (sources: {', '.join(self.order)})")
+        self.kafka_in: dict[str, kc.KafkaSpec] = {}
+        self.other_in: dict[str, Any] = {}
+        for source, spec in inputs.items():
+            if kc.is_kafka(spec):
+                self.kafka_in[source] = kc.kafka_spec(spec)
+            else:
+                self.other_in[source] = spec
+        specs = list(self.kafka_in.values())
+        self.base = specs[0]
+        clusters = {s.bootstrap_servers for s in specs}
+        if len(clusters) > 1:
+            raise ConnectorError("the Kafka inputs of one run must be on one cluster, got "
+                                 + ", ".join(sorted(clusters)))
+        groups = {s.group for s in specs if s.group}
+        if len(groups) > 1:
+            raise ConnectorError("the Kafka inputs of one run share one consumer group, got "
+                                 + ", ".join(sorted(groups)) + "; give the same ?group= to each")
+        self.group = groups.pop() if groups else plan.name
+        self.source_of: dict[str, str] = {}
+        for source, s in self.kafka_in.items():
+            if s.topic in self.source_of:
+                raise ConnectorError(f"sources {self.source_of[s.topic]!r} and {source!r} both read "
+                                     f"Kafka topic {s.topic!r}; read it once and branch the stream")
+            self.source_of[s.topic] = source
+        self.config: dict[str, str] = {}
+        for s in specs:
+            self.config.update(s.config)
+        first = next((s for s in specs if s.checkpoint_topic), None)
+        self.checkpoint_topic = (first.checkpoint_topic if first else None) or self.group + CHECKPOINT_SUFFIX
+        first = next((s for s in specs if s.transactional_id), None)
+        self.transactional_id = (first.transactional_id if first else None) or f"streamdsl-{self.group}"
+        self.outputs = {t: parse_uri(s) for t, s in outputs.items()}
+        self.dead_letter = parse_uri(dead_letter) if dead_letter is not None else None
+        if self.eos:
+            for name, spec in [*self.outputs.items(), ("dead letters", self.dead_letter)]:
+                if spec is None:
+                    continue
+                if spec["type"] != "kafka":
+                    raise ConnectorError(
+                        f"processing_guarantee='exactly_once' needs every output to be a Kafka topic; "
+                        f"{name!r} is {spec['type']}: write it to kafka:// or use at_least_once")
+                if kc.kafka_spec(spec).bootstrap_servers != self.base.bootstrap_servers:
+                    raise ConnectorError(f"processing_guarantee='exactly_once' needs the outputs on "
+                                         f"the input cluster; {name!r} is on another one")
+        # run state
+        self.channels: list[_Channel] = []
+        self.kchan: dict[tuple[str, int], _Channel] = {}
+        self.start_offsets: dict[tuple[str, int], int] = {}
+        self.expected: set[tuple[str, int]] = set()
+        self.assigned: set[tuple[str, int]] = set()
+        self.running = False
+        self.revoked = False
+        self.stop: str | None = None
+        self.fed = 0
+        self.dirty = False
+        self.ended = False
+        self.seq = 0
+
+    # ---- set-up ------------------------------------------------------------------------------------
+    def _spec(self, topic: str, **changes: Any) -> kc.KafkaSpec:
+        from dataclasses import replace
+        return replace(self.base, topic=topic, config=dict(self.config), **changes)
+
+    def _consumer(self) -> Any:
+        ck = kc._require_kafka()
+        conf = self.base.client_config(**{
+            "group.id": self.group, "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest", "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+            # A partition at its end is known only when a fetch comes back empty; until then it
+            # holds the merge back, so empty fetches must return soon.
+            "fetch.wait.max.ms": 100})
+        conf.update(self.config)
+        return ck.Consumer(conf)
+
+    def _open_outputs(self) -> None:
+        self.trackers: dict[str, kc.DeliveryTracker] = {}
+        self.producers: dict[str, Any] = {}
+        main = self.base.bootstrap_servers
+        extra = {"transactional.id": self.transactional_id} if self.eos else {}
+        self.producers[main] = kc.make_producer(self._spec(self.base.topic), **extra)
+        self.trackers[main] = kc.DeliveryTracker()
+        self.sinks: dict[str, Any] = {}
+        for topic, spec in self.outputs.items():
+            if spec["type"] == "kafka":
+                ks = kc.kafka_spec(spec)
+                if ks.bootstrap_servers not in self.producers:
+                    self.producers[ks.bootstrap_servers] = kc.make_producer(ks)
+                    self.trackers[ks.bootstrap_servers] = kc.DeliveryTracker()
+                self.sinks[topic] = kc.KafkaSink(ks, producer=self.producers[ks.bootstrap_servers],
+                                                 tracker=self.trackers[ks.bootstrap_servers])
+            else:
+                self.sinks[topic] = open_sink(topic, spec)
+        self.dl = None
+        if self.dead_letter is not None:
+            if self.dead_letter["type"] == "kafka":
+                ks = kc.kafka_spec(self.dead_letter)
+                if ks.bootstrap_servers not in self.producers:
+                    self.producers[ks.bootstrap_servers] = kc.make_producer(ks)
+                    self.trackers[ks.bootstrap_servers] = kc.DeliveryTracker()
+                kafka_topics = {src: s.topic for src, s in self.kafka_in.items()}
+                self.dl = kc.KafkaDeadLetterSink(ks, producer=self.producers[ks.bootstrap_servers],
+                                                 tracker=self.trackers[ks.bootstrap_servers],
+                                                 kafka_topics=kafka_topics)
+            else:
+                self.dl = open_dead_letter_sink(self.dead_letter)
+
+    def _discover(self) -> None:
+        for source, s in self.kafka_in.items():
+            parts = kc.topic_partitions(s)
+            if not parts:
+                raise ConnectorError(f"Kafka topic {s.topic!r} (source {source!r}) does not exist at "
+                                     f"{s.bootstrap_servers}; create it first")
+            self.expected.update((s.topic, p) for p in parts)
+        self.multi = len(self.expected) + len(self.other_in) > 1
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def _fingerprint(self) -> list[tuple[str, str]]:
+        return [(n.name, n.kind) for n in self.plan.topological()]
+
+    def _positions(self) -> dict[tuple[str, int], int]:
+        return {k: ch.next_offset for k, ch in self.kchan.items() if ch.next_offset is not None}
+
+    def _checkpoint_bytes(self) -> bytes:
+        snap = {"version": 1, "topology": self.plan.name, "nodes": self._fingerprint(),
+                "seq": self.seq, "positions": self._positions(), "ended": self.ended,
+                "consumed": {ch.source: ch.consumed for ch in self.channels if ch.topic is None},
+                "state": self.ex.snapshot()}
+        try:
+            return pickle.dumps(snap, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:
+            raise ConnectorError(f"cannot checkpoint the state of topology {self.plan.name!r}: "
+                                 f"{type(e).__name__}: {e}; aggregate values must be picklable") from e
+
+    def _load_checkpoint(self, consumer: Any) -> dict | None:
+        ck = kc._require_kafka()
+        spec = self._spec(self.checkpoint_topic)
+        if not kc.topic_partitions(spec):
+            kc.ensure_topics(spec, {self.checkpoint_topic: (1, {"cleanup.policy": "compact"})})
+            return None
+        reader = ck.Consumer(spec.client_config(**{
+            "group.id": self.group + "-checkpoint-reader", "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50,
+            "enable.partition.eof": True, "isolation.level": "read_committed"}))
+        try:
+            msgs = kc.read_to_end(reader, self.checkpoint_topic,
+                                  [ck.TopicPartition(self.checkpoint_topic, 0, 0)],
+                                  kc._TIMEOUT)[0]
+        finally:
+            reader.close()
+        key = self.group.encode()
+        cands = []
+        for m in msgs:
+            if m.key() != key or m.value() is None:
+                continue
+            try:
+                cands.append(pickle.loads(m.value()))
+            except Exception as e:
+                log.warning("skipping an unreadable checkpoint at offset %s: %s", m.offset(), e)
+        if not cands:
+            return None
+        tps = sorted({tp for c in cands for tp in c["positions"]})
+        committed = {}
+        if tps:
+            for tp in consumer.committed([ck.TopicPartition(t, p) for t, p in tps], timeout=kc._TIMEOUT):
+                if tp.offset >= 0:
+                    committed[(tp.topic, tp.partition)] = tp.offset
+        # The committed offsets say which checkpoint the last successful commit wrote (a broker
+        # that shows aborted transactions to read_committed readers could show a later one).
+        chosen = next((c for c in reversed(cands)
+                       if c["positions"] and all(committed.get(tp) == off
+                                                 for tp, off in c["positions"].items())),
+                      cands[-1])
+        if chosen["nodes"] != self._fingerprint():
+            raise ConnectorError(
+                f"the checkpoint in Kafka topic {self.checkpoint_topic!r} was written by a different "
+                f"topology (operators {[n for n, _ in chosen['nodes']]}); run this one with another "
+                "group (?group=NEW), or delete that topic to start from the group's offsets without state")
+        return chosen
+
+    # ---- the run -------------------------------------------------------------------------------
+    def run(self) -> Any:
+        from ..backend import RunResult
+        ck = kc._require_kafka()
+        self._discover()
+        self._open_outputs()
+        main = self.producers[self.base.bootstrap_servers]
+        self.main = main
+        # exactly_once: outputs wait in memory until the commit writes them in its transaction.
+        # A failure while processing then leaves nothing in the output topics at all (a broker
+        # that shows aborted records to read_committed readers, such as Tansu, shows nothing).
+        self.pending: list[tuple[Callable[[Any], None], Any]] = []
+        writers = {t: self._writer(s.write) for t, s in self.sinks.items()}
+        self.ex = ex = Executor(self.plan, on_error=self.on_error, sink_writers=writers,
+                                dead_letter_writer=self._writer(self.dl.write) if self.dl else None)
+        self.stateful = any(p.node.stateful for p in ex.processors.values())
+        consumer = self._consumer()
+        self.consumer = consumer
+        in_txn = False
+        restore_sigint = self._install_sigint()
+        try:
+            if self.eos:
+                main.init_transactions(kc._TIMEOUT)  # fences an older instance, aborts its open txn
+            skip: dict[str, int] = {}
+            if self.stateful:
+                ckpt = self._load_checkpoint(consumer)
+                if ckpt is not None:
+                    ex.restore(ckpt["state"])
+                    self.start_offsets = dict(ckpt["positions"])
+                    skip = dict(ckpt.get("consumed", {}))
+                    self.seq = ckpt["seq"]
+                    log.info("restored checkpoint %s of group %s", self.seq, self.group)
+            for source, spec in self.other_in.items():
+                ch = _Channel(source, self.order[source])
+                ch.it = iter(open_source(source, spec))
+                for _ in range(skip.get(source, 0)):
+                    if next(ch.it, None) is None:
+                        break
+                    ch.consumed += 1
+                self.channels.append(ch)
+            self.ingest = {}
+            for s in self.plan.sources():
+                self.ingest.setdefault(s.topic, make_ingest(s))
+            self._start_from_committed(consumer)
+            consumer.subscribe(sorted(self.source_of), on_assign=self._on_assign,
+                               on_revoke=self._on_revoke)
+            self._wait_for_assignment()
+            if self.eos:
+                main.begin_transaction()
+                in_txn = True
+            self.running = True
+            self._loop()
+            self.running = False
+            if not self.stop and self.until_idle is not None:
+                ex.end()
+                self.ended = True
+                self.dirty = True
+            self._commit(final=True)
+            in_txn = False
+        except BaseException:
+            self.running = False
+            if in_txn:
+                try:
+                    main.abort_transaction(10)
+                except Exception as e:  # the original error matters more
+                    log.warning("could not abort the Kafka transaction: %s", e)
+            raise
+        finally:
+            restore_sigint()
+            try:
+                consumer.close()
+            finally:
+                if not self.eos:
+                    for p in self.producers.values():
+                        p.flush(10)
+                for s in self.sinks.values():
+                    if not isinstance(s, kc.KafkaSink):
+                        s.close()
+                if self.dl is not None and not isinstance(self.dl, kc.KafkaDeadLetterSink):
+                    self.dl.close()
+        if self.progress is not None:
+            self.progress(ex.metrics)
+        if self.stop == "interrupt":
+            raise KeyboardInterrupt
+        return RunResult(ex.outputs, ex.dead_letters, ex.metrics)
+
+    def _writer(self, write: Callable[[Any], None]) -> Callable[[Any], None]:
+        if not self.eos:
+            return write
+        pending = self.pending
+        return lambda item: pending.append((write, item))
+
+    def _start_from_committed(self, consumer: Any) -> None:
+        """Explicit start offsets for every partition: the checkpoint's, else the group's
+        committed offset, else 0 (= the beginning: auto.offset.reset is earliest)."""
+        ck = kc._require_kafka()
+        todo = sorted(tp for tp in self.expected if tp not in self.start_offsets)
+        if not todo:
+            return
+        got = consumer.committed([ck.TopicPartition(t, p) for t, p in todo], timeout=kc._TIMEOUT)
+        for tp in got:
+            self.start_offsets[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else 0
+
+    def _install_sigint(self) -> Callable[[], None]:
+        """Ctrl-C sets a flag checked between records; a second Ctrl-C interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum: int, frame: Any) -> None:
+            self.stop = "interrupt"
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, handler)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            ch = self.kchan.get(key)
+            if ch is None:
+                ch = _Channel(self.source_of[tp.topic], self.order[self.source_of[tp.topic]],
+                              tp.topic, tp.partition)
+                self.kchan[key] = ch
+                self.channels.append(ch)
+                self.channels.sort(key=lambda c: (c.order, c.partition))
+                ch.next_offset = self.start_offsets.get(key)
+            if ch.next_offset is not None:
+                tp.offset = ch.next_offset
+            self.assigned.add(key)
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            self.assigned.discard((tp.topic, tp.partition))
+        if self.running and partitions:
+            self.revoked = True
+
+    def _wait_for_assignment(self) -> None:
+        deadline = time.monotonic() + self.assignment_timeout
+        while self.assigned != self.expected:
+            if self.stop:
+                return
+            if time.monotonic() > deadline:
+                got = sorted(self.assigned)
+                raise ConnectorError(
+                    f"consumer group {self.group!r} assigned {len(got)} of {len(self.expected)} "
+                    f"partitions within {self.assignment_timeout:g} s ({got}); the local backend "
+                    "runs one instance per group: is another run of this topology using the group?")
+            self._receive(self.consumer.consume(1000, 0.1))
+
+    def _receive(self, msgs: list[Any]) -> bool:
+        ck = kc._require_kafka()
+        got = False
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() == ck.KafkaError._PARTITION_EOF:
+                    ch = self.kchan.get((msg.topic(), msg.partition()))
+                    if ch is not None:
+                        ch.eof = True
+                    continue
+                if err.fatal() or err.code() in kc._TOPIC_ERRORS:
+                    raise ConnectorError(f"Kafka consumer of group {self.group!r}: {err.str()}")
+                log.warning("kafka: %s", err.str())
+                continue
+            ch = self.kchan.get((msg.topic(), msg.partition()))
+            if ch is None:  # not ours any more
+                continue
+            spec = self.kafka_in[ch.source]
+            ev = kc.decode_message(ch.source, msg, spec.key_format, spec.value_format)
+            ch.buf.append((self._ts(ev), ev))
+            ch.eof = False
+            got = True
+            if not ch.paused and len(ch.buf) >= _PAUSE_AT:
+                self.consumer.pause([ck.TopicPartition(ch.topic, ch.partition)])
+                ch.paused = True
+        return got
+
+    def _ts(self, ev: InputEvent) -> int:
+        if not self.multi:
+            return 0
+        try:
+            return self.ingest[ev.topic](ev).ts
+        except BadRecord:
+            return _NEG_INF  # dead-lettered: its place changes no result
+
+    def _head(self, ch: _Channel) -> tuple[int, InputEvent] | None:
+        if ch.topic is not None:
+            return ch.buf[0] if ch.buf else None
+        if not ch.buf and not ch.exhausted:
+            ev = next(ch.it, None)
+            if ev is None:
+                ch.exhausted = True
+            else:
+                ch.buf.append((self._ts(ev), ev))
+        return ch.buf[0] if ch.buf else None
+
+    def _drain(self) -> None:
+        """Feed records in merge order while every channel can say what comes next."""
+        ex = self.ex
+        while not self.stop:
+            best: _Channel | None = None
+            best_ts = 0
+            for ch in self.channels:
+                head = self._head(ch)
+                if head is None:
+                    if ch.topic is None or ch.eof:
+                        continue
+                    return  # a partition that may still deliver earlier records: wait for it
+                if best is None or head[0] < best_ts:
+                    best, best_ts = ch, head[0]
+            if best is None:
+                return
+            _, ev = best.buf.popleft()
+            ex.feed(ev)
+            self.fed += 1
+            self.dirty = True
+            if best.topic is not None:
+                best.next_offset = ev.position[1] + 1
+                if best.paused and len(best.buf) <= _RESUME_AT:
+                    ck = kc._require_kafka()
+                    self.consumer.resume([ck.TopicPartition(best.topic, best.partition)])
+                    best.paused = False
+            else:
+                best.consumed += 1
+            if self.max_records is not None and self.fed >= self.max_records:
+                self.stop = "max_records"
+
+    def _loop(self) -> None:
+        now = time.monotonic()
+        last_arrival = last_commit = last_progress = now
+        while not self.stop:
+            if self.revoked:
+                raise ConnectorError(
+                    f"partitions were revoked from this run: another consumer joined group "
+                    f"{self.group!r}; the local backend runs one instance per group")
+            busy = any(ch.buf for ch in self.channels)
+            if self._receive(self.consumer.consume(1000, 0.02 if busy else 0.1)):
+                last_arrival = time.monotonic()
+            self._drain()
+            now = time.monotonic()
+            if self.stop:
+                break
+            if (self.until_idle is not None and now - last_arrival >= self.until_idle
+                    and all(not ch.buf and (ch.eof or ch.exhausted) for ch in self.channels)):
+                break  # idle: every partition read to its end, nothing new for until_idle s
+            if self.dirty and now - last_commit >= self.commit_interval:
+                self._commit(final=False)
+                last_commit = now
+            if self.progress is not None and now - last_progress >= self.progress_every:
+                self.progress(self.ex.metrics)
+                last_progress = now
+
+    def _commit(self, *, final: bool) -> None:
+        ck = kc._require_kafka()
+        offsets = [ck.TopicPartition(t, p, off) for (t, p), off in sorted(self._positions().items())]
+        main = self.main
+        tracker = self.trackers[self.base.bootstrap_servers]
+        if not self.dirty:
+            if self.eos and final:
+                main.commit_transaction(kc._TIMEOUT)
+            return
+        self.seq += 1
+        if self.eos:
+            for write, item in self.pending:
+                write(item)
+            self.pending.clear()
+            if self.stateful:
+                kc.produce(main, self.checkpoint_topic, self.group.encode(), self._checkpoint_bytes(),
+                           None, tracker, partition=0)
+            if offsets:
+                main.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(),
+                                                 kc._TIMEOUT)
+            main.commit_transaction(kc._TIMEOUT)
+            tracker.check()
+            if not final:
+                main.begin_transaction()
+        else:
+            for bs, p in self.producers.items():
+                left = p.flush(kc._TIMEOUT)
+                if left:
+                    raise ConnectorError(f"{left} record(s) not delivered to Kafka at {bs} within "
+                                         f"{kc._TIMEOUT:g} s; offsets not committed")
+                self.trackers[bs].check()
+            for s in self.sinks.values():
+                flush = getattr(s, "flush", None)
+                if flush is not None and not isinstance(s, kc.KafkaSink):
+                    flush()
+            if self.stateful:
+                kc.produce(main, self.checkpoint_topic, self.group.encode(), self._checkpoint_bytes(),
+                           None, tracker, partition=0)
+                if main.flush(kc._TIMEOUT):
+                    raise ConnectorError("the checkpoint was not written to Kafka; offsets not committed")
+                tracker.check()
+            if offsets:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+        self.dirty = False
+        log.debug("committed %s (%d records so far)", self.seq, self.fed)
