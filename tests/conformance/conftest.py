@@ -24,7 +24,7 @@ from typing import Any, Iterable
 import pytest
 
 #: Backends every conformance test runs on.  Later sessions append "bytewax", "beam".
-BACKENDS = ["local"]
+BACKENDS = ["local", "bytewax", "bytewax-2w"]
 
 
 def selected_backends() -> list[str]:
@@ -34,8 +34,21 @@ def selected_backends() -> list[str]:
     return list(BACKENDS)
 
 
+#: Extra parametrisations: id -> (backend name, options).  For these ids the fixture gives
+#: a backend instance built with the options (TestDriver accepts a name or an instance).
+VARIANTS = {
+    "bytewax-2w": ("bytewax", {"workers": 2}),      # 2 worker threads in one process
+    "bytewax-2p": ("bytewax", {"processes": 2}),    # 2 processes (STREAMDSL_BACKENDS=bytewax-2p)
+}
+
+
 @pytest.fixture(params=selected_backends())
-def backend(request) -> str:
+def backend(request):
+    if request.param in VARIANTS:
+        from streamdsl.backend import get_backend
+
+        name, options = VARIANTS[request.param]
+        return type(get_backend(name))(**options)
     return request.param
 
 

@@ -1,0 +1,258 @@
+"""The ``bytewax`` backend: topologies compiled into Bytewax dataflows (bytewax 0.21).
+
+Same records as the ``local`` backend, on one worker or many: every operator's semantics come
+from the shared processors in ``streamdsl.runtime``, and every stateful step restores the
+defined record order itself (positions and frontiers, see :mod:`.inbox`), so no result
+depends on how Bytewax schedules, batches or routes items between workers.
+
+>>> import streamdsl as sd
+>>> from streamdsl.testing import TestDriver
+>>> topo = sd.Topology("bw-demo")
+>>> topo.stream("in").group_by_key().count().to_stream().to("out")
+>>> with TestDriver(topo, backend="bytewax", workers=2) as d:
+...     d.send_many("in", [("a", 1, 10), ("b", 1, 20), ("a", 1, 30)])
+...     [(r.key, r.value) for r in d.output("out")]
+[('a', 1), ('b', 1), ('a', 2)]
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from datetime import timedelta
+from typing import Any, Callable, Iterable
+
+from streamdsl.backend import Backend, RunResult
+from streamdsl.connectors import open_source
+from streamdsl.errors import ConnectorError, StreamDSLError
+from streamdsl.ir.plan import Plan
+from streamdsl.runtime.executor import merge_inputs
+from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord
+
+from .cluster import ClusterError, execute_flow, root_cause
+from .compiler import FlowCompiler, supported_kinds
+from .io import CollectSink, ConnectorSink, DeadLetterFileSink, EventSource
+from .layout import ERRORS, Layout, step_id
+from .logic import FatalAbort, RunState
+
+__all__ = ["BytewaxBackend", "Layout", "ClusterError"]
+
+_OPTIONS_HELP = {
+    "workers": "worker threads per process (default 1)",
+    "processes": "processes in the cluster, forked on free localhost ports (default 1)",
+    "batch_size": "input events per Bytewax batch (default 1000)",
+    "recovery_dir": "directory of Bytewax's SQLite recovery store: snapshots are written "
+                    "there and a rerun resumes from the last one (run only)",
+    "snapshot_interval": "seconds between snapshots with recovery_dir (default 1.0; also "
+                         "Bytewax's epoch length)",
+    "recovery_partitions": "recovery partitions created in a new recovery_dir (default: "
+                           "workers x processes)",
+    "timeout": "seconds to wait for a multi-process run before failing (default: none)",
+}
+
+
+class BytewaxBackend(Backend):
+    """Runs plans as Bytewax dataflows.
+
+    Args:
+        **defaults: default options for every run of this instance (``workers``,
+            ``processes``, ``batch_size``, ...; see ``options_help``). Options passed to
+            ``execute``/``run``/``TestDriver`` override them.
+
+    ``BytewaxBackend(workers=2)`` is a backend whose runs use two worker threads; pass it as
+    ``TestDriver(topo, backend=BytewaxBackend(workers=2))``.
+    """
+
+    name = "bytewax"
+    capabilities = supported_kinds()
+    options_help = _OPTIONS_HELP
+
+    def __init__(self, **defaults: Any):
+        self.defaults = self._options(defaults, {})
+
+    @property
+    def version(self) -> str:
+        from importlib.metadata import version
+        return version("bytewax")
+
+    # ---- options ----------------------------------------------------------------------------------
+    def _options(self, given: dict, base: dict | None = None) -> dict:
+        unknown = set(given) - set(_OPTIONS_HELP)
+        if unknown:
+            raise TypeError(f"unknown bytewax backend option(s) {sorted(unknown)}; "
+                            f"options: {', '.join(sorted(_OPTIONS_HELP))}")
+        opts = dict(self.defaults if base is None else base)
+        for k, v in given.items():
+            if v is None:
+                continue
+            if k in ("workers", "processes", "batch_size", "recovery_partitions"):
+                v = int(v)
+                if v < 1:
+                    raise ValueError(f"bytewax option {k} must be >= 1, got {v}")
+            elif k in ("snapshot_interval", "timeout"):
+                v = float(v)
+            elif k == "recovery_dir":
+                v = os.fspath(v)
+            opts[k] = v
+        return opts
+
+    # ---- compile ----------------------------------------------------------------------------------
+    def compile(self, plan: Plan, **options: Any):
+        """The ``bytewax.dataflow.Dataflow`` of ``plan`` (over an empty input, its results
+        collected), e.g. for ``bytewax.visualize.to_mermaid``.
+
+        Raises:
+            UnsupportedNodeError: a node kind this backend does not run.
+        """
+        self._options(options)
+        self.check(plan)
+        run = RunState(Layout(plan), plan.on_error, recovery=False, abort=False)
+        return self._flow(run, EventSource(lambda: iter(())), _collect([]))
+
+    def _flow(self, run: RunState, source: EventSource, attach) -> Any:
+        return FlowCompiler(self.name, run, source, attach).compile()
+
+    # ---- bounded runs (TestDriver) -----------------------------------------------------------------
+    def execute(self, plan: Plan, events: list[InputEvent], *, flush: bool = True,
+                on_error: str | None = None, **options: Any) -> RunResult:
+        """Run ``events`` (already in the defined input order) to completion.
+
+        ``flush=False`` stops at the end of the events without closing windows: the result is
+        what the topology had emitted by then (``TestDriver.output(flush=False)``).
+        """
+        opts = self._options(options)
+        self.check(plan)
+        if "recovery_dir" in opts:
+            raise TypeError("recovery_dir applies to run(), not to execute()/TestDriver")
+        run = RunState(Layout(plan), on_error or plan.on_error, recovery=False, abort=False)
+        events = list(events)
+        source = EventSource(lambda: iter(events), flush=flush,
+                             batch_size=opts.get("batch_size", 1000))
+        store: list = []
+        flow = self._flow(run, source, _collect(store))
+        items = self._execute(flow, store, run, opts)
+        result, fatal = _gather(plan, items, collect_dead_letters=True)
+        if fatal is not None:
+            raise fatal.to_error()
+        return result
+
+    def _execute(self, flow, store: list, run: RunState, opts: dict, **kw: Any) -> list:
+        try:
+            return execute_flow(flow, store, workers=opts.get("workers", 1),
+                                processes=opts.get("processes", 1), run_state=run,
+                                timeout=opts.get("timeout"), **kw)
+        except (StreamDSLError, ClusterError):
+            raise
+        except BaseException as e:
+            if run.fatal is not None:
+                raise run.fatal from None
+            cause = root_cause(e)
+            if isinstance(cause, FatalAbort) and run.fatal is not None:
+                raise run.fatal from None
+            if cause is not e and isinstance(cause, Exception):
+                raise cause from e
+            raise
+
+    # ---- runs over connectors (streamdsl run) --------------------------------------------------------
+    def run(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
+            on_error: str | None = None, dead_letter: Any = None,
+            progress: Callable[[Metrics], None] | None = None, **options: Any) -> RunResult:
+        """Read ``inputs`` ({source: connector spec or URI}), write ``outputs`` ({sink: spec});
+        sinks without a spec are collected in the result (as on the local backend).
+
+        With ``recovery_dir``, Bytewax snapshots the run every ``snapshot_interval`` seconds;
+        running again with the same directory resumes from the last snapshot (see
+        docs/backends.md for what is guaranteed about duplicates).
+        """
+        opts = self._options(options)
+        self.check(plan)
+        missing = [t for t in plan.source_topics() if t not in inputs]
+        if missing:
+            raise ConnectorError(f"no input given for source(s) {', '.join(missing)}")
+        unknown = [t for t in inputs if t not in plan.source_topics()]
+        if unknown:
+            raise ConnectorError(f"input(s) {', '.join(unknown)} are not sources of this "
+                                 f"topology (sources: {', '.join(plan.source_topics())})")
+        outputs = {t: spec for t, spec in outputs.items() if t in plan.sink_topics()}
+        recovery_dir = opts.get("recovery_dir")
+        workers, processes = opts.get("workers", 1), opts.get("processes", 1)
+        run = RunState(Layout(plan), on_error or plan.on_error,
+                       recovery=recovery_dir is not None, abort=True)
+
+        def open_events() -> Iterable[InputEvent]:
+            return merge_inputs(plan, {t: open_source(t, spec) for t, spec in inputs.items()})
+
+        source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
+                             progress=progress if processes <= 1 else None)
+        kw: dict = {}
+        if recovery_dir is not None:
+            from bytewax.recovery import RecoveryConfig, init_db_dir
+            os.makedirs(recovery_dir, exist_ok=True)
+            if not glob.glob(os.path.join(recovery_dir, "part-*.sqlite3")):
+                init_db_dir(recovery_dir, opts.get("recovery_partitions", workers * processes))
+            kw["recovery_config"] = RecoveryConfig(recovery_dir)
+            kw["epoch_interval"] = timedelta(seconds=opts.get("snapshot_interval", 1.0))
+        store: list = []
+
+        def attach(flow, outs) -> None:
+            import bytewax.operators as op
+            for topic, spec in outputs.items():
+                dest = "sink:" + topic
+                recs = op.filter_map(f"select_{step_id(topic)}", outs,
+                                     lambda kv, dest=dest: (dest, kv[1][2])
+                                     if kv[0] == dest and kv[1][0] == "rec" else None)
+                op.output(f"write_{step_id(topic)}", recs, ConnectorSink(topic, spec))
+            written = {"sink:" + t for t in outputs}
+            if dead_letter is not None:
+                dls = op.filter_map("select_dead_letters", outs,
+                                    lambda kv: ("dl", kv[1][2]) if kv[1][0] == "dl" else None)
+                op.output("write_dead_letters", dls, DeadLetterFileSink(dead_letter))
+                rest = op.filter("select_collected", outs,
+                                 lambda kv: kv[0] not in written and kv[1][0] != "dl")
+            else:
+                rest = op.filter("select_collected", outs, lambda kv: kv[0] not in written)
+            op.output("collect", rest, CollectSink(store))
+
+        flow = self._flow(run, source, attach)
+        items = self._execute(flow, store, run, opts, **kw)
+        result, fatal = _gather(plan, items, collect_dead_letters=dead_letter is None)
+        if fatal is not None:
+            raise fatal.to_error()
+        if progress is not None:
+            progress(result.metrics)
+        return result
+
+
+def _collect(store: list):
+    def attach(flow, outs) -> None:
+        import bytewax.operators as op
+        op.output("collect", outs, CollectSink(store))
+    return attach
+
+
+def _gather(plan: Plan, items: list, *, collect_dead_letters: bool):
+    """Outputs (in the defined order), dead letters, metrics and the first fatal error."""
+    outputs: dict[str, list[tuple]] = {t: [] for t in plan.sink_topics()}
+    dead: list[tuple] = []
+    fatal: list[tuple] = []
+    metrics = Metrics()
+    for dest, (kind, pos, payload) in items:
+        if kind == "rec":
+            outputs[dest[len("sink:"):]].append((pos, payload))
+        elif kind == "dl":
+            dead.append((pos, payload))
+        elif kind == "fatal":
+            fatal.append((pos, payload))
+        elif kind == "metrics":
+            metrics.merge(payload)
+    result = RunResult(
+        {t: [r for _, r in sorted(recs, key=_first)] for t, recs in outputs.items()},
+        [d for _, d in sorted(dead, key=_first)] if collect_dead_letters else [],
+        metrics)
+    first = min(fatal, key=_first)[1] if fatal else None
+    return result, first
+
+
+def _first(pair: tuple) -> tuple:
+    return pair[0]

@@ -1,0 +1,261 @@
+"""Bytewax sources and sinks for streamdsl runs.
+
+* :class:`EventSource`: one partition that reads every input (memory, JSON lines, CSV, stdin,
+  Kafka through ``streamdsl.connectors``), merges them in timestamp-synchronized order
+  (``merge_inputs``, the order every backend uses) and numbers the events. Its resume state is
+  the number of events already emitted, so a resumed run re-opens the inputs and skips them.
+* :class:`ConnectorSink`: one partition per sink topic. JSON-lines and CSV files are written
+  through truncating writers whose resume state is the byte offset of the last snapshot: a
+  resumed run cuts off whatever the failed run wrote after its last snapshot and writes it
+  again, so files end up exactly as after an uninterrupted run. Other sinks (stdout, Kafka)
+  are at-least-once.
+* :class:`CollectSink`: gathers the terminal step's items in this process (results of
+  ``execute`` and the sinks ``run`` returns).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import locale
+import os
+import time
+from typing import Any, Callable, Iterator
+
+import orjson
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import (DynamicSink, FixedPartitionedSink, StatefulSinkPartition,
+                             StatelessSinkPartition)
+
+from streamdsl.connectors import open_dead_letter_sink, open_sink, parse_uri
+from streamdsl.connectors.jsonl import dumps_output
+from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord
+
+from .inbox import CLOSED
+
+__all__ = ["EventSource", "CollectSink", "ConnectorSink", "DeadLetterFileSink"]
+
+
+class _EventPartition(StatefulSourcePartition):
+    def __init__(self, events: Iterator[InputEvent], resume: tuple | None, *, flush: bool,
+                 batch_size: int, progress: Callable[[Metrics], None] | None):
+        self.seq, self.counter, self.done = resume if resume is not None else (0, 0, False)
+        self.events = itertools.islice(events, self.seq, None) if self.seq else events
+        self.flush = flush
+        self.batch_size = batch_size
+        self.progress = progress
+        self._last_progress = time.monotonic()
+
+    def next_batch(self) -> list:
+        if self.done:
+            raise StopIteration
+        start = self.seq
+        items = [(start + i, ev) for i, ev in enumerate(itertools.islice(self.events, self.batch_size))]
+        self.seq = start + len(items)
+        if len(items) < self.batch_size:
+            self.done = True
+            frontier = CLOSED if self.flush else self.seq - 1
+        else:
+            frontier = self.seq - 1
+        msg = (self.counter, frontier, items)
+        self.counter += 1
+        if self.progress is not None and time.monotonic() - self._last_progress >= 0.5:
+            self._last_progress = time.monotonic()
+            self.progress(Metrics(records_in=self.seq))
+        return [msg]
+
+    def snapshot(self) -> tuple:
+        return (self.seq, self.counter, self.done)
+
+
+class EventSource(FixedPartitionedSource):
+    """The run's input: ``open_events()`` gives the merged events (called once per execution).
+
+    Args:
+        open_events: returns an iterator of ``InputEvent`` in the defined input order.
+        flush: after the last event, close the input (every window closes); otherwise the
+            input just stops (``TestDriver.output(flush=False)``).
+        batch_size: events per message.
+    """
+
+    def __init__(self, open_events: Callable[[], Iterator[InputEvent]], *, flush: bool = True,
+                 batch_size: int = 1000, progress: Callable[[Metrics], None] | None = None):
+        self.open_events = open_events
+        self.flush = flush
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def list_parts(self) -> list[str]:
+        return ["input"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _EventPartition:
+        return _EventPartition(iter(self.open_events()), resume_state, flush=self.flush,
+                               batch_size=self.batch_size, progress=self.progress)
+
+
+class _Collect(StatelessSinkPartition):
+    def __init__(self, store: list):
+        self.store = store
+
+    def write_batch(self, items: list) -> None:
+        self.store.extend(items)
+
+
+class CollectSink(DynamicSink):
+    """Appends every item to ``store`` (a list owned by this process)."""
+
+    def __init__(self, store: list):
+        self.store = store
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Collect:
+        return _Collect(self.store)
+
+
+# ---- file writers with a resumable position ------------------------------------------------------
+
+def _open_at(path: str, resume: dict | None):
+    """Open ``path`` for writing: fresh (truncated), or cut back to the snapshotted offset."""
+    if resume is None or not os.path.exists(path):
+        return open(path, "wb")
+    f = open(path, "r+b")
+    f.truncate(resume["offset"])
+    f.seek(0, os.SEEK_END)
+    return f
+
+
+class _JsonlWriter:
+    """The bytes of ``streamdsl.connectors.jsonl.JsonlSink``, with a resumable offset."""
+
+    def __init__(self, path: str, resume: dict | None):
+        self.f = _open_at(path, resume)
+
+    def write(self, rec: OutputRecord) -> None:
+        self.f.write(dumps_output(rec) + b"\n")
+
+    def snapshot(self) -> dict:
+        self.f.flush()
+        return {"offset": self.f.tell()}
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class _CsvWriter:
+    """The bytes of ``streamdsl.connectors.csvfile.CsvSink``, with a resumable offset."""
+
+    def __init__(self, path: str, resume: dict | None):
+        self.f = _open_at(path, resume)
+        self.fields: list[str] | None = resume.get("fields") if resume else None
+        self.encoding = locale.getpreferredencoding(False)
+        self.buf = io.StringIO(newline="")
+        self.w = csv.writer(self.buf)
+
+    def _row(self, row: list) -> None:
+        self.w.writerow(row)
+        self.f.write(self.buf.getvalue().encode(self.encoding))
+        self.buf.seek(0)
+        self.buf.truncate()
+
+    def write(self, rec: OutputRecord) -> None:
+        v = rec.value
+        if self.fields is None:
+            self.fields = sorted(v) if isinstance(v, dict) else ["value"]
+            self._row(["key", "timestamp", "window_start", "window_end", *self.fields])
+        ws, we = rec.window if rec.window else ("", "")
+        if isinstance(v, dict):
+            vals = [v.get(f, "") for f in self.fields]
+        else:
+            vals = ["" if v is None else v]
+        self._row([rec.key, rec.timestamp, ws, we, *vals])
+
+    def snapshot(self) -> dict:
+        self.f.flush()
+        return {"offset": self.f.tell(), "fields": self.fields}
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _dl_default(o: Any) -> Any:
+    if isinstance(o, (set, frozenset)):
+        return sorted(o, key=repr)
+    return repr(o)
+
+
+class _DeadLetterWriter:
+    """The bytes of ``streamdsl.connectors.jsonl.DeadLetterJsonlSink``, resumable."""
+
+    def __init__(self, path: str, resume: dict | None):
+        self.f = _open_at(path, resume)
+
+    def write(self, dl: DeadLetter) -> None:
+        self.f.write(orjson.dumps(dl.to_json_dict(), default=_dl_default,
+                                  option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+                     + b"\n")
+
+    def snapshot(self) -> dict:
+        self.f.flush()
+        return {"offset": self.f.tell()}
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class _HandlePartition(StatefulSinkPartition):
+    def __init__(self, handle: Any):
+        self.handle = handle
+
+    def write_batch(self, values: list) -> None:
+        write = self.handle.write
+        for v in values:
+            write(v)
+
+    def snapshot(self) -> Any:
+        snap = getattr(self.handle, "snapshot", None)
+        return snap() if snap is not None else None
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class _OnePartitionSink(FixedPartitionedSink):
+    def __init__(self, part: str):
+        self.part = part
+
+    def list_parts(self) -> list[str]:
+        return [self.part]
+
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+
+class ConnectorSink(_OnePartitionSink):
+    """Writes one sink topic to its connector (``spec``: a URI or a connector dict)."""
+
+    def __init__(self, topic: str, spec: Any):
+        super().__init__(topic)
+        self.topic = topic
+        self.spec = parse_uri(spec)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
+        t = self.spec["type"]
+        if t == "jsonl":
+            return _HandlePartition(_JsonlWriter(self.spec["path"], resume_state))
+        if t == "csv":
+            return _HandlePartition(_CsvWriter(self.spec["path"], resume_state))
+        return _HandlePartition(open_sink(self.topic, self.spec))
+
+
+class DeadLetterFileSink(_OnePartitionSink):
+    """Writes dead letters (JSON lines) to ``spec``."""
+
+    def __init__(self, spec: Any):
+        super().__init__("dead-letters")
+        self.spec = parse_uri(spec)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
+        if self.spec["type"] == "jsonl":
+            return _HandlePartition(_DeadLetterWriter(self.spec["path"], resume_state))
+        return _HandlePartition(open_dead_letter_sink(self.spec))

@@ -1,0 +1,210 @@
+"""Bytewax ``stateful_batch`` logics: one per stateful operator, one per sink, the errors hub.
+
+Each logic owns exactly one Bytewax key (its destination id), so it runs on one worker, and
+processes its records strictly in position order (:class:`.inbox.Inbox`), whatever order
+Bytewax delivers them in. Operator semantics come from the shared processors
+(``streamdsl.runtime``); nothing here uses Bytewax's clocks, windows or EOF to decide results.
+Bytewax's ``on_eof`` is only used to report metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+from bytewax.operators import StatefulBatchLogic
+
+from streamdsl.runtime.build import make_processor
+from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.records import OutputRecord
+
+from .inbox import CLOSED, END, NONE_YET, Inbox, OrderingError
+from .layout import ERRORS, Layout
+from .stage import record_failure
+
+__all__ = ["OperatorLogic", "OutputLogic", "FatalAbort", "RunState"]
+
+
+class FatalAbort(Exception):
+    """Raised inside Bytewax to stop a run at its first fatal record (``RunState.fatal`` holds
+    the ``RecordError`` the driver raises)."""
+
+
+class RunState:
+    """Per-run settings shared by the logics of one execution."""
+
+    def __init__(self, layout: Layout, on_error: str, *, recovery: bool, abort: bool):
+        self.layout = layout
+        self.on_error = on_error
+        self.recovery = recovery
+        self.abort = abort
+        self.fatal: Any = None
+
+
+def _seq_of(proc: Any) -> int | None:
+    """Peek at a processor's tie-break counter (kept outside its stores) without consuming it."""
+    counter = getattr(proc, "_seq", None)
+    if not isinstance(counter, itertools.count):
+        return None
+    n = next(counter)
+    proc._seq = itertools.count(n)
+    return n
+
+
+class OperatorLogic(StatefulBatchLogic):
+    """A stateful operator (aggregation, join) of one task."""
+
+    def __init__(self, run: RunState, name: str, resume: dict | None):
+        layout = run.layout
+        self.run = run
+        self.name = name
+        self.dest = layout.dest_of[name]
+        self.channel = layout.sub_of_head[name].id
+        self.end_pos = (END, layout.topo_index[name])
+        self.metrics = Metrics()
+        self.proc = make_processor(layout.plan.node(name), self.metrics)
+        if resume is None:
+            self.inbox = Inbox(layout.channels[self.dest])
+            self.counter = 0
+            self.sent = NONE_YET
+            self.ended = False
+        else:
+            self.inbox = Inbox.from_state(resume["inbox"])
+            self.counter = resume["counter"]
+            self.sent = resume["sent"]
+            self.ended = resume["ended"]
+            self.metrics.merge(resume["metrics"])
+            self.proc.restore(resume["proc"])
+            if resume["seq"] is not None:
+                self.proc._seq = itertools.count(resume["seq"])
+
+    def on_batch(self, values: list) -> tuple[list, bool]:
+        inbox = self.inbox
+        for _dest, chan, counter, frontier, items, _delta, _report in values:
+            inbox.add(chan, counter, frontier, items)
+        outs: list = []
+        errors: list = []
+        process = self.proc.process
+        for pos, (port, rec) in inbox.pop_ready():
+            try:
+                res = process(port, rec)
+            except Exception as e:
+                errors.append((pos, record_failure(self.run.layout, self.run.on_error,
+                                                   self.name, rec, e)))
+                continue
+            for j, out in enumerate(res):
+                outs.append((pos + (j,), out))
+        frontier = inbox.frontier
+        if frontier == CLOSED and not self.ended:
+            # End of input, flushed: stream time goes to infinity, every window closes.
+            self.ended = True
+            try:
+                res = self.proc.on_end()
+            except Exception as e:
+                errors.append((self.end_pos, record_failure(self.run.layout, self.run.on_error,
+                                                            self.name, None, e)))
+                res = []
+            base = self.end_pos
+            outs.extend((base + (j,), out) for j, out in enumerate(res))
+        return self._send(outs, errors, frontier, None), False
+
+    def _send(self, outs: list, errors: list, frontier: int, report: Metrics | None) -> list:
+        if not outs and not errors and report is None and frontier == self.sent:
+            return []
+        msg = (self.counter, frontier, outs, errors, report)
+        self.counter += 1
+        self.sent = frontier
+        return [msg]
+
+    def on_eof(self) -> tuple[list, bool]:
+        if self.inbox.pending:
+            raise OrderingError(f"{self.name}: {self.inbox.pending} records still held back at "
+                                "the end of the run")
+        return self._send([], [], self.sent, copy.deepcopy(self.metrics)), False
+
+    def snapshot(self) -> Any:
+        if not self.run.recovery:
+            return None
+        return copy.deepcopy({"inbox": self.inbox.state(), "counter": self.counter,
+                              "sent": self.sent, "ended": self.ended, "metrics": self.metrics,
+                              "proc": self.proc.snapshot(), "seq": _seq_of(self.proc)})
+
+
+class OutputLogic(StatefulBatchLogic):
+    """A sink (``sink:<topic>``) or the errors hub (``errors``); the role is learnt from the
+    first message, since one Bytewax step hosts them all (one key each).
+
+    Emits ``(kind, position, payload)``: ``("rec", pos, OutputRecord)``, ``("dl", pos,
+    DeadLetter)``, ``("fatal", pos, Fatal)`` and, at Bytewax's end of input, ``("metrics",
+    None, Metrics)``.
+    """
+
+    def __init__(self, run: RunState, resume: dict | None):
+        self.run = run
+        self.metrics = Metrics()
+        if resume is None:
+            self.dest: str | None = None
+            self.inbox: Inbox | None = None
+            self.reports: dict[int, Metrics] = {}
+            self.failed = False
+        else:
+            self.dest = resume["dest"]
+            self.inbox = Inbox.from_state(resume["inbox"]) if resume["inbox"] else None
+            self.reports = resume["reports"]
+            self.failed = resume["failed"]
+            self.metrics.merge(resume["metrics"])
+
+    def on_batch(self, values: list) -> tuple[list, bool]:
+        if self.inbox is None:
+            self.dest = values[0][0]
+            self.inbox = Inbox(self.run.layout.channels[self.dest])
+        inbox = self.inbox
+        for _dest, chan, counter, frontier, items, delta, report in values:
+            if inbox.add(chan, counter, frontier, items):
+                if delta is not None:
+                    self.metrics.merge(delta)
+                if report is not None:
+                    self.reports[chan] = report
+        if self.dest == ERRORS:
+            return self._errors(), False
+        topic = self.dest[len("sink:"):]
+        out = []
+        m = self.metrics
+        for pos, rec in inbox.pop_ready():
+            m.records_out += 1
+            m.out_by_sink[topic] += 1
+            out.append(("rec", pos, OutputRecord(rec.key, rec.value, rec.ts, rec.window)))
+        return out, False
+
+    def _errors(self) -> list:
+        out = []
+        for pos, (kind, payload) in self.inbox.pop_ready():
+            if kind == "dl":
+                self.metrics.dead_lettered += 1
+                out.append(("dl", pos, payload))
+            elif not self.failed:
+                # The first fatal record in the defined order is the one the run fails with.
+                self.failed = True
+                out.append(("fatal", pos, payload))
+                if self.run.abort:
+                    self.run.fatal = payload.to_error()
+                    raise FatalAbort(str(self.run.fatal))
+        return out
+
+    def on_eof(self) -> tuple[list, bool]:
+        if self.inbox is not None and self.inbox.pending:
+            raise OrderingError(f"{self.dest}: {self.inbox.pending} records still held back at "
+                                "the end of the run")
+        total = Metrics()
+        total.merge(self.metrics)
+        for m in self.reports.values():
+            total.merge(m)
+        return [("metrics", None, total)], False
+
+    def snapshot(self) -> Any:
+        if not self.run.recovery:
+            return None
+        return copy.deepcopy({"dest": self.dest, "inbox": self.inbox.state() if self.inbox else None,
+                              "reports": self.reports, "failed": self.failed,
+                              "metrics": self.metrics})

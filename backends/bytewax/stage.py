@@ -1,0 +1,242 @@
+"""Running the stateless part of a sub-topology, record by record, with positions.
+
+This mirrors ``streamdsl.runtime.executor.Executor`` (depth-first pushes through the shared
+processors, the same error handling) for the nodes of one sub-topology, and tags every record
+with its position (see :mod:`.inbox`). Records that reach a boundary are collected per
+destination; failures become dead letters or fatal errors addressed to the errors hub, at the
+position where the local executor would have met them.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, Callable
+
+from streamdsl.errors import RecordError
+from streamdsl.ir.nodes import Sink
+from streamdsl.runtime.build import make_processor
+from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.processors import (BadRecord, BranchProcessor, StatelessProcessor,
+                                          make_ingest)
+from streamdsl.runtime.records import DeadLetter, InputEvent, Record
+
+from .layout import ERRORS, Layout, SubTopology
+
+__all__ = ["Fatal", "StageRunner", "record_failure", "bad_input"]
+
+_HINT = "pass on_error='dead-letter' to send bad records to the dead-letter output instead"
+
+
+class Fatal:
+    """A record that fails the run (``on_error="fail"``): what ``RecordError`` it raises."""
+
+    __slots__ = ("message", "operator", "source", "position", "key", "value", "cause", "error")
+
+    def __init__(self, message: str, *, operator: str | None, source: Any, position: Any,
+                 key: Any, value: Any, cause: BaseException | None = None,
+                 error: RecordError | None = None):
+        self.message = message
+        self.operator = operator
+        self.source = source
+        self.position = position
+        self.key = key
+        self.value = value
+        self.cause = cause
+        self.error = error
+
+    def to_error(self) -> RecordError:
+        if self.error is not None:
+            return self.error
+        err = RecordError(self.message, operator=self.operator, source=self.source,
+                          position=self.position, key=self.key, value=self.value)
+        err.__cause__ = self.cause
+        return err
+
+    def __getstate__(self) -> dict:
+        # Crossing processes: keep the exceptions only if they survive pickling.
+        state = {k: getattr(self, k) for k in self.__slots__}
+        for k in ("cause", "error"):
+            try:
+                pickle.loads(pickle.dumps(state[k]))
+            except Exception:
+                state[k] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
+def record_failure(layout: Layout, on_error: str, name: str, rec: Record | None,
+                   exc: Exception) -> tuple[str, Any]:
+    """The errors-hub payload for ``exc`` raised at node ``name`` (as ``Executor._fail``)."""
+    if isinstance(exc, RecordError):
+        return ("fatal", Fatal(str(exc), operator=exc.operator, source=exc.source,
+                               position=exc.position, key=exc.key, value=exc.value, error=exc))
+    node = layout.plan.node(name)
+    reason = f"{type(exc).__name__}: {exc}"
+    source, position = (rec.origin if rec is not None and rec.origin else (None, None))
+    key = rec.key if rec is not None else None
+    value = rec.value if rec is not None else None
+    if on_error != "dead-letter":
+        where = f" (defined at {node.site})" if node.site else ""
+        return ("fatal", Fatal(f"{reason}{where}; {_HINT}", operator=name, source=source,
+                               position=position, key=key, value=value, cause=exc))
+    return ("dl", DeadLetter(source, position, name, reason, key, value,
+                             rec.ts if rec is not None else None))
+
+
+def bad_input(on_error: str, name: str, reason: str, ev: InputEvent) -> tuple[str, Any]:
+    """The errors-hub payload for an input event that cannot be ingested (``Executor._bad``)."""
+    if on_error != "dead-letter":
+        return ("fatal", Fatal(f"{reason}; {_HINT}", operator=name, source=ev.topic,
+                               position=ev.position, key=ev.key, value=ev.value))
+    return ("dl", DeadLetter(ev.topic, ev.position, name, reason, ev.key, ev.value, None))
+
+
+Push = Callable[[str, Record, tuple], None]
+
+
+class StageRunner:
+    """Runs one sub-topology's stateless nodes; one instance per worker thread.
+
+    ``run(counter, frontier, outputs, errors, report)`` takes what the head emitted (records
+    with their positions) and returns one message per destination:
+    ``(dest, channel, counter, frontier, items, metrics_delta, report)``.
+    """
+
+    def __init__(self, layout: Layout, sub: SubTopology, on_error: str):
+        self.layout = layout
+        self.sub = sub
+        self.on_error = on_error
+        self.plan = layout.plan
+        self.metrics = Metrics()
+        self._ctxs: list = []
+        self._buf: list[tuple[int, Any]] = []
+        self._dest_index = {d: i for i, d in enumerate(sub.dests)}
+        self._errors_index = self._dest_index[ERRORS]
+        self._push: dict[str, Push] = {}
+        self._members = set(sub.members)
+        if sub.head is not None:
+            self.emit_head = self._emit_fn(sub.head)
+        else:
+            self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], Push, str]]] = {}
+            for topic, names in layout.sources.items():
+                self._ingest[topic] = [(make_ingest(self.plan.node(n)), self._push_fn(n), n)
+                                       for n in names]
+
+    # ---- compiling the pushes --------------------------------------------------------------------
+    def _push_fn(self, name: str) -> Push:
+        fn = self._push.get(name)
+        if fn is None:
+            fn = self._push[name] = self._make_push(name)
+        return fn
+
+    def _emit_fn(self, name: str) -> Callable[[Record, str | None, tuple], None]:
+        targets = [(self._push_fn(e.dst), e.port, e.out, i)
+                   for i, e in enumerate(self.plan.out_edges(name))]
+
+        def emit(rec: Record, out_port: str | None, pos: tuple) -> None:
+            for fn, port, out, i in targets:
+                if out is None or out == out_port:
+                    fn(port, rec, pos + (i,))
+        return emit
+
+    def _make_push(self, name: str) -> Push:
+        buf = self._buf
+        dest = self.layout.dest_of.get(name)
+        if dest is not None:
+            idx = self._dest_index[dest]
+            if isinstance(self.plan.node(name), Sink):
+                def to_sink(port: str, rec: Record, pos: tuple) -> None:
+                    buf.append((idx, (pos, rec)))
+                return to_sink
+
+            def to_operator(port: str, rec: Record, pos: tuple) -> None:
+                buf.append((idx, (pos, (port, rec))))
+            return to_operator
+        if name not in self._members:  # pragma: no cover - the layout guarantees membership
+            raise AssertionError(f"{name} is not part of sub-topology {self.sub.id}")
+        proc = make_processor(self.plan.node(name), self.metrics)
+        self._ctxs.append(proc.ctx)
+        emit = self._emit_fn(name)
+        fail = self._fail
+        if isinstance(proc, BranchProcessor):
+            route = proc.route
+
+            def branch_push(port: str, rec: Record, pos: tuple) -> None:
+                try:
+                    r = route(rec)
+                except Exception as e:
+                    fail(name, rec, e, pos)
+                    return
+                if r is not None:
+                    emit(rec, r, pos + (0,))
+            return branch_push
+        fn = proc.fn if isinstance(proc, StatelessProcessor) else None
+        process = proc.process
+
+        def push(port: str, rec: Record, pos: tuple) -> None:
+            try:
+                outs = fn(rec) if fn is not None else process(port, rec)
+            except Exception as e:
+                fail(name, rec, e, pos)
+                return
+            for j, out in enumerate(outs):
+                emit(out, None, pos + (j,))
+        return push
+
+    def _fail(self, name: str, rec: Record | None, exc: Exception, pos: tuple) -> None:
+        self._buf.append((self._errors_index,
+                          (pos, record_failure(self.layout, self.on_error, name, rec, exc))))
+
+    # ---- running ----------------------------------------------------------------------------------
+    def run_input(self, counter: int, frontier: int, events: list) -> list[tuple]:
+        """The input sub-topology: ``events`` are ``(seq, InputEvent)``."""
+        metrics = self.metrics
+        ingest = self._ingest
+        buf = self._buf
+        err = self._errors_index
+        for seq, ev in events:
+            metrics.records_in += 1
+            metrics.in_by_source[ev.topic] += 1
+            for i, (make, push, name) in enumerate(ingest.get(ev.topic, ())):
+                pos = (seq, i)
+                try:
+                    rec = make(ev)
+                except BadRecord as e:
+                    buf.append((err, (pos, bad_input(self.on_error, name, str(e), ev))))
+                    continue
+                push("in", rec, pos)
+        return self._messages(counter, frontier, None)
+
+    def run_head(self, counter: int, frontier: int, outputs: list, errors: list,
+                 report: Metrics | None) -> list[tuple]:
+        """A stateful head's outputs ``(pos, Record)`` and errors ``(pos, payload)``."""
+        emit = self.emit_head
+        for pos, rec in outputs:
+            emit(rec, None, pos)
+        err = self._errors_index
+        self._buf.extend((err, e) for e in errors)
+        return self._messages(counter, frontier, report)
+
+    def _messages(self, counter: int, frontier: int, report: Metrics | None) -> list[tuple]:
+        items: list[list] = [[] for _ in self.sub.dests]
+        for idx, item in self._buf:
+            items[idx].append(item)
+        self._buf.clear()
+        delta = None
+        m = self.metrics
+        if m.records_in or m.skipped or m.late or m.dead_lettered or m.records_out:
+            delta = m
+            self.metrics = Metrics()
+            for ctx in self._ctxs:
+                ctx.metrics = self.metrics
+        chan = self.sub.id
+        out = []
+        for i, dest in enumerate(self.sub.dests):
+            if dest == ERRORS:
+                out.append((dest, chan, counter, frontier, items[i], delta, report))
+            else:
+                out.append((dest, chan, counter, frontier, items[i], None, None))
+        return out
