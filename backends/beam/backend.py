@@ -38,14 +38,13 @@ class BeamJob:
     """
 
     def __init__(self, backend: "BeamBackend", plan: Plan, pipeline: Any, run: RunState, *,
-                 on_error: str, collected_sinks: list[str], dead_letter: Any, in_process: bool):
+                 on_error: str, collected_sinks: list[str], in_process: bool):
         self.backend = backend
         self.plan = plan
         self.pipeline = pipeline
         self.state = run
         self.on_error = on_error
         self.collected_sinks = collected_sinks
-        self.dead_letter = dead_letter
         self.in_process = in_process
         self._done = False
 
@@ -63,8 +62,7 @@ class BeamJob:
         if self._done:
             raise StreamDSLError("a compiled Beam pipeline runs once; compile the plan again")
         self._done = True
-        from .dofns import DEAD, FATAL
-        from .compiler import DEAD_LETTER_CHANNEL, sink_channel
+        from .dofns import DEAD, DEAD_LETTERS, FATAL, sink_channel
         from .metrics import read_metrics
         try:
             with _worker_path(not self.in_process):
@@ -73,16 +71,21 @@ class BeamJob:
             gathered = self.state.gather()
         finally:
             release(self.state)
-        dls = sorted(gathered.get(DEAD_LETTER_CHANNEL, []), key=itemgetter(0))
+        dls = _in_order(gathered.get(DEAD_LETTERS, []))
         for _lkey, kind, err in dls:
             if kind == FATAL:
                 raise err
         outputs: dict[str, list] = {t: [] for t in self.plan.sink_topics()}
         for topic in self.collected_sinks:
-            items = sorted(gathered.get(sink_channel(topic), []), key=itemgetter(0))
-            outputs[topic] = [rec for _lkey, rec in items]
+            outputs[topic] = [rec for _lkey, rec in _in_order(gathered.get(sink_channel(topic), []))]
         dead = [dl for _lkey, kind, dl in dls if kind == DEAD]
         return RunResult(outputs, dead, read_metrics(result))
+
+
+def _in_order(items: list) -> list:
+    """Items sorted by lineage key, one per key (a retried bundle may deliver twice)."""
+    items.sort(key=itemgetter(0))
+    return [x for i, x in enumerate(items) if i == 0 or x[0] != items[i - 1][0]]
 
 
 class BeamBackend(Backend):
@@ -146,17 +149,17 @@ class BeamBackend(Backend):
             if ev.topic not in inputs:
                 raise KeyError(f"unknown source {ev.topic!r}; sources: {', '.join(inputs)}")
             inputs[ev.topic].append((input_key(p), ev))
-        return self._build(plan, inputs, {}, {}, None, flush=flush, on_error=on_error,
-                           options=options)
+        return self._build(plan, inputs, {}, {}, flush=flush, on_error=on_error, options=options)
 
     def _build(self, plan: Plan, events: dict[str, list], files: dict[str, dict],
-               sinks: dict[str, Any], dead_letter: Any, *, flush: bool, on_error: str | None,
+               sinks: dict[str, Any], *, flush: bool, on_error: str | None,
                options: dict) -> BeamJob:
         import apache_beam as beam
 
         from .compiler import PipelineBuilder
+        from apache_beam.options.pipeline_options import GoogleCloudOptions
         runner, pipeline_options, in_process = self._runner(options)
-        run = register(in_process)
+        run = register(in_process, pipeline_options.view_as(GoogleCloudOptions).temp_location)
         try:
             readers: dict[str, tuple] = {}
             for topic, evs in events.items():
@@ -171,8 +174,7 @@ class BeamBackend(Backend):
                 readers[topic] = ("file", spec, topics.index(topic),
                                   first if len(topics) > 1 else None)
             builder = PipelineBuilder(self.name, plan, run, readers=readers, sinks=sinks,
-                                      dead_letter=dead_letter, flush=flush,
-                                      on_error=on_error or plan.on_error)
+                                      flush=flush, on_error=on_error or plan.on_error)
             pipeline = beam.Pipeline(runner=runner, options=pipeline_options)
             builder.build(pipeline)
             if not in_process:
@@ -182,7 +184,7 @@ class BeamBackend(Backend):
             raise
         return BeamJob(self, plan, pipeline, run, on_error=on_error or plan.on_error,
                        collected_sinks=[t for t in plan.sink_topics() if sinks.get(t) is None],
-                       dead_letter=dead_letter, in_process=in_process)
+                       in_process=in_process)
 
     def _runner(self, options: dict) -> tuple[Any, Any, bool]:
         from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
@@ -240,8 +242,9 @@ class BeamBackend(Backend):
 
         JSON-lines and CSV files are read and written by the pipeline's workers (the paths
         must be visible to them); other connectors (memory, stdin/stdout) are read and written
-        here. Sinks without a spec are collected in the result. ``progress`` is called once,
-        with the final metrics, when the pipeline has finished.
+        here, as are dead letters (``dead_letter``: a .jsonl path or ``-``). Sinks without a
+        spec are collected in the result. ``progress`` is called once, with the final metrics,
+        when the pipeline has finished.
         """
         self.check(plan)
         missing = [t for t in plan.source_topics() if t not in inputs]
@@ -277,34 +280,31 @@ class BeamBackend(Backend):
                 raise ConnectorError("the beam backend writes files, stdout and memory outputs")
             else:
                 drivers[topic] = spec
-        dl_spec = parse_uri(dead_letter) if dead_letter is not None else None
-        dl_written = dl_spec if dl_spec is not None and dl_spec["type"] == "jsonl" else None
-        if dl_written is not None:
-            open_dead_letter_sink(dl_written).close()
+        dl = open_dead_letter_sink(dead_letter) if dead_letter is not None else None
         options = dict(options)
         if runner is not None:
             options["runner"] = runner
         if pipeline_args:
             options["pipeline_args"] = list(pipeline_args)
-        job = self._build(plan, events, files, written, dl_written, flush=True,
-                          on_error=on_error, options=options)
-        result = job.run()
-        for topic, spec in drivers.items():
-            sink = open_sink(topic, spec)
-            try:
-                for rec in result.outputs[topic]:
-                    sink.write(rec)
-            finally:
-                sink.close()
-            result.outputs[topic] = []
-        if dl_spec is not None and dl_written is None:
-            dl = open_dead_letter_sink(dl_spec)
-            try:
+        try:
+            job = self._build(plan, events, files, written, flush=True, on_error=on_error,
+                              options=options)
+            result = job.run()
+            for topic, spec in drivers.items():
+                sink = open_sink(topic, spec)
+                try:
+                    for rec in result.outputs[topic]:
+                        sink.write(rec)
+                finally:
+                    sink.close()
+                result.outputs[topic] = []
+            if dl is not None:  # dead letters are few: written here, in order
                 for d in result.dead_letters:
                     dl.write(d)
-            finally:
+                result.dead_letters = []
+        finally:
+            if dl is not None:
                 dl.close()
-            result.dead_letters = []
         if progress is not None:
             progress(result.metrics)
         return result

@@ -14,9 +14,8 @@ their operators in Beam's UI under the names ``streamdsl graph`` shows:
   them to the writer of a file output (``GroupByKey``, then one writer producing the local
   backend's file, same order, same format).
 
-Transforms of the backend's own are labelled ``streamdsl-...``: failures and dead letters of
-every node meet in ``streamdsl-dead-letters``; a file output is written by
-``streamdsl-write-<topic>``.
+A file output is written by one more transform, ``streamdsl-write-<topic>``. Records of other
+outputs, dead letters and failures are handed to the driver by the DoFns (``runstate``).
 """
 
 from __future__ import annotations
@@ -29,20 +28,10 @@ from streamdsl.errors import UnsupportedNodeError
 from streamdsl.ir.nodes import Fused, Node, Peek, Sink, Source
 from streamdsl.ir.plan import Plan
 
-from .dofns import (DL_TAG, DeadLetterFn, EdgeSpec, RecordFn, SinkFn, SourceFn, TaskFn,
-                    WriteSortedFn)
+from .dofns import EdgeSpec, RecordFn, SinkFn, SourceFn, TaskFn, WriteSortedFn, sink_channel
 from .runstate import RunState
 
-__all__ = ["PipelineBuilder", "DEAD_LETTER_LABEL", "DEAD_LETTER_CHANNEL", "sink_channel",
-           "groups_by_task"]
-
-MAIN = "main"
-DEAD_LETTER_LABEL = "streamdsl-dead-letters"
-DEAD_LETTER_CHANNEL = "dead-letters"
-
-
-def sink_channel(topic: str) -> str:
-    return "out:" + topic
+__all__ = ["PipelineBuilder", "groups_by_task"]
 
 
 def groups_by_task(node: Node) -> bool:
@@ -69,7 +58,8 @@ class _Stage(beam.PTransform):
             pvalue = pvalue | "Flatten" >> beam.Flatten()
         if self.group:
             pvalue = pvalue | "GroupByKey" >> beam.GroupByKey()
-        return pvalue | "ParDo" >> beam.ParDo(self.fn).with_outputs(*self.tags, main=MAIN)
+        pardo = beam.ParDo(self.fn)
+        return pvalue | "ParDo" >> (pardo.with_outputs(*self.tags) if self.tags else pardo)
 
 
 class PipelineBuilder:
@@ -82,23 +72,20 @@ class PipelineBuilder:
         readers: per source topic, the reader given to ``SourceFn``.
         sinks: per sink topic, a file connector spec written by the pipeline, or None to
             collect the records for the driver.
-        dead_letter: a dead-letter file spec written by the pipeline, or None to collect.
         flush: close every window at end of input.
         on_error: ``"fail"`` or ``"dead-letter"``.
     """
 
     def __init__(self, backend: str, plan: Plan, run: RunState, *, readers: dict[str, tuple],
-                 sinks: dict[str, Any], dead_letter: Any, flush: bool, on_error: str):
+                 sinks: dict[str, Any], flush: bool, on_error: str):
         self.backend = backend
         self.plan = plan
         self.run = run
         self.readers = readers
         self.sinks = sinks
-        self.dead_letter = dead_letter
         self.flush = flush
         self.on_error = on_error
         self._outputs: dict[str, Any] = {}
-        self._dead: list[Any] = []
         self._written: dict[str, list[Any]] = {}
         self._order = {n.name: i for i, n in enumerate(plan.topological())}
 
@@ -110,12 +97,6 @@ class PipelineBuilder:
         for topic, outs in self._written.items():
             (tuple(outs) | self._label(f"streamdsl-write-{topic}")
              >> _WriteFile(topic, self.sinks[topic]))
-        fn = DeadLetterFn(self.run, DEAD_LETTER_CHANNEL, write=self.dead_letter is not None)
-        dead = tuple(self._dead) | self._label(DEAD_LETTER_LABEL) >> beam.Flatten()
-        collected = dead | self._label(DEAD_LETTER_LABEL + "-collect") >> beam.ParDo(fn)
-        if self.dead_letter is not None:
-            (collected | self._label(DEAD_LETTER_LABEL + "-write")
-             >> _WriteFile(None, self.dead_letter))
         return pipeline
 
     def _label(self, label: str) -> str:
@@ -140,7 +121,7 @@ class PipelineBuilder:
                 for j, e in enumerate(outs)]
 
     def _tags(self, edges: list[EdgeSpec]) -> list[str]:
-        return [DL_TAG] + [tag for _, _, _, tag in edges if tag is not None]
+        return [tag for _, _, _, tag in edges if tag is not None]
 
     def _inputs(self, node: Node) -> Any:
         pcolls = []
@@ -148,13 +129,11 @@ class PipelineBuilder:
             outs = self.plan.out_edges(e.src)
             j = next(i for i, o in enumerate(outs) if o.dst == node.name and o.port == e.port)
             produced = self._outputs[e.src]
-            pcolls.append(produced[MAIN if len(outs) == 1 else f"e{j}"])
+            pcolls.append(produced if len(outs) == 1 else produced[f"e{j}"])
         return pcolls[0] if len(pcolls) == 1 else tuple(pcolls)
 
     def _apply(self, node: Node, stage: _Stage, pvalue: Any) -> None:
-        result = pvalue | node.name >> stage
-        self._outputs[node.name] = result
-        self._dead.append(result[DL_TAG])
+        self._outputs[node.name] = pvalue | node.name >> stage
 
     # ---- node kinds --------------------------------------------------------------------------
     def visit_Source(self, node: Source) -> None:
@@ -196,7 +175,7 @@ class PipelineBuilder:
 class _WriteFile(beam.PTransform):
     """Group ``(0, (lineage_key, item))`` elements and write them sorted into one file."""
 
-    def __init__(self, topic: str | None, spec: Any):
+    def __init__(self, topic: str, spec: Any):
         super().__init__()
         self.topic = topic
         self.spec = spec

@@ -8,6 +8,9 @@ executor: a failing record becomes a dead letter, or, with ``on_error="fail"``, 
 
 Elements on an edge are ``(lineage_key, port, record)``; an edge into a stateful node
 carries ``(task, (lineage_key, port, record))`` so that a ``GroupByKey`` gathers each task.
+What goes back to the driver (records of collected sinks, dead letters, failures) is handed
+over at the end of each bundle as ``(lineage_key, ...)`` items, on a named channel
+(``runstate``); the driver sorts them by lineage key.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics as BeamMetrics
 from apache_beam.pvalue import TaggedOutput
 
-from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source
+from streamdsl.connectors import open_sink, open_source
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import Node, Source
 from streamdsl.runtime.build import make_processor
@@ -31,13 +34,14 @@ from streamdsl.runtime.records import DeadLetter, OutputRecord
 from .ordering import NEG_INF, end_key, merge_keys, task_of
 from .runstate import RunState, lookup, spool_write
 
-__all__ = ["NAMESPACE", "DL_TAG", "DEAD", "FATAL", "EdgeSpec", "SourceFn", "RecordFn", "TaskFn",
-           "SinkFn", "DeadLetterFn", "WriteSortedFn"]
+__all__ = ["NAMESPACE", "DEAD_LETTERS", "DEAD", "FATAL", "EdgeSpec", "SourceFn", "RecordFn",
+           "TaskFn", "SinkFn", "WriteSortedFn", "sink_channel"]
 
 #: Beam metrics namespace of every counter the backend reports.
 NAMESPACE = "streamdsl"
-#: Output tag of dead letters and failures.
-DL_TAG = "dl"
+#: Channel of dead letters (``(lineage_key, DEAD, DeadLetter)``) and failures
+#: (``(lineage_key, FATAL, RecordError)``).
+DEAD_LETTERS = "dead-letters"
 DEAD, FATAL = 0, 1
 
 # (input port at the receiving node, branch output port or None, receiver groups by task,
@@ -45,6 +49,11 @@ DEAD, FATAL = 0, 1
 EdgeSpec = tuple[str, "str | None", bool, "str | None"]
 
 _by_key = itemgetter(0)
+
+
+def sink_channel(topic: str) -> str:
+    """Channel of a collected sink's ``(lineage_key, OutputRecord)`` items."""
+    return "out:" + topic
 
 
 class Counters:
@@ -73,10 +82,23 @@ class Counters:
             m.skipped_by_node.clear()
 
 
-class _RunFn(beam.DoFn):
+class _LeanDoFn(beam.DoFn):
+    """A DoFn that lists only the DoFn methods it defines in ``dir()``.
+
+    Beam looks for state and timer parameters by taking the signature of every method
+    ``dir(dofn)`` lists (``userstate.get_dofn_specs``), several times per DoFn while it builds
+    and runs a pipeline: about two thirds of the construction time of a small pipeline. Our
+    DoFns use neither state nor timers, so only the methods Beam calls need checking.
+    """
+
+    def __dir__(self) -> list[str]:
+        return ["finish_bundle", "process", "setup", "start_bundle", "teardown"]
+
+
+class _RunFn(_LeanDoFn):
     """A DoFn of one run: pickles only a token when the run executes in this process."""
 
-    _runtime = ("counters",)
+    _runtime = ("counters", "_out")
 
     def __init__(self, run: RunState):
         super().__init__()
@@ -108,29 +130,28 @@ class _RunFn(beam.DoFn):
     def setup(self) -> None:
         self.counters = Counters()
 
-
-class _CollectMixin:
-    """Hands collected items to the driver at the end of each bundle."""
-
-    channel: str | None
-
     def start_bundle(self) -> None:
-        self._buf: list = []
+        self._out: dict[str, list] = {}
+
+    def _collect(self, channel: str, item: tuple) -> None:
+        buf = self._out.get(channel)
+        if buf is None:
+            buf = self._out[channel] = []
+        buf.append(item)
 
     def finish_bundle(self) -> None:
-        buf, self._buf = self._buf, []
-        if not buf:
-            return
-        if self.in_process:  # type: ignore[attr-defined]
-            self._run().add(self.channel, buf)  # type: ignore[attr-defined]
-        else:
-            spool_write(self.spool, self.channel, buf)  # type: ignore[attr-defined,arg-type]
+        out, self._out = self._out, {}
+        for channel, items in out.items():
+            if self.in_process:
+                self._run().add(channel, items)
+            else:
+                spool_write(self.spool, channel, items)  # type: ignore[arg-type]
 
 
 class _NodeFn(_RunFn):
     """Runs one plan node: emits along its out edges and turns failures into dead letters."""
 
-    _runtime = ("counters", "node", "metrics", "proc")
+    _runtime = _RunFn._runtime + ("node", "metrics", "proc")
 
     def __init__(self, run: RunState, node: Node, edges: list[EdgeSpec], on_error: str):
         super().__init__(run)
@@ -158,7 +179,7 @@ class _NodeFn(_RunFn):
             yield elem if tag is None else TaggedOutput(tag, elem)
 
     # ---- failures: the local executor's rules (Executor._fail / _bad) ----------------------
-    def _fail(self, lkey: tuple, rec: Any, exc: Exception) -> TaggedOutput:
+    def _fail(self, lkey: tuple, rec: Any, exc: Exception) -> None:
         if isinstance(exc, RecordError):
             return self._fatal(lkey, exc, exc)
         node = self.node
@@ -177,27 +198,27 @@ class _NodeFn(_RunFn):
                                            rec.value if rec is not None else None,
                                            rec.ts if rec is not None else None))
 
-    def _bad(self, lkey: tuple, reason: str, ev: Any) -> TaggedOutput:
+    def _bad(self, lkey: tuple, reason: str, ev: Any) -> None:
         if self.on_error != "dead-letter":
             err = RecordError(f"{reason}; pass on_error='dead-letter' to send bad records to the "
                               "dead-letter output instead", operator=self.name, source=ev.topic,
                               position=ev.position, key=ev.key, value=ev.value)
-            return TaggedOutput(DL_TAG, (lkey, FATAL, err))
+            return self._collect(DEAD_LETTERS, (lkey, FATAL, err))
         return self._dead(lkey, DeadLetter(ev.topic, ev.position, self.name, reason, ev.key,
                                            ev.value, None))
 
-    def _dead(self, lkey: tuple, dl: DeadLetter) -> TaggedOutput:
+    def _dead(self, lkey: tuple, dl: DeadLetter) -> None:
         self.counters.inc("dead_lettered")
-        return TaggedOutput(DL_TAG, (lkey, DEAD, dl))
+        self._collect(DEAD_LETTERS, (lkey, DEAD, dl))
 
-    def _fatal(self, lkey: tuple, err: RecordError, cause: Exception) -> TaggedOutput:
+    def _fatal(self, lkey: tuple, err: RecordError, cause: Exception) -> None:
         if self.in_process:
             if err is not cause:
                 err.__cause__ = cause
         else:  # the cause does not survive pickling: keep its traceback as text
             err.add_note("in a Beam worker:\n" + "".join(
                 traceback.format_exception(type(cause), cause, cause.__traceback__)))
-        return TaggedOutput(DL_TAG, (lkey, FATAL, err))
+        self._collect(DEAD_LETTERS, (lkey, FATAL, err))
 
     # ---- one record ------------------------------------------------------------------------
     def _handle(self, lkey: tuple, port: str, rec: Any) -> Iterator[Any]:
@@ -211,7 +232,7 @@ class _NodeFn(_RunFn):
             else:
                 route, outs = None, proc.process(port, rec)
         except Exception as e:
-            yield self._fail(lkey, rec, e)
+            self._fail(lkey, rec, e)
             return
         finally:
             if self.metrics.late or self.metrics.skipped:
@@ -272,12 +293,12 @@ class SourceFn(_NodeFn):
             try:
                 rec = ingest(ev)
             except BadRecord as e:
-                yield self._bad(lkey, str(e), ev)
+                self._bad(lkey, str(e), ev)
                 continue
             try:
                 outs = process("in", rec)
             except Exception as e:
-                yield self._fail(lkey, rec, e)
+                self._fail(lkey, rec, e)
                 continue
             finally:
                 if self.metrics.skipped:
@@ -314,7 +335,7 @@ class TaskFn(_NodeFn):
         try:
             outs = self.proc.on_end()
         except Exception as e:  # a user function failing while windows close
-            yield self._fail(key, None, e)
+            self._fail(key, None, e)
             return
         finally:
             if self.metrics.late or self.metrics.skipped:
@@ -323,9 +344,9 @@ class TaskFn(_NodeFn):
             yield from self._emit(key, i, out)
 
 
-class SinkFn(_CollectMixin, _NodeFn):
-    """Counts records out; collects ``(lineage_key, OutputRecord)`` for the driver (``channel``)
-    or passes them on, grouped for a sorted file writer (``channel`` None)."""
+class SinkFn(_NodeFn):
+    """Counts records out; collects ``(lineage_key, OutputRecord)`` for the driver (on
+    ``channel``) or passes them on to the sorted writer of a file output (``channel`` None)."""
 
     def __init__(self, run: RunState, node: Node, on_error: str, *, topic: str,
                  channel: str | None):
@@ -342,38 +363,22 @@ class SinkFn(_CollectMixin, _NodeFn):
         self.counters.inc("out:" + self.topic)
         item = (lkey, OutputRecord(rec.key, rec.value, rec.ts, rec.window))
         if self.channel is not None:
-            self._buf.append(item)
+            self._collect(self.channel, item)
         else:
             yield (0, item)
 
 
-class DeadLetterFn(_CollectMixin, _RunFn):
-    """Collects failures (always) and dead letters (unless a file writer takes them)."""
+class WriteSortedFn(_LeanDoFn):
+    """Writes one output file in the local backend's order and format (the connector's sink)."""
 
-    def __init__(self, run: RunState, channel: str, *, write: bool):
-        super().__init__(run)
-        self.channel = channel
-        self.write = write
-
-    def process(self, item: tuple) -> Iterator[Any]:
-        if self.write and item[1] == DEAD:
-            yield (0, (item[0], item[2]))
-        else:
-            self._buf.append(item)
-
-
-class WriteSortedFn(beam.DoFn):
-    """Writes one file in the local backend's order and format (``streamdsl.connectors``)."""
-
-    def __init__(self, topic: str | None, spec: Any):
+    def __init__(self, topic: str, spec: Any):
         super().__init__()
         self.topic = topic
         self.spec = spec
 
     def process(self, task_items: tuple) -> Iterator[Any]:
         _task, items = task_items
-        sink = (open_dead_letter_sink(self.spec) if self.topic is None
-                else open_sink(self.topic, self.spec))
+        sink = open_sink(self.topic, self.spec)
         try:
             for _lkey, rec in sorted(items, key=_by_key):
                 sink.write(rec)
