@@ -111,7 +111,7 @@ class _Compiler:
         if not self.topo.sinks:
             raise self.error("the SQL declares no query: add CREATE STREAM/TABLE ... AS SELECT or "
                              "INSERT INTO ... SELECT (a topology needs at least one output)",
-                             statements[-1])
+                             _subtree(statements[-1], "name") or statements[-1])
         return self.topo
 
     def _create_source(self, st: Tree) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from typing import Any
 
 from lark import Lark, Token, Tree
@@ -28,8 +29,10 @@ _DESCRIBE = {
     "STRING": "a string",
     "TIME_UNIT": "a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS)",
 }
-# Listed last (and folded) so that the structural alternatives come first.
-_LATE = {"COMP_OP", "ADD_OP", "MUL_OP", "IS", "BETWEEN", "IN", "NOT", "AND", "OR"}
+# Folded into "an operator" in messages, so that the structural alternatives stand out.
+_OPERATORS = {"=", "<>", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%"}
+# Words that start a statement: seen where an alias may stand, they mean a missing ';'.
+_STATEMENT_WORDS = {"CREATE", "INSERT"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -71,6 +74,13 @@ def _syntax_error(text: str, e: UnexpectedInput, path: str | None) -> SQLError:
         if tok.type == "$END":
             line, col = _end_position(text)
             return sql_error(f"unexpected end of input; expected {expected}", text, line, col, path=path)
+        prev = re.search(r"([A-Za-z_]+)\s*$", text[:tok.start_pos])
+        if prev is not None and prev.group(1).upper() in _STATEMENT_WORDS:
+            # `... FROM s <newline> CREATE STREAM ...`: CREATE was read as an alias of s.
+            line = text.count("\n", 0, prev.start(1)) + 1
+            col = prev.start(1) - (text.rfind("\n", 0, prev.start(1)) + 1) + 1
+            return sql_error(f"missing ';' before {prev.group(1).upper()} (each statement ends "
+                             "with ';')", text, line, col, path=path, length=len(prev.group(1)))
         msg = f"unexpected {_show_token(tok)}; expected {expected}"
         return sql_error(msg, text, tok.line, tok.column, path=path, length=len(str(tok)))
     if isinstance(e, UnexpectedEOF):
@@ -92,34 +102,39 @@ def _show_token(tok: Token) -> str:
 
 
 def _expected(names: Any) -> str:
+    """Human words for a set of terminal names: keywords, then punctuation, then kinds of
+    token (a name, a number ...), with the operators folded into "an operator"."""
     parser = _parser()
-    early: list[str] = []
-    late: list[str] = []
+    keywords: list[str] = []
+    punct: list[str] = []
+    kinds: list[str] = []
+    operators = 0
     for name in sorted(names):
         if name.startswith("$"):
             continue
         if name in _DESCRIBE:
-            text = _DESCRIBE[name]
+            bucket, text = kinds, _DESCRIBE[name]
         else:
             try:
-                pattern = parser.get_terminal(name).pattern
+                value = parser.get_terminal(name).pattern.value
             except KeyError:
-                text = name
+                bucket, text = kinds, name
             else:
-                value = pattern.value
-                text = value.upper() if value.isalpha() else f"'{value}'"
-        bucket = late if name in _LATE else early
-        if text not in bucket and text not in early and text not in late:
+                if value in _OPERATORS or value.upper() in ("AND", "OR", "IS", "BETWEEN", "IN"):
+                    operators += 1
+                    continue
+                bucket, text = (keywords, value.upper()) if value.isalpha() else (punct, f"'{value}'")
+        if text not in bucket:
             bucket.append(text)
-    if late:
-        late = ["an operator"] if len(late) > 2 else late
-    items = early + late
+    items = keywords + punct + kinds
+    if operators:
+        items.append("an operator")
     if not items:
         return "nothing more"
     if len(items) == 1:
         return items[0]
-    if len(items) > 10:
-        items = items[:10] + ["..."]
+    if len(items) > 12:
+        items = items[:12] + ["..."]
     return "one of " + ", ".join(items)
 
 
