@@ -34,10 +34,84 @@ def authorization_attempts(n_cards: int = 40, seed: int = 7) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    with open(os.path.join(HERE, "authorization_attempts.jsonl"), "wb") as f:
-        for r in authorization_attempts():
+CUSTOMERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
+
+
+def customers() -> list[dict]:
+    """The customers table's changelog: every customer, then two updates and a delete."""
+    cities = ["Lisbon", "Oslo", "Austin", "Kyoto", "Lagos", "Lyon"]
+    rows = [{"customer_id": c, "name": c.title(), "city": city, "tier": "standard",
+             "ts": BASE - 60_000 + i * 1_000}
+            for i, (c, city) in enumerate(zip(CUSTOMERS, cities))]
+    rows.append({"customer_id": "bob", "name": "Bob", "city": "Oslo", "tier": "gold",
+                 "ts": BASE + 900_000})
+    rows.append({"customer_id": "erin", "name": "Erin", "city": "Berlin", "tier": "standard",
+                 "ts": BASE + 1_200_000})
+    return rows
+
+
+def orders_and_payments(n: int = 40, seed: int = 11) -> tuple[list[dict], list[dict]]:
+    """Orders, and payments for most of them: usually within 5 minutes, some later (they
+    miss the join window), some never."""
+    rnd = random.Random(seed)
+    orders, payments = [], []
+    t = BASE
+    for i in range(n):
+        t += rnd.randint(10_000, 60_000)
+        oid = f"o-{i + 1:03d}"
+        total = round(rnd.uniform(5, 120), 2)
+        orders.append({"order_id": oid, "customer_id": rnd.choice(CUSTOMERS), "total": total,
+                       "items": rnd.randint(1, 5), "ts": t})
+        fate = rnd.random()
+        if fate < 0.75:
+            delay = rnd.randint(5_000, 280_000)          # paid within the 5-minute window
+        elif fate < 0.9:
+            delay = rnd.randint(320_000, 900_000)        # paid too late for the join
+        else:
+            continue                                     # never paid
+        payments.append({"payment_id": f"p-{i + 1:03d}", "order_id": oid, "amount": total,
+                         "method": rnd.choice(["card", "card", "paypal", "voucher"]),
+                         "ts": t + delay})
+    payments.sort(key=lambda r: r["ts"])
+    return orders, payments
+
+
+def caterpillars() -> list[dict]:
+    names = ["Clover", "Bramble", "Pip", "Juniper", "Moss", "Fennel", "Tansy", "Burdock"]
+    colors = ["green", "yellow", "black-and-white", "orange", "brown"]
+    rnd = random.Random(3)
+    return [{"name": n, "color": rnd.choice(colors), "legs": 16, "length_mm": rnd.randint(8, 60),
+             "born": BASE + i * 3_600_000} for i, n in enumerate(names)]
+
+
+LINES = [
+    "the quick brown fox jumps over the lazy dog",
+    "streams and tables are two sides of the same coin",
+    "a table is a stream of changes",
+    "the stream is the table's changelog",
+    "count the words in the stream",
+    "the fox counts the dogs",
+]
+
+
+def lines() -> list[dict]:
+    return [{"text": t, "ts": BASE + i * 1_000} for i, t in enumerate(LINES)]
+
+
+def _write(name: str, rows: list[dict]) -> None:
+    with open(os.path.join(HERE, name), "wb") as f:
+        for r in rows:
             f.write(orjson.dumps(r) + b"\n")
+
+
+def main() -> None:
+    _write("authorization_attempts.jsonl", authorization_attempts())
+    orders, payments = orders_and_payments()
+    _write("orders.jsonl", orders)
+    _write("payments.jsonl", payments)
+    _write("customers.jsonl", customers())
+    _write("caterpillars.jsonl", caterpillars())
+    _write("lines.jsonl", lines())
 
 
 if __name__ == "__main__":

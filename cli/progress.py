@@ -1,0 +1,83 @@
+"""Progress of a run: a live line on a terminal (rich), plain lines otherwise, and a summary."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from streamdsl.runtime.metrics import Metrics
+
+__all__ = ["Progress", "summary"]
+
+
+def _fmt_n(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+def _line(m: Metrics, elapsed: float) -> str:
+    rate = m.records_in / elapsed if elapsed > 0 else 0.0
+    return (f"{_fmt_n(m.records_in)} read, {_fmt_n(m.records_out)} out, {_fmt_n(m.late)} late, "
+            f"{_fmt_n(m.dead_lettered)} dead-lettered, {_fmt_n(rate)} records/s")
+
+
+class Progress:
+    """The ``progress`` callback given to ``Backend.run``.
+
+    On a terminal (stderr is a TTY) it keeps one live status line (rich); otherwise it writes
+    a plain ``progress: ...`` line to stderr each time the backend reports.
+    """
+
+    def __init__(self, *, tty: bool, enabled: bool = True):
+        self.tty = tty
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self._live: Any = None
+        self.last: Metrics | None = None
+
+    def __enter__(self) -> "Progress":
+        self.start = time.monotonic()
+        if self.enabled and self.tty:
+            from rich.console import Console
+            from rich.live import Live
+            from rich.text import Text
+            self._text = Text
+            self._live = Live(Text("starting..."), console=Console(stderr=True),
+                              refresh_per_second=4, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None
+
+    def __call__(self, metrics: Metrics) -> None:
+        self.last = metrics
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.start
+        line = _line(metrics, elapsed)
+        if self._live is not None:
+            self._live.update(self._text(f"running: {line} ({elapsed:.1f}s)"))
+        else:
+            click.echo(f"progress: {line}", err=True)
+
+
+def summary(name: str, backend: str, m: Metrics, elapsed: float) -> list[str]:
+    """The lines printed when a run ends."""
+    ins = ", ".join(f"{k} {_fmt_n(v)}" for k, v in sorted(m.in_by_source.items()))
+    outs = ", ".join(f"{k} {_fmt_n(v)}" for k, v in sorted(m.out_by_sink.items()))
+    lines = [f"done: {name} on {backend} in {elapsed:.2f}s",
+             f"  read:          {_fmt_n(m.records_in)}" + (f" ({ins})" if ins else ""),
+             f"  written:       {_fmt_n(m.records_out)}" + (f" ({outs})" if outs else ""),
+             f"  late:          {_fmt_n(m.late)}" + (
+                 f" ({', '.join(f'{k} {v}' for k, v in sorted(m.late_by_node.items()))})"
+                 if m.late_by_node else ""),
+             f"  dead-lettered: {_fmt_n(m.dead_lettered)}",
+             f"  skipped:       {_fmt_n(m.skipped)}" + (
+                 f" ({', '.join(f'{k} {v}' for k, v in sorted(m.skipped_by_node.items()))})"
+                 if m.skipped_by_node else ""),
+             f"  rate:          {_fmt_n(m.records_in / elapsed if elapsed > 0 else 0)} records/s"]
+    return lines
