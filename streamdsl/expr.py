@@ -329,6 +329,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
         None if s is None else (str(s)[start - 1:] if length is None else str(s)[start - 1:start - 1 + length])),
     # struct(lit(name1), e1, lit(name2), e2, ...) -> {name1: e1, ...}: a projection (SQL SELECT).
     "struct": lambda *kv: {kv[i]: kv[i + 1] for i in range(0, len(kv), 2)},
+    "split": lambda s, sep: None if s is None or sep is None else (list(s) if sep == "" else s.split(sep)),
+    # explode(values, lit(field), row) -> [{**row, field: v} for v in values] (SQL EXPLODE, a flat_map).
+    "explode": lambda values, field, row: [] if values is None else [{**row, field: v} for v in values],
 }
 
 

@@ -24,7 +24,7 @@ from ..ir.nodes import TableMap
 from ..windows import hopping, session, tumbling
 from .catalog import Frame, Relation, Scope, ScopeEntry, same_expr
 from .expressions import (WINDOW_COLUMNS, AggRegistry, ExprCompiler, contains_aggregate,
-                          is_aggregate_call, literal_value, name_of)
+                          is_aggregate_call, is_table_function_call, literal_value, name_of)
 from .functions import SUBTRACTABLE, BareValuePredicate, RenamingJoiner
 from .parser import excerpt, parse, position_of, sql_error
 
@@ -393,11 +393,24 @@ class _Compiler:
                            bare=self._frame_bare(frame))
         compiler = ExprCompiler(frame.scope, "SELECT", self.error, self.text,
                                 window_ok=frame.kind == "table" and frame.windowed)
-        out = self._select_items(frame, items, compiler)
+        exploded: list[tuple[str, Expr, Tree]] = []
+        out = self._select_items(frame, items, compiler, exploded)
         cols = tuple(n for n, _, _ in out)
         key_col = next((n for n, e, _ in out if same_expr(e, frame.key)), None)
         fn = self._projection(out, wrap, items)
         cfg_window = WINDOW_COLUMNS if compiler.uses_window else None
+        if exploded:
+            (name, values, node), *more = exploded
+            if more:
+                raise self.error("only one EXPLODE per SELECT list is supported", more[0][2])
+            if frame.kind != "stream":
+                raise self.error("EXPLODE applies to streams (a table row cannot become several)", node)
+            # One output row per element: the projection with the element in the EXPLODE column.
+            fn = values if not wrap else Func("explode", (values, Lit(name), fn))
+            with self.at(node):
+                handle = frame.handle.flat_map(fn)
+            return _Result(handle, frame.kind, cols, key_col, key_col is not None, frame.windowed,
+                           bare=not wrap)
         with self.at(items[0]):
             if frame.kind == "stream":
                 handle = frame.handle.map(fn)
@@ -462,7 +475,8 @@ class _Compiler:
         return len(frame.scope.entries) == 1 and frame.scope.entries[0].relation.bare
 
     def _select_items(self, frame: Frame, items: list[Tree], compiler: ExprCompiler,
-                      agg_preferred: bool = False) -> list[tuple[str, Expr, Tree]]:
+                      exploded: list[tuple[str, Expr, Tree]] | None = None
+                      ) -> list[tuple[str, Expr, Tree]]:
         out: list[tuple[str, Expr, Tree]] = []
         generated = 0
         for it in items:
@@ -491,7 +505,16 @@ class _Compiler:
                 name = f"KSQL_COL_{generated}"
                 generated += 1
             preferred = name if is_aggregate_call(expr_t) else None
-            expr = compiler.compile(expr_t, preferred) if compiler.aggs is not None else compiler.compile(expr_t)
+            if exploded is not None and is_table_function_call(expr_t):
+                args = expr_t.children[1:]
+                if len(args) != 1:
+                    raise self.error(f"EXPLODE takes one argument (an array), got {len(args)}", expr_t)
+                exploded.append((name, compiler.compile(args[0]), expr_t))
+                expr: Expr = Lit(None)  # the element goes here, row by row
+            elif compiler.aggs is not None:
+                expr = compiler.compile(expr_t, preferred)
+            else:
+                expr = compiler.compile(expr_t)
             if isinstance(expr_t, Tree) and expr_t.data == "column_ref" and alias_t is None \
                     and name.upper() in WINDOW_COLUMNS:
                 name = name.upper()

@@ -18,10 +18,10 @@ from lark import Token, Tree
 from ..expr import BinOp, Case, Col, Expr, FUNCTIONS, Func, KeyRef, Lit, Not
 from ..ir.aggregators import AggFunc, agg_func
 from .catalog import Scope, same_expr
-from .functions import AGGREGATES, SCALAR
+from .functions import AGGREGATES, SCALAR, TABLE_FUNCTIONS
 
 __all__ = ["ExprCompiler", "AggRegistry", "WINDOW_COLUMNS", "contains_aggregate", "is_aggregate_call",
-           "literal_value", "name_of"]
+           "is_table_function_call", "literal_value", "name_of"]
 
 # Names under which a projection over a windowed table sees its window (TableMap.window_columns).
 WINDOW_COLUMNS = ("WINDOWSTART", "WINDOWEND")
@@ -51,6 +51,10 @@ def _fn_name(t: Tree) -> str:
 
 def is_aggregate_call(t: Any) -> bool:
     return isinstance(t, Tree) and t.data in ("call", "call_star") and _fn_name(t) in AGGREGATES
+
+
+def is_table_function_call(t: Any) -> bool:
+    return isinstance(t, Tree) and t.data == "call" and _fn_name(t) in TABLE_FUNCTIONS
 
 
 def contains_aggregate(t: Any) -> bool:
@@ -263,9 +267,12 @@ class ExprCompiler:
                                 "GROUP BY" if self.clause != "SELECT" else ""), t)
         if t.data == "call_star":
             raise self.error(f"{fname}(*) is not a function; only COUNT(*) takes *", t)
+        if fname in TABLE_FUNCTIONS:
+            raise self.error(f"{fname} is a table function: use it as a whole item of the SELECT list "
+                             "of a query over a stream (SELECT EXPLODE(tags) AS tag FROM s)", t)
         spec = SCALAR.get(fname)
         if spec is None:
-            known = sorted(SCALAR) + sorted(AGGREGATES)
+            known = sorted(SCALAR) + sorted(AGGREGATES) + list(TABLE_FUNCTIONS)
             hint = difflib.get_close_matches(fname, known, n=1)
             msg = f"unknown function {fname}"
             msg += f"; did you mean {hint[0]}?" if hint else ""

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..expr import Expr
 
-__all__ = ["SCALAR", "AGGREGATES", "ScalarFunction", "RenamingJoiner", "BareValuePredicate"]
+__all__ = ["SCALAR", "AGGREGATES", "TABLE_FUNCTIONS", "SUBTRACTABLE", "ScalarFunction", "RenamingJoiner", "BareValuePredicate"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,11 @@ SCALAR: dict[str, ScalarFunction] = {
     "ROUND": ScalarFunction("round", 1, 2),
     "COALESCE": ScalarFunction("coalesce", 1, None),
     "IFNULL": ScalarFunction("coalesce", 2, 2),
+    "SPLIT": ScalarFunction("split", 2, 2),
 }
+
+# Table functions: one input row gives zero or more output rows (a flat_map).
+TABLE_FUNCTIONS = ("EXPLODE",)
 
 # SQL aggregate -> streamdsl aggregate kind (streamdsl.ir.aggregators.AGG_KINDS).
 AGGREGATES: dict[str, str] = {

@@ -1,0 +1,30 @@
+-- Paid orders enriched with the customer: the SQL twin of order_enrichment.py.
+--
+--   streamdsl run topologies/order_enrichment.sql --input orders=topologies/data/orders.jsonl \
+--       --input payments=topologies/data/payments.jsonl --input customers=topologies/data/customers.jsonl
+--
+-- A stream-stream join (orders and payments, both keyed by order_id, within 5 minutes), then
+-- a lookup in the customers table. The lookup is on customer_id, not the stream's key, so the
+-- compiler re-keys the joined stream (KeyBy + Repartition), as `.key_by("customer_id")` does
+-- in Python. The WHERE filter is an expression reading only `total`: the optimizer moves it
+-- ahead of the re-key (`streamdsl explain topologies/order_enrichment.sql`).
+
+CREATE STREAM orders (order_id VARCHAR KEY, customer_id VARCHAR, total DOUBLE, items INT, ts BIGINT)
+    WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+
+CREATE STREAM payments (order_id VARCHAR KEY, payment_id VARCHAR, amount DOUBLE, method VARCHAR,
+                        ts BIGINT)
+    WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+
+CREATE TABLE customers (customer_id VARCHAR PRIMARY KEY, name VARCHAR, city VARCHAR,
+                        tier VARCHAR, ts BIGINT)
+    WITH (KAFKA_TOPIC='customers', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+
+CREATE STREAM enriched_orders AS
+    SELECT o.order_id, o.customer_id, o.total, o.items, o.ts,
+           p.method AS paid_by, p.payment_id,
+           c.name AS customer, c.city, c.tier
+    FROM orders o
+    JOIN payments p WITHIN 5 MINUTES ON o.order_id = p.order_id
+    JOIN customers c ON o.customer_id = c.customer_id
+    WHERE o.total >= 20;

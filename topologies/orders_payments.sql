@@ -1,0 +1,23 @@
+-- Orders joined to their payments within 5 minutes: the SQL twin of orders_payments.py
+-- (the talk's "buffer 5 minutes" emailer).
+--
+--   streamdsl run topologies/orders_payments.sql \
+--       --input orders=topologies/data/orders.jsonl --input payments=topologies/data/payments.jsonl
+--
+-- Both streams are keyed by order_id; the join buffers each side for 5 minutes (no grace, as
+-- JoinWindows.ofTimeDifferenceWithNoGrace). The confirmation is the projection. SQL has no
+-- side effects, so the Python twin's `peek(send_email)` has no counterpart here: a mailer
+-- would consume `order_confirmations`.
+
+CREATE STREAM orders (order_id VARCHAR KEY, customer_id VARCHAR, total DOUBLE, items INT, ts BIGINT)
+    WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+
+CREATE STREAM payments (order_id VARCHAR KEY, payment_id VARCHAR, amount DOUBLE, method VARCHAR,
+                        ts BIGINT)
+    WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+
+CREATE STREAM order_confirmations AS
+    SELECT o.order_id, o.customer_id, o.total, o.items,
+           p.method AS paid_by, p.payment_id
+    FROM orders o
+    JOIN payments p WITHIN 5 MINUTES ON o.order_id = p.order_id;
