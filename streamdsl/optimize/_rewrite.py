@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 import networkx as nx
 
+from ..expr import Col, Func, Lit
 from ..ir.fn import Fn
 from ..ir.nodes import Fused, Node
 from ..ir.plan import Edge, Plan
@@ -25,6 +26,7 @@ from ..ir.plan import Edge, Plan
 __all__ = [
     "order", "set_order", "order_before", "add_node", "add_edge", "remove_node", "redirect_out",
     "fresh_name", "fn_key", "same_fn", "descendants", "disjoint", "concat_order_kept",
+    "passthrough_fields",
 ]
 
 
@@ -97,6 +99,32 @@ def same_fn(a: Fn | None, b: Fn | None) -> bool:
     if a.expr is not None and b.expr is not None:
         return fn_key(a) == fn_key(b)
     return a.func is not None and a.func is b.func and a.arity == b.arity
+
+
+def passthrough_fields(fn: Fn) -> frozenset[str] | None:
+    """Fields a ``Map`` with ``fn`` carries unchanged from input to output value, if known.
+
+    Known for the optimizer's ``project(...)`` and for ``struct`` projections (SQL ``SELECT``)
+    where an output field is the input field of the same name. None for anything else.
+
+    >>> from streamdsl.expr import col, func, lit
+    >>> sorted(passthrough_fields(Fn(expr=func("struct", lit("a"), col("a"), lit("b"), col("c") + 1))))
+    ['a']
+    """
+    expr = fn.expr
+    if expr is None or fn.uses_key():
+        return None
+    own = getattr(expr, "passthrough_fields", None)
+    if own is not None:
+        return own()
+    if isinstance(expr, Func) and expr.name == "struct":
+        args = expr.args
+        kept = set()
+        for name, value in zip(args[0::2], args[1::2]):
+            if isinstance(name, Lit) and isinstance(value, Col) and value.name == name.value:
+                kept.add(value.name)
+        return frozenset(kept)
+    return None
 
 
 def descendants(plan: Plan, name: str) -> set[str]:

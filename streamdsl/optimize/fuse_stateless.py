@@ -40,7 +40,7 @@ def fuse_stateless(plan: Plan) -> Plan:
     >>> t = sd.Topology("t")
     >>> t.stream("in").filter(sd.col("n") > 1).map(sd.col("n") * 2).to("out")
     >>> [n.describe() for n in fuse_stateless(t.plan()).nodes() if n.kind == "Fused"]
-    ['Filter(filter-1) -> Map(map-2)']
+    ['Filter(filter-1) -> Map(map-1)']
     """
     chains = _chains(plan)
     if not chains:

@@ -32,12 +32,12 @@ from typing import Any
 
 from ..expr import KeyRef
 from ..ir.fn import Fn
-from ..ir.nodes import Branch, Filter, KeyBy, Node, Peek, Repartition, Source
+from ..ir.nodes import Branch, Filter, KeyBy, Map, Node, Peek, Repartition, Source
 from ..ir.plan import Plan
 from ..render import short_site
 from ._notes import note
-from ._rewrite import (add_edge, concat_order_kept, disjoint, fn_key, order, redirect_out,
-                       remove_node, single_in)
+from ._rewrite import (add_edge, concat_order_kept, disjoint, fn_key, order, passthrough_fields,
+                       redirect_out, remove_node, single_in)
 
 __all__ = ["merge_repartitions"]
 
@@ -70,21 +70,27 @@ def merge_repartitions(plan: Plan) -> Plan:
 
 # ---- 1. re-keying by the current key ------------------------------------------------------------
 
-def _current_key(plan: Plan, name: str, out: str | None = None) -> Any:
+def _current_key(plan: Plan, name: str, out: str | None = None,
+                 kept: frozenset[str] | None = None) -> Any:
     """The key expression (``fn_key``) of the records ``name`` emits, if known.
 
-    Walks up through operators that change neither key nor value; stops at the source or
-    ``KeyBy`` that set the key from the same value.
+    Walks up through operators that change neither the key nor the fields the key was
+    computed from, to the source or ``KeyBy`` that set it.
     """
     node = plan.node(name)
-    if isinstance(node, (Filter, Peek, Repartition, Branch)):
+    if isinstance(node, (Filter, Peek, Repartition, Branch, Map)):
+        if isinstance(node, Map):
+            through = passthrough_fields(node.fn)
+            if through is None:
+                return None
+            kept = through if kept is None else kept & through
         e = single_in(plan, name)
-        return _current_key(plan, e.src, e.out) if e is not None else None
-    if isinstance(node, Source) and not node.table:
-        return _expr_key(node.key)
-    if isinstance(node, KeyBy):
-        return _expr_key(node.fn)
-    return None
+        return _current_key(plan, e.src, e.out, kept) if e is not None else None
+    fn = node.key if isinstance(node, Source) and not node.table else (
+        node.fn if isinstance(node, KeyBy) else None)
+    if fn is None or fn.expr is None or (kept is not None and not fn.expr.fields() <= kept):
+        return None
+    return _expr_key(fn)
 
 
 def _expr_key(fn: Fn | None) -> Any:

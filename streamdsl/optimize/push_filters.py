@@ -6,8 +6,9 @@ unchanged:
 
 * ``Repartition``: changes nothing (filtering first shuffles fewer records);
 * ``KeyBy`` without null-key dropping, when the predicate does not read the key;
-* ``Map`` whose expression passes the predicate's fields through unchanged (an expression
-  with ``passthrough_fields()``, such as the optimizer's projections);
+* ``Map`` whose expression passes the predicate's fields through unchanged: a ``struct``
+  projection (SQL ``SELECT a, b, ...``) copying them under the same names, or the
+  optimizer's own ``project(...)``;
 * ``Merge``: the filter is copied onto each input (``<name>@in0``, ``<name>@in1`` ...).
 
 Never moved: opaque callables (the optimizer cannot see what they read), and anything across
@@ -33,8 +34,8 @@ from ..ir.nodes import Filter, KeyBy, Map, Merge, Node, Repartition
 from ..ir.plan import Plan
 from ..render import short_site
 from ._notes import note
-from ._rewrite import (add_edge, add_node, fresh_name, order, order_before, remove_node,
-                       set_order, single_in)
+from ._rewrite import (add_edge, add_node, fresh_name, order, order_before, passthrough_fields,
+                       remove_node, set_order, single_in)
 
 __all__ = ["push_filters"]
 
@@ -85,9 +86,9 @@ def _commutes(f: Filter, up: Node) -> bool:
         return True
     if isinstance(up, KeyBy):
         return not up.drop_null and not f.pred.uses_key()
-    if isinstance(up, Map) and up.fn.expr is not None:
-        passthrough = getattr(up.fn.expr, "passthrough_fields", None)
-        return passthrough is not None and reads <= passthrough()
+    if isinstance(up, Map):
+        kept = passthrough_fields(up.fn)
+        return kept is not None and reads <= kept
     return False
 
 
