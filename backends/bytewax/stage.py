@@ -15,6 +15,7 @@ from typing import Any, Callable
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import Sink
 from streamdsl.runtime.build import make_processor
+from streamdsl.runtime.fused import StageError, unwrap_error
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.processors import (BadRecord, BranchProcessor, StatelessProcessor,
                                           make_ingest)
@@ -74,6 +75,9 @@ def record_failure(layout: Layout, on_error: str, name: str, rec: Record | None,
         return ("fatal", Fatal(str(exc), operator=exc.operator, source=exc.source,
                                position=exc.position, key=exc.key, value=exc.value, error=exc))
     node = layout.plan.node(name)
+    if isinstance(exc, StageError):  # inside a fused chain: report the stage that failed
+        node, rec, exc = unwrap_error(node, rec, exc)
+        name = node.name
     reason = f"{type(exc).__name__}: {exc}"
     source, position = (rec.origin if rec is not None and rec.origin else (None, None))
     key = rec.key if rec is not None else None
