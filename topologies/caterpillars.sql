@@ -1,13 +1,14 @@
 -- Caterpillars become butterflies: the SQL twin of caterpillars.py, the talk's
 -- `map(coolTransformation).to("butterflies")`, written as one projection.
 --
---   streamdsl run topologies/caterpillars.sql --input caterpillars=topologies/data/caterpillars.jsonl
+--   streamdsl run topologies/caterpillars.sql     (bundled data: the PATH of each source)
 --
 -- The Python WINGS lookup table becomes a CASE expression; being an expression (not a
 -- Python function), the optimizer can see which fields it reads.
 
 CREATE STREAM caterpillars (name VARCHAR KEY, color VARCHAR, legs INT, length_mm INT, born BIGINT)
-    WITH (KAFKA_TOPIC='caterpillars', VALUE_FORMAT='JSON', TIMESTAMP='born');
+    WITH (KAFKA_TOPIC='caterpillars', VALUE_FORMAT='JSON', TIMESTAMP='born',
+          PATH='data/caterpillars.jsonl');
 
 CREATE STREAM butterflies AS
     SELECT name,

@@ -1,8 +1,7 @@
 -- Fraud detection: cards with more than 3 authorization attempts in a 5-minute window.
 -- The SQL twin of fraud_detection.py (same sources, sinks, plan and output).
 --
---   streamdsl run topologies/fraud_detection.sql \
---       --input authorization_attempts=topologies/data/authorization_attempts.jsonl
+--   streamdsl run topologies/fraud_detection.sql     (bundled data: the PATH of each source)
 --
 -- The talk's query is the CREATE STREAM possible_fraud below with two additions that the
 -- Python twin makes too: a 1-minute grace period for late attempts, and EMIT FINAL (one result
@@ -14,7 +13,8 @@ CREATE STREAM authorization_attempts (
     amount DOUBLE,
     merchant VARCHAR,
     ts BIGINT
-) WITH (KAFKA_TOPIC='authorization_attempts', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+) WITH (KAFKA_TOPIC='authorization_attempts', VALUE_FORMAT='JSON', TIMESTAMP='ts',
+          PATH='data/authorization_attempts.jsonl');
 
 CREATE STREAM possible_fraud WITH (WRAP_SINGLE_VALUE=false) AS
     SELECT card_number, count(*)

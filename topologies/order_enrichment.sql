@@ -1,24 +1,27 @@
 -- Paid orders enriched with the customer: the SQL twin of order_enrichment.py.
 --
---   streamdsl run topologies/order_enrichment.sql --input orders=topologies/data/orders.jsonl \
---       --input payments=topologies/data/payments.jsonl --input customers=topologies/data/customers.jsonl
+--   streamdsl run topologies/order_enrichment.sql     (bundled data: the PATH of each source)
 --
 -- A stream-stream join (orders and payments, both keyed by order_id, within 5 minutes), then
 -- a lookup in the customers table. The lookup is on customer_id, not the stream's key, so the
 -- compiler re-keys the joined stream (KeyBy + Repartition), as `.key_by("customer_id")` does
--- in Python. The WHERE filter is an expression reading only `total`: the optimizer moves it
--- ahead of the re-key (`streamdsl explain topologies/order_enrichment.sql`).
+-- in Python. The WHERE condition reads only the stream side of the lookup, so the compiler
+-- applies it before the lookup and before the re-key: only orders of 20 or more are shuffled
+-- (`streamdsl explain topologies/order_enrichment.sql`).
 
 CREATE STREAM orders (order_id VARCHAR KEY, customer_id VARCHAR, total DOUBLE, items INT, ts BIGINT)
-    WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+    WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', TIMESTAMP='ts',
+          PATH='data/orders.jsonl');
 
 CREATE STREAM payments (order_id VARCHAR KEY, payment_id VARCHAR, amount DOUBLE, method VARCHAR,
                         ts BIGINT)
-    WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+    WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts',
+          PATH='data/payments.jsonl');
 
 CREATE TABLE customers (customer_id VARCHAR PRIMARY KEY, name VARCHAR, city VARCHAR,
                         tier VARCHAR, ts BIGINT)
-    WITH (KAFKA_TOPIC='customers', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+    WITH (KAFKA_TOPIC='customers', VALUE_FORMAT='JSON', TIMESTAMP='ts',
+          PATH='data/customers.jsonl');
 
 CREATE STREAM enriched_orders AS
     SELECT o.order_id, o.customer_id, o.total, o.items, o.ts,

@@ -1,8 +1,7 @@
 -- Orders joined to their payments within 5 minutes: the SQL twin of orders_payments.py
 -- (the talk's "buffer 5 minutes" emailer).
 --
---   streamdsl run topologies/orders_payments.sql \
---       --input orders=topologies/data/orders.jsonl --input payments=topologies/data/payments.jsonl
+--   streamdsl run topologies/orders_payments.sql     (bundled data: the PATH of each source)
 --
 -- Both streams are keyed by order_id; the join buffers each side for 5 minutes (no grace, as
 -- JoinWindows.ofTimeDifferenceWithNoGrace). The confirmation is the projection. SQL has no
@@ -10,11 +9,13 @@
 -- would consume `order_confirmations`.
 
 CREATE STREAM orders (order_id VARCHAR KEY, customer_id VARCHAR, total DOUBLE, items INT, ts BIGINT)
-    WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+    WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', TIMESTAMP='ts',
+          PATH='data/orders.jsonl');
 
 CREATE STREAM payments (order_id VARCHAR KEY, payment_id VARCHAR, amount DOUBLE, method VARCHAR,
                         ts BIGINT)
-    WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+    WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts',
+          PATH='data/payments.jsonl');
 
 CREATE STREAM order_confirmations AS
     SELECT o.order_id, o.customer_id, o.total, o.items,

@@ -1,6 +1,6 @@
 -- Word count, the classic: the SQL twin of word_count.py.
 --
---   streamdsl run topologies/word_count.sql --input lines=topologies/data/lines.jsonl
+--   streamdsl run topologies/word_count.sql     (bundled data: the PATH of each source)
 --
 -- ksqlDB needs two statements: EXPLODE (a table function) turns each line into one row per
 -- word in a stream of its own, which is then counted. So this twin writes one more sink than
@@ -13,7 +13,8 @@
 -- runs of whitespace. The bundled lines have single spaces, so both give the same words.
 
 CREATE STREAM lines (text VARCHAR, ts BIGINT)
-    WITH (KAFKA_TOPIC='lines', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+    WITH (KAFKA_TOPIC='lines', VALUE_FORMAT='JSON', TIMESTAMP='ts',
+          PATH='data/lines.jsonl');
 
 CREATE STREAM words AS
     SELECT EXPLODE(SPLIT(LCASE(text), ' ')) AS word

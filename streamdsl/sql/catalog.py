@@ -48,6 +48,7 @@ class Relation:
     writers: list[tuple[Any, str]] = field(default_factory=list)  # (Stream/Table, site)
     sink_site: str | None = None
     read_at: int | None = None  # line of the first query that read it
+    connector: dict | None = None  # PATH: the source's (or sink's) default connector
 
 
 @dataclass

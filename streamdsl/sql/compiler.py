@@ -17,8 +17,8 @@ from lark import Token, Tree
 from ..callsite import site_override
 from ..dsl.table import Table
 from ..dsl.topology import Topology
-from ..errors import SQLError, TopologyError, ValidationError
-from ..expr import Col, Expr, Func, KeyRef, Lit
+from ..errors import SQLError, StreamDSLError, TopologyError, ValidationError
+from ..expr import BinOp, Col, Expr, Func, KeyRef, Lit
 from ..ir.fn import Fn
 from ..ir.nodes import TableMap
 from ..windows import hopping, session, tumbling
@@ -34,10 +34,12 @@ _UNITS = {"MILLISECOND": 1, "SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000,
 
 TYPES = {"VARCHAR", "STRING", "INT", "INTEGER", "BIGINT", "DOUBLE", "DECIMAL", "BOOLEAN", "BYTES",
          "TIMESTAMP", "DATE", "TIME", "ARRAY", "MAP", "STRUCT"}
+# PATH is streamdsl's own: the data a source reads (or a sink writes) when `streamdsl run` is
+# given no --input/--output for it (a file path, relative to the .sql file, or any URI).
 _SOURCE_PROPS = {"KAFKA_TOPIC", "VALUE_FORMAT", "KEY_FORMAT", "FORMAT", "TIMESTAMP", "PARTITIONS",
-                 "REPLICAS"}
+                 "REPLICAS", "PATH"}
 _DERIVED_PROPS = {"KAFKA_TOPIC", "VALUE_FORMAT", "KEY_FORMAT", "FORMAT", "PARTITIONS", "REPLICAS",
-                  "WRAP_SINGLE_VALUE"}
+                  "WRAP_SINGLE_VALUE", "PATH"}
 _FORMATS = {"JSON", "KAFKA", "DELIMITED", "NONE"}
 
 
@@ -148,7 +150,7 @@ class _Compiler:
         self._add_relation(Relation(
             name=name, kind=kind, topic=topic, columns=tuple(columns), line=line or 0, column=col or 0,
             key_column=key_cols[0][0] if key_cols else None, key_in_value=bool(key_cols),
-            declared=True, timestamp=ts))
+            declared=True, timestamp=ts, connector=self._connector(props)))
 
     def _create_as(self, st: Tree) -> None:
         kind, name_t, if_not_exists = self._create_head(st)
@@ -171,7 +173,8 @@ class _Compiler:
         line, col, _ = position_of(st)
         rel = Relation(name=name, kind=kind, topic=self._topic(props, name), columns=result.columns,
                        line=line or 0, column=col or 0, key_column=result.key_column,
-                       key_in_value=result.key_in_value, windowed=result.windowed, bare=result.bare)
+                       key_in_value=result.key_in_value, windowed=result.windowed, bare=result.bare,
+                       connector=self._connector(props))
         rel.writers.append((handle, self.site(name_t)))
         rel.sink_site = self.site(name_t)
         self._add_relation(rel)
@@ -251,10 +254,23 @@ class _Compiler:
                 if not isinstance(value, str) or value.upper() not in _FORMATS:
                     raise self.error(f"{key} {value!r} is not supported; use 'JSON' (the connector "
                                      "bound with --input/--output decides the file format)", val_t)
-            if key in ("KAFKA_TOPIC", "TIMESTAMP") and (not isinstance(value, str) or not value):
+            if key in ("KAFKA_TOPIC", "TIMESTAMP", "PATH") and (not isinstance(value, str) or not value):
                 raise self.error(f"{key} takes a non-empty string, e.g. {key}='name'", val_t)
             out[key] = (value, val_t)
         return out
+
+    def _connector(self, props: dict) -> dict | None:
+        if "PATH" not in props:
+            return None
+        value, node = props["PATH"]
+        if "://" not in value and value != "-" and not os.path.isabs(value):
+            base = os.path.dirname(os.path.abspath(self.path)) if self.path else os.getcwd()
+            value = os.path.normpath(os.path.join(base, value))
+        from ..connectors import parse_uri
+        try:
+            return parse_uri(value)
+        except StreamDSLError as e:
+            raise self.error(f"PATH {props['PATH'][0]!r}: {e}", node) from None
 
     def _topic(self, props: dict, name: str) -> str:
         return props["KAFKA_TOPIC"][0] if "KAFKA_TOPIC" in props else name
@@ -307,9 +323,9 @@ class _Compiler:
             key = Col(rel.key_column) if rel.key_column is not None else None
             ts = Col(rel.timestamp) if rel.timestamp is not None else None
             if rel.kind == "stream":
-                rel.handle = self.topo.stream(rel.topic, key=key, timestamp=ts)
+                rel.handle = self.topo.stream(rel.topic, key=key, timestamp=ts, connector=rel.connector)
             else:
-                rel.handle = self.topo.table(rel.topic, key=key, timestamp=ts)
+                rel.handle = self.topo.table(rel.topic, key=key, timestamp=ts, connector=rel.connector)
         return rel.handle
 
     def _decl_node(self, rel: Relation) -> Token:
@@ -331,7 +347,7 @@ class _Compiler:
             rel.handle = handle
             with site_override(rel.sink_site):
                 try:
-                    handle.to(rel.topic)
+                    handle.to(rel.topic, connector=rel.connector)
                 except TopologyError as e:
                     line, col = _split_site(rel.sink_site)
                     raise sql_error(e.reason, self.text, line, col, path=self.path) from None
@@ -339,17 +355,26 @@ class _Compiler:
     # ---- queries -------------------------------------------------------------------------------------
     def _query(self, q: Tree, *, wrap: bool, target_kind: str) -> _Result:
         items = [c for c in q.children if isinstance(c, Tree) and c.data.startswith("select_")]
-        frame = self._from(_subtree(q, "from_clause"))
-        window_t = _subtree(q, "window_clause")
         where_t = _subtree(q, "where_clause")
+        conjuncts = _conjuncts(where_t.children[1]) if where_t is not None else []
+        n_conjuncts = len(conjuncts)
+        frame = self._from(_subtree(q, "from_clause"), conjuncts)  # may apply some conjuncts
+        window_t = _subtree(q, "window_clause")
         group_t = _subtree(q, "group_by")
         partition_t = _subtree(q, "partition_by")
         having_t = _subtree(q, "having")
         emit_t = next((c for c in q.children if isinstance(c, Tree) and c.data.startswith("emit_")), None)
 
-        if where_t is not None:
-            cond_t = where_t.children[1]
-            cond = ExprCompiler(frame.scope, "WHERE", self.error, self.text).compile(cond_t)
+        if where_t is not None and conjuncts:
+            where = ExprCompiler(frame.scope, "WHERE", self.error, self.text)
+            if len(conjuncts) == n_conjuncts:
+                cond_t = where_t.children[1]
+                cond = where.compile(cond_t)
+            else:
+                cond_t = conjuncts[0]
+                cond = where.compile(conjuncts[0])
+                for c in conjuncts[1:]:
+                    cond = BinOp("and", cond, where.compile(c))
             with self.at(cond_t):
                 frame.handle = frame.handle.filter(cond)
 
@@ -639,12 +664,52 @@ class _Compiler:
         return n * _UNITS[unit]
 
     # ---- FROM and joins -------------------------------------------------------------------------------
-    def _from(self, f: Tree) -> Frame:
+    def _from(self, f: Tree, conjuncts: list[Tree]) -> Frame:
         rels = f.children
         frame = self._frame_of(rels[0])
-        for j in rels[1:]:
-            frame = self._join(frame, j)
+        for i, j in enumerate(rels[1:], 1):
+            frame = self._join(frame, j, conjuncts, rels[i:])
         return frame
+
+    def _push_where(self, left: Frame, conjuncts: list[Tree], later: list[Tree]) -> None:
+        """Apply the WHERE conditions that read only ``left`` before a stream-table join.
+
+        The lookup has no time semantics, so filtering the stream first gives the same rows,
+        and the optimizer can then move the filter ahead of a re-key and its shuffle.
+        """
+        others: set[str] = set()
+        for t in later:
+            ar = _subtree(t, "aliased_relation") if t.data == "join" else t
+            rel = self.relations.get(name_of(_subtree(ar, "name")).lower())
+            if rel is not None:
+                others |= {c.lower() for c in rel.columns}
+                if rel.key_column:
+                    others.add(rel.key_column.lower())
+        pushed: list[Tree] = []
+        for c in list(conjuncts):
+            if contains_aggregate(c) or any(is_table_function_call(x) for x in c.iter_subtrees()):
+                continue
+            refs = list(c.find_data("column_ref"))
+            ok = True
+            for r in refs:
+                names = [name_of(n) for n in r.children]
+                if len(names) == 2:
+                    e = left.scope.entry(names[0])
+                    ok = e is not None and names[1].lower() in e.columns
+                else:
+                    ok = bool(left.scope.candidates(names[0])) and names[0].lower() not in others
+                if not ok:
+                    break
+            if ok:
+                pushed.append(c)
+                conjuncts.remove(c)
+        if pushed:
+            where = ExprCompiler(left.scope, "WHERE", self.error, self.text)
+            cond = where.compile(pushed[0])
+            for c in pushed[1:]:
+                cond = BinOp("and", cond, where.compile(c))
+            with self.at(pushed[0]):
+                left.handle = left.handle.filter(cond)
 
     def _frame_of(self, ar: Tree) -> Frame:
         names = [c for c in ar.children if isinstance(c, Tree) and c.data == "name"]
@@ -657,7 +722,7 @@ class _Compiler:
             key = Col(rel.key_column) if rel.key_in_value else KeyRef()
         return Frame(handle, rel.kind, scope, key, rel.windowed)
 
-    def _join(self, left: Frame, j: Tree) -> Frame:
+    def _join(self, left: Frame, j: Tree, conjuncts: list[Tree], later: list[Tree]) -> Frame:
         how_t = next((c for c in j.children if isinstance(c, Tree) and c.data.endswith("_join")), None)
         how = {"inner_join": "inner", "left_join": "left", "full_join": "outer",
                "right_join": "right"}[how_t.data] if how_t is not None else "inner"
@@ -705,6 +770,8 @@ class _Compiler:
             raise self.error("a table-table join must be on both tables' PRIMARY KEY columns; "
                              "foreign-key joins are not supported", on_t)
 
+        if pair == "stream-table" and conjuncts:
+            self._push_where(left, conjuncts, later)
         left_handle = self._rekey(left, lcol, on_t)
         right_handle = self._rekey(right, rcol, on_t) if right.kind == "stream" else right.handle
         scope, joiner = self._joined_scope(left, right, lcol, rcol, how)
@@ -815,6 +882,17 @@ class _Compiler:
                     if same_expr(x, lcol):
                         return e.columns[k][1]
         return lcol
+
+
+def _conjuncts(t: Tree) -> list[Tree]:
+    """The top-level AND terms of a condition, in order."""
+    if isinstance(t, Tree) and t.data == "and_expr":
+        out: list[Tree] = []
+        for c in t.children:
+            if isinstance(c, Tree):
+                out += _conjuncts(c)
+        return out
+    return [t]
 
 
 def _subtree(t: Tree, data: str) -> Tree | None:

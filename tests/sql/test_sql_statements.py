@@ -391,6 +391,28 @@ def test_a_join_then_a_lookup_rekeys_once(kinds):
         "KeyBy", "Repartition", "StreamStreamJoin", "KeyBy", "Repartition", "StreamTableJoin"]
 
 
+def test_where_on_the_stream_side_of_a_lookup_applies_before_it(run_sql, kinds):
+    sql = ORDERS + """CREATE STREAM enriched AS SELECT o.order_id, c.name
+        FROM orders o LEFT JOIN customers c ON o.customer_id = c.id
+        WHERE o.amount > 2 AND c.name IS NOT NULL AND customer_id < 100;"""
+    topo = compile_sql(sql)
+    assert kinds(topo) == ["Source", "Source", "Filter", "KeyBy", "Repartition", "StreamTableJoin",
+                           "Filter", "Map", "Sink"]
+    first, second = nodes(topo, Filter)
+    assert first.pred.describe() == "(amount > 2) AND (customer_id < 100)"
+    assert second.pred.describe() == "not_null(name)"
+    out = run_sql(sql, [("customers", 7, {"id": 7, "name": "ann"}, 1), order(1, 7, 5.0, 2),
+                        order(2, 7, 1.0, 3), order(3, 8, 9.0, 4)], "enriched")
+    assert out == [(7, {"order_id": 1, "name": "ann"}, 2, None)]
+
+
+def test_where_is_not_moved_across_a_stream_stream_join(kinds):
+    topo = compile_sql(ORDERS + """CREATE STREAM paid AS SELECT o.order_id FROM orders o
+        JOIN payments p WITHIN 1 MINUTE ON o.order_id = p.order_id WHERE o.amount > 2;""")
+    # Filtering first would change the join's stream time, hence lateness: it stays after.
+    assert kinds(topo)[-3:] == ["Filter", "Map", "Sink"]
+
+
 def test_reading_a_derived_stream_uses_its_handle_not_a_source():
     topo = compile_sql(CLICKS + """
         CREATE STREAM slow AS SELECT user_id, ms FROM clicks WHERE ms > 100;
