@@ -17,7 +17,7 @@ from lark import Token, Tree
 from ..callsite import site_override
 from ..dsl.table import Table
 from ..dsl.topology import Topology
-from ..errors import SQLError, StreamDSLError, TopologyError, ValidationError
+from ..errors import SQLError, StreamDSLError, TopologyError
 from ..expr import BinOp, Col, Expr, Func, KeyRef, Lit
 from ..ir.fn import Fn
 from ..ir.nodes import TableMap
@@ -26,7 +26,7 @@ from .catalog import Frame, Relation, Scope, ScopeEntry, same_expr
 from .expressions import (WINDOW_COLUMNS, AggRegistry, ExprCompiler, contains_aggregate,
                           is_aggregate_call, is_table_function_call, literal_value, name_of)
 from .functions import SUBTRACTABLE, BareValuePredicate, RenamingJoiner
-from .parser import excerpt, parse, position_of, sql_error
+from .parser import parse, position_of, sql_error
 
 __all__ = ["compile_text"]
 
@@ -86,19 +86,11 @@ class _Compiler:
 
     @contextmanager
     def at(self, node: Any) -> Iterator[None]:
-        """Run DSL calls with ``node``'s SQL position as their call site."""
-        line, col, length = position_of(node)
-        try:
-            with site_override(self._site_at(line, col)):
-                yield
-        except (TopologyError, ValidationError) as e:
-            if type(e) not in (TopologyError, ValidationError) or getattr(e, "_sql", False):
-                raise
-            # Add the caret excerpt of the SQL text to the DSL's message.
-            new = type(e)(e.reason + "\n" + excerpt(self.text, line, col, length), site=e.site,
-                          node=e.node)
-            new._sql = True  # type: ignore[attr-defined]
-            raise new from None
+        """Run DSL calls with ``node``'s SQL position as their call site (so a DSL error, a
+        ``TopologyError``, says ``file.sql:line:column``)."""
+        line, col, _ = position_of(node)
+        with site_override(self._site_at(line, col)):
+            yield
 
     # ---- statements ----------------------------------------------------------------------------------
     def run(self) -> Topology:
