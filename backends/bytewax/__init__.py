@@ -32,7 +32,7 @@ from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord
 
 from .cluster import ClusterError, execute_flow, root_cause
 from .compiler import FlowCompiler, supported_kinds
-from .io import CollectSink, ConnectorSink, DeadLetterFileSink, EventSource
+from .io import CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, truncate_file
 from .layout import ERRORS, Layout, step_id
 from .logic import FatalAbort, RunState
 
@@ -186,13 +186,18 @@ class BytewaxBackend(Backend):
         source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
                              progress=progress if processes <= 1 else None)
         kw: dict = {}
+        resuming = False
         if recovery_dir is not None:
             from bytewax.recovery import RecoveryConfig, init_db_dir
             os.makedirs(recovery_dir, exist_ok=True)
-            if not glob.glob(os.path.join(recovery_dir, "part-*.sqlite3")):
+            resuming = bool(glob.glob(os.path.join(recovery_dir, "part-*.sqlite3")))
+            if not resuming:
                 init_db_dir(recovery_dir, opts.get("recovery_partitions", workers * processes))
             kw["recovery_config"] = RecoveryConfig(recovery_dir)
             kw["epoch_interval"] = timedelta(seconds=opts.get("snapshot_interval", 1.0))
+        if not resuming:  # a resumed run cuts its files back to the last snapshot instead
+            for spec in list(outputs.values()) + ([dead_letter] if dead_letter is not None else []):
+                truncate_file(spec)
         store: list = []
 
         def attach(flow, outs) -> None:
@@ -209,9 +214,11 @@ class BytewaxBackend(Backend):
                                     lambda kv: ("dl", kv[1][2]) if kv[1][0] == "dl" else None)
                 op.output("write_dead_letters", dls, DeadLetterFileSink(dead_letter))
                 rest = op.filter("select_collected", outs,
-                                 lambda kv: kv[0] not in written and kv[1][0] != "dl")
+                                 lambda kv: kv[1][0] not in ("rec", "dl") or
+                                 (kv[1][0] == "rec" and kv[0] not in written))
             else:
-                rest = op.filter("select_collected", outs, lambda kv: kv[0] not in written)
+                rest = op.filter("select_collected", outs,
+                                 lambda kv: kv[1][0] != "rec" or kv[0] not in written)
             op.output("collect", rest, CollectSink(store))
 
         flow = self._flow(run, source, attach)

@@ -35,7 +35,7 @@ from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord
 
 from .inbox import CLOSED
 
-__all__ = ["EventSource", "CollectSink", "ConnectorSink", "DeadLetterFileSink"]
+__all__ = ["EventSource", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "truncate_file"]
 
 
 class _EventPartition(StatefulSourcePartition):
@@ -123,6 +123,14 @@ def _open_at(path: str, resume: dict | None):
     f.truncate(resume["offset"])
     f.seek(0, os.SEEK_END)
     return f
+
+
+def truncate_file(spec: Any) -> None:
+    """Create (or empty) the file of a file connector spec, as the local backend does when it
+    opens its sinks: Bytewax builds a sink partition only when its first item arrives."""
+    spec = parse_uri(spec)
+    if spec["type"] in ("jsonl", "csv") and spec.get("path"):
+        open(spec["path"], "wb").close()
 
 
 class _JsonlWriter:
