@@ -411,7 +411,9 @@ class DeliveryTracker:
 
 def make_producer(spec: KafkaSpec, **extra: Any) -> Any:
     ck = _require_kafka()
-    conf = {"enable.idempotence": True, "linger.ms": 5}
+    # murmur2: the partitioner of Kafka's Java clients, so keys land where Kafka Streams (and
+    # any Java consumer that co-partitions) expects them.
+    conf = {"enable.idempotence": True, "linger.ms": 5, "partitioner": "murmur2_random"}
     conf.update(extra)
     return ck.Producer(spec.client_config(**conf))
 

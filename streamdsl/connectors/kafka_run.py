@@ -188,8 +188,6 @@ class _KafkaRun:
         self.start_offsets: dict[tuple[str, int], int] = {}
         self.expected: set[tuple[str, int]] = set()
         self.assigned: set[tuple[str, int]] = set()
-        self.running = False
-        self.revoked = False
         self.stop: str | None = None
         self.fed = 0
         self.dirty = False
@@ -368,9 +366,7 @@ class _KafkaRun:
             if self.eos:
                 main.begin_transaction()
                 in_txn = True
-            self.running = True
             self._loop()
-            self.running = False
             if not self.stop and self.until_idle is not None:
                 ex.end()
                 self.ended = True
@@ -378,7 +374,6 @@ class _KafkaRun:
             self._commit(final=True)
             in_txn = False
         except BaseException:
-            self.running = False
             if in_txn:
                 try:
                     main.abort_transaction(10)
@@ -450,10 +445,20 @@ class _KafkaRun:
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        # A rebalance (or a session timeout) took partitions away: what is buffered from them
+        # is dropped and fetched again from ``next_offset`` once they come back; until then the
+        # merge waits for them (and commits wait, see ``_loop``).
+        if partitions:
+            log.info("group %s revoked %s", self.group,
+                     ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions))
         for tp in partitions:
-            self.assigned.discard((tp.topic, tp.partition))
-        if self.running and partitions:
-            self.revoked = True
+            key = (tp.topic, tp.partition)
+            self.assigned.discard(key)
+            ch = self.kchan.get(key)
+            if ch is not None:
+                ch.buf.clear()
+                ch.eof = False
+                ch.paused = False
 
     def _wait_for_assignment(self) -> None:
         deadline = time.monotonic() + self.assignment_timeout
@@ -549,11 +554,19 @@ class _KafkaRun:
     def _loop(self) -> None:
         now = time.monotonic()
         last_arrival = last_commit = last_progress = now
+        partial_since: float | None = None
         while not self.stop:
-            if self.revoked:
+            owns_all = self.assigned == self.expected
+            if owns_all:
+                partial_since = None
+            elif partial_since is None:
+                partial_since = now
+            elif now - partial_since > self.assignment_timeout:
                 raise ConnectorError(
-                    f"partitions were revoked from this run: another consumer joined group "
-                    f"{self.group!r}; the local backend runs one instance per group")
+                    f"consumer group {self.group!r} has given this run {len(self.assigned)} of "
+                    f"{len(self.expected)} partitions for {self.assignment_timeout:g} s; the local "
+                    "backend runs one instance per group: is another run of this topology using "
+                    "the group?")
             busy = any(ch.buf for ch in self.channels)
             if self._receive(self.consumer.consume(1000, 0.02 if busy else 0.1)):
                 last_arrival = time.monotonic()
@@ -564,7 +577,7 @@ class _KafkaRun:
             if (self.until_idle is not None and now - last_arrival >= self.until_idle
                     and all(not ch.buf and (ch.eof or ch.exhausted) for ch in self.channels)):
                 break  # idle: every partition read to its end, nothing new for until_idle s
-            if self.dirty and now - last_commit >= self.commit_interval:
+            if self.dirty and owns_all and now - last_commit >= self.commit_interval:
                 self._commit(final=False)
                 last_commit = now
             if self.progress is not None and now - last_progress >= self.progress_every:

@@ -113,3 +113,17 @@ def test_file_inputs_to_kafka_output(kafka: Kafka, tmp_path):
     out = kafka.name("out")
     get_backend("local").run(topo.plan(), {"s": str(path)}, {"out": kafka.uri(out)})
     assert [(m.key, m.value["n"], m.timestamp) for m in kafka.read(out)] == [("a", 1, 5), ("b", 2, 6)]
+
+
+def test_connectors_declared_in_the_topology(kafka: Kafka):
+    src = kafka.topic("declared")
+    kafka.produce(src, [(None, {"n": 1}, 10, None), (None, {"n": 2}, 20, None)])
+    out = kafka.name("declared-out")
+    topo = sd.Topology("declared")
+    kin = {"type": "kafka", "bootstrap_servers": kafka.bootstrap, "topic": src,
+           "group": kafka.name("d"), "session.timeout.ms": "1000"}
+    kout = {"type": "kafka", "bootstrap_servers": kafka.bootstrap, "topic": out}
+    topo.stream("numbers", connector=kin).to("doubled_numbers", connector=kout)
+    res = get_backend("local").run(topo.plan(), {}, {}, until_idle=0.5)
+    assert res.metrics.records_in == 2
+    assert [m.value["n"] for m in kafka.read(out)] == [1, 2]

@@ -1,0 +1,22 @@
+"""The Python examples of docs/kafka.md run, top to bottom, against the test broker."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+from kafka_helpers import Kafka
+
+DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "kafka.md"
+
+
+def test_kafka_doc_examples_run(kafka: Kafka, capsys):
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    ns: dict = {"__name__": "docs_kafka"}
+    for i, code in enumerate(blocks):
+        code = code.replace('BOOTSTRAP = "127.0.0.1:9092"', f"BOOTSTRAP = {kafka.bootstrap!r}")
+        code = code.replace("=big-payments", "=big-payments&session.timeout.ms=1000"
+                                                        "&heartbeat.interval.ms=100")
+        exec(compile(code, f"{DOC}#block{i + 1}", "exec"), ns)
+    assert "6 payments read" in capsys.readouterr().out
