@@ -1,0 +1,146 @@
+"""The results as tables: rich on a terminal, or markdown for docs/performance.md
+(``python -m bench.report [results.json] --markdown``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+__all__ = ["print_tables", "markdown", "rows"]
+
+IMPL_LABELS = {
+    "hand_loop": "hand-written loop",
+    "local": "streamdsl local",
+    "bytewax": "streamdsl bytewax",
+    "beam": "streamdsl beam",
+    "bytewax_native": "native Bytewax",
+    "beam_native": "native Beam",
+}
+RATIOS = (("local_vs_hand_loop", "local / hand loop"),
+          ("bytewax_vs_native", "bytewax / native Bytewax"),
+          ("beam_vs_native", "beam / native Beam"))
+
+
+def _rate(x: float | None) -> str:
+    if x is None:
+        return "–"
+    if x >= 1e6:
+        return f"{x / 1e6:.2f} M"
+    if x >= 1e3:
+        return f"{x / 1e3:.1f} k"
+    return f"{x:.0f}"
+
+
+def _x(r: float | None) -> str:
+    return "–" if r is None else (f"{r:.2f}×" if r >= 0.1 else f"1/{1 / r:.0f}")
+
+
+def rows(results: dict) -> list[list[str]]:
+    """One row per (workload, implementation)."""
+    out = []
+    for name, w in results["workloads"].items():
+        if name == "fraud-memory" or "events_per_s" not in w:
+            continue
+        base = w["events_per_s"].get("hand_loop")
+        for impl, eps in w["events_per_s"].items():
+            status = w["status"].get(impl, "?")
+            vs = _x(eps / base) if eps and base else "–"
+            rss = w["peak_rss_mb"].get(impl)
+            out.append([name, IMPL_LABELS.get(impl, impl), f"{w['n_by_impl'][impl]:,}",
+                        _rate(eps), vs, "–" if rss is None else f"{rss:.0f}",
+                        "equal" if status == "ok" else status])
+    return out
+
+
+def summary_rows(results: dict) -> list[list[str]]:
+    out = []
+    for name, w in results["workloads"].items():
+        if name == "fraud-memory":
+            continue
+        if "error" in w:
+            out.append([name, f"error: {w['error']}", "", "", ""])
+            continue
+        out.append([name, "yes" if w["outputs_equal"] else "NO",
+                    *[_x(w.get(key)) for key, _ in RATIOS]])
+    return out
+
+
+def memory_rows(results: dict) -> list[list[str]]:
+    m = results["workloads"].get("fraud-memory")
+    if not m:
+        return []
+    if "error" in m:
+        return [[f"error: {m['error']}", "", "", "", ""]]
+    out = []
+    for label in ("small", "large"):
+        out.append([f"{m['n'][label]:,}", _rate(m["events_per_s"].get(label)),
+                    "–" if m["peak_rss_mb"].get(label) is None else f"{m['peak_rss_mb'][label]:.0f}"])
+    ratio = m.get("ratio")
+    verdict = "–" if ratio is None else f"{ratio:.2f} ({'meets' if m['meets_target'] else 'misses'} ≤ {m['target']})"
+    return [out[0] + [verdict], out[1] + [verdict]]
+
+
+HEAD = ["workload", "implementation", "events", "events/s (median)", "vs hand loop",
+        "peak extra RSS MB", "output"]
+SUMMARY_HEAD = ["workload", "all outputs equal", *[label for _, label in RATIOS]]
+MEMORY_HEAD = ["events (generator)", "events/s", "peak RSS MB", "peak ratio large / small"]
+
+
+def print_tables(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console()
+    if console.width < 120:  # piped or a narrow terminal: keep rows on one line
+        console = Console(width=120)
+    meta = results.get("meta", {})
+    env = meta.get("environment", {})
+    title = (f"streamdsl bench — {meta.get('date', '?')}, commit {meta.get('commit')}, "
+             f"Python {env.get('python')}, {env.get('cpus')} CPUs, n-scale {meta.get('n_scale')}, "
+             f"median of {meta.get('reps')}")
+    for head, body, ttl in ((HEAD, rows(results), title),
+                            (SUMMARY_HEAD, summary_rows(results), "ratios of medians"),
+                            (MEMORY_HEAD, memory_rows(results),
+                             "fraud-memory: local over a generator")):
+        if not body:
+            continue
+        t = Table(title=ttl)
+        for i, h in enumerate(head):
+            t.add_column(h, justify="right" if i >= 2 else "left")
+        for r in body:
+            t.add_row(*r)
+        console.print(t)
+
+
+def _md(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def markdown(results: dict) -> str:
+    parts = [_md(HEAD, rows(results)), _md(SUMMARY_HEAD, summary_rows(results))]
+    mem = memory_rows(results)
+    if mem:
+        parts.append(_md(MEMORY_HEAD, mem))
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.report")
+    ap.add_argument("results", nargs="?",
+                    default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"))
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args(argv)
+    with open(args.results) as f:
+        results: Any = json.load(f)
+    if args.markdown:
+        print(markdown(results), end="")
+    else:
+        print_tables(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
