@@ -242,7 +242,8 @@ def topic_partitions(spec: KafkaSpec, topic: str | None = None, *, timeout: floa
     """Partition numbers of ``topic`` (default: the spec's), or [] when it does not exist."""
     ck = _require_kafka()
     topic = topic or spec.topic
-    admin = ck.admin.AdminClient(spec.client_config())
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient(spec.client_config())
     try:
         # All topics: asking for one by name lets a broker with auto-creation create it.
         md = admin.list_topics(timeout=timeout)
@@ -409,8 +410,19 @@ class DeliveryTracker:
             raise ConnectorError(f"{n} record(s) could not be written to Kafka (first: {first})")
 
 
+# librdkafka options that only consumers take: an input URI's options also configure the run's
+# producer, which would warn about each of these.
+_CONSUMER_ONLY = ("group.", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+                  "auto.offset.reset", "enable.auto.", "auto.commit.", "fetch.", "isolation.level",
+                  "partition.assignment.strategy", "enable.partition.eof", "queued.",
+                  "check.crcs", "allow.auto.create.topics", "coordinator.query.interval.ms")
+
+
 def make_producer(spec: KafkaSpec, **extra: Any) -> Any:
     ck = _require_kafka()
+    from dataclasses import replace
+    spec = replace(spec, config={k: v for k, v in spec.config.items()
+                                 if not k.startswith(_CONSUMER_ONLY)})
     # murmur2: the partitioner of Kafka's Java clients, so keys land where Kafka Streams (and
     # any Java consumer that co-partitions) expects them.
     conf = {"enable.idempotence": True, "linger.ms": 5, "partitioner": "murmur2_random"}

@@ -3,13 +3,16 @@ reason, and the run goes on."""
 
 from __future__ import annotations
 
+import pytest
+
 import streamdsl as sd
 from streamdsl.backend import get_backend
 
 from kafka_helpers import Kafka
 
 
-def test_malformed_messages_go_to_the_dead_letter_topic(kafka: Kafka):
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_malformed_messages_go_to_the_dead_letter_topic(kafka: Kafka, guarantee: str):
     src = kafka.topic("payments", partitions=2)
     kafka.produce(src, [
         ("a", {"id": 1, "amount": 10, "ts": 1_000}, None, 0),   # p0 @0
@@ -23,7 +26,7 @@ def test_malformed_messages_go_to_the_dead_letter_topic(kafka: Kafka):
     out, dlq = kafka.name("big"), kafka.name("payments-dlq")
     res = get_backend("local").run(topo.plan(), {"payments": kafka.uri(src, kafka.name("pay"))},
                                    {"big": kafka.uri(out)}, dead_letter=kafka.uri(dlq),
-                                   until_idle=0.5)
+                                   until_idle=0.5, processing_guarantee=guarantee)
     assert res.metrics.records_in == 5 and res.metrics.dead_lettered == 2
     assert sorted(m.value["id"] for m in kafka.read(out)) == [3, 5]   # the run went on
     dead = sorted(kafka.read(dlq), key=lambda m: (m.value["partition"], m.value["offset"]))

@@ -15,7 +15,7 @@ import pytest
 
 import streamdsl as sd
 from streamdsl.backend import get_backend
-from streamdsl.errors import RecordError
+from streamdsl.errors import ConnectorError, RecordError
 
 from kafka_helpers import Kafka
 from test_fraud_kafka import file_run, kafka_records, producer
@@ -123,3 +123,13 @@ def test_ctrl_c_commits_what_was_finished(kafka: Kafka, expected: Counter):
     trap.disarm()
     _run(kafka, topo, src, out, group, until_idle=0.5)
     assert kafka_records(kafka, out) == expected
+
+
+def test_a_checkpoint_of_another_topology_is_refused(kafka: Kafka):
+    src, out, group = _setup(kafka)
+    _run(kafka, fraud_with_trap(Trap()), src, out, group, max_records=10)
+    other = sd.Topology("fraud-detection")
+    (other.stream("authorization_attempts", key="card_number", timestamp="ts")
+        .group_by("card_number").count().to_stream().to("possible_fraud"))
+    with pytest.raises(ConnectorError, match="written by a different topology.*another group"):
+        _run(kafka, other, src, out, group, until_idle=0.5)

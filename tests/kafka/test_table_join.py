@@ -3,6 +3,8 @@ the in-memory run of the same records."""
 
 from __future__ import annotations
 
+import json
+
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import streamdsl as sd
@@ -73,3 +75,28 @@ def test_table_with_tombstones_joins_like_in_memory(kafka: Kafka):
     assert rows(memory.outputs["enriched_all"])[2][1]["name"] == "Ada L."
     lefts = {v["order"]: v.get("name") for _, v, _ in rows(memory.outputs["enriched_all"])}
     assert lefts == {"o1": "Ada", "o2": "Bob", "o3": "Ada L.", "o4": None, "o5": "Cy", "o6": None}
+
+
+def test_kafka_stream_with_a_file_table_and_a_restart(kafka: Kafka, tmp_path):
+    """A Kafka stream joined with a JSON-lines table: the file is read along with the topic (in
+    the same timestamp order), and a run stopped after N records continues where it stopped."""
+    path = tmp_path / "customers.jsonl"
+    path.write_text("".join(
+        '{"key": %s, "value": %s, "timestamp": %d}\n' % (
+            json.dumps(k), json.dumps(v), ts) for k, v, ts, _ in CUSTOMERS))
+    orders = kafka.topic("orders", partitions=2)
+    kafka.produce(orders, ORDERS)
+    enriched, enriched_all, group = kafka.name("enriched"), kafka.name("enriched-all"), kafka.name("mix")
+    plan = enrichment().plan()
+    inputs = {"customers": {"type": "jsonl", "path": str(path), "envelope": True},
+              "orders": kafka.uri(orders, group)}
+    outputs = {"enriched": kafka.uri(enriched), "enriched_all": kafka.uri(enriched_all)}
+    first = get_backend("local").run(plan, inputs, outputs, max_records=5)
+    assert first.metrics.records_in == 5
+    get_backend("local").run(plan, inputs, outputs, until_idle=0.5)
+    memory = get_backend("local").run(
+        plan, {"customers": {"type": "memory", "records": [r[:3] for r in CUSTOMERS]},
+               "orders": {"type": "memory", "records": [r[:3] for r in ORDERS]}}, {})
+    for sink, topic in (("enriched", enriched), ("enriched_all", enriched_all)):
+        got = [(m.key, m.value, m.timestamp) for m in kafka.read(topic)]
+        assert got == [(r.key, r.value, r.timestamp) for r in memory.outputs[sink]], sink
