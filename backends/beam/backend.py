@@ -9,7 +9,7 @@ import sys
 from operator import itemgetter
 from typing import Any, Callable, Iterator
 
-from streamdsl.backend import Backend, ReplaySession, RunResult
+from streamdsl.backend import Backend, ReplaySession, RunResult, resolve_io
 from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
 from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.nodes import NODE_KINDS
@@ -46,11 +46,20 @@ class BeamJob:
         self.on_error = on_error
         self.collected_sinks = collected_sinks
         self.in_process = in_process
+        self.written: dict[str, Any] = {}
+        self.collected: dict[str, Any] = {}
+        #: Beam's ``PipelineResult`` once the job has run (its metrics, its state).
+        self.result: Any = None
         self._done = False
 
     def labels(self) -> list[str]:
         """Labels of the pipeline's top-level transforms, in the order they were applied."""
         return [t.full_label for t in self.pipeline.transforms_stack[0].parts]
+
+    def discard(self) -> None:
+        """Forget a job that will not run (frees what its DoFns would have shared)."""
+        self._done = True
+        release(self.state)
 
     def run(self) -> RunResult:
         """Run the pipeline to completion and gather outputs, dead letters and metrics.
@@ -66,7 +75,7 @@ class BeamJob:
         from .metrics import read_metrics
         try:
             with _worker_path(not self.in_process):
-                result = self.pipeline.run()
+                result = self.result = self.pipeline.run()
                 result.wait_until_finish()
             gathered = self.state.gather()
         finally:
@@ -234,27 +243,25 @@ class BeamBackend(Backend):
         """
         return self.compile(plan, events, flush=flush, on_error=on_error, **options).run()
 
-    def run(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
-            on_error: str | None = None, dead_letter: Any = None,
-            progress: Callable[[Metrics], None] | None = None, runner: str | None = None,
-            pipeline_args: list[str] | None = None, **options: Any) -> RunResult:
-        """Read ``inputs`` ({source: connector spec or URI}), write ``outputs`` ({sink: spec}).
+    def compile_run(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
+                    on_error: str | None = None, runner: str | None = None,
+                    pipeline_args: list[str] | None = None, **options: Any) -> BeamJob:
+        """Build the pipeline ``run`` runs (same arguments), without running it.
 
-        JSON-lines and CSV files are read and written by the pipeline's workers (the paths
-        must be visible to them); other connectors (memory, stdin/stdout) are read and written
-        here, as are dead letters (``dead_letter``: a .jsonl path or ``-``). Sinks without a
-        spec are collected in the result. ``progress`` is called once, with the final metrics,
-        when the pipeline has finished.
+        JSON-lines and CSV inputs are read by the pipeline's workers, line by line (the paths
+        must be visible to them); other inputs (memory, stdin) are read here. JSON-lines and
+        CSV outputs are written by the pipeline; others (stdout, memory, none) are collected.
         """
         self.check(plan)
-        missing = [t for t in plan.source_topics() if t not in inputs]
+        inputs, outputs = resolve_io(plan, inputs, outputs)
+        topics = plan.source_topics()
+        missing = [t for t in topics if t not in inputs]
         if missing:
             raise ConnectorError(f"no input given for source(s) {', '.join(missing)}")
-        unknown = sorted(set(inputs) - set(plan.source_topics()))
+        unknown = sorted(set(inputs) - set(topics))
         if unknown:
             raise ConnectorError(f"unknown source(s) {', '.join(unknown)}; sources: "
-                                 f"{', '.join(plan.source_topics())}")
-        topics = plan.source_topics()
+                                 f"{', '.join(topics)}")
         files: dict[str, dict] = {}
         events: dict[str, list] = {}
         for topic in topics:
@@ -262,35 +269,59 @@ class BeamBackend(Backend):
             if spec["type"] in FILE_TYPES:
                 files[topic] = spec
             elif spec["type"] == "kafka":
-                raise ConnectorError("the beam backend reads files and memory inputs; for Kafka "
-                                     "use the local backend (or Beam's KafkaIO in a pipeline "
-                                     "of your own)")
+                raise ConnectorError("the beam backend reads files, stdin and memory inputs; for "
+                                     "Kafka use the local backend (or Beam's KafkaIO in a "
+                                     "pipeline of your own)")
             else:
                 events[topic] = [((0, *k), ev) for k, ev in merge_keys(
                     open_source(topic, spec), topics.index(topic),
                     _ts_of(plan, topic) if len(topics) > 1 else None)]
         written: dict[str, Any] = {}
-        drivers: dict[str, Any] = {}
+        collected: dict[str, Any] = {}
         for topic, spec in outputs.items():
             spec = parse_uri(spec)
             if spec["type"] in FILE_TYPES:
-                open_sink(topic, spec).close()  # the file exists (empty) even with no records
                 written[topic] = spec
             elif spec["type"] == "kafka":
                 raise ConnectorError("the beam backend writes files, stdout and memory outputs")
             else:
-                drivers[topic] = spec
-        dl = open_dead_letter_sink(dead_letter) if dead_letter is not None else None
+                collected[topic] = spec
         options = dict(options)
         if runner is not None:
             options["runner"] = runner
         if pipeline_args:
             options["pipeline_args"] = list(pipeline_args)
+        job = self._build(plan, events, files, written, flush=True, on_error=on_error,
+                          options=options)
+        job.written = written
+        job.collected = collected
+        return job
+
+    def run(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
+            on_error: str | None = None, dead_letter: Any = None,
+            progress: Callable[[Metrics], None] | None = None, runner: str | None = None,
+            pipeline_args: list[str] | None = None, **options: Any) -> RunResult:
+        """Read ``inputs`` ({source: connector spec or URI}), write ``outputs`` ({sink: spec});
+        connectors declared in the topology apply where none is given.
+
+        Files are read and written by the pipeline (see ``compile_run``); other outputs and
+        the dead letters (``dead_letter``: a .jsonl path or ``-``) are written here, in order,
+        when the pipeline has finished. Sinks without a spec are collected in the result.
+        ``progress`` is called once, with the final metrics, at the end.
+        """
+        job = self.compile_run(plan, inputs, outputs, on_error=on_error, runner=runner,
+                               pipeline_args=pipeline_args, **options)
+        dl = None
         try:
-            job = self._build(plan, events, files, written, flush=True, on_error=on_error,
-                              options=options)
+            for topic, spec in job.written.items():
+                open_sink(topic, spec).close()  # the file exists (empty) even with no records
+            dl = open_dead_letter_sink(dead_letter) if dead_letter is not None else None
+        except BaseException:
+            job.discard()
+            raise
+        try:
             result = job.run()
-            for topic, spec in drivers.items():
+            for topic, spec in job.collected.items():
                 sink = open_sink(topic, spec)
                 try:
                     for rec in result.outputs[topic]:
