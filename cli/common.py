@@ -17,7 +17,8 @@ from streamdsl.render import short_site
 from .loader import Loaded, LoadError, load
 
 __all__ = ["CliError", "USAGE", "FAILED", "format_error", "exit_code_of", "load_target",
-           "optimized", "parse_passes", "parse_pairs", "coerce", "err_console_is_tty", "echo_err"]
+           "optimized", "parse_passes", "parse_pairs", "coerce", "err_console_is_tty", "echo_err",
+           "stdout_bytes"]
 
 USAGE = 2   #: usage error or invalid topology
 FAILED = 1  #: the run (or a needed tool) failed
@@ -52,6 +53,11 @@ def exit_code_of(e: BaseException) -> int:
 
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def stdout_bytes():
+    """The binary stream under stdout (also under click's test runner)."""
+    return getattr(sys.stdout, "buffer", sys.stdout)
 
 
 def err_console_is_tty() -> bool:

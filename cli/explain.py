@@ -9,7 +9,7 @@ import click
 from streamdsl.ir.nodes import Fused, Node, Repartition
 from streamdsl.ir.plan import Plan
 from streamdsl.ir.validate import validate
-from streamdsl.render import render_text, state_store
+from streamdsl.render import describe_node, render_text, state_store
 
 from .common import load_target, parse_passes
 
@@ -78,7 +78,7 @@ def explain_text(plan: Plan, passes: list[str] | None = None, *, brief: bool = F
 
 
 def _line(n: Node) -> str:
-    d = n.describe()
+    d = describe_node(n)
     if isinstance(n, Fused):
         return f"{n.kind} {n.name} [{d}]"
     return f"{n.kind} {n.name}" + (f": {d}" if d else "")

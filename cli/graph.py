@@ -10,7 +10,7 @@ import click
 
 from streamdsl.render import render
 
-from .common import FAILED, CliError, load_target, optimized
+from .common import FAILED, CliError, load_target, optimized, stdout_bytes
 
 __all__ = ["graph"]
 
@@ -60,7 +60,7 @@ def to_image(dot_source: str, fmt: str) -> bytes:
 
 def _write(data: bytes, output: str | None) -> None:
     if output is None:
-        click.get_binary_stream("stdout").write(data)
+        stdout_bytes().write(data)
         return
     with open(output, "wb") as f:
         f.write(data)

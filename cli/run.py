@@ -16,7 +16,7 @@ from streamdsl.errors import ConnectorError
 from streamdsl.lint import lint
 
 from .common import (FAILED, USAGE, CliError, coerce, echo_err, err_console_is_tty, load_target,
-                     optimized, parse_pairs)
+                     optimized, parse_pairs, stdout_bytes)
 from .progress import Progress, summary
 
 __all__ = ["run_cmd", "backend_options"]
@@ -80,6 +80,9 @@ def backend_options(be: Backend, options: dict[str, Any], passthrough: list[str]
             listed = ", ".join("--" + k.replace("_", "-") for k in declared)
             raise CliError(f"backend {be.name!r} has no option {', '.join(unknown)}; its options: "
                            f"{listed} (see `streamdsl backends`)")
+    elif opts:
+        echo_err(f"warning: backend {be.name!r} declares no options; passing "
+                 f"{', '.join(sorted(opts))} to it unchecked")
     return opts
 
 
@@ -187,7 +190,7 @@ def _check_io(plan, ins: dict[str, Any], outs: dict[str, Any]) -> None:
 
 
 def _print_collected(outputs: dict[str, list], sinks: list[str]) -> None:
-    out = click.get_binary_stream("stdout")
+    out = stdout_bytes()
     for t in sinks:
         for rec in outputs.get(t, []):
             out.write(orjson.dumps({"sink": t, **rec.to_json_dict()}, default=repr,

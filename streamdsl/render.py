@@ -33,6 +33,7 @@ from .ir.plan import Plan
 from .windows import SessionWindow, SlidingWindow
 
 __all__ = ["render_text", "render_mermaid", "render_dot", "render_json", "render", "short_site",
+           "describe_node",
            "state_store", "FORMATS"]
 
 FORMATS = ("text", "mermaid", "dot", "json")
@@ -103,7 +104,7 @@ def _edge_label(port: str, out: str | None, dst_in_ports: int) -> str:
     return " ".join(parts)
 
 
-def _describe(node: Node) -> str:
+def describe_node(node: Node) -> str:
     if isinstance(node, Repartition):
         return "shuffle by key"
     return node.describe()
@@ -121,7 +122,7 @@ def render_text(plan: Plan, *, sites: bool = True) -> str:
                 w = f"  [{short_site(s.site)}]" if sites and s.site else ""
                 out.append(f"      | {s.kind} {s.name}: {s.describe()}{w}")
         else:
-            d = _describe(n)
+            d = describe_node(n)
             if d:
                 out.append(f"      {d}")
         store = state_store(n)
@@ -144,7 +145,7 @@ def _label_lines(node: Node, sites: bool) -> list[str]:
     if isinstance(node, Fused):
         lines += [f"{s.kind} {s.name}: {s.describe()}" for s in node.stages]
     else:
-        d = _describe(node)
+        d = describe_node(node)
         if d:
             lines.append(d)
     store = state_store(node)

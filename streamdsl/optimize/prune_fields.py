@@ -49,33 +49,35 @@ def prune_fields(plan: Plan) -> Plan:
     ['project()']
     """
     needs = _Needs(plan)
-    todo: list[tuple[Edge, frozenset[str]]] = []
+    out = plan
     for node in plan.topological():
         if not isinstance(node, (Repartition, StreamStreamJoin)):
             continue
-        for e in plan.in_edges(node.name):
+        for e in out.in_edges(node.name):
             need = needs.input(node.name, e.port)
-            if need is ALL or plan.output_kind(e.src) != "stream":
+            if need is ALL or out.output_kind(e.src) != "stream":
                 continue
-            have = _projected(plan, e.src)
+            have = _projected(out, e.src)
             if have is not None and have <= need:
                 continue
-            todo.append((e, need))
-    if not todo:
-        return plan
-    plan = plan.copy()
-    for e, need in todo:
-        names = tuple(sorted(need))
-        name = fresh_name(plan, "project")
-        (at,) = order_before(plan, e.dst)
-        add_node(plan, Map(name=name, site=None, fn=Fn(expr=Project(names))), at)
-        plan.graph.remove_edge(e.src, e.dst, key=e.port)
-        add_edge(plan, e.src, name, "in", e.out)
-        add_edge(plan, name, e.dst, e.port)
-        kept = ", ".join(names) if names else "no field"
-        note(f"inserted {name} before {e.dst}: downstream reads {kept}, so the other fields are "
-             f"dropped before the {'shuffle' if isinstance(plan.node(e.dst), Repartition) else 'join buffer'}")
-    return plan
+            if out is plan:
+                out = plan.copy()
+            _insert(out, e, need)
+    return out
+
+
+def _insert(plan: Plan, e: Edge, need: frozenset[str]) -> None:
+    names = tuple(sorted(need))
+    name = fresh_name(plan, "project")
+    (at,) = order_before(plan, e.dst)
+    add_node(plan, Map(name=name, site=None, fn=Fn(expr=Project(names))), at)
+    plan.graph.remove_edge(e.src, e.dst, key=e.port)
+    add_edge(plan, e.src, name, "in", e.out)
+    add_edge(plan, name, e.dst, e.port)
+    kept = ", ".join(names) if names else "no field"
+    where = "shuffle" if isinstance(plan.node(e.dst), Repartition) else "join buffer"
+    note(f"inserted {name} before {e.dst}: downstream reads {kept}, so the other fields are "
+         f"dropped before the {where}")
 
 
 def _projected(plan: Plan, name: str) -> frozenset[str] | None:
