@@ -8,6 +8,22 @@ Beam does not keep is restored, and docs/backends.md for running on a cluster.
 
 from __future__ import annotations
 
-from .backend import BeamBackend, BeamJob
+import logging
+
+
+def _import_beam() -> None:
+    """Import Beam without its import-time warning about optional GCP clients on stderr."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        import apache_beam  # noqa: F401
+    finally:
+        root.setLevel(level)
+
+
+_import_beam()
+
+from .backend import BeamBackend, BeamJob  # noqa: E402
 
 __all__ = ["BeamBackend", "BeamJob"]
