@@ -27,6 +27,7 @@ from streamdsl.connectors import open_sink, open_source
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import Node, Source
 from streamdsl.runtime.build import make_processor
+from streamdsl.runtime.failures import bad_input, record_failure
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.processors import BadRecord, BranchProcessor, StatelessProcessor, make_ingest
 from streamdsl.runtime.records import DeadLetter, OutputRecord
@@ -178,45 +179,33 @@ class _NodeFn(_RunFn):
                 elem = (task_of(rec), elem)
             yield elem if tag is None else TaggedOutput(tag, elem)
 
-    # ---- failures: the local executor's rules (Executor._fail / _bad) ----------------------
+    # ---- failures: the local executor's rules (streamdsl.runtime.failures) -------------------
     def _fail(self, lkey: tuple, rec: Any, exc: Exception) -> None:
-        if isinstance(exc, RecordError):
-            return self._fatal(lkey, exc, exc)
-        node = self.node
-        reason = f"{type(exc).__name__}: {exc}"
-        source, position = rec.origin if rec is not None and rec.origin else (None, None)
-        if self.on_error != "dead-letter":
-            where = f" (defined at {node.site})" if node.site else ""
-            err = RecordError(f"{reason}{where}; pass on_error='dead-letter' to send bad records "
-                              "to the dead-letter output instead", operator=self.name,
-                              source=source, position=position,
-                              key=rec.key if rec is not None else None,
-                              value=rec.value if rec is not None else None)
-            return self._fatal(lkey, err, exc)
-        return self._dead(lkey, DeadLetter(source, position, self.name, reason,
-                                           rec.key if rec is not None else None,
-                                           rec.value if rec is not None else None,
-                                           rec.ts if rec is not None else None))
+        try:
+            dl = record_failure(self.node, rec, exc, self.on_error)
+        except RecordError as err:
+            self._fatal(lkey, err)
+        else:
+            self._dead(lkey, dl)
 
     def _bad(self, lkey: tuple, reason: str, ev: Any) -> None:
-        if self.on_error != "dead-letter":
-            err = RecordError(f"{reason}; pass on_error='dead-letter' to send bad records to the "
-                              "dead-letter output instead", operator=self.name, source=ev.topic,
-                              position=ev.position, key=ev.key, value=ev.value)
-            return self._collect(DEAD_LETTERS, (lkey, FATAL, err))
-        return self._dead(lkey, DeadLetter(ev.topic, ev.position, self.name, reason, ev.key,
-                                           ev.value, None))
+        try:
+            dl = bad_input(self.name, reason, ev.topic, ev.position, ev.key, ev.value, None,
+                           self.on_error)
+        except RecordError as err:
+            self._fatal(lkey, err)
+        else:
+            self._dead(lkey, dl)
 
     def _dead(self, lkey: tuple, dl: DeadLetter) -> None:
         self.counters.inc("dead_lettered")
         self._collect(DEAD_LETTERS, (lkey, DEAD, dl))
 
-    def _fatal(self, lkey: tuple, err: RecordError, cause: Exception) -> None:
-        if self.in_process:
-            if err is not cause:
-                err.__cause__ = cause
-        else:  # the cause does not survive pickling: keep its traceback as text
-            err.add_note("in a Beam worker:\n" + "".join(
+    def _fatal(self, lkey: tuple, err: RecordError) -> None:
+        cause = err.__cause__
+        if not self.in_process and cause is not None:
+            # the cause does not survive pickling: keep its traceback as text
+            err.add_note("raised in a Beam worker by:\n" + "".join(
                 traceback.format_exception(type(cause), cause, cause.__traceback__)))
         self._collect(DEAD_LETTERS, (lkey, FATAL, err))
 

@@ -24,7 +24,7 @@ from ..ir.plan import Plan
 from .build import make_processor
 from .metrics import Metrics
 from .ordering import merge_by_timestamp
-from .fused import StageError, unwrap_error
+from .failures import bad_input, record_failure
 from .processors import BadRecord, BranchProcessor, StatelessProcessor, make_ingest
 from .records import DeadLetter, InputEvent, OutputRecord, Record
 
@@ -319,30 +319,11 @@ class Executor:
 
     # ---- errors -------------------------------------------------------------------------------------
     def _fail(self, name: str, rec: Record | None, exc: Exception) -> None:
-        if isinstance(exc, RecordError):
-            raise exc
-        node = self.plan.node(name)
-        if isinstance(exc, StageError):  # inside a fused chain: report the stage that failed
-            node, rec, exc = unwrap_error(node, rec, exc)
-            name = node.name
-        reason = f"{type(exc).__name__}: {exc}"
-        source, position = (rec.origin if rec is not None and rec.origin else (None, None))
-        if self.on_error != "dead-letter":
-            where = f" (defined at {node.site})" if node.site else ""
-            raise RecordError(f"{reason}{where}; pass on_error='dead-letter' to send bad records "
-                              "to the dead-letter output instead", operator=name, source=source,
-                              position=position, key=rec.key if rec else None,
-                              value=rec.value if rec else None) from exc
-        self._dead(DeadLetter(source, position, name, reason, rec.key if rec else None,
-                              rec.value if rec else None, rec.ts if rec else None))
+        self._dead(record_failure(self.plan.node(name), rec, exc, self.on_error))
 
     def _bad(self, name: str, reason: str, source: str, position: Any, key: Any, value: Any,
              ts: int | None) -> None:
-        if self.on_error != "dead-letter":
-            raise RecordError(f"{reason}; pass on_error='dead-letter' to send bad records to the "
-                              "dead-letter output instead", operator=name, source=source,
-                              position=position, key=key, value=value)
-        self._dead(DeadLetter(source, position, name, reason, key, value, ts))
+        self._dead(bad_input(name, reason, source, position, key, value, ts, self.on_error))
 
     def _dead(self, dl: DeadLetter) -> None:
         self.metrics.dead_lettered += 1
