@@ -22,18 +22,18 @@ import os
 from datetime import timedelta
 from typing import Any, Callable, Iterable
 
-from streamdsl.backend import Backend, RunResult
+from streamdsl.backend import Backend, ReplaySession, RunResult
 from streamdsl.connectors import open_source
 from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.executor import merge_inputs
 from streamdsl.runtime.metrics import Metrics
-from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord
+from streamdsl.runtime.records import InputEvent
 
 from .cluster import ClusterError, execute_flow, root_cause
 from .compiler import FlowCompiler, supported_kinds
 from .io import CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, truncate_file
-from .layout import ERRORS, Layout, step_id
+from .layout import Layout, step_id
 from .logic import FatalAbort, RunState
 
 __all__ = ["BytewaxBackend", "Layout", "ClusterError"]
@@ -107,11 +107,7 @@ class BytewaxBackend(Backend):
         """
         self._options(options)
         self.check(plan)
-        run = RunState(Layout(plan), plan.on_error, recovery=False, abort=False)
-        return self._flow(run, EventSource(lambda: iter(())), _collect([]))
-
-    def _flow(self, run: RunState, source: EventSource, attach) -> Any:
-        return FlowCompiler(self.name, run, source, attach).compile()
+        return _BoundedFlow(self, plan, None).flow
 
     # ---- bounded runs (TestDriver) -----------------------------------------------------------------
     def execute(self, plan: Plan, events: list[InputEvent], *, flush: bool = True,
@@ -121,21 +117,22 @@ class BytewaxBackend(Backend):
         ``flush=False`` stops at the end of the events without closing windows: the result is
         what the topology had emitted by then (``TestDriver.output(flush=False)``).
         """
-        opts = self._options(options)
+        opts = self._bounded_options(options)
         self.check(plan)
+        return _BoundedFlow(self, plan, on_error).execute(list(events), flush, opts)
+
+    def session(self, plan: Plan, *, on_error: str | None = None, **options: Any) -> ReplaySession:
+        """A ``TestDriver`` session: the dataflow is compiled once, and each read replays the
+        events sent so far through it (see ``ReplaySession``)."""
+        opts = self._bounded_options(options)
+        self.check(plan)
+        return _Session(self, plan, on_error, opts)
+
+    def _bounded_options(self, options: dict) -> dict:
+        opts = self._options(options)
         if "recovery_dir" in opts:
             raise TypeError("recovery_dir applies to run(), not to execute()/TestDriver")
-        run = RunState(Layout(plan), on_error or plan.on_error, recovery=False, abort=False)
-        events = list(events)
-        source = EventSource(lambda: iter(events), flush=flush,
-                             batch_size=opts.get("batch_size", 1000))
-        store: list = []
-        flow = self._flow(run, source, _collect(store))
-        items = self._execute(flow, store, run, opts)
-        result, fatal = _gather(plan, items, collect_dead_letters=True)
-        if fatal is not None:
-            raise fatal.to_error()
-        return result
+        return opts
 
     def _execute(self, flow, store: list, run: RunState, opts: dict, **kw: Any) -> list:
         try:
@@ -221,7 +218,7 @@ class BytewaxBackend(Backend):
                                  lambda kv: kv[1][0] != "rec" or kv[0] not in written)
             op.output("collect", rest, CollectSink(store))
 
-        flow = self._flow(run, source, attach)
+        flow = FlowCompiler(self.name, run, source, attach).compile()
         items = self._execute(flow, store, run, opts, **kw)
         result, fatal = _gather(plan, items, collect_dead_letters=dead_letter is None)
         if fatal is not None:
@@ -231,11 +228,48 @@ class BytewaxBackend(Backend):
         return result
 
 
-def _collect(store: list):
-    def attach(flow, outs) -> None:
-        import bytewax.operators as op
-        op.output("collect", outs, CollectSink(store))
-    return attach
+class _BoundedFlow:
+    """``plan``'s dataflow compiled once for bounded runs over in-memory events."""
+
+    def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None):
+        self.backend = backend
+        self.plan = plan
+        self.run = RunState(Layout(plan), on_error or plan.on_error, recovery=False, abort=False)
+        self.events: list[InputEvent] = []
+        self.source = EventSource(lambda: iter(self.events))
+        self.sink = CollectSink([])
+
+        def attach(flow, outs) -> None:
+            import bytewax.operators as op
+            op.output("collect", outs, self.sink)
+        self.flow = FlowCompiler(backend.name, self.run, self.source, attach).compile()
+
+    def execute(self, events: list[InputEvent], flush: bool, opts: dict) -> RunResult:
+        self.run.new_execution()
+        self.events = events
+        self.source.flush = flush
+        self.source.batch_size = opts.get("batch_size", 1000)
+        store = self.sink.store = []
+        items = self.backend._execute(self.flow, store, self.run, opts)
+        result, fatal = _gather(self.plan, items, collect_dead_letters=True)
+        if fatal is not None:
+            raise fatal.to_error()
+        return result
+
+
+class _Session(ReplaySession):
+    """``ReplaySession`` over a dataflow compiled once for the session."""
+
+    def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None, opts: dict):
+        super().__init__(backend, plan, on_error=on_error, options=opts)
+        self._bounded = _BoundedFlow(backend, plan, on_error)
+
+    def _result(self, flush: bool) -> RunResult:
+        key = (len(self.events), flush)
+        if self._cache is None or self._cache[:2] != key:
+            res = self._bounded.execute(list(self.events), flush, self.options)
+            self._cache = (key[0], key[1], res)
+        return self._cache[2]
 
 
 def _gather(plan: Plan, items: list, *, collect_dead_letters: bool):

@@ -45,10 +45,11 @@ class _Stage:
         self._local = threading.local()
 
     def _runner(self) -> StageRunner:
-        r = getattr(self._local, "runner", None)
-        if r is None:
-            r = self._local.runner = StageRunner(self.run.layout, self.sub, self.run.on_error)
-        return r
+        local = self._local
+        if getattr(local, "execution", None) != self.run.execution:
+            local.runner = StageRunner(self.run.layout, self.sub, self.run.on_error)
+            local.execution = self.run.execution
+        return local.runner
 
     def __call__(self, item: Any) -> list:
         runner = self._runner()

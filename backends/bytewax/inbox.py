@@ -15,9 +15,9 @@ upstream steps (and batches them as it likes), so no step relies on arrival orde
   upstream sub-topology). A message carries a per-channel counter (so messages are put back in
   sending order even if the transport reorders them), the records it holds, and a
   **frontier** ``f``: the sender will never again send a record whose ``pos[0] <= f``.
-* The receiver (:class:`Inbox`) keeps the records in a heap by position and releases a record
-  only once every input channel's frontier has reached its ``pos[0]``: by then every record
-  that comes before it in the defined order has arrived.
+* The receiver (:class:`Inbox`) keeps the records of each channel in position order and
+  releases a record only once every input channel's frontier has reached its ``pos[0]``: by
+  then every record that comes before it in the defined order has arrived.
 
 A step that processed everything up to frontier ``f`` forwards frontier ``f``: the records it
 emits from an input at ``(s, ...)`` have positions ``(s, ...)`` too. ``CLOSED`` is the frontier
@@ -27,8 +27,9 @@ its own windows.
 
 from __future__ import annotations
 
+import bisect
 import heapq
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 __all__ = ["END", "CLOSED", "NONE_YET", "Inbox", "OrderingError"]
 
@@ -44,35 +45,50 @@ class OrderingError(RuntimeError):
     """An internal invariant of the ordering protocol broke (a bug, never a user error)."""
 
 
+def _pos(item: tuple) -> tuple:
+    return item[0]
+
+
+def _seq(item: tuple) -> int:
+    return item[0][0]
+
+
 class Inbox:
     """Per-channel reassembly plus a position-ordered release of records.
+
+    Each channel delivers its records in position order (senders emit in the order they
+    process, and every record of a later message lies beyond the earlier frontier), so the
+    inbox keeps one sorted run per channel and releases a k-way merge of their ready prefixes.
 
     Args:
         channels: the ids of the channels feeding this step.
 
     >>> box = Inbox([0, 1])
     >>> box.add(1, 0, 5, [((4, 0), "b")])
+    True
     >>> box.add(0, 0, 3, [((2, 0), "a"), ((5, 0), "c")])
+    True
     >>> [item for _, item in box.pop_ready()]       # frontier min(3, 5) = 3
     ['a']
     >>> box.add(0, 1, 9, [])
+    True
     >>> [item for _, item in box.pop_ready()]       # frontier 5
     ['b', 'c']
     """
 
-    __slots__ = ("expected", "early", "fronts", "heap", "_tie")
+    __slots__ = ("expected", "early", "fronts", "queues", "last")
 
     def __init__(self, channels: Iterable[int]):
         self.expected: dict[int, int] = {c: 0 for c in channels}
         self.early: dict[tuple[int, int], tuple[int, list]] = {}
         self.fronts: dict[int, int] = {c: NONE_YET for c in self.expected}
-        self.heap: list[tuple[tuple, int, Any]] = []
-        self._tie = 0
+        self.queues: dict[int, list[tuple[tuple, Any]]] = {c: [] for c in self.expected}
+        self.last: dict[int, tuple] = {c: () for c in self.expected}
 
     def add(self, channel: int, counter: int, frontier: int, items: list) -> bool:
         """Accept one message; returns False for a duplicate (already accepted) message.
 
-        ``items`` are ``(position, payload)`` pairs in any order.
+        ``items`` are ``(position, payload)`` pairs in position order.
         """
         nxt = self.expected.get(channel)
         if nxt is None:
@@ -94,13 +110,16 @@ class Inbox:
 
     def _accept(self, channel: int, frontier: int, items: list) -> None:
         front = self.fronts[channel]
-        heap = self.heap
-        for pos, payload in items:
-            if pos[0] <= front:
-                raise OrderingError(f"record at {pos} arrived on channel {channel} after its "
-                                    f"frontier {front}")
-            self._tie += 1
-            heapq.heappush(heap, (pos, self._tie, payload))
+        if items:
+            last = self.last[channel]
+            for pos, _ in items:
+                if pos <= last or pos[0] <= front:
+                    raise OrderingError(
+                        f"record at {pos} arrived on channel {channel} out of order (after "
+                        f"{last}, frontier {front})")
+                last = pos
+            self.last[channel] = last
+            self.queues[channel].extend(items)
         if frontier < front:
             raise OrderingError(f"frontier of channel {channel} went back from {front} to {frontier}")
         self.fronts[channel] = frontier
@@ -110,23 +129,36 @@ class Inbox:
         """Everything with ``pos[0] <=`` this has arrived on every channel."""
         return min(self.fronts.values()) if self.fronts else CLOSED
 
-    def pop_ready(self) -> Iterator[tuple[tuple, Any]]:
-        """Release, in position order, every record the frontier allows."""
+    def pop_ready(self) -> list[tuple[tuple, Any]]:
+        """Remove and return, in position order, every record the frontier allows."""
         f = self.frontier
-        heap = self.heap
-        while heap and heap[0][0][0] <= f:
-            pos, _, payload = heapq.heappop(heap)
-            yield pos, payload
+        runs = []
+        for q in self.queues.values():
+            if not q or q[0][0][0] > f:
+                continue
+            if q[-1][0][0] <= f:
+                runs.append(q[:])
+                q.clear()
+            else:
+                n = bisect.bisect_right(q, f, key=_seq)
+                runs.append(q[:n])
+                del q[:n]
+        if not runs:
+            return []
+        if len(runs) == 1:
+            return runs[0]
+        return list(heapq.merge(*runs, key=_pos))
 
     @property
     def pending(self) -> int:
         """Records held back (waiting for a frontier) plus messages waiting for a predecessor."""
-        return len(self.heap) + len(self.early)
+        return sum(len(q) for q in self.queues.values()) + len(self.early)
 
     def state(self) -> dict:
         """A snapshot (plain data; the caller deep-copies it if needed)."""
         return {"expected": dict(self.expected), "early": dict(self.early),
-                "fronts": dict(self.fronts), "heap": list(self.heap), "tie": self._tie}
+                "fronts": dict(self.fronts), "queues": {c: list(q) for c, q in self.queues.items()},
+                "last": dict(self.last)}
 
     @classmethod
     def from_state(cls, state: dict) -> "Inbox":
@@ -134,7 +166,6 @@ class Inbox:
         box.expected = dict(state["expected"])
         box.early = dict(state["early"])
         box.fronts = dict(state["fronts"])
-        box.heap = list(state["heap"])
-        heapq.heapify(box.heap)
-        box._tie = state["tie"]
+        box.queues = {c: list(q) for c, q in state["queues"].items()}
+        box.last = dict(state["last"])
         return box

@@ -32,7 +32,9 @@ class FatalAbort(Exception):
 
 
 class RunState:
-    """Per-run settings shared by the logics of one execution."""
+    """Settings shared by the logics of a compiled dataflow, and the state of its current
+    execution (a dataflow compiled for a ``TestDriver`` session is executed once per replay:
+    ``new_execution`` resets it)."""
 
     def __init__(self, layout: Layout, on_error: str, *, recovery: bool, abort: bool):
         self.layout = layout
@@ -40,6 +42,11 @@ class RunState:
         self.recovery = recovery
         self.abort = abort
         self.fatal: Any = None
+        self.execution = 0
+
+    def new_execution(self) -> None:
+        self.fatal = None
+        self.execution += 1
 
 
 def _seq_of(proc: Any) -> int | None:

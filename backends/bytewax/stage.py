@@ -13,7 +13,8 @@ import pickle
 from typing import Any, Callable
 
 from streamdsl.errors import RecordError
-from streamdsl.ir.nodes import Sink
+from streamdsl.ir.nodes import (Filter, Fused, KeyBy, Map, MapKV, Merge, Peek, Repartition, Sink,
+                                Source, TableFilter, TableMap, ToStream)
 from streamdsl.runtime.build import make_processor
 from streamdsl.runtime.fused import StageError, unwrap_error
 from streamdsl.runtime.metrics import Metrics
@@ -100,6 +101,16 @@ def bad_input(on_error: str, name: str, reason: str, ev: InputEvent) -> tuple[st
 
 Push = Callable[[str, Record, tuple], None]
 
+#: Node kinds whose processor emits at most one record per input record.
+_ONE_OUTPUT = (Filter, Map, MapKV, KeyBy, Peek, Merge, Repartition, ToStream, TableFilter,
+               TableMap, Source)
+
+
+def _at_most_one_output(node) -> bool:
+    if isinstance(node, Fused):
+        return all(isinstance(s, _ONE_OUTPUT) for s in node.stages)
+    return isinstance(node, _ONE_OUTPUT)
+
 
 class StageRunner:
     """Runs one sub-topology's stateless nodes; one instance per worker thread.
@@ -139,6 +150,17 @@ class StageRunner:
     def _emit_fn(self, name: str) -> Callable[[Record, str | None, tuple], None]:
         targets = [(self._push_fn(e.dst), e.port, e.out, i)
                    for i, e in enumerate(self.plan.out_edges(name))]
+        if not targets:
+            return lambda rec, out_port, pos: None
+        if len(targets) == 1:  # one edge: its index is always 0 and adds nothing to the order
+            fn, port, out, _ = targets[0]
+            if out is None:
+                return lambda rec, out_port, pos: fn(port, rec, pos)
+
+            def emit_port(rec: Record, out_port: str | None, pos: tuple) -> None:
+                if out_port == out:
+                    fn(port, rec, pos)
+            return emit_port
 
         def emit(rec: Record, out_port: str | None, pos: tuple) -> None:
             for fn, port, out, i in targets:
@@ -175,14 +197,36 @@ class StageRunner:
                     fail(name, rec, e, pos)
                     return
                 if r is not None:
-                    emit(rec, r, pos + (0,))
+                    emit(rec, r, pos)
             return branch_push
-        fn = proc.fn if isinstance(proc, StatelessProcessor) else None
+        call = proc.fn if isinstance(proc, StatelessProcessor) else None
         process = proc.process
+        if _at_most_one_output(self.plan.node(name)):
+            # The output index is always 0: it adds nothing to the order, leave it out.
+            if call is not None:
+                def push_one(port: str, rec: Record, pos: tuple) -> None:
+                    try:
+                        outs = call(rec)
+                    except Exception as e:
+                        fail(name, rec, e, pos)
+                        return
+                    for out in outs:
+                        emit(out, None, pos)
+                return push_one
+
+            def process_one(port: str, rec: Record, pos: tuple) -> None:
+                try:
+                    outs = process(port, rec)
+                except Exception as e:
+                    fail(name, rec, e, pos)
+                    return
+                for out in outs:
+                    emit(out, None, pos)
+            return process_one
 
         def push(port: str, rec: Record, pos: tuple) -> None:
             try:
-                outs = fn(rec) if fn is not None else process(port, rec)
+                outs = call(rec) if call is not None else process(port, rec)
             except Exception as e:
                 fail(name, rec, e, pos)
                 return
@@ -216,12 +260,25 @@ class StageRunner:
 
     def run_head(self, counter: int, frontier: int, outputs: list, errors: list,
                  report: Metrics | None) -> list[tuple]:
-        """A stateful head's outputs ``(pos, Record)`` and errors ``(pos, payload)``."""
+        """A stateful head's outputs ``(pos, Record)`` and errors ``(pos, payload)``, both in
+        processing order (each channel's items must stay in position order)."""
         emit = self.emit_head
-        for pos, rec in outputs:
-            emit(rec, None, pos)
+        buf = self._buf
         err = self._errors_index
-        self._buf.extend((err, e) for e in errors)
+        if not errors:
+            for pos, rec in outputs:
+                emit(rec, None, pos)
+        else:
+            pending = iter(errors)
+            nxt = next(pending, None)
+            for pos, rec in outputs:
+                while nxt is not None and nxt[0] < pos:
+                    buf.append((err, nxt))
+                    nxt = next(pending, None)
+                emit(rec, None, pos)
+            while nxt is not None:
+                buf.append((err, nxt))
+                nxt = next(pending, None)
         return self._messages(counter, frontier, report)
 
     def _messages(self, counter: int, frontier: int, report: Metrics | None) -> list[tuple]:

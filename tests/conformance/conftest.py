@@ -24,7 +24,7 @@ from typing import Any, Iterable
 import pytest
 
 #: Backends every conformance test runs on.  Later sessions append "bytewax", "beam".
-BACKENDS = ["local", "bytewax", "bytewax-2w", "beam", "beam-mp"]
+BACKENDS = ["local", "bytewax", "bytewax-2w", "bytewax-2p", "beam", "beam-mp"]
 
 
 def selected_backends() -> list[str]:
@@ -47,6 +47,20 @@ VARIANTS = {
 #: ~3 s): by default they run only the tests named here; naming the variant in
 #: STREAMDSL_BACKENDS runs every case on it.
 VARIANT_CASES = {
+    # a cluster of 2 forked processes (~0.1 s a run): windowed counts and a join of each kind
+    "bytewax-2p": (
+        "test_tumbling_count_emit_changes", "test_tumbling_count_emit_final",
+        "test_stream_time_is_shared_across_keys",
+        "test_emit_final_windows_closing_together_ordered_by_end_then_key",
+        "test_ss_inner_join_matches_within_window",
+        "test_ss_left_join_unmatched_left_waits_for_window_and_grace",
+        "test_ss_outer_join_unmatched_both_sides_at_end_of_input",
+        "test_ss_left_join_expired_records_emitted_in_timestamp_order_before_trigger_results",
+        "test_st_inner_join_sees_table_at_processing_time",
+        "test_st_join_uses_timestamp_synchronized_order",
+        "test_st_left_join_table_tombstone_gives_none_partner",
+        "test_tt_outer_join",
+    ),
     "beam-mp": (
         "test_tumbling_count_emit_changes", "test_tumbling_count_emit_final",
         "test_ss_inner_join_matches_within_window",
