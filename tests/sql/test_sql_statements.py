@@ -13,6 +13,8 @@ from streamdsl.ir.nodes import (Aggregate, Filter, KeyBy, Map, Sink, Source, Str
                                 StreamTableJoin, TableFilter, TableMap, TableTableJoin)
 from streamdsl.sql import compile_sql, load_file
 
+from sqlfix import backend, kinds, run_sql  # noqa: F401  (fixtures)
+
 CLICKS = ("CREATE STREAM clicks (user_id VARCHAR KEY, page VARCHAR, ms INT, ts BIGINT) "
           "WITH (KAFKA_TOPIC='clicks', VALUE_FORMAT='JSON', TIMESTAMP='ts');\n")
 

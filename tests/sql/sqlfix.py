@@ -1,4 +1,5 @@
-"""Fixtures for the SQL front-end tests.
+"""Fixtures for the SQL front-end tests (imported by the test modules: a module of its own,
+not a conftest.py, so that it never clashes with the other ``conftest`` modules of the suite).
 
 * ``backend``: every installed backend (``streamdsl.backend.available_backends()``).
 * ``run_sql(sql, sends, sink=None, backend="local")``: compile, send ``(source, key, value, ts)``
