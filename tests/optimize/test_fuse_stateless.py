@@ -68,3 +68,44 @@ def test_on_error_fail_names_the_stage_and_its_site():
         with TestDriver(t) as d:
             d.send("in", {"n": 1, "d": 0}, key="k", timestamp=5)
             d.output("out")
+
+
+def test_every_stage_kind_fused_equals_unfused():
+    seen = []
+    t = sd.Topology("t", on_error="dead-letter")
+    (t.stream("in")
+        .key_by(sd.col("u"))
+        .map_kv(lambda k, v: (f"{k}!", {**v, "k": k}))
+        .filter(sd.key() != "x!")
+        .peek(lambda k, v: seen.append((k, v["n"])))
+        .map(sd.col("n") + 1)
+        .flat_map_kv(lambda k, v: [(k, v)] * (v % 3) if v != 9 else [(k, v), "oops"])
+        .to("out"))
+    events = [("in", None, {"u": u, "n": n}, i) for i, (u, n) in
+              enumerate([("a", 1), ("x", 2), ("b", 4), ("c", 8), ("a", 5)])]
+    fused = fuse_stateless(t.plan())
+    assert literal(fused)[1].startswith("fused-1: Fused(KeyBy(keyby-1) -> MapKV(mapkv-1) -> "
+                                        "Filter(filter-1) -> Peek(peek-1) -> Map(map-1) -> "
+                                        "FlatMapKV(flatmapkv-1))")
+    res = assert_equivalent(t.plan(), fused, events)
+    # a: 1+1=2, 2 copies; x: filtered; b: 4+1=5, 2 copies; c: 9 fails; a: 5+1=6, 0 copies
+    assert [r[:2] for r in res["outputs"]["out"]] == [("a!", 2), ("a!", 2), ("b!", 5), ("b!", 5)]
+    (dl,) = res["dead_letters"]                      # n=8 -> 9 -> a bad (key, value) pair
+    assert dl[2:] == ("c!", 9)
+
+
+def test_hand_built_chain_with_a_flat_map_inside():
+    from streamdsl.ir.fn import Fn
+    from streamdsl.ir.nodes import FlatMap, Fused, Map, Sink, Source
+    from streamdsl.ir.plan import Plan
+    p = Plan("p")
+    p.add(Source(name="src", topic="in"))
+    p.add(Fused(name="f", stages=(FlatMap(name="fm", fn=Fn(func=lambda v: [v, v + 1])),
+                                  Map(name="m", fn=Fn(func=lambda v: 10 // v)))), [("src", "in")])
+    p.add(Sink(name="out", topic="out"), [("f", "in")])
+    with TestDriver(p, optimize=False, on_error="dead-letter") as d:
+        for i, v in enumerate([1, 4, -1]):
+            d.send("in", v, key="k", timestamp=i)
+        assert [r.value for r in d.output("out")] == [10, 5, 2, 2]
+        (dl,) = d.dead_letters()
+    assert (dl.operator, dl.value) == ("m", 0)
