@@ -152,7 +152,7 @@ class _Compiler:
         props = self._properties(st, _DERIVED_PROPS)
         wrap = self._wrap_single_value(props)
         query = _subtree(st, "query")
-        result = self._query(query, wrap=wrap, target_kind=kind)
+        result = self._query(query, wrap=wrap)
         handle = result.handle
         if kind == "stream" and result.kind == "table":
             # The talk's `CREATE STREAM x AS SELECT ... GROUP BY`: the table's changelog.
@@ -182,13 +182,18 @@ class _Compiler:
                 f"topology every writer of {target.name} must come before its readers; move this "
                 "statement up", name_t)
         self._properties(st, set())
-        result = self._query(_subtree(st, "query"), wrap=not target.bare, target_kind="stream")
+        result = self._query(_subtree(st, "query"), wrap=not target.bare)
         if result.kind != "stream":
             raise self.error("INSERT INTO takes a query that produces a stream (no GROUP BY)", name_t)
         if not target.bare and not self._same_columns(result.columns, target.columns):
             raise self.error(
                 f"the query's columns ({', '.join(result.columns)}) do not match {target.name}'s "
                 f"({', '.join(target.columns)})", _subtree(st, "query"))
+        if target.key_column is not None and (result.key_column or "").lower() != target.key_column.lower():
+            raise self.error(
+                f"the query's records are not keyed by {target.name}'s key column "
+                f"{target.key_column}; select it from a stream keyed by it, or add PARTITION BY "
+                f"{target.key_column}", _subtree(st, "query"))
         target.writers.append((result.handle, self.site(name_t)))
         if target.sink_site is None:
             target.sink_site = self.site(name_t)
@@ -345,7 +350,7 @@ class _Compiler:
                     raise sql_error(e.reason, self.text, line, col, path=self.path) from None
 
     # ---- queries -------------------------------------------------------------------------------------
-    def _query(self, q: Tree, *, wrap: bool, target_kind: str) -> _Result:
+    def _query(self, q: Tree, *, wrap: bool) -> _Result:
         items = [c for c in q.children if isinstance(c, Tree) and c.data.startswith("select_")]
         where_t = _subtree(q, "where_clause")
         conjuncts = _conjuncts(where_t.children[1]) if where_t is not None else []

@@ -70,6 +70,9 @@ CASES = [
     (S + S2 + "CREATE STREAM x AS SELECT id FROM s JOIN s2 WITHIN 1 SECOND ON s.id = s2.id "
      "JOIN s2 WITHIN 1 SECOND ON s.id = s2.id;", "3:82", "s2", ["alias 's2' is used twice"]),
     (S, "1:15", "s", ["declares no query"]),
+    (S + "CREATE STREAM o (b VARCHAR KEY, a DOUBLE) WITH (KAFKA_TOPIC='o');\n"
+     "INSERT INTO o SELECT b, a FROM s;", "3:15", "SELECT b, a FROM s",
+     ["not keyed by o's key column b", "PARTITION BY b"]),
 ]
 
 

@@ -10,7 +10,7 @@ import pytest
 import streamdsl as sd
 from streamdsl.expr import Col, Expr
 from streamdsl.ir.nodes import (Aggregate, Filter, KeyBy, Map, Sink, Source, StreamStreamJoin,
-                                StreamTableJoin, TableFilter, TableMap, TableTableJoin)
+                                StreamTableJoin, TableMap, TableTableJoin)
 from streamdsl.sql import compile_sql, load_file
 
 from sqlfix import backend, kinds, run_sql  # noqa: F401  (fixtures)
