@@ -453,7 +453,13 @@ def test_the_optimizer_sees_inside_sql_expressions():
     assert [s.fn.describe() for s in stages if s.kind == "Map"] == ["project(ms)"]
 
 
-def test_expression_ir_serializes(tmp_path):
-    topo = compile_sql(CLICKS + "CREATE STREAM o AS SELECT UCASE(page) AS p FROM clicks WHERE ms > 1;")
+def test_sql_plans_serialize():
+    from streamdsl.ir.plan import Plan
+    topo = compile_sql(CLICKS + """CREATE STREAM o AS SELECT UCASE(page) AS p FROM clicks WHERE ms > 1;
+        CREATE TABLE w AS SELECT user_id, WINDOWSTART AS ws, COUNT(*) AS n FROM clicks
+        WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY user_id;""")
     (m,) = nodes(topo, Map)
     assert Expr.from_dict(m.fn.expr.to_dict())({"page": "x"}) == {"p": "X"}
+    again = Plan.from_dict(topo.plan().to_dict())
+    (tm,) = [n for n in again.topological() if isinstance(n, TableMap)]
+    assert tm.window_columns == ("WINDOWSTART", "WINDOWEND")
