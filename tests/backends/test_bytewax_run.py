@@ -133,37 +133,44 @@ class FlakyFile:
             yield ev
 
 
-def _fraud():
-    return _load(os.path.join(ROOT, "topologies", "fraud_detection.py"))
+RECOVERY_CASES = [  # topology, input that dies, at which event, workers
+    ("fraud_detection.py", "authorization_attempts", 300, 1),
+    ("fraud_detection.py", "authorization_attempts", 300, 2),
+    ("order_enrichment.py", "payments", 20, 1),   # stream-stream and stream-table joins
+]
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_run_killed_part_way_resumes_from_its_snapshot(workers, tmp_path):
-    """Recovery on topologies/fraud_detection.py: the first run dies at event 300 of 611; the
-    second run, same recovery directory, resumes from the last snapshot and ends with exactly
-    the file an uninterrupted run writes (the records the dead run wrote after its last
-    snapshot are cut off and written again, once). A third run continues after the end:
-    nothing new, nothing duplicated."""
-    mod = _fraud()
+@pytest.mark.parametrize("topology, flaky_input, fail_at, workers", RECOVERY_CASES)
+def test_a_run_killed_part_way_resumes_from_its_snapshot(topology, flaky_input, fail_at,
+                                                         workers, tmp_path):
+    """The first run dies part-way (its input fails); the second run, same recovery
+    directory, resumes from the last snapshot and ends with exactly the files an
+    uninterrupted run writes: what the dead run wrote after its last snapshot is cut off and
+    written again, once. A third run continues after the end: nothing new, nothing twice."""
+    mod = _load(os.path.join(ROOT, "topologies", topology))
     plan = optimize(mod.topology.plan())
-    path = mod.INPUTS["authorization_attempts"]
-    ref = tmp_path / "ref.jsonl"
-    expected = get_backend("local").run(plan, mod.INPUTS, {"possible_fraud": str(ref)})
-    flaky = FlakyFile("authorization_attempts", path, fail_at=300)
-    inputs = {"authorization_attempts": {"type": "memory", "records": flaky}}
-    out = tmp_path / "out.jsonl"
-    opts = dict(recovery_dir=str(tmp_path / "recovery"), snapshot_interval=0, batch_size=25,
+    sinks = plan.sink_topics()
+    ref = {t: str(tmp_path / f"ref_{t}.jsonl") for t in sinks}
+    out = {t: str(tmp_path / f"{t}.jsonl") for t in sinks}
+    expected = get_backend("local").run(plan, mod.INPUTS, ref)
+    flaky = FlakyFile(flaky_input, mod.INPUTS[flaky_input], fail_at=fail_at)
+    inputs = {**mod.INPUTS, flaky_input: {"type": "memory", "records": flaky}}
+    opts = dict(recovery_dir=str(tmp_path / "recovery"), snapshot_interval=0, batch_size=10,
                 workers=workers)
     be = get_backend("bytewax")
+
+    def files(paths):
+        return {t: open(p, "rb").read() for t, p in paths.items()}
+
     with pytest.raises(SourceDied):
-        be.run(plan, inputs, {"possible_fraud": str(out)}, **opts)
-    partial = out.read_bytes()
-    assert 0 < len(partial) < len(ref.read_bytes())
-    resumed = be.run(plan, inputs, {"possible_fraud": str(out)}, **opts)
-    assert out.read_bytes() == ref.read_bytes()
+        be.run(plan, inputs, out, **opts)
+    partial = files(out)
+    assert all(len(partial[t]) < len(b) for t, b in files(ref).items())
+    resumed = be.run(plan, inputs, out, **opts)
+    assert files(out) == files(ref)
     assert resumed.metrics.to_dict() == expected.metrics.to_dict()
-    again = be.run(plan, inputs, {"possible_fraud": str(out)}, **opts)
-    assert out.read_bytes() == ref.read_bytes()
+    again = be.run(plan, inputs, out, **opts)
+    assert files(out) == files(ref)
     assert again.metrics.records_in == expected.metrics.records_in
 
 
