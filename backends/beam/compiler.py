@@ -8,7 +8,8 @@ their operators in Beam's UI under the names ``streamdsl graph`` shows:
 * stateless nodes (a ``Fused`` chain included), ``Branch``, ``Merge`` (a ``Flatten`` first),
   ``Repartition`` and the table nodes without state: one ``ParDo``;
 * stateful nodes, and ``Peek`` (its side effects happen in order): ``Flatten`` of the inputs,
-  ``GroupByKey`` on the task, a ``ParDo`` running the processor over the task's records
+  ``GroupByKey`` on the task (or, for an operator whose state is per key, on one of
+  ``KEY_GROUPS`` groups of keys), a ``ParDo`` running the processor over the group's records
   sorted by lineage key (see ``ordering``);
 * ``Sink``: a ``ParDo`` counting records out and collecting them for the driver, or passing
   them to the writer of a file output (``GroupByKey``, then one writer producing the local
@@ -29,6 +30,7 @@ from streamdsl.ir.nodes import Fused, Node, Peek, Sink, Source
 from streamdsl.ir.plan import Plan
 
 from .dofns import EdgeSpec, RecordFn, SinkFn, SourceFn, TaskFn, WriteSortedFn, sink_channel
+from .ordering import KEY_GROUPS, keys_only
 from .runstate import RunState
 
 __all__ = ["PipelineBuilder", "groups_by_task"]
@@ -39,6 +41,13 @@ def groups_by_task(node: Node) -> bool:
     if node.stateful or isinstance(node, Peek):
         return True
     return isinstance(node, Fused) and any(isinstance(s, Peek) for s in node.stages)
+
+
+def _groups(node: Node) -> int:
+    """Task groups of a node's GroupByKey (0: the node takes records one by one)."""
+    if not groups_by_task(node):
+        return 0
+    return KEY_GROUPS if keys_only(node) else 1
 
 
 class _Stage(beam.PTransform):
@@ -117,7 +126,7 @@ class PipelineBuilder:
     def _edges(self, node: Node) -> list[EdgeSpec]:
         outs = self.plan.out_edges(node.name)
         multi = len(outs) > 1
-        return [(e.port, e.out, groups_by_task(self.plan.node(e.dst)), f"e{j}" if multi else None)
+        return [(e.port, e.out, _groups(self.plan.node(e.dst)), f"e{j}" if multi else None)
                 for j, e in enumerate(outs)]
 
     def _tags(self, edges: list[EdgeSpec]) -> list[str]:

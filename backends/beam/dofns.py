@@ -45,9 +45,9 @@ NAMESPACE = "streamdsl"
 DEAD_LETTERS = "dead-letters"
 DEAD, FATAL = 0, 1
 
-# (input port at the receiving node, branch output port or None, receiver groups by task,
-#  output tag or None for the main output)
-EdgeSpec = tuple[str, "str | None", bool, "str | None"]
+# (input port at the receiving node, branch output port or None, number of task groups at
+#  the receiver or 0 when it takes records one by one, output tag or None for the main output)
+EdgeSpec = tuple[str, "str | None", int, "str | None"]
 
 _by_key = itemgetter(0)
 
@@ -171,12 +171,12 @@ class _NodeFn(_RunFn):
         self.proc = make_processor(self.node, self.metrics)
 
     def _emit(self, lkey: tuple, i: int, rec: Any, route: str | None = None) -> Iterator[Any]:
-        for j, (port, out, keyed, tag) in enumerate(self.edges):
+        for j, (port, out, groups, tag) in enumerate(self.edges):
             if out is not None and out != route:
                 continue
             elem: Any = (lkey + (i, j), port, rec)
-            if keyed:
-                elem = (task_of(rec), elem)
+            if groups:
+                elem = (task_of(rec, groups), elem)
             yield elem if tag is None else TaggedOutput(tag, elem)
 
     # ---- failures: the local executor's rules (streamdsl.runtime.failures) -------------------

@@ -23,11 +23,14 @@ that order.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Callable, Iterable, Iterator
 
+from streamdsl.ir.nodes import Aggregate, Node, StreamTableJoin, TableTableJoin
 from streamdsl.runtime.records import InputEvent
 
-__all__ = ["NEG_INF", "input_key", "end_key", "merge_keys", "task_of"]
+__all__ = ["NEG_INF", "KEY_GROUPS", "input_key", "end_key", "merge_keys", "keys_only", "task_of",
+           "stable_hash"]
 
 #: The timestamp ``merge_inputs`` gives an undecodable event (it goes first).
 NEG_INF = -(1 << 62)
@@ -68,12 +71,56 @@ def merge_keys(events: Iterable[InputEvent], source_index: int,
         yield (high, source_index, seq), ev
 
 
-def task_of(rec: Any) -> int:
-    """The Kafka Streams task a record belongs to at a stateful operator.
+#: Groups a per-key operator's records are spread over (see ``task_of``).
+KEY_GROUPS = 16
 
-    A task owns a partition's keys and keeps one stream time across them, so lateness, window
-    closing and join expiry of one key depend on the other keys' records. Every source has one
-    partition (DESIGN.md), hence one task per operator: all its records meet, sorted, in one
-    place. With several partitions this becomes the partition of the record's key.
+
+def keys_only(node: Node) -> bool:
+    """Whether ``node``'s state and results for a key depend only on that key's records.
+
+    True for non-windowed aggregations and stream-table and table-table joins: no stream
+    time, no expiry, no state shared between keys. Their records may be split by key.
     """
-    return 0
+    if isinstance(node, Aggregate):
+        return node.window is None
+    return isinstance(node, (StreamTableJoin, TableTableJoin))
+
+
+def task_of(rec: Any, groups: int) -> int:
+    """The group a record joins at a stateful operator (``groups`` of them).
+
+    A Kafka Streams task owns a partition's keys and keeps one stream time across them, so
+    lateness, window closing and join expiry of one key depend on the other keys' records.
+    Every source has one partition (DESIGN.md), hence one task per operator: all its records
+    meet, sorted, in one place (``groups == 1``). An operator whose results per key depend on
+    that key's records only (``keys_only``) gives the same results on any split by key: its
+    records are spread over ``KEY_GROUPS`` groups by a hash of the key that equal keys share
+    in every process.
+    """
+    return 0 if groups == 1 else stable_hash(rec.key) % groups
+
+
+def stable_hash(key: Any) -> int:
+    """A hash equal for equal keys, in every process (``hash`` of a str is salted per process).
+
+    >>> stable_hash(1) == stable_hash(1.0) == stable_hash(True), stable_hash("a") == stable_hash("a")
+    (True, True)
+    """
+    if key is None:
+        return 0
+    if isinstance(key, bool):
+        return int(key)
+    if isinstance(key, float) and key.is_integer():
+        return int(key) & 0xFFFFFFFF
+    if isinstance(key, int):
+        return key & 0xFFFFFFFF
+    if isinstance(key, str):
+        return zlib.crc32(key.encode("utf-8", "surrogatepass"))
+    if isinstance(key, bytes):
+        return zlib.crc32(key)
+    if isinstance(key, tuple):
+        h = 7
+        for k in key:
+            h = (h * 31 + stable_hash(k)) & 0xFFFFFFFF
+        return h
+    return 1  # other types: one group (their repr need not agree for equal values)

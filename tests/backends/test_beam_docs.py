@@ -20,3 +20,12 @@ def test_beam_section_examples_run():
     ns: dict = {"__name__": "docs_backends_beam"}
     for i, code in enumerate(blocks):
         exec(compile(code, f"{DOC}#beam-block{i + 1}", "exec"), ns)
+
+
+def test_beam_backend_doctests():
+    import doctest
+
+    from streamdsl.backends.beam import backend, ordering
+    for mod in (backend, ordering):
+        res = doctest.testmod(mod)
+        assert res.attempted and not res.failed, mod.__name__
