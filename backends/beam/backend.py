@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import weakref
 from operator import itemgetter
 from typing import Any, Callable, Iterator
 
@@ -51,6 +52,8 @@ class BeamJob:
         #: Beam's ``PipelineResult`` once the job has run (its metrics, its state).
         self.result: Any = None
         self._done = False
+        # A job dropped without running still frees its shared state.
+        self._release = weakref.finalize(self, release, run)
 
     def labels(self) -> list[str]:
         """Labels of the pipeline's top-level transforms, in the order they were applied."""
@@ -59,7 +62,7 @@ class BeamJob:
     def discard(self) -> None:
         """Forget a job that will not run (frees what its DoFns would have shared)."""
         self._done = True
-        release(self.state)
+        self._release()
 
     def run(self) -> RunResult:
         """Run the pipeline to completion and gather outputs, dead letters and metrics.
@@ -79,7 +82,7 @@ class BeamJob:
                 result.wait_until_finish()
             gathered = self.state.gather()
         finally:
-            release(self.state)
+            self._release()
         dls = _in_order(gathered.get(DEAD_LETTERS, []))
         for _lkey, kind, err in dls:
             if kind == FATAL:
