@@ -15,88 +15,66 @@ from typing import Any, Callable
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import (Filter, Fused, KeyBy, Map, MapKV, Merge, Peek, Repartition, Sink,
                                 Source, TableFilter, TableMap, ToStream)
+from streamdsl.runtime import failures
 from streamdsl.runtime.build import make_processor
-from streamdsl.runtime.fused import StageError, unwrap_error
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.processors import (BadRecord, BranchProcessor, StatelessProcessor,
                                           make_ingest)
-from streamdsl.runtime.records import DeadLetter, InputEvent, Record
+from streamdsl.runtime.records import InputEvent, Record
 
 from .layout import ERRORS, Layout, SubTopology
 
 __all__ = ["Fatal", "StageRunner", "record_failure", "bad_input"]
 
-_HINT = "pass on_error='dead-letter' to send bad records to the dead-letter output instead"
-
-
 class Fatal:
-    """A record that fails the run (``on_error="fail"``): what ``RecordError`` it raises."""
+    """A record that fails the run (``on_error="fail"``): the ``RecordError`` it raises.
 
-    __slots__ = ("message", "operator", "source", "position", "key", "value", "cause", "error")
+    It travels to the errors hub like a dead letter, so that the run fails with the first
+    failure in the defined order, whichever worker meets one first.
+    """
 
-    def __init__(self, message: str, *, operator: str | None, source: Any, position: Any,
-                 key: Any, value: Any, cause: BaseException | None = None,
-                 error: RecordError | None = None):
-        self.message = message
-        self.operator = operator
-        self.source = source
-        self.position = position
-        self.key = key
-        self.value = value
-        self.cause = cause
+    __slots__ = ("error", "cause")
+
+    def __init__(self, error: RecordError):
         self.error = error
+        self.cause = error.__cause__
 
     def to_error(self) -> RecordError:
-        if self.error is not None:
-            return self.error
-        err = RecordError(self.message, operator=self.operator, source=self.source,
-                          position=self.position, key=self.key, value=self.value)
-        err.__cause__ = self.cause
-        return err
+        if self.error.__cause__ is None and self.cause is not None:
+            self.error.__cause__ = self.cause
+        return self.error
 
     def __getstate__(self) -> dict:
-        # Crossing processes: keep the exceptions only if they survive pickling.
-        state = {k: getattr(self, k) for k in self.__slots__}
-        for k in ("cause", "error"):
-            try:
-                pickle.loads(pickle.dumps(state[k]))
-            except Exception:
-                state[k] = None
-        return state
+        # Crossing processes: exceptions pickle without their __cause__; keep it if it can.
+        cause = self.cause
+        try:
+            pickle.loads(pickle.dumps(cause))
+        except Exception:
+            cause = None
+        return {"error": self.error, "cause": cause}
 
     def __setstate__(self, state: dict) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
+        self.error = state["error"]
+        self.cause = state["cause"]
 
 
 def record_failure(layout: Layout, on_error: str, name: str, rec: Record | None,
                    exc: Exception) -> tuple[str, Any]:
-    """The errors-hub payload for ``exc`` raised at node ``name`` (as ``Executor._fail``)."""
-    if isinstance(exc, RecordError):
-        return ("fatal", Fatal(str(exc), operator=exc.operator, source=exc.source,
-                               position=exc.position, key=exc.key, value=exc.value, error=exc))
-    node = layout.plan.node(name)
-    if isinstance(exc, StageError):  # inside a fused chain: report the stage that failed
-        node, rec, exc = unwrap_error(node, rec, exc)
-        name = node.name
-    reason = f"{type(exc).__name__}: {exc}"
-    source, position = (rec.origin if rec is not None and rec.origin else (None, None))
-    key = rec.key if rec is not None else None
-    value = rec.value if rec is not None else None
-    if on_error != "dead-letter":
-        where = f" (defined at {node.site})" if node.site else ""
-        return ("fatal", Fatal(f"{reason}{where}; {_HINT}", operator=name, source=source,
-                               position=position, key=key, value=value, cause=exc))
-    return ("dl", DeadLetter(source, position, name, reason, key, value,
-                             rec.ts if rec is not None else None))
+    """The errors-hub payload for ``exc`` raised at node ``name`` (the shared rule of
+    ``streamdsl.runtime.failures``, as the local executor applies it)."""
+    try:
+        return ("dl", failures.record_failure(layout.plan.node(name), rec, exc, on_error))
+    except RecordError as err:
+        return ("fatal", Fatal(err))
 
 
 def bad_input(on_error: str, name: str, reason: str, ev: InputEvent) -> tuple[str, Any]:
-    """The errors-hub payload for an input event that cannot be ingested (``Executor._bad``)."""
-    if on_error != "dead-letter":
-        return ("fatal", Fatal(f"{reason}; {_HINT}", operator=name, source=ev.topic,
-                               position=ev.position, key=ev.key, value=ev.value))
-    return ("dl", DeadLetter(ev.topic, ev.position, name, reason, ev.key, ev.value, None))
+    """The errors-hub payload for an input event that cannot be ingested."""
+    try:
+        return ("dl", failures.bad_input(name, reason, ev.topic, ev.position, ev.key, ev.value,
+                                         None, on_error))
+    except RecordError as err:
+        return ("fatal", Fatal(err))
 
 
 Push = Callable[[str, Record, tuple], None]
