@@ -24,6 +24,9 @@ ALL = [*WORKLOADS, "fraud-memory"]
 
 
 def _git_commit() -> str | None:
+    """The commit measured (``BENCH_COMMIT`` when running from an exported snapshot)."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                               capture_output=True, check=True).stdout.strip() or None
