@@ -32,32 +32,46 @@ def _runnable(path: str) -> bool:
     return "\nINPUTS = " in text and "\ntopology = " in text
 
 
-def _run_to_files(backend, plan, inputs, tmp, **options) -> dict[str, bytes]:
-    outputs = {t: str(tmp / f"{t}.jsonl") for t in plan.sink_topics()}
-    dl = str(tmp / "dead_letters.jsonl")
-    backend.run(plan, inputs, outputs, dead_letter=dl, **options)
-    files = {t: open(p, "rb").read() for t, p in outputs.items()}
-    files["dead_letters"] = open(dl, "rb").read()
-    return files
+def _cli_run(path: str, backend: str, sinks: list[str], out_dir, *extra: str) -> dict[str, list]:
+    """``streamdsl run FILE --backend B -o SINK=FILE ... --dead-letter FILE``, in-process;
+    returns each output file's lines, sorted."""
+    from streamdsl.cli.main import cli
+
+    out_dir.mkdir()
+    args = ["run", path, "--backend", backend, "--quiet", "--dead-letter", str(out_dir / "dl.jsonl")]
+    for t in sinks:
+        args += ["-o", f"{t}={out_dir / (t + '.jsonl')}"]
+    code = cli.main(args=[*args, *extra], prog_name="streamdsl", standalone_mode=False)
+    assert code == 0, (path, backend, extra)
+    return {name: sorted((out_dir / name).read_bytes().splitlines())
+            for name in [t + ".jsonl" for t in sinks] + ["dl.jsonl"]}
 
 
 @pytest.mark.parametrize("path", [p for p in TOPOLOGIES if _runnable(p)],
                          ids=lambda p: os.path.basename(p))
 def test_topologies_give_byte_identical_sorted_output(path, tmp_path, capsys):
-    """What ``streamdsl run FILE --backend local|bytewax`` does: optimize, then
-    ``get_backend(name).run(plan, inputs, outputs)``; the files, sorted, are identical."""
-    mod = _load(path)
-    plan = optimize(mod.topology.plan())
-    (tmp_path / "local").mkdir()
-    local = _run_to_files(get_backend("local"), plan, mod.INPUTS, tmp_path / "local")
-    for name, options in [("one", {}), ("two", {"workers": 2})]:
-        (tmp_path / name).mkdir()
-        got = _run_to_files(get_backend("bytewax"), plan, mod.INPUTS, tmp_path / name, **options)
-        assert {t: sorted(b.splitlines()) for t, b in got.items()} == \
-            {t: sorted(b.splitlines()) for t, b in local.items()}, (path, options)
-        # Sinks are even written in the same order.
-        assert {t: b for t, b in got.items() if t != "dead_letters"} == \
-            {t: b for t, b in local.items() if t != "dead_letters"}
+    """``streamdsl run FILE --backend local`` and ``--backend bytewax`` (1 worker, 2 workers;
+    2 processes for the fraud topology) write the same files, sorted, byte for byte."""
+    sinks = optimize(_load(path).topology.plan()).sink_topics()
+    local = _cli_run(path, "local", sinks, tmp_path / "local")
+    assert any(local.values())
+    modes = [("one", ()), ("two", ("--workers", "2"))]
+    if path.endswith("fraud_detection.py"):
+        modes.append(("procs", ("--processes", "2")))
+    for name, extra in modes:
+        assert _cli_run(path, "bytewax", sinks, tmp_path / name, *extra) == local, (path, extra)
+
+
+def test_sql_topology_gives_byte_identical_sorted_output(tmp_path):
+    """The SQL twin of the fraud topology, through the SQL front end and the CLI."""
+    from streamdsl.sql import load_file
+
+    path = os.path.join(ROOT, "topologies", "fraud_detection.sql")
+    sinks = load_file(path).plan().sink_topics()
+    data = ("-i", "authorization_attempts=" + os.path.join(ROOT, "topologies", "data",
+                                                          "authorization_attempts.jsonl"))
+    local = _cli_run(path, "local", sinks, tmp_path / "local", *data)
+    assert _cli_run(path, "bytewax", sinks, tmp_path / "bw", *data, "--workers", "2") == local
 
 
 def _messy():
