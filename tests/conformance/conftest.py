@@ -53,7 +53,7 @@ VARIANT_CASES = {
         "test_stream_time_is_shared_across_keys",
         "test_emit_final_windows_closing_together_ordered_by_end_then_key",
         "test_ss_inner_join_matches_within_window",
-        "test_ss_left_join_unmatched_left_emitted_at_end_of_input",
+        "test_ss_left_join_unmatched_left_waits_for_window_and_grace",
         "test_ss_outer_join_unmatched_both_sides_at_end_of_input",
         "test_ss_left_join_expired_records_emitted_in_timestamp_order_before_trigger_results",
         "test_st_inner_join_sees_table_at_processing_time",
