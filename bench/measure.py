@@ -1,7 +1,9 @@
 """Timing and memory measurement.
 
 * Time: ``time.perf_counter`` around one whole run (pipeline construction, input, output
-  collected in a list), after a ``gc.collect()``; the figure is the median over reps.
+  collected in a list), after a ``gc.collect()``; the figure is the median over reps. The
+  process's CPU time (``time.process_time``, every thread) is recorded too: on a shared
+  machine it is the figure that other processes' load disturbs least.
 * Memory: each implementation runs once more in a child ``fork``-ed from the workload process
   before any timed run, so every child starts from the same state (interpreter, engines
   imported, input in memory) and no implementation can reuse memory another one freed. The
@@ -28,11 +30,13 @@ from typing import Any, Callable
 __all__ = ["timed", "median", "rss_kb", "peak_rss_in_child"]
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """``(wall seconds, CPU seconds of this process, all threads, fn's result)``."""
     gc.collect()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     out = fn()
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, time.process_time() - c0, out
 
 
 def median(xs: list[float]) -> float:

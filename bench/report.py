@@ -48,8 +48,9 @@ def rows(results: dict) -> list[list[str]]:
             status = w["status"].get(impl, "?")
             vs = _x(eps / base) if eps and base else "–"
             rss = w["peak_rss_mb"].get(impl)
+            cpu = w.get("cpu_events_per_s", {}).get(impl)
             out.append([name, IMPL_LABELS.get(impl, impl), f"{w['n_by_impl'][impl]:,}",
-                        _rate(eps), vs, "–" if rss is None else f"{rss:.0f}",
+                        _rate(eps), vs, _rate(cpu), "–" if rss is None else f"{rss:.0f}",
                         "equal" if status == "ok" else status])
     return out
 
@@ -62,8 +63,9 @@ def summary_rows(results: dict) -> list[list[str]]:
         if "error" in w:
             out.append([name, f"error: {w['error']}", "", "", ""])
             continue
+        cpu = w.get("cpu_ratios", {})
         out.append([name, "yes" if w["outputs_equal"] else "NO",
-                    *[_x(w.get(key)) for key, _ in RATIOS]])
+                    *[f"{_x(w.get(key))} ({_x(cpu.get(key))})" for key, _ in RATIOS]])
     return out
 
 
@@ -83,8 +85,8 @@ def memory_rows(results: dict) -> list[list[str]]:
 
 
 HEAD = ["workload", "implementation", "events", "events/s (median)", "vs hand loop",
-        "peak extra RSS MB", "output"]
-SUMMARY_HEAD = ["workload", "all outputs equal", *[label for _, label in RATIOS]]
+        "events/CPU-s", "peak extra RSS MB", "output"]
+SUMMARY_HEAD = ["workload", "all outputs equal", *[f"{label}: wall (CPU)" for _, label in RATIOS]]
 MEMORY_HEAD = ["events (generator)", "events/s", "peak RSS MB", "peak ratio large / small"]
 
 

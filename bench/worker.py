@@ -125,6 +125,7 @@ def run_workload(name: str, *, n_scale: float = 1.0, reps: int = 3, memory: bool
                 status[impl] = f"error: {rss[impl]['error']}"
 
     seconds: dict[str, list[float]] = {i: [] for i in runnable}
+    cpu: dict[str, list[float]] = {i: [] for i in runnable}
     equal: dict[str, bool] = {}
     for rep in range(reps):
         for impl in runnable:
@@ -133,23 +134,27 @@ def run_workload(name: str, *, n_scale: float = 1.0, reps: int = 3, memory: bool
             fn, normalise, _ = impls[impl]
             inp = inputs[size_of[impl]]
             try:
-                dt, out = timed(lambda: fn(inp))
+                dt, cpu_dt, out = timed(lambda: fn(inp))
             except Exception as e:
                 status[impl] = f"error: {type(e).__name__}: {e}"
                 log(traceback.format_exc(limit=8))
                 continue
             seconds[impl].append(dt)
+            cpu[impl].append(cpu_dt)
             if rep == 0:
                 equal[impl] = normalise(out) == expected[size_of[impl]]
                 if not equal[impl]:
                     status[impl] = "wrong output"
             del out
-            log(f"  rep {rep + 1} {impl}: {dt:.3f} s")
+            log(f"  rep {rep + 1} {impl}: {dt:.3f} s (cpu {cpu_dt:.3f} s)")
 
     eps: dict[str, float | None] = {}
+    cpu_eps: dict[str, float | None] = {}
     for impl in impls:
         ok = status[impl] == "ok" and seconds.get(impl)
         eps[impl] = round(events[size_of[impl]] / median(seconds[impl]), 1) if ok else None
+        cpu_eps[impl] = (round(events[size_of[impl]] / max(median(cpu[impl]), 1e-9), 1)
+                         if ok else None)
     peak = {impl: (round(rss[impl]["extra_mb"], 1) if impl in rss and "extra_mb" in rss[impl]
                    else None) for impl in impls}
     return {
@@ -164,11 +169,19 @@ def run_workload(name: str, *, n_scale: float = 1.0, reps: int = 3, memory: bool
         "output_records": {n: len(v) for n, v in expected.items()},
         "status": status,
         "seconds": {impl: [round(s, 4) for s in v] for impl, v in seconds.items()},
+        "cpu_seconds": {impl: [round(s, 4) for s in v] for impl, v in cpu.items()},
+        "cpu_events_per_s": cpu_eps,
         "reps": reps,
         "optimized_plan": optimized,
         "local_vs_hand_loop": ratio(eps.get("local"), eps.get("hand_loop")),
         "bytewax_vs_native": ratio(eps.get("bytewax"), eps.get("bytewax_native")),
         "beam_vs_native": ratio(eps.get("beam"), eps.get("beam_native")),
+        "cpu_ratios": {
+            "local_vs_hand_loop": ratio(cpu_eps.get("local"), cpu_eps.get("hand_loop")),
+            "bytewax_vs_native": ratio(cpu_eps.get("bytewax"), cpu_eps.get("bytewax_native")),
+            "beam_vs_native": ratio(cpu_eps.get("beam"), cpu_eps.get("beam_native")),
+        },
+        "load_average": list(os.getloadavg()),
     }
 
 
