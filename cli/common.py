@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from typing import Any, Sequence
@@ -39,8 +40,13 @@ def format_error(e: BaseException) -> str:
         node = f" (operator {e.node!r})" if e.node and e.node not in e.reason else ""
         return f"{where}{e.reason}{node}"
     if isinstance(e, SQLError):
-        return str(e).splitlines()[0]
-    return " ".join(str(e).split("\n")[0].split()) or type(e).__name__
+        return _relative(str(e).splitlines()[0])
+    return _relative(" ".join(str(e).split("\n")[0].split())) or type(e).__name__
+
+
+def _relative(message: str) -> str:
+    """Paths below the working directory, relative (as the user typed them)."""
+    return message.replace(os.getcwd() + os.sep, "")
 
 
 def exit_code_of(e: BaseException) -> int:

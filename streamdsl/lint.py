@@ -32,8 +32,8 @@ are what the chosen backend cannot run (checked before anything runs); warnings 
 
 >>> import streamdsl as sd
 >>> t = sd.Topology("t")
->>> t.stream("in").group_by("k").window(sd.tumbling(minutes=1), emit="changes").count() \\
-...     .filter(sd.col("n") > 3).to_stream().to("out")
+>>> t.stream("in").group_by("k").window(sd.tumbling(minutes=1), emit="changes") \\
+...     .agg(n=sd.count()).filter(sd.col("n") > 3).to_stream().to("out")
 >>> [f.code for f in lint(t.plan())]
 ['having-on-changes']
 """
@@ -91,7 +91,7 @@ def lint(plan: Plan, backend: str | Backend | None = None, *, optimized: Plan | 
     passes) for ``backend`` (``None``: no backend-specific checks).
 
     ``inputs`` (``{source: URI or spec}``, as given to a run) tells which sources are
-    unbounded. Findings come errors first, then in plan order.
+    unbounded. Findings come errors first, then by file and line.
     """
     if optimized is None:
         from .optimize import OptimizerWarning, optimize
@@ -109,7 +109,14 @@ def lint(plan: Plan, backend: str | Backend | None = None, *, optimized: Plan | 
     out += _having_on_changes(plan)
     if be is not None:
         out += _shuffles(optimized, be)
-    return sorted(out, key=lambda f: f.severity != "error")
+    return sorted(out, key=_order)
+
+
+def _order(f: Finding) -> tuple:
+    """Errors first, then by file and line (as a compiler lists them)."""
+    path, _, line = (f.site or "").rpartition(":")
+    num = int(line) if line.isdigit() else 1 << 30
+    return (f.severity != "error", f.site is None, path, num)
 
 
 def _w(code: str, node: Node, message: str) -> Finding:

@@ -20,7 +20,7 @@ HAVING = textwrap.dedent('''\
     (topology.stream("attempts", key="card", timestamp="ts")
         .group_by("card")
         .window(sd.tumbling(minutes=5), emit="changes")
-        .count()
+        .agg(n=sd.count())
         .filter(sd.col("n") > 3)
         .to_stream()
         .to("alerts"))

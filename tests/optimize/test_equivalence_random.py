@@ -89,7 +89,7 @@ def _fit(topo: sd.Topology, evs: list) -> list:
 
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))
 @pytest.mark.parametrize("pass_", [None] + [p.__name__ for p in DEFAULT_PASSES])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(evs=events)
 def test_optimized_equals_unoptimized(name, pass_, evs):
     topo = TOPOLOGIES[name]()
