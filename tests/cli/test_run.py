@@ -186,3 +186,18 @@ def test_subprocess_exit_codes(tmp_path):
                         "within= (e.g. within=sd.minutes(5))\n")
     p = streamdsl("graph", "bad.py:nothing", cwd=tmp_path)
     assert p.returncode == 2
+
+
+def test_progress_display_modes(capsys):
+    from streamdsl.cli.progress import Progress
+    from streamdsl.runtime.metrics import Metrics
+    m = Metrics(records_in=1_500, records_out=3, late=2, dead_lettered=1)
+    with Progress(tty=True) as p:          # a terminal: one live line (rich), nothing printed
+        p(m)
+        assert p._live is not None
+    assert p._live is None and p.last is m
+    with Progress(tty=False) as p:
+        p(m)
+    err = capsys.readouterr().err
+    assert err.startswith("progress: 1,500 read, 3 out, 2 late, 1 dead-lettered, ")
+    assert err.rstrip().endswith("records/s")
