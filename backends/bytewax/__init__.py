@@ -49,7 +49,11 @@ _OPTIONS_HELP = {
     "recovery_partitions": "recovery partitions created in a new recovery_dir (default: "
                            "workers x processes)",
     "timeout": "seconds to wait for a multi-process run before failing (default: none)",
+    "key_groups": "tasks of each per-key operator (non-windowed aggregation, stream-table and "
+                  "table-table join), spread over the workers (default: workers x processes; "
+                  "kept in the recovery_dir); never changes results",
 }
+_LAYOUT_FILE = "streamdsl-bytewax.json"
 
 
 class BytewaxBackend(Backend):
@@ -86,7 +90,7 @@ class BytewaxBackend(Backend):
         for k, v in given.items():
             if v is None:
                 continue
-            if k in ("workers", "processes", "batch_size", "recovery_partitions"):
+            if k in ("workers", "processes", "batch_size", "recovery_partitions", "key_groups"):
                 v = int(v)
                 if v < 1:
                     raise ValueError(f"bytewax option {k} must be >= 1, got {v}")
@@ -107,7 +111,8 @@ class BytewaxBackend(Backend):
         """
         self._options(options)
         self.check(plan)
-        return _BoundedFlow(self, plan, None).flow
+        opts = self._options(options)
+        return _BoundedFlow(self, plan, None, _key_groups(opts)).flow
 
     # ---- bounded runs (TestDriver) -----------------------------------------------------------------
     def execute(self, plan: Plan, events: list[InputEvent], *, flush: bool = True,
@@ -119,7 +124,8 @@ class BytewaxBackend(Backend):
         """
         opts = self._bounded_options(options)
         self.check(plan)
-        return _BoundedFlow(self, plan, on_error).execute(list(events), flush, opts)
+        return _BoundedFlow(self, plan, on_error, _key_groups(opts)).execute(list(events), flush,
+                                                                            opts)
 
     def session(self, plan: Plan, *, on_error: str | None = None, **options: Any) -> ReplaySession:
         """A ``TestDriver`` session: the dataflow is compiled once, and each read replays the
@@ -174,7 +180,10 @@ class BytewaxBackend(Backend):
         outputs = {t: spec for t, spec in outputs.items() if t in plan.sink_topics()}
         recovery_dir = opts.get("recovery_dir")
         workers, processes = opts.get("workers", 1), opts.get("processes", 1)
-        run = RunState(Layout(plan), on_error or plan.on_error,
+        key_groups = _key_groups(opts)
+        if recovery_dir is not None:
+            key_groups = _recovery_layout(recovery_dir, key_groups, "key_groups" in opts)
+        run = RunState(Layout(plan, key_groups), on_error or plan.on_error,
                        recovery=recovery_dir is not None, abort=True)
 
         def open_events() -> Iterable[InputEvent]:
@@ -228,13 +237,37 @@ class BytewaxBackend(Backend):
         return result
 
 
+def _key_groups(opts: dict) -> int:
+    return opts.get("key_groups") or opts.get("workers", 1) * opts.get("processes", 1)
+
+
+def _recovery_layout(recovery_dir: str, key_groups: int, explicit: bool) -> int:
+    """The key groups a recovery directory was started with (state is kept per group, so a
+    resumed run must use the same number; workers may change)."""
+    import json
+
+    path = os.path.join(recovery_dir, _LAYOUT_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = int(json.load(f)["key_groups"])
+        if explicit and kept != key_groups:
+            raise ConnectorError(f"{recovery_dir} holds a run with key_groups={kept}; resume it "
+                                 f"with the same key_groups (or start over in a new directory)")
+        return kept
+    os.makedirs(recovery_dir, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"key_groups": key_groups}, f)
+    return key_groups
+
+
 class _BoundedFlow:
     """``plan``'s dataflow compiled once for bounded runs over in-memory events."""
 
-    def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None):
+    def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None, key_groups: int):
         self.backend = backend
         self.plan = plan
-        self.run = RunState(Layout(plan), on_error or plan.on_error, recovery=False, abort=False)
+        self.run = RunState(Layout(plan, key_groups), on_error or plan.on_error, recovery=False,
+                            abort=False)
         self.events: list[InputEvent] = []
         self.source = EventSource(lambda: iter(self.events))
         self.sink = CollectSink([])
@@ -262,7 +295,7 @@ class _Session(ReplaySession):
 
     def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None, opts: dict):
         super().__init__(backend, plan, on_error=on_error, options=opts)
-        self._bounded = _BoundedFlow(backend, plan, on_error)
+        self._bounded = _BoundedFlow(backend, plan, on_error, _key_groups(opts))
 
     def _result(self, flush: bool) -> RunResult:
         key = (len(self.events), flush)

@@ -56,25 +56,18 @@ class _Stage:
         if self.sub.head is None:
             counter, frontier, events = item
             return runner.run_input(counter, frontier, events)
-        _key, (counter, frontier, outs, errors, report) = item
-        return runner.run_head(counter, frontier, outs, errors, report)
+        _key, (channel, counter, frontier, outs, errors, report) = item
+        return runner.run_head(channel, counter, frontier, outs, errors, report)
 
 
 class _Pick:
-    def __init__(self, index: int):
-        self.index = index
+    """Selects the messages for some destinations (fixed places in every stage output)."""
 
-    def __call__(self, msgs: list) -> tuple:
-        m = msgs[self.index]
-        return (m[0], m)
-
-
-class _PickMany:
     def __init__(self, indices: list[int]):
         self.indices = indices
 
     def __call__(self, msgs: list) -> list:
-        return [(msgs[i][0], msgs[i]) for i in self.indices]
+        return [msgs[i] for i in self.indices]
 
 
 class FlowCompiler:
@@ -159,16 +152,22 @@ class FlowCompiler:
 
     # ---- wiring -----------------------------------------------------------------------------------
     def _stage(self, sub: SubTopology, up: Stream, sid: str) -> None:
+        """The stage ``map`` of a sub-topology, then one keyed stream per destination step:
+        the stage emits ``(task key, message)`` for every task of every destination, in a
+        fixed order, so each destination picks its own places."""
         staged = op.map(sid + "_stage", up, _Stage(self.run, sub))
-        terminal = []
-        for i, dest in enumerate(sub.dests):
+        terminal: list[int] = []
+        at = 0
+        for dest in sub.dests:
+            places = list(range(at, at + self.layout.groups_of(dest)))
+            at = places[-1] + 1
             if self.layout.is_terminal(dest):
-                terminal.append(i)
+                terminal.extend(places)
             else:
                 did = step_id(dest.split(":", 1)[1])
                 self._incoming.setdefault(dest, []).append(
-                    op.map(f"{sid}_to_{did}", staged, _Pick(i)))
-        self._terminal.append(op.flat_map(f"{sid}_to_outputs", staged, _PickMany(terminal)))
+                    op.flat_map(f"{sid}_to_{did}", staged, _Pick(places)))
+        self._terminal.append(op.flat_map(f"{sid}_to_outputs", staged, _Pick(terminal)))
 
 
 def supported_kinds() -> frozenset[str]:

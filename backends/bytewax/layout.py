@@ -11,8 +11,19 @@ sub-topology that feeds it:
 
 Each sub-topology sends its records to *destinations*: ``op:<name>`` (a stateful operator),
 ``sink:<topic>`` (all sink nodes writing that topic) and ``errors`` (dead letters, fatal errors
-and metrics; every sub-topology feeds it). The sub-topology id is the channel id its messages
-carry (see :mod:`.inbox`).
+and metrics; every sub-topology feeds it).
+
+**Tasks.** Every source has one partition, so, as in Kafka Streams, an operator whose results
+depend on its stream time (windowed aggregations, stream-stream joins) or on more than one key
+(table re-grouping) is *one task*: all its records meet in one place, in order. An operator
+whose state is purely per key (a non-windowed aggregation, a stream-table or table-table join)
+gives each key the same results whichever other keys it shares a task with, so it runs as
+``key_groups`` tasks, ``op:<name>#<g>``, a record going to group ``key_group(key)``
+(:mod:`.keys`). A task is one Bytewax key, so tasks spread over the workers; the number of
+groups changes where records are processed, never what comes out.
+
+Messages are sent on *channels*, one per task that sends them: ``(sub-topology id, group)``
+(see :mod:`.inbox`).
 """
 
 from __future__ import annotations
@@ -20,10 +31,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from streamdsl.ir.nodes import Sink, Source
+from streamdsl.ir.nodes import (Aggregate, Node, Sink, Source, StreamTableJoin,
+                                TableTableJoin)
 from streamdsl.ir.plan import Plan
 
-__all__ = ["Layout", "SubTopology", "ERRORS", "step_id"]
+__all__ = ["Layout", "SubTopology", "ERRORS", "step_id", "per_key"]
 
 ERRORS = "errors"
 
@@ -39,6 +51,13 @@ def step_id(name: str) -> str:
     return _STEP_SAFE.sub("_", name) or "_"
 
 
+def per_key(node: Node) -> bool:
+    """Whether ``node``'s state and results are per key (no stream time, no other keys)."""
+    if isinstance(node, Aggregate):
+        return node.window is None
+    return isinstance(node, (StreamTableJoin, TableTableJoin))
+
+
 @dataclass
 class SubTopology:
     """One sub-topology: ``head`` (None for the input one), the stateless ``members`` it runs
@@ -48,13 +67,20 @@ class SubTopology:
     head: str | None
     members: list[str] = field(default_factory=list)
     dests: list[str] = field(default_factory=list)
+    groups: int = 1
 
 
 class Layout:
-    """The cut of ``plan`` into sub-topologies, with channels per destination."""
+    """The cut of ``plan`` into sub-topologies, with channels per destination.
 
-    def __init__(self, plan: Plan):
+    Args:
+        plan: the plan.
+        key_groups: tasks of each per-key operator (see the module docs).
+    """
+
+    def __init__(self, plan: Plan, key_groups: int = 1):
         self.plan = plan
+        self.key_groups = max(1, int(key_groups))
         self.order = [n.name for n in plan.topological()]
         self.topo_index = {n: i for i, n in enumerate(self.order)}
         self.dest_of: dict[str, str] = {}
@@ -74,11 +100,24 @@ class Layout:
             if plan.node(name).stateful:
                 self.subs.append(self._cut(len(self.subs), name))
         self.sub_of_head = {s.head: s for s in self.subs if s.head is not None}
-        self.channels: dict[str, list[int]] = {}
+        for s in self.subs:
+            if s.head is not None and per_key(plan.node(s.head)):
+                s.groups = self.key_groups
+        #: destination -> its tasks' Bytewax keys (one, or one per key group)
+        self.tasks: dict[str, list[str]] = {}
+        self.channels: dict[str, list[tuple[int, int]]] = {}
         for s in self.subs:
             for d in s.dests:
-                self.channels.setdefault(d, []).append(s.id)
+                self.channels.setdefault(d, []).extend((s.id, g) for g in range(s.groups))
+        for d in self.channels:
+            head = d[3:] if d.startswith("op:") else None
+            n = self.sub_of_head[head].groups if head is not None else 1
+            self.tasks[d] = [d] if n == 1 else [f"{d}#{g}" for g in range(n)]
         self.dests = list(self.channels)
+
+    def groups_of(self, dest: str) -> int:
+        """Key groups of a destination (1 unless it is a per-key operator)."""
+        return len(self.tasks[dest])
 
     def _cut(self, sid: int, head: str | None) -> SubTopology:
         plan = self.plan
@@ -120,5 +159,7 @@ class Layout:
         lines = []
         for s in self.subs:
             head = s.head or "input"
-            lines.append(f"[{s.id}] {head}: runs {', '.join(s.members) or '-'} -> {', '.join(s.dests)}")
+            tasks = f" ({s.groups} key groups)" if s.groups > 1 else ""
+            lines.append(f"[{s.id}] {head}{tasks}: runs {', '.join(s.members) or '-'} -> "
+                         f"{', '.join(s.dests)}")
         return "\n".join(lines)

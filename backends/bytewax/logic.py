@@ -60,24 +60,26 @@ def _seq_of(proc: Any) -> int | None:
 
 
 class OperatorLogic(StatefulBatchLogic):
-    """A stateful operator (aggregation, join) of one task."""
+    """One task of a stateful operator (aggregation, join): the operator itself, or one key
+    group of a per-key operator (learnt from the first message, since Bytewax builds a logic
+    without telling it its key)."""
 
     def __init__(self, run: RunState, name: str, resume: dict | None):
         layout = run.layout
         self.run = run
         self.name = name
         self.dest = layout.dest_of[name]
-        self.channel = layout.sub_of_head[name].id
         self.end_pos = (END, layout.topo_index[name])
         self.metrics = Metrics()
         self.proc = make_processor(layout.plan.node(name), self.metrics)
-        if resume is None:
-            self.inbox = Inbox(layout.channels[self.dest])
-            self.counter = 0
-            self.sent = NONE_YET
-            self.ended = False
-        else:
+        self.inbox = Inbox(layout.channels[self.dest])
+        self.group = 0
+        self.counter = 0
+        self.sent = NONE_YET
+        self.ended = False
+        if resume is not None:
             self.inbox = Inbox.from_state(resume["inbox"])
+            self.group = resume["group"]
             self.counter = resume["counter"]
             self.sent = resume["sent"]
             self.ended = resume["ended"]
@@ -85,10 +87,14 @@ class OperatorLogic(StatefulBatchLogic):
             self.proc.restore(resume["proc"])
             if resume["seq"] is not None:
                 self.proc._seq = itertools.count(resume["seq"])
+        self._channel = (layout.sub_of_head[name].id, self.group)
 
     def on_batch(self, values: list) -> tuple[list, bool]:
         inbox = self.inbox
-        for _dest, chan, counter, frontier, items, _delta, _report in values:
+        if self._channel[1] != values[0][1]:  # first batch: which key group this task is
+            self.group = values[0][1]
+            self._channel = (self._channel[0], self.group)
+        for _dest, _group, chan, counter, frontier, items, _delta, _report in values:
             inbox.add(chan, counter, frontier, items)
         outs: list = []
         errors: list = []
@@ -119,7 +125,7 @@ class OperatorLogic(StatefulBatchLogic):
     def _send(self, outs: list, errors: list, frontier: int, report: Metrics | None) -> list:
         if not outs and not errors and report is None and frontier == self.sent:
             return []
-        msg = (self.counter, frontier, outs, errors, report)
+        msg = (self._channel, self.counter, frontier, outs, errors, report)
         self.counter += 1
         self.sent = frontier
         return [msg]
@@ -133,9 +139,10 @@ class OperatorLogic(StatefulBatchLogic):
     def snapshot(self) -> Any:
         if not self.run.recovery:
             return None
-        return copy.deepcopy({"inbox": self.inbox.state(), "counter": self.counter,
-                              "sent": self.sent, "ended": self.ended, "metrics": self.metrics,
-                              "proc": self.proc.snapshot(), "seq": _seq_of(self.proc)})
+        return copy.deepcopy({"inbox": self.inbox.state(), "group": self.group,
+                              "counter": self.counter, "sent": self.sent, "ended": self.ended,
+                              "metrics": self.metrics, "proc": self.proc.snapshot(),
+                              "seq": _seq_of(self.proc)})
 
 
 class OutputLogic(StatefulBatchLogic):
@@ -167,7 +174,7 @@ class OutputLogic(StatefulBatchLogic):
             self.dest = values[0][0]
             self.inbox = Inbox(self.run.layout.channels[self.dest])
         inbox = self.inbox
-        for _dest, chan, counter, frontier, items, delta, report in values:
+        for _dest, _group, chan, counter, frontier, items, delta, report in values:
             if inbox.add(chan, counter, frontier, items):
                 if delta is not None:
                     self.metrics.merge(delta)

@@ -22,6 +22,7 @@ from streamdsl.runtime.processors import (BadRecord, BranchProcessor, StatelessP
                                           make_ingest)
 from streamdsl.runtime.records import InputEvent, Record
 
+from .keys import key_group
 from .layout import ERRORS, Layout, SubTopology
 
 __all__ = ["Fatal", "StageRunner", "record_failure", "bad_input"]
@@ -93,9 +94,10 @@ def _at_most_one_output(node) -> bool:
 class StageRunner:
     """Runs one sub-topology's stateless nodes; one instance per worker thread.
 
-    ``run(counter, frontier, outputs, errors, report)`` takes what the head emitted (records
-    with their positions) and returns one message per destination:
-    ``(dest, channel, counter, frontier, items, metrics_delta, report)``.
+    ``run_head(channel, counter, frontier, outputs, errors, report)`` takes what a task of the
+    head emitted (records with their positions) and returns one message per destination task,
+    as ``(bytewax_key, (dest, group, channel, counter, frontier, items, metrics_delta,
+    report))``; the messages of one call all carry the same counter and frontier.
     """
 
     def __init__(self, layout: Layout, sub: SubTopology, on_error: str):
@@ -107,6 +109,8 @@ class StageRunner:
         self._ctxs: list = []
         self._buf: list[tuple[int, Any]] = []
         self._dest_index = {d: i for i, d in enumerate(sub.dests)}
+        self._groups = [layout.groups_of(d) for d in sub.dests]
+        self._tasks = [layout.tasks[d] for d in sub.dests]
         self._errors_index = self._dest_index[ERRORS]
         self._push: dict[str, Push] = {}
         self._members = set(sub.members)
@@ -234,10 +238,10 @@ class StageRunner:
                     buf.append((err, (pos, bad_input(self.on_error, name, str(e), ev))))
                     continue
                 push("in", rec, pos)
-        return self._messages(counter, frontier, None)
+        return self._messages((0, 0), counter, frontier, None)
 
-    def run_head(self, counter: int, frontier: int, outputs: list, errors: list,
-                 report: Metrics | None) -> list[tuple]:
+    def run_head(self, channel: tuple[int, int], counter: int, frontier: int, outputs: list,
+                 errors: list, report: Metrics | None) -> list[tuple]:
         """A stateful head's outputs ``(pos, Record)`` and errors ``(pos, payload)``, both in
         processing order (each channel's items must stay in position order)."""
         emit = self.emit_head
@@ -257,9 +261,10 @@ class StageRunner:
             while nxt is not None:
                 buf.append((err, nxt))
                 nxt = next(pending, None)
-        return self._messages(counter, frontier, report)
+        return self._messages(channel, counter, frontier, report)
 
-    def _messages(self, counter: int, frontier: int, report: Metrics | None) -> list[tuple]:
+    def _messages(self, channel: tuple[int, int], counter: int, frontier: int,
+                  report: Metrics | None) -> list[tuple]:
         items: list[list] = [[] for _ in self.sub.dests]
         for idx, item in self._buf:
             items[idx].append(item)
@@ -271,11 +276,18 @@ class StageRunner:
             self.metrics = Metrics()
             for ctx in self._ctxs:
                 ctx.metrics = self.metrics
-        chan = self.sub.id
         out = []
         for i, dest in enumerate(self.sub.dests):
-            if dest == ERRORS:
-                out.append((dest, chan, counter, frontier, items[i], delta, report))
-            else:
-                out.append((dest, chan, counter, frontier, items[i], None, None))
+            n = self._groups[i]
+            tasks = self._tasks[i]
+            if n == 1:
+                msg = (dest, 0, channel, counter, frontier, items[i],
+                       delta if dest == ERRORS else None, report if dest == ERRORS else None)
+                out.append((tasks[0], msg))
+                continue
+            per: list[list] = [[] for _ in range(n)]
+            for item in items[i]:  # (pos, (port, rec)): the record's key picks its task
+                per[key_group(item[1][1].key, n)].append(item)
+            for g in range(n):
+                out.append((tasks[g], (dest, g, channel, counter, frontier, per[g], None, None)))
         return out

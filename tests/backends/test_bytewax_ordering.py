@@ -111,39 +111,46 @@ def _summary(res):
 def simulate(plan, events, *, flush: bool, seed: int, restore_at: int | None = None):
     """Run the backend's logics with a random scheduler; returns the ``_gather`` result.
 
-    ``restore_at=k``: at the k-th moment nothing is in flight (where Bytewax closes an epoch
-    and snapshots), every logic and the source are snapshotted, pickled, and rebuilt from the
-    snapshots, as a resumed run does.
+    The number of key groups is random too. ``restore_at=k``: at the k-th moment nothing is in
+    flight (where Bytewax closes an epoch and snapshots), every logic and the source are
+    snapshotted, pickled, and rebuilt from the snapshots, as a resumed run does.
     """
     from streamdsl.backends.bytewax import _gather
 
     rng = random.Random(seed)
-    layout = Layout(plan)
+    layout = Layout(plan, key_groups=rng.choice([1, 2, 3, 5]))
     run = RunState(layout, plan.on_error, recovery=restore_at is not None, abort=False)
     source = EventSource(lambda: iter(events), flush=flush, batch_size=rng.choice([1, 2, 3, 50]))
     part = source.build_part("s", "input", None)
     quiet = 0
     stages = {s.id: StageRunner(layout, s, run.on_error) for s in layout.subs}
-    logics: dict[str, object] = {}
+    logics: dict[str, object] = {}  # Bytewax key (task) -> logic
+    kinds: dict[str, str] = {}      # Bytewax key -> destination
     pending: list[tuple[str, tuple]] = []
     collected: list = []
-    heads = {layout.dest_of[s.head]: s.id for s in layout.subs if s.head is not None}
 
-    def logic(dest):
-        if dest not in logics:
-            logics[dest] = (OperatorLogic(run, dest[3:], None) if dest in heads
-                            else OutputLogic(run, None))
-        return logics[dest]
+    def build(task, snap=None):
+        dest = kinds[task]
+        return (OperatorLogic(run, dest[3:], snap) if dest.startswith("op:")
+                else OutputLogic(run, snap))
 
-    def deliver(dest, values):
-        outs, _discard = logic(dest).on_batch(values) if values else ([], False)
-        after(dest, outs)
+    def send(msgs):
+        for task, msg in msgs:
+            kinds[task] = msg[0]
+            pending.append((task, msg))
 
-    def after(dest, outs):
-        if dest in heads:
-            for counter, frontier, o, errs, report in outs:
-                pending.extend((m[0], m) for m in stages[heads[dest]].run_head(
-                    counter, frontier, o, errs, report))
+    def deliver(task, values):
+        if task not in logics:
+            logics[task] = build(task)
+        outs, _discard = logics[task].on_batch(values)
+        after(task, outs)
+
+    def after(task, outs):
+        dest = kinds[task]
+        if dest.startswith("op:"):
+            sub = layout.sub_of_head[dest[3:]].id
+            for msg in outs:
+                send(stages[sub].run_head(*msg))
         else:
             collected.extend((dest, o) for o in outs)
 
@@ -152,39 +159,39 @@ def simulate(plan, events, *, flush: bool, seed: int, restore_at: int | None = N
         if not pending:
             quiet += 1
             if quiet == restore_at:
-                snaps = {d: pickle.loads(pickle.dumps(lg.snapshot())) for d, lg in logics.items()}
-                logics = {d: (OperatorLogic(run, d[3:], snap) if d in heads
-                              else OutputLogic(run, snap)) for d, snap in snaps.items()}
+                snaps = {t: pickle.loads(pickle.dumps(lg.snapshot())) for t, lg in logics.items()}
+                logics = {t: build(t, snap) for t, snap in snaps.items()}
                 part = source.build_part("s", "input", pickle.loads(pickle.dumps(part.snapshot())))
                 stages = {s.id: StageRunner(layout, s, run.on_error) for s in layout.subs}
         if not done and (not pending or rng.random() < 0.3):
             try:
                 for counter, frontier, evs in part.next_batch():
-                    pending.extend((m[0], m) for m in stages[0].run_input(counter, frontier, evs))
+                    send(stages[0].run_input(counter, frontier, evs))
             except StopIteration:
                 done = True
             continue
-        dest = rng.choice(pending)[0]
-        mine = [i for i, (d, _) in enumerate(pending) if d == dest]
+        task = rng.choice(pending)[0]
+        mine = [i for i, (t, _) in enumerate(pending) if t == task]
         take = rng.sample(mine, rng.randint(1, len(mine)))  # any subset, in any order
         values = [pending[i][1] for i in take]
         for i in sorted(take, reverse=True):
             del pending[i]
-        deliver(dest, values)
+        deliver(task, values)
     # Bytewax's EOF reaches the steps in dataflow order.
-    for dest in [layout.dest_of[n] for n in layout.order if layout.dest_of.get(n) in heads]:
-        if dest in logics:
-            outs, _ = logics[dest].on_eof()
-            after(dest, outs)
-            while pending:
-                d = pending[0][0]
-                vals = [m for dd, m in pending if dd == d]
-                pending[:] = [(dd, m) for dd, m in pending if dd != d]
-                deliver(d, vals)
-    for dest, lg in logics.items():
-        if dest not in heads:
+    op_tasks = sorted((t for t in logics if kinds[t].startswith("op:")),
+                      key=lambda t: layout.topo_index[kinds[t][3:]])
+    for task in op_tasks:
+        outs, _ = logics[task].on_eof()
+        after(task, outs)
+        while pending:
+            t = pending[0][0]
+            vals = [m for tt, m in pending if tt == t]
+            pending[:] = [(tt, m) for tt, m in pending if tt != t]
+            deliver(t, vals)
+    for task, lg in list(logics.items()):
+        if not kinds[task].startswith("op:"):
             outs, _ = lg.on_eof()
-            collected.extend((dest, o) for o in outs)
+            collected.extend((kinds[task], o) for o in outs)
     result, fatal = _gather(plan, collected, collect_dead_letters=True)
     assert fatal is None
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import importlib.util
 import os
 
@@ -147,16 +148,18 @@ class FlakyFile:
             yield ev
 
 
-RECOVERY_CASES = [  # topology, input that dies, at which event, workers
-    ("fraud_detection.py", "authorization_attempts", 300, 1),
-    ("fraud_detection.py", "authorization_attempts", 300, 2),
-    ("order_enrichment.py", "payments", 20, 1),   # stream-stream and stream-table joins
+RECOVERY_CASES = [  # topology, input that dies, at which event, workers, workers on resume
+    ("fraud_detection.py", "authorization_attempts", 300, 1, 1),
+    ("fraud_detection.py", "authorization_attempts", 300, 2, 2),
+    # stream-stream and stream-table joins (2 key groups, kept when resuming on 1 worker)
+    ("order_enrichment.py", "payments", 20, 2, 1),
 ]
 
 
-@pytest.mark.parametrize("topology, flaky_input, fail_at, workers", RECOVERY_CASES)
+@pytest.mark.parametrize("topology, flaky_input, fail_at, workers, resume_workers",
+                         RECOVERY_CASES)
 def test_a_run_killed_part_way_resumes_from_its_snapshot(topology, flaky_input, fail_at,
-                                                         workers, tmp_path):
+                                                         workers, resume_workers, tmp_path):
     """The first run dies part-way (its input fails); the second run, same recovery
     directory, resumes from the last snapshot and ends with exactly the files an
     uninterrupted run writes: what the dead run wrote after its last snapshot is cut off and
@@ -180,6 +183,7 @@ def test_a_run_killed_part_way_resumes_from_its_snapshot(topology, flaky_input, 
         be.run(plan, inputs, out, **opts)
     partial = files(out)
     assert all(len(partial[t]) < len(b) for t, b in files(ref).items())
+    opts["workers"] = resume_workers
     resumed = be.run(plan, inputs, out, **opts)
     assert files(out) == files(ref)
     assert resumed.metrics.to_dict() == expected.metrics.to_dict()
@@ -216,3 +220,19 @@ def test_resume_processes_only_what_follows_the_snapshot(tmp_path):
         assert open(outs[name], "rb").read() == open(ref[name], "rb").read()
     assert seen[0] and seen[1] and seen[1] == list(range(seen[1][0], 200))
     assert 0 < seen[1][0] <= max(seen[0]) + 1
+
+
+def test_a_recovery_directory_keeps_its_key_groups(tmp_path):
+    """State is kept per key group: a resumed run uses the groups the directory started with
+    (any number of workers), and refuses an explicit different number."""
+    from streamdsl.errors import ConnectorError
+
+    mod = _load(os.path.join(ROOT, "topologies", "order_enrichment.py"))
+    plan = optimize(mod.topology.plan())
+    out = {t: str(tmp_path / f"{t}.jsonl") for t in plan.sink_topics()}
+    rec = str(tmp_path / "rec")
+    get_backend("bytewax").run(plan, mod.INPUTS, out, recovery_dir=rec, key_groups=3)
+    assert json.loads((tmp_path / "rec" / "streamdsl-bytewax.json").read_text()) == {"key_groups": 3}
+    get_backend("bytewax").run(plan, mod.INPUTS, out, recovery_dir=rec, workers=2)
+    with pytest.raises(ConnectorError, match="key_groups=3"):
+        get_backend("bytewax").run(plan, mod.INPUTS, out, recovery_dir=rec, key_groups=2)
