@@ -16,6 +16,7 @@ over at the end of each bundle as ``(lineage_key, ...)`` items, on a named chann
 from __future__ import annotations
 
 import traceback
+from collections import Counter
 from operator import itemgetter
 from typing import Any, Iterator
 
@@ -30,7 +31,7 @@ from streamdsl.runtime.build import make_processor
 from streamdsl.runtime.failures import bad_input, record_failure
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.processors import BadRecord, BranchProcessor, StatelessProcessor, make_ingest
-from streamdsl.runtime.records import DeadLetter, OutputRecord
+from streamdsl.runtime.records import DeadLetter, OutputRecord, Record
 
 from .ordering import NEG_INF, end_key, merge_keys, task_of
 from .runstate import RunState, lookup, spool_write
@@ -58,29 +59,34 @@ def sink_channel(topic: str) -> str:
 
 
 class Counters:
-    """Beam counters under ``NAMESPACE``, made on first use."""
+    """Counts of one DoFn instance, reported as Beam counters under ``NAMESPACE`` at the end
+    of each bundle (a Beam counter update per record would cost more than the record)."""
 
     def __init__(self) -> None:
+        self.pending: Counter = Counter()
         self._made: dict[str, Any] = {}
 
     def inc(self, name: str, n: int = 1) -> None:
-        c = self._made.get(name)
-        if c is None:
-            c = self._made[name] = BeamMetrics.counter(NAMESPACE, name)
-        c.inc(n)
+        self.pending[name] += n
 
-    def drain(self, m: Metrics) -> None:
-        """Report what processors counted into ``m`` (late, skipped records) and reset it."""
-        if m.late:
+    def flush(self, m: Metrics | None) -> None:
+        """Report the pending counts, and what processors counted into ``m`` (late and skipped
+        records), then reset both."""
+        pending = self.pending
+        if m is not None and (m.late or m.skipped):
             for node, n in m.late_by_node.items():
-                self.inc("late:" + node, n)
-            m.late = 0
-            m.late_by_node.clear()
-        if m.skipped:
+                pending["late:" + node] += n
             for node, n in m.skipped_by_node.items():
-                self.inc("skipped:" + node, n)
-            m.skipped = 0
+                pending["skipped:" + node] += n
+            m.late = m.skipped = 0
+            m.late_by_node.clear()
             m.skipped_by_node.clear()
+        for name, n in pending.items():
+            c = self._made.get(name)
+            if c is None:
+                c = self._made[name] = BeamMetrics.counter(NAMESPACE, name)
+            c.inc(n)
+        pending.clear()
 
 
 class _LeanDoFn(beam.DoFn):
@@ -141,6 +147,7 @@ class _RunFn(_LeanDoFn):
         buf.append(item)
 
     def finish_bundle(self) -> None:
+        self.counters.flush(getattr(self, "metrics", None))
         out, self._out = self._out, {}
         for channel, items in out.items():
             if self.in_process:
@@ -174,9 +181,11 @@ class _NodeFn(_RunFn):
         for j, (port, out, groups, tag) in enumerate(self.edges):
             if out is not None and out != route:
                 continue
-            elem: Any = (lkey + (i, j), port, rec)
-            if groups:
-                elem = (task_of(rec, groups), elem)
+            if groups:  # across a GroupByKey: a plain tuple encodes without pickle
+                elem: Any = (task_of(rec, groups), (lkey + (i, j), port, (
+                    rec.key, rec.value, rec.ts, rec.window, rec.origin)))
+            else:
+                elem = (lkey + (i, j), port, rec)
             yield elem if tag is None else TaggedOutput(tag, elem)
 
     # ---- failures: the local executor's rules (streamdsl.runtime.failures) -------------------
@@ -223,9 +232,6 @@ class _NodeFn(_RunFn):
         except Exception as e:
             self._fail(lkey, rec, e)
             return
-        finally:
-            if self.metrics.late or self.metrics.skipped:
-                self.counters.drain(self.metrics)
         for i, out in enumerate(outs):
             yield from self._emit(lkey, i, out, route)
 
@@ -289,9 +295,6 @@ class SourceFn(_NodeFn):
             except Exception as e:
                 self._fail(lkey, rec, e)
                 continue
-            finally:
-                if self.metrics.skipped:
-                    counters.drain(self.metrics)
             for i, out in enumerate(outs):
                 yield from self._emit(lkey, i, out)
 
@@ -316,8 +319,8 @@ class TaskFn(_NodeFn):
     def process(self, task_elems: tuple) -> Iterator[Any]:
         _task, elems = task_elems
         self.proc = make_processor(self.node, self.metrics)
-        for lkey, port, rec in sorted(elems, key=_by_key):
-            yield from self._handle(lkey, port, rec)
+        for lkey, port, packed in sorted(elems, key=_by_key):
+            yield from self._handle(lkey, port, Record(*packed))
         if not self.flush:
             return
         key = end_key(self.topo_index)
@@ -326,9 +329,6 @@ class TaskFn(_NodeFn):
         except Exception as e:  # a user function failing while windows close
             self._fail(key, None, e)
             return
-        finally:
-            if self.metrics.late or self.metrics.skipped:
-                self.counters.drain(self.metrics)
         for i, out in enumerate(outs):
             yield from self._emit(key, i, out)
 
@@ -350,11 +350,10 @@ class SinkFn(_NodeFn):
         lkey, _port, rec = elem
         self.counters.inc("records_out")
         self.counters.inc("out:" + self.topic)
-        item = (lkey, OutputRecord(rec.key, rec.value, rec.ts, rec.window))
         if self.channel is not None:
-            self._collect(self.channel, item)
+            self._collect(self.channel, (lkey, OutputRecord(rec.key, rec.value, rec.ts, rec.window)))
         else:
-            yield (0, item)
+            yield (0, (lkey, (rec.key, rec.value, rec.ts, rec.window)))
 
 
 class WriteSortedFn(_LeanDoFn):
@@ -370,7 +369,7 @@ class WriteSortedFn(_LeanDoFn):
         sink = open_sink(self.topic, self.spec)
         try:
             for _lkey, rec in sorted(items, key=_by_key):
-                sink.write(rec)
+                sink.write(OutputRecord(*rec))
         finally:
             sink.close()
         return iter(())
