@@ -217,6 +217,16 @@ def test_runner_by_name_runs_workers_out_of_process(tmp_path, inputs):
     assert got["beam"][0] == got["local"][0]
 
 
+def test_multi_processing_files_identical_to_local(tmp_path, inputs):
+    """Two worker processes: DoFns pickled with their nodes, records sorted back into order,
+    files written by a worker, dead letters spooled back; the local backend's files."""
+    plan = optimize(shop().plan())
+    got = _run_both(plan, inputs, tmp_path, direct_running_mode="multi_processing",
+                    direct_num_workers=2)
+    assert got["beam"][0] == got["local"][0]
+    assert got["beam"][1].metrics.to_dict() == got["local"][1].metrics.to_dict()
+
+
 def test_unknown_pipeline_option_fails_before_running():
     with pytest.raises(TypeError, match="no_such_option"):
         BEAM.session(shop().plan(), no_such_option=1)
