@@ -228,8 +228,10 @@ class BeamBackend(Backend):
         known = set(PipelineOptions(list(args)).get_all_options(retain_unknown_options=True))
         unknown = sorted(k for k in opts if k not in known)
         if unknown:
-            raise TypeError(f"unknown Beam pipeline option(s) {', '.join(unknown)}; see "
-                            "`python -m apache_beam.examples.wordcount --help` for the options")
+            raise TypeError(f"unknown Beam pipeline option(s) {', '.join(unknown)}; give Beam "
+                            "option names (direct_num_workers=2, temp_location=...) or command-"
+                            "line flags in pipeline_args=[...] (reference: apache_beam.options."
+                            "pipeline_options)")
 
     # ---- running -----------------------------------------------------------------------------
     def session(self, plan: Plan, *, on_error: str | None = None, **options: Any) -> ReplaySession:
@@ -294,6 +296,7 @@ class BeamBackend(Backend):
             options["runner"] = runner
         if pipeline_args:
             options["pipeline_args"] = list(pipeline_args)
+        self.check_options(options)
         job = self._build(plan, events, files, written, flush=True, on_error=on_error,
                           options=options)
         job.written = written
