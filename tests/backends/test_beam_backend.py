@@ -217,6 +217,21 @@ def test_runner_by_name_runs_workers_out_of_process(tmp_path, inputs):
     assert got["beam"][0] == got["local"][0]
 
 
+def test_cluster_runner_and_its_options_reach_beam(inputs):
+    """``runner=`` and the flags after ``--`` on the command line become Beam's own (built,
+    not run: a Flink cluster is not available here)."""
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions
+    job = BEAM.compile_run(optimize(shop().plan()), inputs, {}, runner="FlinkRunner",
+                           pipeline_args=["--flink_master=flink:8081", "--environment_type=LOOPBACK"])
+    try:
+        assert type(job.pipeline.runner).__name__ == "FlinkRunner"
+        assert job.pipeline.options.view_as(FlinkRunnerOptions).flink_master == "flink:8081"
+        assert job.pipeline.options.view_as(PortableOptions).environment_type == "LOOPBACK"
+        assert not job.in_process  # workers get pickled nodes and spool their results
+    finally:
+        job.discard()
+
+
 def test_multi_processing_files_identical_to_local(tmp_path, inputs):
     """Two worker processes: DoFns pickled with their nodes, records sorted back into order,
     files written by a worker, dead letters spooled back; the local backend's files."""
