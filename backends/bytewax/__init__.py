@@ -184,13 +184,14 @@ class BytewaxBackend(Backend):
         if recovery_dir is not None:
             key_groups = _recovery_layout(recovery_dir, key_groups, "key_groups" in opts)
         run = RunState(Layout(plan, key_groups), on_error or plan.on_error,
-                       recovery=recovery_dir is not None, abort=True)
+                       recovery=recovery_dir is not None)
 
         def open_events() -> Iterable[InputEvent]:
             return merge_inputs(plan, {t: open_source(t, spec) for t, spec in inputs.items()})
 
         source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
-                             progress=progress if processes <= 1 else None)
+                             progress=progress if processes <= 1 else None,
+                             stop=lambda: run.fatal is not None)
         kw: dict = {}
         resuming = False
         if recovery_dir is not None:
@@ -266,16 +267,18 @@ class _BoundedFlow:
     def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None, key_groups: int):
         self.backend = backend
         self.plan = plan
-        self.run = RunState(Layout(plan, key_groups), on_error or plan.on_error, recovery=False,
-                            abort=False)
+        self.run = RunState(Layout(plan, key_groups), on_error or plan.on_error, recovery=False)
         self.events: list[InputEvent] = []
-        self.source = EventSource(lambda: iter(self.events))
+        self.source = EventSource(lambda: iter(self.events), stop=self._failed)
         self.sink = CollectSink([])
 
         def attach(flow, outs) -> None:
             import bytewax.operators as op
             op.output("collect", outs, self.sink)
         self.flow = FlowCompiler(backend.name, self.run, self.source, attach).compile()
+
+    def _failed(self) -> bool:
+        return self.run.fatal is not None
 
     def execute(self, events: list[InputEvent], flush: bool, opts: dict) -> RunResult:
         self.run.new_execution()

@@ -40,16 +40,18 @@ __all__ = ["EventSource", "CollectSink", "ConnectorSink", "DeadLetterFileSink", 
 
 class _EventPartition(StatefulSourcePartition):
     def __init__(self, events: Iterator[InputEvent], resume: tuple | None, *, flush: bool,
-                 batch_size: int, progress: Callable[[Metrics], None] | None):
+                 batch_size: int, progress: Callable[[Metrics], None] | None,
+                 stop: Callable[[], bool]):
         self.seq, self.counter, self.done = resume if resume is not None else (0, 0, False)
         self.events = itertools.islice(events, self.seq, None) if self.seq else events
         self.flush = flush
         self.batch_size = batch_size
         self.progress = progress
+        self.stop = stop
         self._last_progress = time.monotonic()
 
     def next_batch(self) -> list:
-        if self.done:
+        if self.done or self.stop():
             raise StopIteration
         start = self.seq
         items = [(start + i, ev) for i, ev in enumerate(itertools.islice(self.events, self.batch_size))]
@@ -78,21 +80,26 @@ class EventSource(FixedPartitionedSource):
         flush: after the last event, close the input (every window closes); otherwise the
             input just stops (``TestDriver.output(flush=False)``).
         batch_size: events per message.
+        progress: called now and then with the events read so far.
+        stop: when it returns True, the input ends early (the run has failed).
     """
 
     def __init__(self, open_events: Callable[[], Iterator[InputEvent]], *, flush: bool = True,
-                 batch_size: int = 1000, progress: Callable[[Metrics], None] | None = None):
+                 batch_size: int = 1000, progress: Callable[[Metrics], None] | None = None,
+                 stop: Callable[[], bool] = lambda: False):
         self.open_events = open_events
         self.flush = flush
         self.batch_size = batch_size
         self.progress = progress
+        self.stop = stop
 
     def list_parts(self) -> list[str]:
         return ["input"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _EventPartition:
         return _EventPartition(iter(self.open_events()), resume_state, flush=self.flush,
-                               batch_size=self.batch_size, progress=self.progress)
+                               batch_size=self.batch_size, progress=self.progress,
+                               stop=self.stop)
 
 
 class _Collect(StatelessSinkPartition):

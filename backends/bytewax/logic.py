@@ -27,8 +27,9 @@ __all__ = ["OperatorLogic", "OutputLogic", "FatalAbort", "RunState"]
 
 
 class FatalAbort(Exception):
-    """Raised inside Bytewax to stop a run at its first fatal record (``RunState.fatal`` holds
-    the ``RecordError`` the driver raises)."""
+    """Raised inside Bytewax to crash a recoverable run at its first fatal record, so that no
+    end-of-input snapshot is taken and a rerun processes that record again (``RunState.fatal``
+    holds the ``RecordError`` the driver raises)."""
 
 
 class RunState:
@@ -36,11 +37,11 @@ class RunState:
     execution (a dataflow compiled for a ``TestDriver`` session is executed once per replay:
     ``new_execution`` resets it)."""
 
-    def __init__(self, layout: Layout, on_error: str, *, recovery: bool, abort: bool):
+    def __init__(self, layout: Layout, on_error: str, *, recovery: bool):
         self.layout = layout
         self.on_error = on_error
         self.recovery = recovery
-        self.abort = abort
+        #: the run's first fatal error; once set, the input stops reading (in this process)
         self.fatal: Any = None
         self.execution = 0
 
@@ -57,6 +58,13 @@ def _seq_of(proc: Any) -> int | None:
     n = next(counter)
     proc._seq = itertools.count(n)
     return n
+
+
+def _check_drained(inbox: Inbox, name: str) -> None:
+    """A closed input leaves nothing held back (an input stopped at a fatal error may)."""
+    if inbox.frontier == CLOSED and inbox.pending:
+        raise OrderingError(f"{name}: {inbox.pending} records still held back at the end of "
+                            "the input")
 
 
 class OperatorLogic(StatefulBatchLogic):
@@ -131,9 +139,7 @@ class OperatorLogic(StatefulBatchLogic):
         return [msg]
 
     def on_eof(self) -> tuple[list, bool]:
-        if self.inbox.pending:
-            raise OrderingError(f"{self.name}: {self.inbox.pending} records still held back at "
-                                "the end of the run")
+        _check_drained(self.inbox, self.name)
         return self._send([], [], self.sent, copy.deepcopy(self.metrics)), False
 
     def snapshot(self) -> Any:
@@ -201,15 +207,14 @@ class OutputLogic(StatefulBatchLogic):
                 # The first fatal record in the defined order is the one the run fails with.
                 self.failed = True
                 out.append(("fatal", pos, payload))
-                if self.run.abort:
-                    self.run.fatal = payload.to_error()
+                self.run.fatal = payload.to_error()
+                if self.run.recovery:
                     raise FatalAbort(str(self.run.fatal))
         return out
 
     def on_eof(self) -> tuple[list, bool]:
-        if self.inbox is not None and self.inbox.pending:
-            raise OrderingError(f"{self.dest}: {self.inbox.pending} records still held back at "
-                                "the end of the run")
+        if self.inbox is not None:
+            _check_drained(self.inbox, self.dest)
         total = Metrics()
         total.merge(self.metrics)
         for m in self.reports.values():

@@ -119,7 +119,7 @@ def simulate(plan, events, *, flush: bool, seed: int, restore_at: int | None = N
 
     rng = random.Random(seed)
     layout = Layout(plan, key_groups=rng.choice([1, 2, 3, 5]))
-    run = RunState(layout, plan.on_error, recovery=restore_at is not None, abort=False)
+    run = RunState(layout, plan.on_error, recovery=restore_at is not None)
     source = EventSource(lambda: iter(events), flush=flush, batch_size=rng.choice([1, 2, 3, 50]))
     part = source.build_part("s", "input", None)
     quiet = 0
