@@ -236,3 +236,33 @@ def test_a_recovery_directory_keeps_its_key_groups(tmp_path):
     get_backend("bytewax").run(plan, mod.INPUTS, out, recovery_dir=rec, workers=2)
     with pytest.raises(ConnectorError, match="key_groups=3"):
         get_backend("bytewax").run(plan, mod.INPUTS, out, recovery_dir=rec, key_groups=2)
+
+
+def test_a_failed_recoverable_run_redoes_the_bad_record_once_fixed(tmp_path):
+    """on_error="fail" with recovery: the run fails with the RecordError, takes no end-of-input
+    snapshot, and the rerun (bug fixed) processes the bad record and everything after it."""
+    from streamdsl.errors import RecordError
+
+    broken = [True]
+
+    def parse(v):
+        if broken[0] and v["n"] == 0:
+            raise ValueError("zero")
+        return {**v, "n": v["n"] * 2}
+
+    t = sd.Topology("fix")
+    (t.stream("in", key="k", timestamp="ts").map(parse, name="parse").group_by_key()
+        .window(sd.tumbling(100)).count().to_stream().to("out"))
+    plan = optimize(t.plan())
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(f'{{"k": "k{i % 2}", "n": {0 if i == 70 else 1}, "ts": {i * 10}}}\n'
+                           for i in range(100)))
+    out, ref = str(tmp_path / "out.jsonl"), str(tmp_path / "ref.jsonl")
+    opts = dict(recovery_dir=str(tmp_path / "rec"), snapshot_interval=0, batch_size=10)
+    with pytest.raises(RecordError) as e:
+        get_backend("bytewax").run(plan, {"in": str(src)}, {"out": out}, **opts)
+    assert e.value.operator == "parse" and "zero" in str(e.value)
+    broken[0] = False
+    get_backend("bytewax").run(plan, {"in": str(src)}, {"out": out}, **opts)
+    get_backend("local").run(plan, {"in": str(src)}, {"out": ref})
+    assert open(out, "rb").read() == open(ref, "rb").read()
