@@ -11,8 +11,8 @@ incrementally and commits as it goes:
   partition EOF), so a topology reading data already in Kafka sees the same order on every run.
 * **Commits** (every ``commit_interval`` seconds, at a stop and at the end). The run's state
   (every operator's store) and the next offset of each partition are written as one checkpoint
-  record to ``<group>-checkpoint`` (only for topologies with state), then the offsets are
-  committed to the group. ``at_least_once``: sink writes are flushed first, so a committed offset
+  record to ``<group>-checkpoint`` (for topologies with state or non-Kafka inputs), then the
+  offsets are committed to the group. ``at_least_once``: sink writes are flushed first, so a committed offset
   never covers an output that was not written. ``exactly_once``: sink writes, dead letters, the
   checkpoint and the offsets are committed in one Kafka transaction.
 * **Restart.** A run restores the latest checkpoint whose offsets equal the group's committed
@@ -22,8 +22,8 @@ incrementally and commits as it goes:
   S seconds, the input ends (every window closes, as at the end of a file), and the run commits
   and returns.
   ``max_records=N``: after N input records the run commits and returns *without* ending the input
-  (windows stay open in the checkpoint; the next run continues them). Ctrl-C: the record in
-  flight is finished, the run commits, then ``KeyboardInterrupt`` propagates.
+  (windows stay open in the checkpoint; the next run continues them). Ctrl-C: the records in
+  flight (one chunk) are finished, the run commits, then ``KeyboardInterrupt`` propagates.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ CHECKPOINT_SUFFIX = "-checkpoint"
 _NEG_INF = -(1 << 62)
 _PAUSE_AT = 20_000  # buffered records of one partition before it is paused (back-pressure)
 _RESUME_AT = 2_000
+_CHUNK = 256  # records fed to the executor at once (a stop waits for the chunk in flight)
 
 
 def run_kafka(plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
@@ -331,7 +332,9 @@ class _KafkaRun:
         writers = {t: self._writer(s.write) for t, s in self.sinks.items()}
         self.ex = ex = Executor(self.plan, on_error=self.on_error, sink_writers=writers,
                                 dead_letter_writer=self._writer(self.dl.write) if self.dl else None)
-        self.stateful = any(p.node.stateful for p in ex.processors.values())
+        # A checkpoint is needed for operator state, and for the read positions of non-Kafka
+        # inputs (a file is not read again from its start by the next run).
+        self.stateful = bool(self.other_in) or any(p.node.stateful for p in ex.processors.values())
         consumer = self._consumer()
         self.consumer = consumer
         in_txn = False
@@ -521,35 +524,49 @@ class _KafkaRun:
         return ch.buf[0] if ch.buf else None
 
     def _drain(self) -> None:
-        """Feed records in merge order while every channel can say what comes next."""
-        ex = self.ex
+        """Feed records in merge order while every channel can say what comes next.
+
+        Records are taken in chunks and fed with ``Executor.feed_many`` (the batched path the
+        file runs use, which gives the results of record-at-a-time processing); stops (Ctrl-C,
+        ``max_records``) take effect between chunks.
+        """
+        ck = kc._require_kafka()
         while not self.stop:
-            best: _Channel | None = None
-            best_ts = 0
-            for ch in self.channels:
-                head = self._head(ch)
-                if head is None:
-                    if ch.topic is None or ch.eof:
-                        continue
-                    return  # a partition that may still deliver earlier records: wait for it
-                if best is None or head[0] < best_ts:
-                    best, best_ts = ch, head[0]
-            if best is None:
+            limit = _CHUNK if self.max_records is None else min(_CHUNK, self.max_records - self.fed)
+            chunk: list[InputEvent] = []
+            blocked = False
+            while len(chunk) < limit:
+                best: _Channel | None = None
+                best_ts = 0
+                for ch in self.channels:
+                    head = self._head(ch)
+                    if head is None:
+                        if ch.topic is None or ch.eof:
+                            continue
+                        blocked = True  # a partition that may still deliver earlier records
+                        break
+                    if best is None or head[0] < best_ts:
+                        best, best_ts = ch, head[0]
+                if blocked or best is None:
+                    break
+                ev = best.buf.popleft()[1]
+                chunk.append(ev)
+                if best.topic is not None:
+                    best.next_offset = ev.position[1] + 1
+                    if best.paused and len(best.buf) <= _RESUME_AT:
+                        self.consumer.resume([ck.TopicPartition(best.topic, best.partition)])
+                        best.paused = False
+                else:
+                    best.consumed += 1
+            if not chunk:
                 return
-            _, ev = best.buf.popleft()
-            ex.feed(ev)
-            self.fed += 1
+            self.ex.feed_many(chunk)
+            self.fed += len(chunk)
             self.dirty = True
-            if best.topic is not None:
-                best.next_offset = ev.position[1] + 1
-                if best.paused and len(best.buf) <= _RESUME_AT:
-                    ck = kc._require_kafka()
-                    self.consumer.resume([ck.TopicPartition(best.topic, best.partition)])
-                    best.paused = False
-            else:
-                best.consumed += 1
             if self.max_records is not None and self.fed >= self.max_records:
                 self.stop = "max_records"
+            if len(chunk) < limit:
+                return
 
     def _loop(self) -> None:
         now = time.monotonic()

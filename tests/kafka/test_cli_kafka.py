@@ -25,10 +25,14 @@ def _args(kafka: Kafka, src: str, out: str, group: str, *extra: str) -> list[str
 def test_cli_run_from_kafka_to_kafka(kafka: Kafka):
     src, out, group = kafka.name("attempts"), kafka.name("possible-fraud"), kafka.name("cli")
     producer.produce_fraud(kafka.bootstrap, src, partitions=2)
-    r = subprocess.run(_args(kafka, src, out, group, "--until-idle", "0.5"), cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    dlq = kafka.name("dead-letters")
+    r = subprocess.run(_args(kafka, src, out, group, "--until-idle", "0.5",
+                             "--processing-guarantee", "exactly_once",
+                             "--dead-letter", kafka.uri(dlq)),
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert kafka_records(kafka, out) == file_run()
+    assert kafka.read(dlq) == []                    # created, and empty: no bad record
 
 
 def test_cli_ctrl_c_commits_then_a_new_run_continues(kafka: Kafka):

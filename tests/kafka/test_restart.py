@@ -118,7 +118,8 @@ def test_ctrl_c_commits_what_was_finished(kafka: Kafka, expected: Counter):
     topo = fraud_with_trap(trap)
     with pytest.raises(KeyboardInterrupt):
         _run(kafka, topo, src, out, group)                  # continuous: only Ctrl-C stops it
-    assert sum(kafka.committed(src, group, 2).values()) == 400
+    # the chunk of records in flight (at most 256) was finished and committed, no more
+    assert 400 <= sum(kafka.committed(src, group, 2).values()) < 611
     assert signal.getsignal(signal.SIGINT) is not None
     trap.disarm()
     _run(kafka, topo, src, out, group, until_idle=0.5)
