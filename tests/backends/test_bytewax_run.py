@@ -172,8 +172,8 @@ def test_a_run_killed_part_way_resumes_from_its_snapshot(topology, flaky_input, 
     expected = get_backend("local").run(plan, mod.INPUTS, ref)
     flaky = FlakyFile(flaky_input, mod.INPUTS[flaky_input], fail_at=fail_at)
     inputs = {**mod.INPUTS, flaky_input: {"type": "memory", "records": flaky}}
-    opts = dict(recovery_dir=str(tmp_path / "recovery"), snapshot_interval=0, batch_size=10,
-                workers=workers)
+    opts = dict(recovery_dir=str(tmp_path / "recovery"), snapshot_interval=0,
+                batch_size=max(5, fail_at // 6), workers=workers)  # a few snapshots before it dies
     be = get_backend("bytewax")
 
     def files(paths):
