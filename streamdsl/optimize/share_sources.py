@@ -15,6 +15,8 @@ After::
                   -> map-2    -> sink-all
 
 Declarations that disagree (say ``key="id"`` and ``key="user"``) stay separate. A record
+that cannot be read (bad JSON, a missing key field) was dead-lettered once per declaration;
+after folding, once. A record
 used to reach the first source's consumers, then the second's; after folding it reaches
 the consumers in creation order, so a fold that would reorder the delivery to operators
 that both subgraphs feed (a self-join, a merge) is skipped.

@@ -56,3 +56,18 @@ def test_equivalence():
     events = [("in", None, {"k": f"k{i % 3}", "other": i, "x": i, "y": str(i)}, 1_000 + i)
               for i in range(8)]
     assert_equivalent(_topo().plan(), share_sources(_topo().plan()), events)
+
+
+def test_an_unreadable_record_is_dead_lettered_once():
+    from streamdsl.testing import TestDriver
+    t = sd.Topology("t", on_error="dead-letter")
+    t.stream("in", timestamp="ts").to("a")
+    t.stream("in", timestamp="ts").to("b")
+    counts = []
+    for optimize in (False, True):
+        with TestDriver(t, optimize=optimize) as d:
+            d.send("in", {"n": 1}, key="k")          # no "ts" field
+            d.send("in", {"n": 2, "ts": 5}, key="k")
+            assert [r.value for r in d.output("a")] == [{"n": 2, "ts": 5}]
+            counts.append(len(d.dead_letters()))
+    assert counts == [2, 1]
