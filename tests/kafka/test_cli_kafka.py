@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from kafka_helpers import Kafka
+from kafka_helpers import Kafka, kafka  # noqa: F401  (the broker fixture)
 from test_fraud_kafka import file_run, kafka_records, producer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 import streamdsl as sd
 from streamdsl.backend import get_backend
 
-from kafka_helpers import Kafka
+from kafka_helpers import Kafka, kafka  # noqa: F401  (the broker fixture)
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])

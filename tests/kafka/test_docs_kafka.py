@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 
-from kafka_helpers import Kafka
+from kafka_helpers import Kafka, kafka  # noqa: F401  (the broker fixture)
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "kafka.md"
 

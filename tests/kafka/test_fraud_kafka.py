@@ -11,7 +11,7 @@ import pytest
 
 from streamdsl.backend import get_backend
 
-from kafka_helpers import Kafka
+from kafka_helpers import Kafka, kafka  # noqa: F401  (the broker fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -12,7 +12,7 @@ from streamdsl.connectors.kafka import encode_key, encode_value, kafka_spec
 from streamdsl.errors import ConnectorError
 from streamdsl.runtime.records import OutputRecord
 
-from kafka_helpers import Kafka
+from kafka_helpers import Kafka, kafka  # noqa: F401  (the broker fixture)
 
 
 # ---- without a broker -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import streamdsl as sd
 from confluent_kafka import Consumer
 from streamdsl.backend import get_backend
 
-from kafka_helpers import SESSION_MS, Kafka
+from kafka_helpers import SESSION_MS, Kafka, kafka  # noqa: F401  (the broker fixture)
 
 
 def test_run_survives_a_rebalance(kafka: Kafka):

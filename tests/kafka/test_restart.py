@@ -17,7 +17,7 @@ import streamdsl as sd
 from streamdsl.backend import get_backend
 from streamdsl.errors import ConnectorError, RecordError
 
-from kafka_helpers import Kafka
+from kafka_helpers import Kafka, kafka  # noqa: F401  (the broker fixture)
 from test_fraud_kafka import file_run, kafka_records, producer
 
 

@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 import streamdsl as sd
 from streamdsl.backend import get_backend
 
-from kafka_helpers import Kafka
+from kafka_helpers import Kafka, kafka  # noqa: F401  (the broker fixture)
 
 # (key, value, timestamp, partition); None values are tombstones.
 CUSTOMERS = [
