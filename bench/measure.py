@@ -67,6 +67,15 @@ def _reset_peak() -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """If the workload process is killed, its measuring child goes too (Linux prctl)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_rss_in_child(fn: Callable[[], Any], timeout: float) -> dict:
     """Run ``fn`` in a forked child: ``{"start_mb", "peak_mb", "extra_mb", "result"}`` (result:
     what ``fn`` returned, if a dict of JSON values) or ``{"error"}``."""
@@ -76,6 +85,7 @@ def peak_rss_in_child(fn: Callable[[], Any], timeout: float) -> dict:
         code = 0
         try:
             os.close(rfd)
+            _die_with_parent()
             gc.collect()
             exact = _reset_peak()
             start = rss_kb()
