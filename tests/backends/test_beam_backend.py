@@ -217,6 +217,20 @@ def test_runner_by_name_runs_workers_out_of_process(tmp_path, inputs):
     assert got["beam"][0] == got["local"][0]
 
 
+@pytest.mark.parametrize("mode", ["in_memory", "multi_threading"])
+def test_in_process_modes_equal_local(mode):
+    """Both in-process DirectRunner modes; the events as TestDriver hands them over."""
+    plan = optimize(shop().plan())
+    events = [InputEvent(t, None, v, None, p) for t, rows in
+              (("orders", ORDERS), ("payments", PAYMENTS), ("customers", CUSTOMERS))
+              for p, v in enumerate(rows)]
+    events.sort(key=lambda ev: ev.value["ts"])
+    local = LOCAL.execute(plan, events)
+    beam = BeamBackend(direct_running_mode=mode, direct_num_workers=2).execute(plan, events)
+    assert beam.outputs == local.outputs and beam.dead_letters == local.dead_letters
+    assert beam.metrics.to_dict() == local.metrics.to_dict()
+
+
 def test_cluster_runner_and_its_options_reach_beam(inputs):
     """``runner=`` and the flags after ``--`` on the command line become Beam's own (built,
     not run: a Flink cluster is not available here)."""
