@@ -23,6 +23,7 @@ that order.
 
 from __future__ import annotations
 
+import numbers
 import zlib
 from typing import Any, Callable, Iterable, Iterator
 
@@ -106,14 +107,6 @@ def stable_hash(key: Any) -> int:
     >>> stable_hash(1) == stable_hash(1.0) == stable_hash(True), stable_hash("a") == stable_hash("a")
     (True, True)
     """
-    if key is None:
-        return 0
-    if isinstance(key, bool):
-        return int(key)
-    if isinstance(key, float) and key.is_integer():
-        return int(key) & 0xFFFFFFFF
-    if isinstance(key, int):
-        return key & 0xFFFFFFFF
     if isinstance(key, str):
         return zlib.crc32(key.encode("utf-8", "surrogatepass"))
     if isinstance(key, bytes):
@@ -123,4 +116,10 @@ def stable_hash(key: Any) -> int:
         for k in key:
             h = (h * 31 + stable_hash(k)) & 0xFFFFFFFF
         return h
-    return 1  # other types: one group (their repr need not agree for equal values)
+    if isinstance(key, numbers.Number):  # 2 == 2.0 == Decimal(2) == numpy.int64(2)
+        try:
+            if key == int(key):  # type: ignore[call-overload]
+                return int(key) & 0xFFFFFFFF  # type: ignore[call-overload]
+        except (TypeError, ValueError, OverflowError):
+            pass
+    return 1  # None, other numbers, other types: one group (equal values may hash apart)

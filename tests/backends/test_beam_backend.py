@@ -158,6 +158,17 @@ def test_merge_keys_sort_like_the_timestamp_synchronized_merge(sources):
     assert [ev.position for _, ev in sorted(keyed, key=lambda kv: kv[0])] == expected
 
 
+def test_equal_keys_meet_in_the_same_key_group():
+    """Per-key operators are split by key: keys a dict store treats as one must not part."""
+    from decimal import Decimal
+
+    from streamdsl.backends.beam.ordering import KEY_GROUPS, task_of
+    from streamdsl.runtime.records import Record
+    for same in ([2, 2.0, True + 1, Decimal(2)], ["k", "k"], [("a", 1), ("a", 1.0)], [None]):
+        assert len({task_of(Record(k, None, 0), KEY_GROUPS) for k in same}) == 1, same
+    assert len({task_of(Record(f"user-{i}", None, 0), KEY_GROUPS) for i in range(100)}) > 1
+
+
 # ---- files, dead letters, failures -------------------------------------------------------------
 
 def _run_both(plan, inputs, tmp_path, **beam_options):
