@@ -34,7 +34,7 @@ from .cluster import ClusterError, execute_flow, root_cause
 from .compiler import FlowCompiler, supported_kinds
 from .io import CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, truncate_file
 from .layout import Layout, step_id
-from .logic import FatalAbort, RunState
+from .logic import RunState
 
 __all__ = ["BytewaxBackend", "Layout", "ClusterError"]
 
@@ -109,9 +109,8 @@ class BytewaxBackend(Backend):
         Raises:
             UnsupportedNodeError: a node kind this backend does not run.
         """
-        self._options(options)
-        self.check(plan)
         opts = self._options(options)
+        self.check(plan)
         return _BoundedFlow(self, plan, None, _key_groups(opts)).flow
 
     # ---- bounded runs (TestDriver) -----------------------------------------------------------------
@@ -141,6 +140,8 @@ class BytewaxBackend(Backend):
         return opts
 
     def _execute(self, flow, store: list, run: RunState, opts: dict, **kw: Any) -> list:
+        """Run ``flow``; a failure is re-raised as what caused it (a record's ``RecordError``,
+        an input's own exception), not as Bytewax's wrapper around it."""
         try:
             return execute_flow(flow, store, workers=opts.get("workers", 1),
                                 processes=opts.get("processes", 1), run_state=run,
@@ -148,11 +149,9 @@ class BytewaxBackend(Backend):
         except (StreamDSLError, ClusterError):
             raise
         except BaseException as e:
-            if run.fatal is not None:
+            if run.fatal is not None:  # a recoverable run crashed on purpose (FatalAbort)
                 raise run.fatal from None
             cause = root_cause(e)
-            if isinstance(cause, FatalAbort) and run.fatal is not None:
-                raise run.fatal from None
             if cause is not e and isinstance(cause, Exception):
                 raise cause from e
             raise

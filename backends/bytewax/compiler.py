@@ -4,7 +4,7 @@ The dataflow, for a plan ``source -> filter -> group_by -> count(window) -> to_s
 
     input (EventSource, 1 partition)          reads and merges the inputs, numbers the events
       -> input_stage (map)                    ingest + filter + key_by (fused: one map step)
-      -> input_to_<count> (map, keyed)        messages for the count's task
+      -> input_to_<count> (flat_map, keyed)   messages for the count's task(s)
       -> op_<count> (stateful_batch)          OperatorLogic: the shared window processor
       -> op_<count>_stage (map)               to_stream (the stateless nodes after the count)
       -> ..._to_outputs (flat_map, keyed)     messages for the sinks and the errors hub

@@ -1,8 +1,8 @@
 """Bytewax ``stateful_batch`` logics: one per stateful operator, one per sink, the errors hub.
 
-Each logic owns exactly one Bytewax key (its destination id), so it runs on one worker, and
-processes its records strictly in position order (:class:`.inbox.Inbox`), whatever order
-Bytewax delivers them in. Operator semantics come from the shared processors
+Each logic owns exactly one Bytewax key (its task: an operator, one key group of a per-key
+operator, a sink topic, the errors hub), so it runs on one worker, and processes its records
+strictly in position order (:class:`.inbox.Inbox`), whatever order Bytewax delivers them in. Operator semantics come from the shared processors
 (``streamdsl.runtime``); nothing here uses Bytewax's clocks, windows or EOF to decide results.
 Bytewax's ``on_eof`` is only used to report metrics.
 """

@@ -27,6 +27,7 @@ from .layout import ERRORS, Layout, SubTopology
 
 __all__ = ["Fatal", "StageRunner", "record_failure", "bad_input"]
 
+
 class Fatal:
     """A record that fails the run (``on_error="fail"``): the ``RecordError`` it raises.
 

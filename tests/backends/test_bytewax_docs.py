@@ -29,3 +29,14 @@ def test_bytewax_section_names_every_option():
     section = _section(DOC.read_text(), "Bytewax")
     for option in BytewaxBackend.options_help:
         assert f"| `{option}` |" in section, option
+
+
+def test_bytewax_backend_doctests():
+    import doctest
+
+    import streamdsl.backends.bytewax as package
+    from streamdsl.backends.bytewax import inbox, keys, layout
+
+    for mod in (package, inbox, keys, layout):
+        res = doctest.testmod(mod)
+        assert res.attempted and not res.failed, mod.__name__
