@@ -48,7 +48,8 @@ _OPTIONS_HELP = {
                          "Bytewax's epoch length)",
     "recovery_partitions": "recovery partitions created in a new recovery_dir (default: "
                            "workers x processes)",
-    "timeout": "seconds to wait for a multi-process run before failing (default: none)",
+    "timeout": "seconds to wait for a multi-process run before failing (default: none for "
+               "run(), 300 for TestDriver runs)",
     "key_groups": "tasks of each per-key operator (non-windowed aggregation, stream-table and "
                   "table-table join), spread over the workers (default: workers x processes; "
                   "kept in the recovery_dir); never changes results",
@@ -137,6 +138,7 @@ class BytewaxBackend(Backend):
         opts = self._options(options)
         if "recovery_dir" in opts:
             raise TypeError("recovery_dir applies to run(), not to execute()/TestDriver")
+        opts.setdefault("timeout", 300.0)  # a test never waits forever on a lost process
         return opts
 
     def _execute(self, flow, store: list, run: RunState, opts: dict, **kw: Any) -> list:
