@@ -273,11 +273,11 @@ class BeamBackend(Backend):
             spec = parse_uri(inputs[topic])
             if spec["type"] in FILE_TYPES:
                 files[topic] = spec
-            elif spec["type"] == "kafka":
-                raise ConnectorError("the beam backend reads files, stdin and memory inputs; for "
-                                     "Kafka use the local backend (or Beam's KafkaIO in a "
-                                     "pipeline of your own)")
             else:
+                # memory, stdin and Kafka are read here, in the launching process: for Kafka a
+                # bounded snapshot, from the group's committed offsets to the end of each
+                # partition (no commits), in the connector's partition-merge order. Streaming
+                # from Kafka needs Beam's KafkaIO (Java expansion service): see docs/kafka.md.
                 events[topic] = [((0, *k), ev) for k, ev in merge_keys(
                     open_source(topic, spec), topics.index(topic),
                     _ts_of(plan, topic) if len(topics) > 1 else None)]
@@ -287,9 +287,7 @@ class BeamBackend(Backend):
             spec = parse_uri(spec)
             if spec["type"] in FILE_TYPES:
                 written[topic] = spec
-            elif spec["type"] == "kafka":
-                raise ConnectorError("the beam backend writes files, stdout and memory outputs")
-            else:
+            else:  # stdout, memory, Kafka: written here, in order, after the pipeline ran
                 collected[topic] = spec
         options = dict(options)
         if runner is not None:

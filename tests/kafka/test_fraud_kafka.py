@@ -41,10 +41,11 @@ def kafka_records(kafka: Kafka, topic: str) -> Counter:
 
 
 # Backends that run from Kafka: the local backend through its committing run loop, Bytewax
-# through the bounded Kafka reader (``open_source``) and the Kafka sink. (Beam: see docs/kafka.md.)
+# and Beam through the bounded Kafka reader (``open_source``) and the Kafka sink.
 BACKENDS = {"local": ("local", {"until_idle": 0.5}),
             "bytewax": ("bytewax", {}),
-            "bytewax-2w": ("bytewax", {"workers": 2})}
+            "bytewax-2w": ("bytewax", {"workers": 2}),
+            "beam": ("beam", {})}
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
