@@ -79,8 +79,6 @@ def bad_input(on_error: str, name: str, reason: str, ev: InputEvent) -> tuple[st
         return ("fatal", Fatal(err))
 
 
-Push = Callable[[str, Record, tuple], None]
-
 #: Node kinds whose processor emits at most one record per input record.
 _ONE_OUTPUT = (Filter, Map, MapKV, KeyBy, Peek, Merge, Repartition, ToStream, TableFilter,
                TableMap, Source)
@@ -92,8 +90,26 @@ def _at_most_one_output(node) -> bool:
     return isinstance(node, _ONE_OUTPUT)
 
 
+class _Step:
+    """A member node, compiled: how to call it, and where its outputs go."""
+
+    __slots__ = ("name", "kind", "call", "one", "targets", "multi")
+
+    def __init__(self, name: str, kind: str, call: Callable, one: bool, targets: list, multi: bool):
+        self.name = name
+        self.kind = kind      # "branch" (call routes), "fn" (call(rec)), "process" (call(port, rec))
+        self.call = call
+        self.one = one        # at most one output per input: the output index is left out
+        self.targets = targets  # (edge index, port, out port, member name | None, dest index | None, is sink)
+        self.multi = multi    # several out edges: the edge index is part of the position
+
+
 class StageRunner:
     """Runs one sub-topology's stateless nodes; one instance per worker thread.
+
+    A batch of records goes through the nodes one node at a time (in topological order), as
+    the local executor's batched runs do, each record carrying its position; records that
+    reach a destination by several paths are put back in position order before they are sent.
 
     ``run_head(channel, counter, frontier, outputs, errors, report)`` takes what a task of the
     head emitted (records with their positions) and returns one message per destination task,
@@ -113,155 +129,156 @@ class StageRunner:
         self._groups = [layout.groups_of(d) for d in sub.dests]
         self._tasks = [layout.tasks[d] for d in sub.dests]
         self._errors_index = self._dest_index[ERRORS]
-        self._push: dict[str, Push] = {}
-        self._members = set(sub.members)
+        self._members = list(sub.members)
+        self._steps = {name: self._compile(name) for name in self._members}
+        self._sorted = self._single_path_dests()
         if sub.head is not None:
-            self.emit_head = self._emit_fn(sub.head)
+            targets = self._targets(sub.head)
+            self._head = _Step(sub.head, "head", None, False, targets, len(targets) > 1)
         else:
-            self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], Push, str]]] = {}
+            self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], str]]] = {}
             for topic, names in layout.sources.items():
-                self._ingest[topic] = [(make_ingest(self.plan.node(n)), self._push_fn(n), n)
-                                       for n in names]
+                self._ingest[topic] = [(make_ingest(self.plan.node(n)), n) for n in names]
 
-    # ---- compiling the pushes --------------------------------------------------------------------
-    def _push_fn(self, name: str) -> Push:
-        fn = self._push.get(name)
-        if fn is None:
-            fn = self._push[name] = self._make_push(name)
-        return fn
+    # ---- compiling ---------------------------------------------------------------------------------
+    def _targets(self, name: str) -> list[tuple]:
+        out = []
+        for i, e in enumerate(self.plan.out_edges(name)):
+            dest = self.layout.dest_of.get(e.dst)
+            if dest is None:
+                out.append((i, e.port, e.out, e.dst, None, False))
+            else:
+                out.append((i, e.port, e.out, None, self._dest_index[dest],
+                            isinstance(self.plan.node(e.dst), Sink)))
+        return out
 
-    def _emit_fn(self, name: str) -> Callable[[Record, str | None, tuple], None]:
-        targets = [(self._push_fn(e.dst), e.port, e.out, i)
-                   for i, e in enumerate(self.plan.out_edges(name))]
-        if not targets:
-            return lambda rec, out_port, pos: None
-        if len(targets) == 1:  # one edge: its index is always 0 and adds nothing to the order
-            fn, port, out, _ = targets[0]
-            if out is None:
-                return lambda rec, out_port, pos: fn(port, rec, pos)
-
-            def emit_port(rec: Record, out_port: str | None, pos: tuple) -> None:
-                if out_port == out:
-                    fn(port, rec, pos)
-            return emit_port
-
-        def emit(rec: Record, out_port: str | None, pos: tuple) -> None:
-            for fn, port, out, i in targets:
-                if out is None or out == out_port:
-                    fn(port, rec, pos + (i,))
-        return emit
-
-    def _make_push(self, name: str) -> Push:
-        buf = self._buf
-        dest = self.layout.dest_of.get(name)
-        if dest is not None:
-            idx = self._dest_index[dest]
-            if isinstance(self.plan.node(name), Sink):
-                def to_sink(port: str, rec: Record, pos: tuple) -> None:
-                    buf.append((idx, (pos, rec)))
-                return to_sink
-
-            def to_operator(port: str, rec: Record, pos: tuple) -> None:
-                buf.append((idx, (pos, (port, rec))))
-            return to_operator
-        if name not in self._members:  # pragma: no cover - the layout guarantees membership
-            raise AssertionError(f"{name} is not part of sub-topology {self.sub.id}")
-        proc = make_processor(self.plan.node(name), self.metrics)
+    def _compile(self, name: str) -> _Step:
+        node = self.plan.node(name)
+        proc = make_processor(node, self.metrics)
         self._ctxs.append(proc.ctx)
-        emit = self._emit_fn(name)
-        fail = self._fail
+        targets = self._targets(name)
+        multi = len(targets) > 1
         if isinstance(proc, BranchProcessor):
-            route = proc.route
+            return _Step(name, "branch", proc.route, True, targets, multi)
+        if isinstance(proc, StatelessProcessor):
+            return _Step(name, "fn", proc.fn, _at_most_one_output(node), targets, multi)
+        return _Step(name, "process", proc.process, _at_most_one_output(node), targets, multi)
 
-            def branch_push(port: str, rec: Record, pos: tuple) -> None:
-                try:
-                    r = route(rec)
-                except Exception as e:
-                    fail(name, rec, e, pos)
-                    return
-                if r is not None:
-                    emit(rec, r, pos)
-            return branch_push
-        call = proc.fn if isinstance(proc, StatelessProcessor) else None
-        process = proc.process
-        if _at_most_one_output(self.plan.node(name)):
-            # The output index is always 0: it adds nothing to the order, leave it out.
-            if call is not None:
-                def push_one(port: str, rec: Record, pos: tuple) -> None:
+    def _single_path_dests(self) -> list[bool]:
+        """Per destination: do its records arrive by one path only (then they come out of a
+        batch already in position order)?"""
+        plan = self.plan
+        paths: dict[str, int] = {}
+        starts = [self.sub.head] if self.sub.head is not None else \
+            [n for names in self.layout.sources.values() for n in names]
+        for n in starts:
+            paths[n] = paths.get(n, 0) + 1
+        counts = [0] * len(self.sub.dests)
+        order = ([self.sub.head] if self.sub.head is not None else []) + self._members
+        for name in order:
+            k = paths.get(name, 0)
+            for e in plan.out_edges(name):
+                dest = self.layout.dest_of.get(e.dst)
+                if dest is None:
+                    paths[e.dst] = paths.get(e.dst, 0) + k
+                else:
+                    counts[self._dest_index[dest]] += k
+        return [c <= 1 for c in counts]
+
+    # ---- running -----------------------------------------------------------------------------------
+    def _forward(self, step: _Step, outs: list, arrivals: dict[str, list]) -> None:
+        """``outs``: ``(record, out port, position)`` emitted by ``step``'s node."""
+        buf = self._buf
+        multi = step.multi
+        for i, port, out, member, dest, sink in step.targets:
+            if member is not None:
+                lst = arrivals.setdefault(member, [])
+                for rec, op, pos in outs:
+                    if out is None or out == op:
+                        lst.append((port, rec, pos + (i,) if multi else pos))
+            elif sink:
+                for rec, op, pos in outs:
+                    if out is None or out == op:
+                        buf.append((dest, (pos + (i,) if multi else pos, rec)))
+            else:
+                for rec, op, pos in outs:
+                    if out is None or out == op:
+                        buf.append((dest, (pos + (i,) if multi else pos, (port, rec))))
+
+    def _run(self, arrivals: dict[str, list]) -> None:
+        fail = self._fail
+        for name in self._members:
+            items = arrivals.pop(name, None)
+            if not items:
+                continue
+            step = self._steps[name]
+            call = step.call
+            outs: list = []
+            add = outs.append
+            if step.kind == "branch":
+                for port, rec, pos in items:
                     try:
-                        outs = call(rec)
+                        r = call(rec)
                     except Exception as e:
                         fail(name, rec, e, pos)
-                        return
-                    for out in outs:
-                        emit(out, None, pos)
-                return push_one
-
-            def process_one(port: str, rec: Record, pos: tuple) -> None:
-                try:
-                    outs = process(port, rec)
-                except Exception as e:
-                    fail(name, rec, e, pos)
-                    return
-                for out in outs:
-                    emit(out, None, pos)
-            return process_one
-
-        def push(port: str, rec: Record, pos: tuple) -> None:
-            try:
-                outs = call(rec) if call is not None else process(port, rec)
-            except Exception as e:
-                fail(name, rec, e, pos)
-                return
-            for j, out in enumerate(outs):
-                emit(out, None, pos + (j,))
-        return push
+                        continue
+                    if r is not None:
+                        add((rec, r, pos))
+            else:
+                fn = step.kind == "fn"
+                one = step.one
+                for port, rec, pos in items:
+                    try:
+                        res = call(rec) if fn else call(port, rec)
+                    except Exception as e:
+                        fail(name, rec, e, pos)
+                        continue
+                    if one:
+                        for o in res:
+                            add((o, None, pos))
+                    else:
+                        for j, o in enumerate(res):
+                            add((o, None, pos + (j,)))
+            if outs:
+                self._forward(step, outs, arrivals)
 
     def _fail(self, name: str, rec: Record | None, exc: Exception, pos: tuple) -> None:
         self._buf.append((self._errors_index,
                           (pos, record_failure(self.layout, self.on_error, name, rec, exc))))
 
-    # ---- running ----------------------------------------------------------------------------------
     def run_input(self, counter: int, frontier: int, events: list) -> list[tuple]:
         """The input sub-topology: ``events`` are ``(seq, InputEvent)``."""
-        metrics = self.metrics
         ingest = self._ingest
         buf = self._buf
         err = self._errors_index
+        arrivals: dict[str, list] = {name: [] for names in self.layout.sources.values()
+                                     for name in names}
+        per_topic: dict[str, int] = {}
         for seq, ev in events:
-            metrics.records_in += 1
-            metrics.in_by_source[ev.topic] += 1
-            for i, (make, push, name) in enumerate(ingest.get(ev.topic, ())):
-                pos = (seq, i)
+            topic = ev.topic
+            per_topic[topic] = per_topic.get(topic, 0) + 1
+            for i, (make, name) in enumerate(ingest.get(topic, ())):
                 try:
                     rec = make(ev)
                 except BadRecord as e:
-                    buf.append((err, (pos, bad_input(self.on_error, name, str(e), ev))))
+                    buf.append((err, ((seq, i), bad_input(self.on_error, name, str(e), ev))))
                     continue
-                push("in", rec, pos)
+                arrivals[name].append(("in", rec, (seq, i)))
+        self.metrics.records_in += len(events)
+        self.metrics.in_by_source.update(per_topic)
+        self._run(arrivals)
         return self._messages((0, 0), counter, frontier, None)
 
     def run_head(self, channel: tuple[int, int], counter: int, frontier: int, outputs: list,
                  errors: list, report: Metrics | None) -> list[tuple]:
-        """A stateful head's outputs ``(pos, Record)`` and errors ``(pos, payload)``, both in
-        processing order (each channel's items must stay in position order)."""
-        emit = self.emit_head
-        buf = self._buf
-        err = self._errors_index
-        if not errors:
-            for pos, rec in outputs:
-                emit(rec, None, pos)
-        else:
-            pending = iter(errors)
-            nxt = next(pending, None)
-            for pos, rec in outputs:
-                while nxt is not None and nxt[0] < pos:
-                    buf.append((err, nxt))
-                    nxt = next(pending, None)
-                emit(rec, None, pos)
-            while nxt is not None:
-                buf.append((err, nxt))
-                nxt = next(pending, None)
+        """A stateful head's outputs ``(pos, Record)`` and errors ``(pos, payload)``."""
+        if outputs:
+            arrivals: dict[str, list] = {}
+            self._forward(self._head, [(rec, None, pos) for pos, rec in outputs], arrivals)
+            self._run(arrivals)
+        if errors:
+            err = self._errors_index
+            self._buf.extend((err, e) for e in errors)
         return self._messages(channel, counter, frontier, report)
 
     def _messages(self, channel: tuple[int, int], counter: int, frontier: int,
@@ -270,6 +287,9 @@ class StageRunner:
         for idx, item in self._buf:
             items[idx].append(item)
         self._buf.clear()
+        for idx, lst in enumerate(items):  # each channel carries its records in position order
+            if len(lst) > 1 and (idx == self._errors_index or not self._sorted[idx]):
+                lst.sort(key=_position)
         delta = None
         m = self.metrics
         if m.records_in or m.skipped or m.late or m.dead_lettered or m.records_out:
@@ -292,3 +312,7 @@ class StageRunner:
             for g in range(n):
                 out.append((tasks[g], (dest, g, channel, counter, frontier, per[g], None, None)))
         return out
+
+
+def _position(item: tuple) -> tuple:
+    return item[0]
