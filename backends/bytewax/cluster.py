@@ -24,7 +24,17 @@ from typing import Any
 from bytewax.dataflow import Dataflow
 from bytewax.testing import cluster_main, run_main
 
-__all__ = ["execute_flow", "ClusterError", "root_cause"]
+__all__ = ["execute_flow", "ClusterError", "root_cause", "note_crash"]
+
+#: Exceptions raised by this process's inputs and outputs during the current run. A process of
+#: a multi-process cluster sees only Bytewax's panic when any process fails, so the input and
+#: output partitions note what they raised here, and a child reports the first one.
+_CRASHES: list[BaseException] = []
+
+
+def note_crash(exc: BaseException) -> None:
+    """Remember an exception that is about to take the run down (see ``_CRASHES``)."""
+    _CRASHES.append(exc)
 
 
 class ClusterError(RuntimeError):
@@ -162,11 +172,16 @@ def _child(flow: Dataflow, collected: list, addresses: list[str], index: int, wo
     result: dict = {"items": collected, "error": None, "trace": None}
     try:
         collected.clear()
+        _CRASHES.clear()
         cluster_main(flow, addresses, index, worker_count_per_proc=workers, **kw)
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent
         code = 1
-        err = run_state.fatal if run_state is not None and run_state.fatal is not None \
-            else root_cause(e)
+        if run_state is not None and run_state.fatal is not None:
+            err = run_state.fatal
+        elif _CRASHES:
+            err = _CRASHES[0]
+        else:
+            err = root_cause(e)
         result["trace"] = "".join(traceback.format_exception(e))
         try:
             pickle.dumps(err)

@@ -33,6 +33,7 @@ from streamdsl.connectors.jsonl import dumps_output
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord
 
+from .cluster import note_crash
 from .inbox import CLOSED
 
 __all__ = ["EventSource", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "truncate_file"]
@@ -54,7 +55,12 @@ class _EventPartition(StatefulSourcePartition):
         if self.done or self.stop():
             raise StopIteration
         start = self.seq
-        items = [(start + i, ev) for i, ev in enumerate(itertools.islice(self.events, self.batch_size))]
+        try:
+            items = [(start + i, ev)
+                     for i, ev in enumerate(itertools.islice(self.events, self.batch_size))]
+        except BaseException as e:
+            note_crash(e)
+            raise
         self.seq = start + len(items)
         if len(items) < self.batch_size:
             self.done = True
@@ -224,8 +230,12 @@ class _HandlePartition(StatefulSinkPartition):
 
     def write_batch(self, values: list) -> None:
         write = self.handle.write
-        for v in values:
-            write(v)
+        try:
+            for v in values:
+                write(v)
+        except BaseException as e:
+            note_crash(e)
+            raise
 
     def snapshot(self) -> Any:
         snap = getattr(self.handle, "snapshot", None)

@@ -134,32 +134,33 @@ class SourceDied(Exception):
 
 class FlakyFile:
     """A memory connector's records: the events of a JSON-lines file; the first time they are
-    read, reading fails after ``fail_at`` events (the process reading them "dies")."""
+    read, reading fails after ``fail_at`` events (the process reading them "dies"). The first
+    time is marked by a file, so it holds across the processes of a cluster."""
 
-    def __init__(self, topic: str, path: str, fail_at: int):
-        self.topic, self.path, self.fail_at = topic, path, fail_at
-        self.attempts = 0
+    def __init__(self, topic: str, path: str, fail_at: int, marker):
+        self.topic, self.path, self.fail_at, self.marker = topic, path, fail_at, marker
 
     def __iter__(self):
-        self.attempts += 1
+        first = not os.path.exists(self.marker)
         for i, ev in enumerate(read_jsonl(self.topic, self.path)):
-            if self.attempts == 1 and i == self.fail_at:
+            if first and i == self.fail_at:
+                open(self.marker, "w").close()
                 raise SourceDied(f"input lost at event {i}")
             yield ev
 
 
-RECOVERY_CASES = [  # topology, input that dies, at which event, workers, workers on resume
-    ("fraud_detection.py", "authorization_attempts", 300, 1, 1),
-    ("fraud_detection.py", "authorization_attempts", 300, 2, 2),
+RECOVERY_CASES = [  # topology, input that dies, at which event, run options, on resume
+    ("fraud_detection.py", "authorization_attempts", 300, {}, {}),
+    ("fraud_detection.py", "authorization_attempts", 300, {"workers": 2}, {"workers": 2}),
+    ("fraud_detection.py", "authorization_attempts", 300, {"processes": 2}, {"processes": 2}),
     # stream-stream and stream-table joins (2 key groups, kept when resuming on 1 worker)
-    ("order_enrichment.py", "payments", 20, 2, 1),
+    ("order_enrichment.py", "payments", 20, {"workers": 2}, {}),
 ]
 
 
-@pytest.mark.parametrize("topology, flaky_input, fail_at, workers, resume_workers",
-                         RECOVERY_CASES)
+@pytest.mark.parametrize("topology, flaky_input, fail_at, first, resume", RECOVERY_CASES)
 def test_a_run_killed_part_way_resumes_from_its_snapshot(topology, flaky_input, fail_at,
-                                                         workers, resume_workers, tmp_path):
+                                                         first, resume, tmp_path):
     """The first run dies part-way (its input fails); the second run, same recovery
     directory, resumes from the last snapshot and ends with exactly the files an
     uninterrupted run writes: what the dead run wrote after its last snapshot is cut off and
@@ -170,10 +171,10 @@ def test_a_run_killed_part_way_resumes_from_its_snapshot(topology, flaky_input, 
     ref = {t: str(tmp_path / f"ref_{t}.jsonl") for t in sinks}
     out = {t: str(tmp_path / f"{t}.jsonl") for t in sinks}
     expected = get_backend("local").run(plan, mod.INPUTS, ref)
-    flaky = FlakyFile(flaky_input, mod.INPUTS[flaky_input], fail_at=fail_at)
+    flaky = FlakyFile(flaky_input, mod.INPUTS[flaky_input], fail_at, tmp_path / "died")
     inputs = {**mod.INPUTS, flaky_input: {"type": "memory", "records": flaky}}
     opts = dict(recovery_dir=str(tmp_path / "recovery"), snapshot_interval=0,
-                batch_size=max(5, fail_at // 6), workers=workers)  # a few snapshots before it dies
+                batch_size=max(5, fail_at // 6), **first)  # a few snapshots before it dies
     be = get_backend("bytewax")
 
     def files(paths):
@@ -183,7 +184,7 @@ def test_a_run_killed_part_way_resumes_from_its_snapshot(topology, flaky_input, 
         be.run(plan, inputs, out, **opts)
     partial = files(out)
     assert all(len(partial[t]) < len(b) for t, b in files(ref).items())
-    opts["workers"] = resume_workers
+    opts = {**opts, "workers": 1, "processes": 1, **resume}
     resumed = be.run(plan, inputs, out, **opts)
     assert files(out) == files(ref)
     assert resumed.metrics.to_dict() == expected.metrics.to_dict()
@@ -209,7 +210,7 @@ def test_resume_processes_only_what_follows_the_snapshot(tmp_path):
     outs = {"counts": str(tmp_path / "counts.jsonl"), "joined": str(tmp_path / "joined.jsonl")}
     ref = {"counts": str(tmp_path / "ref_counts.jsonl"), "joined": str(tmp_path / "ref_joined.jsonl")}
     get_backend("local").run(plan, {"in": str(src), "tbl": str(tbl)}, ref)
-    flaky = FlakyFile("in", str(src), fail_at=150)
+    flaky = FlakyFile("in", str(src), 150, tmp_path / "died")
     inputs = {"in": {"type": "memory", "records": flaky}, "tbl": str(tbl)}
     opts = dict(recovery_dir=str(tmp_path / "rec"), snapshot_interval=0, batch_size=10)
     with pytest.raises(SourceDied):
