@@ -48,8 +48,7 @@ _OPTIONS_HELP = {
                          "Bytewax's epoch length)",
     "recovery_partitions": "recovery partitions created in a new recovery_dir (default: "
                            "workers x processes)",
-    "timeout": "seconds to wait for a multi-process run before failing (default: none for "
-               "run(), 300 for TestDriver runs)",
+    "timeout": "seconds to wait for a multi-process run before failing (default: none)",
     "key_groups": "tasks of each per-key operator (non-windowed aggregation, stream-table and "
                   "table-table join), spread over the workers (default: workers x processes; "
                   "kept in the recovery_dir); never changes results",
