@@ -10,7 +10,6 @@ Bytewax's ``on_eof`` is only used to report metrics.
 from __future__ import annotations
 
 import copy
-import itertools
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
@@ -50,16 +49,6 @@ class RunState:
         self.execution += 1
 
 
-def _seq_of(proc: Any) -> int | None:
-    """Peek at a processor's tie-break counter (kept outside its stores) without consuming it."""
-    counter = getattr(proc, "_seq", None)
-    if not isinstance(counter, itertools.count):
-        return None
-    n = next(counter)
-    proc._seq = itertools.count(n)
-    return n
-
-
 def _check_drained(inbox: Inbox, name: str) -> None:
     """A closed input leaves nothing held back (an input stopped at a fatal error may)."""
     if inbox.frontier == CLOSED and inbox.pending:
@@ -93,8 +82,6 @@ class OperatorLogic(StatefulBatchLogic):
             self.ended = resume["ended"]
             self.metrics.merge(resume["metrics"])
             self.proc.restore(resume["proc"])
-            if resume["seq"] is not None:
-                self.proc._seq = itertools.count(resume["seq"])
         self._channel = (layout.sub_of_head[name].id, self.group)
 
     def on_batch(self, values: list) -> tuple[list, bool]:
@@ -147,8 +134,7 @@ class OperatorLogic(StatefulBatchLogic):
             return None
         return copy.deepcopy({"inbox": self.inbox.state(), "group": self.group,
                               "counter": self.counter, "sent": self.sent, "ended": self.ended,
-                              "metrics": self.metrics, "proc": self.proc.snapshot(),
-                              "seq": _seq_of(self.proc)})
+                              "metrics": self.metrics, "proc": self.proc.snapshot()})
 
 
 class OutputLogic(StatefulBatchLogic):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import itertools
 
 from ..ir.nodes import Aggregate
 from ..windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
@@ -36,7 +35,12 @@ class _AggBase(Processor):
         self.ops = build_agg_ops(node.aggregator)
         self.final = node.emit == "final"
         self.meta = ctx.stores.kv("meta")
-        self._seq = itertools.count()
+
+    def _next_seq(self) -> int:
+        """A tie-breaking counter, kept in the store so that it survives snapshot/restore."""
+        n = self.meta.get("seq", 0)
+        self.meta.put("seq", n + 1)
+        return n
 
     @property
     def stream_time(self) -> int:
@@ -193,7 +197,7 @@ class SessionAggregate(_AggBase):
             new = [m_start, m_end, agg]
             bisect.insort(sessions, new, key=lambda s: s[0])
             self.store.put(k, sessions)
-            heapq.heappush(self._heap(), (m_end, key_order(k), m_start, next(self._seq), k))
+            heapq.heappush(self._heap(), (m_end, key_order(k), m_start, self._next_seq(), k))
             if not self.final:
                 out.append(Record(k, self.ops.result(agg), m_end, (m_start, m_end), rec.origin))
         self._expire(close, out)
@@ -270,7 +274,7 @@ class SlidingAggregate(_AggBase):
             self._expire(close, out)
             return out
         recs = list(self.records.get(k) or [])
-        bisect.insort(recs, (t, next(self._seq), v), key=lambda r: (r[0], r[1]))
+        bisect.insort(recs, (t, self._next_seq(), v), key=lambda r: (r[0], r[1]))
         self.records.put(k, recs)
         heap = self._heap()
         wins = self.windows.get(k)
@@ -285,7 +289,7 @@ class SlidingAggregate(_AggBase):
             res = self._fold(recs, start, start + size)
             if res is not None:
                 wins[start] = res
-                heapq.heappush(heap, (start + size, key_order(k), start, next(self._seq), k))
+                heapq.heappush(heap, (start + size, key_order(k), start, self._next_seq(), k))
                 emitted.append(start)
 
         # 1. existing windows containing t (its left window included) get the record, by start

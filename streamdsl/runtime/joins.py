@@ -17,7 +17,6 @@ Rules (Kafka Streams 3.1+, see docs/semantics.md):
 from __future__ import annotations
 
 import heapq
-import itertools
 from typing import Any, Callable
 
 from ..ir.fn import Fn
@@ -69,7 +68,12 @@ class StreamStreamJoinProcessor(Processor):
         self.buffers = {"left": ctx.stores.kv("left"), "right": ctx.stores.kv("right")}
         # unmatched held-back records: seq -> (ts, side, key, value)
         self.unmatched = ctx.stores.kv("unmatched")
-        self._seq = itertools.count()
+
+    def _next_seq(self) -> int:
+        """Identifies buffered records; kept in the store so that it survives snapshot/restore."""
+        n = self.meta.get("seq", 0)
+        self.meta.put("seq", n + 1)
+        return n
 
     def _heap(self, name: str) -> list:
         h = self.meta.get(name)
@@ -94,7 +98,7 @@ class StreamStreamJoinProcessor(Processor):
         is_left = port == "left"
         other = self.buffers["right" if is_left else "left"]
         mine = self.buffers[port]
-        seq = next(self._seq)
+        seq = self._next_seq()
         entry = [t, seq, v, False]  # ts, seq, value, matched
         lst = mine.get(k)
         if lst is None:
