@@ -320,7 +320,7 @@ class _KafkaRun:
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> Any:
         from ..backend import RunResult
-        ck = kc._require_kafka()
+        kc._require_kafka()
         self._discover()
         self._open_outputs()
         main = self.producers[self.base.bootstrap_servers]

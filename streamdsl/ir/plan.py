@@ -15,7 +15,7 @@ import networkx as nx
 import orjson
 
 from ..errors import ValidationError
-from .nodes import NODE_KINDS, Branch, Fused, Node, Sink, Source, node_output
+from .nodes import Branch, Fused, Node, Sink, Source, node_output
 
 __all__ = ["Plan", "Edge"]
 

@@ -6,7 +6,7 @@ the emitted value, always a fresh object so downstream never sees later mutation
 
 from __future__ import annotations
 
-from typing import Any
+
 
 from ..ir.aggregators import AggFunc, Aggregator
 

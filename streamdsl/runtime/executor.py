@@ -18,8 +18,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 import networkx as nx
 
-from ..errors import RecordError
-from ..ir.nodes import Source
 from ..ir.plan import Plan
 from .build import make_processor
 from .metrics import Metrics

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from ..ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, Peek
 from .records import Record
 
-__all__ = ["compile_fused", "StageError", "unwrap_error"]
+__all__ = ["compile_fused", "compile_stage", "StageError", "unwrap_error"]
 
 Step = Callable[[Record], list[Record]]
 
@@ -133,6 +133,11 @@ def _at(rec: Record, k: Any, v: Any) -> Record:
     if k is rec.key and v is rec.value:
         return rec
     return Record(k, v, rec.ts, rec.window, rec.origin)
+
+
+def compile_stage(st: Node) -> Step:
+    """One stateless node alone (``TypeError`` for a kind that is not a per-record function)."""
+    return _stage(st, None)
 
 
 def _stage(st: Node, nxt: Step | None) -> Step:  # noqa: C901 - one small closure per kind

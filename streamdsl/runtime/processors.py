@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from ..expr import Col
-from ..ir.fn import Fn
-from ..ir.nodes import (Branch, Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Merge, Node,
-                        Peek, Repartition, Sink, Source, ToStream)
+from ..ir.nodes import Branch, Fused, Merge, Node, Repartition, Sink, Source, ToStream
 from ..timeutil import to_timestamp
 from .metrics import Metrics
 from .records import InputEvent, Record
@@ -139,85 +137,17 @@ _MISSING = object()
 # ---- stateless -------------------------------------------------------------------------------------
 
 def stateless_fn(node: Node) -> Callable[[Record], list[Record]]:
-    """Compile one stateless node (or a fused chain) into ``rec -> list[rec]``."""
+    """Compile one stateless node (or a fused chain) into ``rec -> list[rec]``.
+
+    A failing user function raises ``fused.StageError`` naming the node (``failures`` unwraps
+    it), so a node fails the same way alone or inside a fused chain.
+    """
+    from .fused import compile_fused, compile_stage
     if isinstance(node, Fused):
-        from .fused import compile_fused  # one function for the chain; failures name the stage
         return compile_fused(node)
-    if isinstance(node, Filter):
-        if node.pred.uses_key():
-            pred_kv = node.pred.compile_kv()
-
-            def filt_kv(rec):
-                r = pred_kv(rec.key, rec.value)
-                return [rec] if r is not None and r else []
-            return filt_kv
-        pred = node.pred.compile_value()
-
-        def filt(rec):
-            r = pred(rec.value)
-            return [rec] if r is not None and r else []
-        return filt
-    if isinstance(node, Map):
-        if node.fn.uses_key():
-            fkv = node.fn.compile_kv()
-            return lambda rec: [Record(rec.key, fkv(rec.key, rec.value), rec.ts, rec.window, rec.origin)]
-        f = node.fn.compile_value()
-        return lambda rec: [Record(rec.key, f(rec.value), rec.ts, rec.window, rec.origin)]
-    if isinstance(node, MapKV):
-        f = node.fn.compile_kv()
-
-        def mapkv(rec):
-            k, v = _pair(f(rec.key, rec.value), node)
-            return [Record(k, v, rec.ts, rec.window, rec.origin)]
-        return mapkv
-    if isinstance(node, FlatMap):
-        fk = node.fn.compile_kv()
-
-        def flat(rec):
-            out = fk(rec.key, rec.value)
-            if out is None:
-                return []
-            return [Record(rec.key, v, rec.ts, rec.window, rec.origin) for v in out]
-        return flat
-    if isinstance(node, FlatMapKV):
-        f = node.fn.compile_kv()
-
-        def flatkv(rec):
-            out = f(rec.key, rec.value)
-            if out is None:
-                return []
-            res = []
-            for kv in out:
-                k, v = _pair(kv, node)
-                res.append(Record(k, v, rec.ts, rec.window, rec.origin))
-            return res
-        return flatkv
-    if isinstance(node, KeyBy):
-        f = node.fn.compile_kv()
-        drop = node.drop_null
-
-        def keyby(rec):
-            k = f(rec.key, rec.value)
-            if k is None and drop:
-                return []
-            return [Record(k, rec.value, rec.ts, rec.window, rec.origin)]
-        return keyby
-    if isinstance(node, Peek):
-        f = node.fn.compile_kv()
-
-        def peek(rec):
-            f(rec.key, rec.value)
-            return [rec]
-        return peek
     if isinstance(node, (Merge, Repartition, Sink, ToStream)):
         return lambda rec: [rec]
-    raise TypeError(f"{node.kind} is not a stateless node")
-
-
-def _pair(kv: Any, node: Node) -> tuple[Any, Any]:
-    if not isinstance(kv, (tuple, list)) or len(kv) != 2:
-        raise TypeError(f"{node.kind} function must return a (key, value) pair, got {kv!r}")
-    return kv[0], kv[1]
+    return compile_stage(node)
 
 
 class StatelessProcessor(Processor):
@@ -249,6 +179,3 @@ class BranchProcessor(Processor):
     def process(self, port: str, rec: Record) -> list[Record]:  # pragma: no cover - executors use route
         raise TypeError("BranchProcessor.route() decides the output port")
 
-
-def is_null_safe(f: Fn) -> bool:
-    return f.transparent
