@@ -22,7 +22,7 @@ import os
 from datetime import timedelta
 from typing import Any, Callable, Iterable
 
-from streamdsl.backend import Backend, ReplaySession, RunResult
+from streamdsl.backend import Backend, ReplaySession, RunResult, resolve_io
 from streamdsl.connectors import open_source
 from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.plan import Plan
@@ -170,6 +170,7 @@ class BytewaxBackend(Backend):
         """
         opts = self._options(options)
         self.check(plan)
+        inputs, outputs = resolve_io(plan, inputs, outputs)
         missing = [t for t in plan.source_topics() if t not in inputs]
         if missing:
             raise ConnectorError(f"no input given for source(s) {', '.join(missing)}")

@@ -201,3 +201,13 @@ def test_progress_display_modes(capsys):
     err = capsys.readouterr().err
     assert err.startswith("progress: 1,500 read, 3 out, 2 late, 1 dead-lettered, ")
     assert err.rstrip().endswith("records/s")
+
+
+@pytest.mark.parametrize("backend", ["bytewax", "beam"])
+def test_inputs_declared_in_a_sql_file_are_read_on_every_backend(monkeypatch, backend):
+    """A .sql twin's PATH properties are its default inputs on every backend, not only local."""
+    monkeypatch.chdir(ROOT)
+    base = invoke("run", "topologies/fraud_detection.sql", "-q").stdout
+    r = invoke("run", "topologies/fraud_detection.sql", "-b", backend, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == sorted(base.splitlines()) and len(base.splitlines()) > 100
