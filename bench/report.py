@@ -94,8 +94,8 @@ def print_tables(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
     console = Console()
-    if console.width < 120:  # piped or a narrow terminal: keep rows on one line
-        console = Console(width=120)
+    if console.width < 130:  # piped or a narrow terminal: keep rows on one line
+        console = Console(width=130)
     meta = results.get("meta", {})
     env = meta.get("environment", {})
     title = (f"streamdsl bench — {meta.get('date', '?')}, commit {meta.get('commit')}, "

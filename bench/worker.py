@@ -9,7 +9,7 @@ process, one input, and one set of conditions. The steps:
    topology is reported with the reason, never skipped silently);
 3. measure each one's peak memory in a forked child (``bench.measure``), before any timed run;
 4. time ``reps`` runs of every implementation, interleaved (rep 1 of each, then rep 2, ...)
-   so that a change in machine load hits all of them alike; the first run's output, normalised,
+   so that a change in machine load hits all of them alike; every run's output, normalised,
    must equal the hand loop's, or the implementation's figure does not count.
 """
 
@@ -141,10 +141,11 @@ def run_workload(name: str, *, n_scale: float = 1.0, reps: int = 3, memory: bool
                 continue
             seconds[impl].append(dt)
             cpu[impl].append(cpu_dt)
-            if rep == 0:
-                equal[impl] = normalise(out) == expected[size_of[impl]]
-                if not equal[impl]:
-                    status[impl] = "wrong output"
+            # every repetition's output is checked (an engine can be right only sometimes)
+            same = normalise(out) == expected[size_of[impl]]
+            equal[impl] = equal.get(impl, True) and same
+            if not same:
+                status[impl] = f"wrong output (repetition {rep + 1})"
             del out
             log(f"  rep {rep + 1} {impl}: {dt:.3f} s (cpu {cpu_dt:.3f} s)")
 
