@@ -448,12 +448,11 @@ def produce(producer: Any, topic: str, key: bytes | None, value: bytes | None,
     producer.poll(0)
 
 
-class KafkaSink:
-    """Writes output records to a Kafka topic (created if missing, with ``partitions``).
+class _KafkaWriter:
+    """A producer on one topic (created if missing): its own, flushed on ``close``, or a shared
+    (possibly transactional) one passed in by the local backend's Kafka run."""
 
-    With its own producer (``open_sink``), ``close`` flushes and raises if a record could not be
-    written. The local backend's Kafka run passes one shared (possibly transactional) producer.
-    """
+    _what = "record(s)"
 
     def __init__(self, spec: dict | str | KafkaSpec, *, producer: Any = None,
                  tracker: DeliveryTracker | None = None, create: bool = True):
@@ -463,6 +462,29 @@ class KafkaSink:
         self._own = producer is None
         self.producer = producer if producer is not None else make_producer(self.spec)
         self.tracker = tracker if tracker is not None else DeliveryTracker()
+
+    def flush(self, timeout: float = _TIMEOUT) -> None:
+        left = self.producer.flush(timeout)
+        if left:
+            raise ConnectorError(f"{left} {self._what} still not delivered to Kafka topic "
+                                 f"{self.spec.topic!r} after {timeout:g} s")
+        self.tracker.check()
+
+    def close(self) -> None:
+        if self._own:
+            self.flush()
+
+
+class KafkaSink(_KafkaWriter):
+    """Writes output records to a Kafka topic (created if missing, with ``partitions``).
+
+    With its own producer (``open_sink``), ``close`` flushes and raises if a record could not be
+    written. The local backend's Kafka run passes one shared (possibly transactional) producer.
+    """
+
+    def __init__(self, spec: dict | str | KafkaSpec, *, producer: Any = None,
+                 tracker: DeliveryTracker | None = None, create: bool = True):
+        super().__init__(spec, producer=producer, tracker=tracker, create=create)
         self.written = 0
 
     def write(self, rec: OutputRecord) -> None:
@@ -470,31 +492,17 @@ class KafkaSink:
                 encode_value(rec.value, self.spec.value_format), rec.timestamp, self.tracker)
         self.written += 1
 
-    def flush(self, timeout: float = _TIMEOUT) -> None:
-        left = self.producer.flush(timeout)
-        if left:
-            raise ConnectorError(f"{left} record(s) still not delivered to Kafka topic "
-                                 f"{self.spec.topic!r} after {timeout:g} s")
-        self.tracker.check()
 
-    def close(self) -> None:
-        if self._own:
-            self.flush()
-
-
-class KafkaDeadLetterSink:
+class KafkaDeadLetterSink(_KafkaWriter):
     """Writes ``DeadLetter`` records as JSON (with ``partition``, ``offset`` and ``reason``) to a
     Kafka topic. ``kafka_topics`` maps source names to the Kafka topics they read."""
+
+    _what = "dead letter(s)"
 
     def __init__(self, spec: dict | str | KafkaSpec, *, producer: Any = None,
                  tracker: DeliveryTracker | None = None, kafka_topics: dict[str, str] | None = None,
                  create: bool = True):
-        self.spec = spec if isinstance(spec, KafkaSpec) else kafka_spec(spec)
-        if create:
-            ensure_topics(self.spec, {self.spec.topic: (self.spec.partitions, {})})
-        self._own = producer is None
-        self.producer = producer if producer is not None else make_producer(self.spec)
-        self.tracker = tracker if tracker is not None else DeliveryTracker()
+        super().__init__(spec, producer=producer, tracker=tracker, create=create)
         self.kafka_topics = dict(kafka_topics or {})
 
     def write(self, dl: DeadLetter) -> None:
@@ -502,14 +510,3 @@ class KafkaDeadLetterSink:
         produce(self.producer, self.spec.topic, None, value, None, self.tracker)
 
     __call__ = write
-
-    def flush(self, timeout: float = _TIMEOUT) -> None:
-        left = self.producer.flush(timeout)
-        if left:
-            raise ConnectorError(f"{left} dead letter(s) still not delivered to Kafka topic "
-                                 f"{self.spec.topic!r} after {timeout:g} s")
-        self.tracker.check()
-
-    def close(self) -> None:
-        if self._own:
-            self.flush()
