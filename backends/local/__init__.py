@@ -6,6 +6,8 @@ first, as a Kafka Streams task does. It is the reference the other backends are 
 
 from __future__ import annotations
 
+import gc
+import itertools
 import time
 from typing import Any, Callable
 
@@ -99,22 +101,28 @@ class LocalBackend(Backend):
             ex = Executor(plan, on_error=on_error,
                           sink_writers={t: s.write for t, s in sinks.items()},
                           dead_letter_writer=dl.write if dl is not None else None)
-            events = ex.merged({t: open_source(t, spec) for t, spec in inputs.items()})
+            events = iter(ex.merged({t: open_source(t, spec) for t, spec in inputs.items()}))
+            # Objects that exist before the run (the caller's data, the plan) are moved out of
+            # the collector's reach while it runs, so full collections stay cheap.
+            gc.freeze()
             if progress is None:
                 ex.feed_many(events)
             else:
                 last = time.monotonic()
-                for i, ev in enumerate(events):
-                    ex.feed(ev)
-                    if i & 1023 == 0:
-                        now = time.monotonic()
-                        if now - last >= progress_every:
-                            progress(ex.metrics)
-                            last = now
+                while True:
+                    chunk = list(itertools.islice(events, 4096))
+                    if not chunk:
+                        break
+                    ex.feed_many(chunk)
+                    now = time.monotonic()
+                    if now - last >= progress_every:
+                        progress(ex.metrics)
+                        last = now
             ex.end()
             if progress is not None:
                 progress(ex.metrics)
         finally:
+            gc.unfreeze()
             for s in sinks.values():
                 s.close()
             if dl is not None:

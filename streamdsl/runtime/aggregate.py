@@ -20,7 +20,7 @@ import heapq
 from ..ir.nodes import Aggregate
 from ..windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
 from .aggregation import build_agg_ops
-from .ordering import key_order
+from .ordering import key_order, sorted_keys
 from .processors import OpContext, Processor
 from .records import Record
 
@@ -145,7 +145,7 @@ class TimeWindowAggregate(_AggBase):
             if self.final and bucket:
                 result = self.ops.result
                 window = (start, start + size)
-                for k in sorted(bucket, key=key_order):
+                for k in sorted_keys(bucket):
                     agg, mts = bucket[k]
                     out.append(Record(k, result(agg), mts, window))
         del starts[:n]
