@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from ..windows import SessionWindow, SlidingWindow, Window
+from ..windows import SessionWindow, Window
 from .aggregators import Aggregator
 from .fn import Fn
 
@@ -449,6 +449,3 @@ def node_output(node: Node, input_outputs: list[str]) -> str:
         return input_outputs[0] if input_outputs else "stream"
     return "stream"
 
-
-# Windows whose assignment is data-driven (kept for backends' capability checks).
-DATA_DRIVEN_WINDOWS = (SessionWindow, SlidingWindow)

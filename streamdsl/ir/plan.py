@@ -15,7 +15,7 @@ import networkx as nx
 import orjson
 
 from ..errors import ValidationError
-from .nodes import Branch, Fused, Node, Sink, Source, node_output
+from .nodes import Fused, Node, Sink, Source, node_output
 
 __all__ = ["Plan", "Edge"]
 
@@ -194,6 +194,3 @@ def _port_order(port: str) -> tuple:
         return (1, int(port[2:]), "")
     return (2, 0, port)
 
-
-def branch_out_ports(node: Node) -> tuple[str, ...]:
-    return node.out_ports if isinstance(node, Branch) else ()

@@ -42,10 +42,6 @@ class _AggBase(Processor):
         self.meta.put("seq", n + 1)
         return n
 
-    @property
-    def stream_time(self) -> int:
-        return self.meta.get("stream_time", _NEG_INF)
-
     def _advance(self, ts: int) -> int:
         st = self.meta.get("stream_time", _NEG_INF)
         if ts > st:

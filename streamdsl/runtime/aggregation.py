@@ -34,11 +34,9 @@ class AggOps:
         self.spec = spec
         kind = spec.kind
         if kind == "count":
-            self.init = lambda: 0
-            self.add = lambda s, v: s + 1
-            self.subtract = lambda s, v: s - 1
-            self.merge = lambda a, b: a + b
-            self.result = lambda s: s
+            ops = _field_ops(AggFunc("count"))
+            self.init, self.add, self.subtract = ops.init, ops.add, ops.subtract
+            self.merge, self.result = ops.merge, ops.result
         elif kind == "reduce":
             f = spec.add.compile_kv()  # (agg, value)
             sub = spec.subtract.compile_kv() if spec.subtract else None
@@ -82,16 +80,14 @@ def _field_ops(a: AggFunc) -> _FieldOps:
     o = _FieldOps()
     get = a.fn.compile_value() if a.fn is not None else None
     k = a.kind
-    if k == "count" and get is not None:  # count(f): rows whose f is not null (SQL COUNT(col))
+    if k == "count":
+        if get is None:  # count(): records
+            o.add = lambda s, v: s + 1
+            o.subtract = lambda s, v: s - 1
+        else:  # count(f): rows whose f is not null (SQL COUNT(col))
+            o.add = lambda s, v: s if get(v) is None else s + 1
+            o.subtract = lambda s, v: s if get(v) is None else s - 1
         o.init = lambda: 0
-        o.add = lambda s, v: s if get(v) is None else s + 1
-        o.subtract = lambda s, v: s if get(v) is None else s - 1
-        o.merge = lambda x, y: x + y
-        o.result = lambda s: s
-    elif k == "count":
-        o.init = lambda: 0
-        o.add = lambda s, v: s + 1
-        o.subtract = lambda s, v: s - 1
         o.merge = lambda x, y: x + y
         o.result = lambda s: s
     elif k == "sum":

@@ -19,6 +19,18 @@ class _SourceProcessor(Processor):
         return [rec]
 
 
+# Node kinds with a processor class of their own; every other kind is stateless.
+_PROCESSORS: dict[type[Node], type[Processor]] = {
+    TableAggregate: TableAggregateProcessor,
+    StreamStreamJoin: StreamStreamJoinProcessor,
+    StreamTableJoin: StreamTableJoinProcessor,
+    TableTableJoin: TableTableJoinProcessor,
+    TableFilter: TableFilterProcessor,
+    TableMap: TableMapProcessor,
+    Branch: BranchProcessor,
+}
+
+
 def make_processor(node: Node, metrics: Metrics) -> Processor:
     """A fresh processor (with empty state) for ``node``."""
     ctx = OpContext(node.name, metrics)
@@ -26,18 +38,4 @@ def make_processor(node: Node, metrics: Metrics) -> Processor:
         return TableSourceProcessor(node, ctx) if node.table else _SourceProcessor(node, ctx)
     if isinstance(node, Aggregate):
         return make_aggregate_processor(node, ctx)
-    if isinstance(node, TableAggregate):
-        return TableAggregateProcessor(node, ctx)
-    if isinstance(node, StreamStreamJoin):
-        return StreamStreamJoinProcessor(node, ctx)
-    if isinstance(node, StreamTableJoin):
-        return StreamTableJoinProcessor(node, ctx)
-    if isinstance(node, TableTableJoin):
-        return TableTableJoinProcessor(node, ctx)
-    if isinstance(node, TableFilter):
-        return TableFilterProcessor(node, ctx)
-    if isinstance(node, TableMap):
-        return TableMapProcessor(node, ctx)
-    if isinstance(node, Branch):
-        return BranchProcessor(node, ctx)
-    return StatelessProcessor(node, ctx)
+    return _PROCESSORS.get(type(node), StatelessProcessor)(node, ctx)

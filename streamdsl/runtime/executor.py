@@ -145,10 +145,6 @@ class Executor:
                 seen |= topics
         return True
 
-    def run_sources(self, inputs: dict[str, Iterable[InputEvent]]) -> None:
-        """Merge several sources in timestamp-synchronized order and process them all."""
-        self.feed_many(self.merged(inputs))
-
     def merged(self, inputs: dict[str, Iterable[InputEvent]]) -> Iterator[InputEvent]:
         """The input order the semantics define (see ``merge_inputs``)."""
         unknown = set(inputs) - set(self._sources)
@@ -214,29 +210,18 @@ class Executor:
                     emit(rec, r)
             return branch_push
         proc = self.processors[name]
-        if isinstance(proc, StatelessProcessor):
-            fn = proc.fn
-
-            def stateless_push(port: str, rec: Record) -> None:
-                try:
-                    outs = fn(rec)
-                except Exception as e:
-                    fail(name, rec, e)
-                    return
-                for out in outs:
-                    emit(out, None)
-            return stateless_push
+        step = proc.fn if isinstance(proc, StatelessProcessor) else None  # skips one call
         process = proc.process
 
-        def stateful_push(port: str, rec: Record) -> None:
+        def push(port: str, rec: Record) -> None:
             try:
-                outs = process(port, rec)
+                outs = step(rec) if step is not None else process(port, rec)
             except Exception as e:
                 fail(name, rec, e)
                 return
             for out in outs:
                 emit(out, None)
-        return stateful_push
+        return push
 
     def _compile_batch(self) -> None:
         """Batch closures (``port, [rec] -> None``): each operator runs over the whole batch,
@@ -294,18 +279,11 @@ class Executor:
         def batch(port: str, recs: list[Record]) -> None:
             outs: list[Record] = []
             extend = outs.extend
-            if step is not None:
-                for rec in recs:
-                    try:
-                        extend(step(rec))
-                    except Exception as e:
-                        fail(name, rec, e)
-            else:
-                for rec in recs:
-                    try:
-                        extend(process(port, rec))
-                    except Exception as e:
-                        fail(name, rec, e)
+            for rec in recs:
+                try:
+                    extend(step(rec) if step is not None else process(port, rec))
+                except Exception as e:
+                    fail(name, rec, e)
             forward(outs)
         return batch
 

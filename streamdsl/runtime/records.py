@@ -24,14 +24,6 @@ class Record:
         self.window = window
         self.origin = origin
 
-    def with_(self, key: Any = ..., value: Any = ..., ts: Any = ..., window: Any = ...) -> "Record":
-        return Record(self.key if key is ... else key, self.value if value is ... else value,
-                      self.ts if ts is ... else ts, self.window if window is ... else window,
-                      self.origin)
-
-    def to_output(self) -> "OutputRecord":
-        return OutputRecord(self.key, self.value, self.ts, self.window)
-
     def __repr__(self) -> str:
         w = f", window={self.window}" if self.window is not None else ""
         return f"Record(key={self.key!r}, value={self.value!r}, ts={self.ts}{w})"
