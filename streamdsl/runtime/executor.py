@@ -14,12 +14,14 @@ diamond, and for ``feed``, records go one at a time.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from typing import Any, Callable, Iterable, Iterator
 
 import networkx as nx
 
 from ..ir.plan import Plan
-from .build import make_processor
+from .build import _SourceProcessor, make_processor
 from .metrics import Metrics
 from .ordering import merge_by_timestamp
 from .failures import bad_input, record_failure
@@ -89,7 +91,7 @@ class Executor:
             self._push(name, "in", rec)
 
     #: Largest run of input records moved through the graph as one batch.
-    BATCH = 256
+    BATCH = 512
 
     def feed_many(self, events: Iterable[InputEvent]) -> None:
         """Process events in order (in batches when that gives the same results)."""
@@ -97,37 +99,105 @@ class Executor:
             for ev in events:
                 self.feed(ev)
             return
-        batch: list[InputEvent] = []
-        topic = None
         size = self.BATCH
-        for ev in events:
-            if ev.topic != topic or len(batch) >= size:
-                if batch:
-                    self._feed_batch(topic, batch)
-                batch = []
-                topic = ev.topic
-            batch.append(ev)
-        if batch:
-            self._feed_batch(topic, batch)
+        if isinstance(events, list):
+            for i in range(0, len(events), size):
+                self._feed_batch(events[i:i + size])
+            return
+        it = iter(events)
+        while True:
+            batch = list(itertools.islice(it, size))
+            if not batch:
+                return
+            self._feed_batch(batch)
 
-    def _feed_batch(self, topic: str | None, events: list[InputEvent]) -> None:
-        names = self._sources.get(topic)  # type: ignore[arg-type]
-        if names is None:
-            raise KeyError(f"unknown source {topic!r}; sources: {', '.join(self._sources)}")
-        n = len(events)
-        self.metrics.records_in += n
-        self.metrics.in_by_source[topic] += n
-        for name in names:
-            ingest = self._ingest[name]
-            recs: list[Record] = []
-            append = recs.append
-            for ev in events:
-                try:
-                    append(ingest(ev))
-                except BadRecord as e:
-                    self._bad(name, str(e), ev.topic, ev.position, ev.key, ev.value, None)
-            if recs:
-                self._bpush_fns[name]("in", recs)
+    def _feed_batch(self, events: list[InputEvent]) -> None:
+        """Ingest a run of events (of one or several topics) and move it through the graph."""
+        topic = events[0].topic
+        inbox: dict[str, list] = {}
+        if events[-1].topic == topic and all(ev.topic == topic for ev in events):
+            names = self._sources.get(topic)
+            if names is None:
+                raise KeyError(f"unknown source {topic!r}; sources: {', '.join(self._sources)}")
+            n = len(events)
+            self.metrics.records_in += n
+            self.metrics.in_by_source[topic] += n
+            # One topic: no operator can receive records on two ports, no sequence numbers.
+            for name in names:
+                recs = self._ingest_many(name, events)
+                if recs:
+                    inbox[name] = [("in", recs, None)]
+        else:
+            per_source: dict[str, tuple[list[Record], list[int]]] = {}
+            in_by_source = self.metrics.in_by_source
+            for i, ev in enumerate(events):
+                names = self._sources.get(ev.topic)
+                if names is None:
+                    raise KeyError(f"unknown source {ev.topic!r}; sources: "
+                                   f"{', '.join(self._sources)}")
+                self.metrics.records_in += 1
+                in_by_source[ev.topic] += 1
+                for name in names:
+                    try:
+                        rec = self._ingest[name](ev)
+                    except BadRecord as e:
+                        self._bad(name, str(e), ev.topic, ev.position, ev.key, ev.value, None)
+                        continue
+                    got = per_source.get(name)
+                    if got is None:
+                        got = per_source[name] = ([], [])
+                    got[0].append(rec)
+                    got[1].append(i)
+            for name, (recs, seqs) in per_source.items():
+                inbox[name] = [("in", recs, seqs)]
+        self._run_inbox(inbox)
+
+    def feed_records(self, source: str, recs: list[Record], n_in: int) -> None:
+        """Move already-ingested records of one source topic through the graph as one batch
+        (``n_in`` input records were read to make them; the rest were dead-lettered)."""
+        self.metrics.records_in += n_in
+        self.metrics.in_by_source[source] += n_in
+        if recs:
+            self._run_inbox({name: [("in", recs, None)] for name in self._sources[source]})
+
+    def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
+        ingest = self._ingest[name]
+        try:
+            return [ingest(ev) for ev in events]
+        except BadRecord:
+            pass
+        recs: list[Record] = []
+        append = recs.append
+        for ev in events:
+            try:
+                append(ingest(ev))
+            except BadRecord as e:
+                self._bad(name, str(e), ev.topic, ev.position, ev.key, ev.value, None)
+        return recs
+
+    def _run_inbox(self, inbox: dict[str, list]) -> None:
+        """Run every node, in topological order, over the records its inputs produced.
+
+        ``inbox[node]`` lists ``(port, records, sequence numbers or None)`` parts. A node with
+        several parts (several inputs) gets them merged by sequence number, the position in
+        the batch of the input record each derives from: the order depth-first processing
+        would deliver them in.
+        """
+        runners = self._runners
+        targets = self._batch_targets
+        for name in self._order:
+            parts = inbox.pop(name, None)
+            if parts is None:
+                continue
+            for out_port, outs, seqs in runners[name](parts):
+                if outs:
+                    for dst, port, want in targets[name]:
+                        if want is None or want == out_port:
+                            got = inbox.get(dst)
+                            if got is None:
+                                inbox[dst] = [(port, outs, seqs)]
+                            else:
+                                got.append((port, outs, seqs))
 
     def _is_batchable(self) -> bool:
         g = self.plan.graph
@@ -224,68 +294,106 @@ class Executor:
         return push
 
     def _compile_batch(self) -> None:
-        """Batch closures (``port, [rec] -> None``): each operator runs over the whole batch,
-        then hands its outputs to the next operators in one call."""
-        bpush: dict[str, Callable[[str, list[Record]], None]] = {}
-        for name in reversed(self._order):
-            targets = [(bpush[dst], port, out) for dst, port, out in self._edges[name]]
-            bpush[name] = self._make_batch_push(name, targets)
-        self._bpush_fns = bpush
+        """One batch runner per node: ``parts -> [(out port, records, seqs)]``."""
+        g = self.plan.graph
+        multi = {n for n in self._order if len(self.plan.in_edges(n)) > 1}
+        need: dict[str, bool] = {}
+        for name in reversed(self._order):  # does anything downstream merge inputs?
+            need[name] = any(s in multi or need[s] for s in g.successors(name))
+        self._need_seq = need
+        self._batch_targets = {name: [(dst, port, out) for dst, port, out in self._edges[name]]
+                               for name in self._order}
+        self._runners = {name: self._make_runner(name, need[name]) for name in self._order}
 
-    def _make_batch_push(self, name: str, targets: list):
+    def _make_runner(self, name: str, need_seq: bool):  # noqa: C901 - one small closure per case
+        proc = self.processors[name]
+        node_fail = self._fail
+
+        def fail(rec: Record, exc: Exception) -> None:
+            node_fail(name, rec, exc)
+
         writer = self._writers.get(name)
-        metrics = self.metrics
-        fail = self._fail
         if writer is not None:
             topic = self._sink_topic[name]
+            metrics = self.metrics
+            out_list = self.outputs.get(topic)
+            collect = out_list is not None and writer == out_list.append
+            new = tuple.__new__
 
-            def sink_batch(port: str, recs: list[Record]) -> None:
-                metrics.records_out += len(recs)
-                metrics.out_by_sink[topic] += len(recs)
-                for rec in recs:
-                    writer(OutputRecord(rec.key, rec.value, rec.ts, rec.window))
-            return sink_batch
-        plain = [(fn, port) for fn, port, out in targets if out is None]
-        routed = [(fn, port, out) for fn, port, out in targets if out is not None]
-
-        def forward(outs: list[Record]) -> None:
-            if outs:
-                for fn, port in plain:
-                    fn(port, outs)
+            def sink_runner(parts):
+                for _, recs, _ in parts:
+                    metrics.records_out += len(recs)
+                    metrics.out_by_sink[topic] += len(recs)
+                    if collect:
+                        out_list.extend([new(OutputRecord, (r.key, r.value, r.ts, r.window))
+                                         for r in recs])
+                    else:
+                        for r in recs:
+                            writer(new(OutputRecord, (r.key, r.value, r.ts, r.window)))
+                return ()
+            return sink_runner
 
         branch = self._branch.get(name)
         if branch is not None:
             route = branch.route
 
-            def branch_batch(port: str, recs: list[Record]) -> None:
-                by_port: dict[str, list[Record]] = {}
-                for rec in recs:
-                    try:
-                        r = route(rec)
-                    except Exception as e:
-                        fail(name, rec, e)
-                        continue
-                    if r is not None:
-                        by_port.setdefault(r, []).append(rec)
-                for fn, port_in, out in routed:
-                    part = by_port.get(out)
-                    if part:
-                        fn(port_in, part)
-            return branch_batch
-        proc = self.processors[name]
-        step = proc.fn if isinstance(proc, StatelessProcessor) else None
-        process = proc.process
+            def branch_runner(parts):
+                by_port: dict[str, tuple[list, list | None]] = {}
+                for port, recs, seqs in parts:
+                    for i, rec in enumerate(recs):
+                        try:
+                            r = route(rec)
+                        except Exception as e:
+                            fail(rec, e)
+                            continue
+                        if r is not None:
+                            got = by_port.get(r)
+                            if got is None:
+                                got = by_port[r] = ([], [] if seqs is not None else None)
+                            got[0].append(rec)
+                            if got[1] is not None:
+                                got[1].append(seqs[i])
+                return [(r, recs, seqs) for r, (recs, seqs) in by_port.items()]
+            return branch_runner
 
-        def batch(port: str, recs: list[Record]) -> None:
+        if isinstance(proc, _SourceProcessor):  # a stream source forwards what it ingested
+            def source_runner(parts):
+                return parts
+            return source_runner
+
+        process_batch = proc.process_batch
+        process_mixed = proc.process_mixed
+        step = proc.fn if isinstance(proc, StatelessProcessor) else None
+
+        def one_by_one(items):
+            """Outputs and their sequence numbers, record by record."""
             outs: list[Record] = []
-            extend = outs.extend
-            for rec in recs:
+            oseqs: list[int] = []
+            for s, port, rec in items:
                 try:
-                    extend(step(rec) if step is not None else process(port, rec))
+                    o = step(rec) if step is not None else proc.process(port, rec)
                 except Exception as e:
-                    fail(name, rec, e)
-            forward(outs)
-        return batch
+                    fail(rec, e)
+                    continue
+                if o:
+                    outs.extend(o)
+                    oseqs.extend([s] * len(o))
+            return [(None, outs, oseqs)]
+
+        def runner(parts):
+            if len(parts) == 1:
+                port, recs, seqs = parts[0]
+                if need_seq and seqs is not None:
+                    return one_by_one([(s, port, r) for s, r in zip(seqs, recs)])
+                return [(None, process_batch(port, recs, fail), None)]
+            merged = heapq.merge(*[[(s, j, port, r) for s, r in zip(seqs, recs)]
+                                   for j, (port, recs, seqs) in enumerate(parts)],
+                                 key=_seq_key)
+            items = [(s, port, r) for s, _, port, r in merged]
+            if need_seq:
+                return one_by_one(items)
+            return [(None, process_mixed([(port, r) for _, port, r in items], fail), None)]
+        return runner
 
     def _push(self, name: str, port: str, rec: Record) -> None:
         self._push_fns[name](port, rec)
@@ -346,6 +454,10 @@ def merge_inputs(plan: Plan, inputs: dict[str, Iterable[InputEvent]]) -> Iterato
         except BadRecord:
             return -(1 << 62)
     return merge_by_timestamp([inputs[t] for t in topics], ts_of)
+
+
+def _seq_key(item: tuple) -> tuple[int, int]:
+    return item[0], item[1]
 
 
 def _make_emit(targets: list[tuple[Callable[[str, Record], None], str, str | None]]):
