@@ -255,3 +255,131 @@ def _stage(st: Node, nxt: Step | None) -> Step:  # noqa: C901 - one small closur
             return res
         return flatkv
     raise TypeError(f"{st.kind} cannot be fused")
+
+
+# ---- batch code generation ----------------------------------------------------------------------
+
+_IDENTITY_KINDS = ("Merge", "Repartition", "Sink", "ToStream")
+_INLINE_CMP = {"==", "!=", "<", "<=", ">", ">=", "-", "*"}
+
+
+def compile_batch(node: Node) -> Callable[[list[Record], Callable], list[Record]] | None:
+    """A generated ``(records, fail) -> outputs`` for a stateless node or fused chain, or None
+    when the node is not a chain of the linear kinds (the caller loops over ``stateless_fn``).
+
+    One loop over the batch runs every stage with the key and value in local variables; simple
+    expressions (fields, literals, comparisons) are inlined as Python code with the same null
+    semantics as ``Expr.compile``; a record whose stage raises goes to ``fail`` as a
+    ``StageError`` naming the stage, exactly as the record-at-a-time function reports it.
+    """
+    if node.kind in _IDENTITY_KINDS:
+        return lambda recs, fail: recs
+    stages = node.stages if isinstance(node, Fused) else (node,)
+    if not (all(isinstance(st, _LINEAR) for st in stages[:-1])
+            and isinstance(stages[-1], _LINEAR + (FlatMap, FlatMapKV))):
+        return None
+    env: dict[str, Any] = {"Record": Record, "StageError": StageError, "_pair": _pair,
+                           "_at": _at, "_get": _get}
+    body = ["def fused_batch(recs, fail):",
+            "    out = []",
+            "    append = out.append",
+            "    for rec in recs:",
+            "        k = rec.key",
+            "        v = rec.value"]
+    changed = False
+    counter = [0]
+
+    def call(fn: Any, i: int) -> str:
+        if fn.expr is not None:
+            src = _expr_source(fn.expr, env, counter)
+            if src is not None:
+                return src
+        return _call(fn, i, env)
+
+    def guard(i: int, stmt: list[str]) -> None:
+        env[f"s{i}"] = stages[i]
+        body.append("        try:")
+        body.extend("            " + x for x in stmt)
+        body.append("        except Exception as e:")
+        body.append(f"            fail(rec, StageError(s{i}, _at(rec, k, v), e))")
+        body.append("            continue")
+
+    for i, st in enumerate(stages):
+        if isinstance(st, Filter):
+            guard(i, [f"r = {call(st.pred, i)}"])
+            body.append("        if r is None or not r:")
+            body.append("            continue")
+        elif isinstance(st, Map):
+            guard(i, [f"v = {call(st.fn, i)}"])
+            changed = True
+        elif isinstance(st, KeyBy):
+            guard(i, [f"k = {call(st.fn, i)}"])
+            if st.drop_null:
+                body.append("        if k is None:")
+                body.append("            continue")
+            changed = True
+        elif isinstance(st, MapKV):
+            env[f"s{i}"] = st
+            guard(i, [f"k, v = _pair({_call(st.fn, i, env)}, s{i})"])
+            changed = True
+        elif isinstance(st, Peek):
+            guard(i, [_call(st.fn, i, env)])
+        elif isinstance(st, FlatMap):
+            guard(i, [f"xs = {_call(st.fn, i, env)}",
+                      "xs = [] if xs is None else list(xs)"])
+            body.append("        ts, w, o = rec.ts, rec.window, rec.origin")
+            body.append("        out.extend([Record(k, x, ts, w, o) for x in xs])")
+            break
+        elif isinstance(st, FlatMapKV):
+            env[f"s{i}"] = st
+            guard(i, [f"xs = {_call(st.fn, i, env)}",
+                      f"xs = [] if xs is None else [_pair(kv, s{i}) for kv in xs]"])
+            body.append("        ts, w, o = rec.ts, rec.window, rec.origin")
+            body.append("        out.extend([Record(a, b, ts, w, o) for a, b in xs])")
+            break
+    else:
+        body.append("        append(Record(k, v, rec.ts, rec.window, rec.origin))" if changed
+                    else "        append(rec)")
+    body.append("    return out")
+    exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
+    return env["fused_batch"]
+
+
+def _get(value: Any, name: str) -> Any:
+    if isinstance(value, dict):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def _expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
+    """Python source evaluating expression ``e`` on locals ``k``, ``v`` with ``Expr.compile``'s
+    semantics, or None for a kind this does not inline (the compiled closure is called)."""
+    from ..expr import BinOp, Col, KeyRef, Lit, Not
+    if isinstance(e, Col):
+        n = repr(e.name)
+        return f"(v.get({n}) if type(v) is dict else _get(v, {n}))"
+    if isinstance(e, KeyRef):
+        return "k"
+    if isinstance(e, Lit):
+        if e.value is None or type(e.value) in (int, float, str, bool):
+            return repr(e.value)
+        counter[0] += 1
+        name = f"_lit{counter[0]}"
+        env[name] = e.value
+        return name
+    if isinstance(e, Not):
+        inner = _expr_source(e.operand, env, counter)
+        if inner is None:
+            return None
+        counter[0] += 1
+        a = f"_n{counter[0]}"
+        return f"(None if ({a} := {inner}) is None else not {a})"
+    if isinstance(e, BinOp) and e.op in _INLINE_CMP:
+        left = _expr_source(e.left, env, counter)
+        right = _expr_source(e.right, env, counter)
+        if left is None or right is None:
+            return None
+        counter[0] += 1
+        a, b = f"_a{counter[0]}", f"_b{counter[0]}"
+        return f"(None if ({a} := {left}) is None or ({b} := {right}) is None else {a} {e.op} {b})"
+    return None

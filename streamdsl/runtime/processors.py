@@ -188,10 +188,18 @@ class StatelessProcessor(Processor):
 
     def __init__(self, node: Node, ctx: OpContext):
         super().__init__(node, ctx)
+        from .fused import compile_batch
         self.fn = stateless_fn(node)
+        self._batch = compile_batch(node)
 
     def process(self, port: str, rec: Record) -> list[Record]:
         return self.fn(rec)
+
+    def process_batch(self, port: str, recs: list[Record],
+                      fail: Callable[[Record, Exception], None]) -> list[Record]:
+        if self._batch is not None:
+            return self._batch(recs, fail)
+        return super().process_batch(port, recs, fail)
 
 
 class BranchProcessor(Processor):

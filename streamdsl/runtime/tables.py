@@ -40,6 +40,23 @@ class TableFilterProcessor(Processor):
             return [rec]
         return [Record(rec.key, None, rec.ts, rec.window, rec.origin)]
 
+    def process_batch(self, port: str, recs: list[Record], fail) -> list[Record]:
+        pred = self.pred
+        out: list[Record] = []
+        append = out.append
+        for rec in recs:
+            v = rec.value
+            if v is not None:
+                try:
+                    r = pred(rec.key, v)
+                except Exception as e:
+                    fail(rec, e)
+                    continue
+                if r is None or not r:
+                    rec = Record(rec.key, None, rec.ts, rec.window, rec.origin)
+            append(rec)
+        return out
+
 
 class TableMapProcessor(Processor):
     """Map a table's values; tombstones stay tombstones."""
