@@ -101,11 +101,27 @@ class LocalBackend(Backend):
             ex = Executor(plan, on_error=on_error,
                           sink_writers={t: s.write for t, s in sinks.items()},
                           dead_letter_writer=dl.write if dl is not None else None)
-            events = iter(ex.merged({t: open_source(t, spec) for t, spec in inputs.items()}))
+            specs = {t: parse_uri(spec) for t, spec in inputs.items()}
+            items = ({t: spec.get("records", []) for t, spec in specs.items()}
+                     if all(spec["type"] == "memory" for spec in specs.values())
+                     and ex.can_feed_items(specs) else None)
+            events = (iter(ex.merged({t: open_source(t, spec) for t, spec in specs.items()}))
+                      if items is None else iter(()))
             # Objects that exist before the run (the caller's data, the plan) are moved out of
             # the collector's reach while it runs, so full collections stay cheap.
             gc.freeze()
-            if progress is None:
+            if items is not None:  # in-memory inputs: ingested in batches, no InputEvents
+                tick = None
+                if progress is not None:
+                    last = [time.monotonic()]
+
+                    def tick() -> None:
+                        now = time.monotonic()
+                        if now - last[0] >= progress_every:
+                            progress(ex.metrics)
+                            last[0] = now
+                ex.feed_items(items, tick)
+            elif progress is None:
                 ex.feed_many(events)
             else:
                 last = time.monotonic()

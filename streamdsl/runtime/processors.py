@@ -167,6 +167,57 @@ def make_ingest(node: Source) -> Callable[[InputEvent], Record]:
 _MISSING = object()
 
 
+def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Record]]:
+    """Ingest a run of in-memory items (as the memory connector takes them: bare values,
+    ``(key, value, timestamp)`` tuples, envelope dicts) without an ``InputEvent`` each.
+
+    ``ingest(items, pos0, bad)`` returns the records of the items that ingest, in order; item
+    ``i`` has position ``pos0 + i``; ``bad(event, reason)`` gets each one that does not.
+    Equal to ``make_ingest(node)`` over ``memory.to_event``; a plain dict value with the key
+    and timestamp fields (an int timestamp) takes a loop without a call.
+    """
+    from ..connectors.memory import to_event
+    ingest = make_ingest(node)
+    topic = node.topic
+    key_field = node.key.expr.name if node.key is not None and isinstance(node.key.expr, Col) else None
+    ts_field = (node.timestamp.expr.name
+                if node.timestamp is not None and isinstance(node.timestamp.expr, Col) else None)
+
+    def slow(item, pos, out, bad) -> None:
+        ev = to_event(topic, item, pos)
+        try:
+            out.append(ingest(ev))
+        except BadRecord as e:
+            bad(ev, str(e))
+
+    if key_field is None or ts_field is None or node.table:
+        def ingest_items(items: list, pos0: int, bad: Callable) -> list[Record]:
+            out: list[Record] = []
+            for i, item in enumerate(items, pos0):
+                slow(item, i, out, bad)
+            return out
+        return ingest_items
+
+    missing = _MISSING
+
+    def ingest_fields(items: list, pos0: int, bad: Callable) -> list[Record]:
+        out: list[Record] = []
+        append = out.append
+        i = pos0
+        for v in items:
+            if type(v) is dict and "value" not in v:
+                k = v.get(key_field, missing)
+                ts = v.get(ts_field)
+                if k is not missing and type(ts) is int and ts >= 0:
+                    append(Record(k, v, ts, None, (topic, i)))
+                    i += 1
+                    continue
+            slow(v, i, out, bad)
+            i += 1
+        return out
+    return ingest_fields
+
+
 # ---- stateless -------------------------------------------------------------------------------------
 
 def stateless_fn(node: Node) -> Callable[[Record], list[Record]]:
