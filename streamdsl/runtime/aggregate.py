@@ -135,6 +135,24 @@ class TimeWindowAggregate(_AggBase):
         window computed in place, a plain count added without a call)."""
         if not isinstance(self.window, TumblingWindow):
             return super().process_batch(port, recs, fail)
+        return self._tumbling([r.key for r in recs], [r.value for r in recs],
+                              [r.ts for r in recs], recs.__getitem__,
+                              lambda j: recs[j].origin, fail)
+
+    def process_columns(self, keys: list, values: list, timestamps: list, positions: list,
+                        source: str, fail) -> list[Record]:
+        if not isinstance(self.window, TumblingWindow):
+            return super().process_columns(keys, values, timestamps, positions, source, fail)
+
+        def record(j: int) -> Record:
+            return Record(keys[j], values[j], timestamps[j], None, (source, positions[j]))
+        return self._tumbling(keys, values, timestamps, record,
+                              lambda j: (source, positions[j]), fail)
+
+    def _tumbling(self, keys: list, values: list, timestamps: list, record, origin,
+                  fail) -> list[Record]:
+        """The batch loop of a tumbling window; ``record(j)`` / ``origin(j)`` give input
+        ``j``'s record (for a failure) and origin (for an emitted update)."""
         meta = self.meta_data
         windows = self.windows
         starts = meta["starts"]
@@ -148,8 +166,36 @@ class TimeWindowAggregate(_AggBase):
         st = meta["stream_time"]
         close = st - grace
         first_close = starts[0] + size if starts else 1 << 62
-        for rec in recs:
-            k, v, ts = rec.key, rec.value, rec.ts
+        if count and final:  # no user code runs: nothing can fail, no update is emitted
+            for k, v, ts in zip(keys, values, timestamps):
+                if k is None or v is None:
+                    ctx.skipped()
+                    continue
+                if ts > st:
+                    st = ts
+                    close = st - grace
+                start = ts - ts % size
+                if start + size <= close:
+                    ctx.late()
+                else:
+                    bucket = windows.get(start)
+                    if bucket is None:
+                        bucket = windows[start] = {}
+                        bisect.insort(starts, start)
+                        first_close = starts[0] + size
+                    cur = bucket.get(k)
+                    if cur is None:
+                        bucket[k] = (1, ts)
+                    else:
+                        bucket[k] = (cur[0] + 1, cur[1] if cur[1] > ts else ts)
+                if first_close <= close:
+                    self._expire(close, out)
+                    first_close = starts[0] + size if starts else 1 << 62
+            meta["stream_time"] = st
+            return out
+        j = -1
+        for k, v, ts in zip(keys, values, timestamps):
+            j += 1
             if k is None or v is None:
                 ctx.skipped()
                 continue
@@ -183,13 +229,13 @@ class TimeWindowAggregate(_AggBase):
                         agg, mts = add(cur[0], v), (cur[1] if cur[1] > ts else ts)
                     bucket[k] = (agg, mts)
                     if not final:
-                        append(Record(k, result(agg), mts, (start, start + size), rec.origin))
+                        append(Record(k, result(agg), mts, (start, start + size), origin(j)))
                 if first_close <= close:
                     self._expire(close, out)
                     first_close = starts[0] + size if starts else 1 << 62
             except Exception as e:
                 del out[mark:]
-                fail(rec, e)
+                fail(record(j), e)
         return out
 
     def _expire(self, close: int, out: list[Record]) -> None:
@@ -203,9 +249,9 @@ class TimeWindowAggregate(_AggBase):
             if self.final and bucket:
                 result = self.ops.result
                 window = (start, start + size)
-                for k in sorted_keys(bucket):
-                    agg, mts = bucket[k]
-                    out.append(Record(k, result(agg), mts, window))
+                out.extend([Record(k, result(agg), mts, window) for k, (agg, mts)
+                            in zip(keys, map(bucket.__getitem__, keys))]
+                           if (keys := sorted_keys(bucket)) else [])
         del starts[:n]
 
     def state_size(self) -> int:

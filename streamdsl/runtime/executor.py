@@ -20,12 +20,13 @@ from typing import Any, Callable, Iterable, Iterator
 
 import networkx as nx
 
+from ..ir.nodes import Fused
 from ..ir.plan import Plan
 from .build import _SourceProcessor, make_processor
 from .metrics import Metrics
 from .ordering import merge_by_timestamp
 from .failures import bad_input, record_failure
-from .processors import (BadRecord, BranchProcessor, StatelessProcessor, make_ingest,
+from .processors import (BadRecord, BranchProcessor, Processor, StatelessProcessor, make_ingest,
                          make_ingest_items)
 from .records import DeadLetter, InputEvent, OutputRecord, Record
 
@@ -71,6 +72,7 @@ class Executor:
         self._sink_topic = {s.name: s.topic for s in plan.sinks()}
         self._branch = {n: p for n, p in self.processors.items() if isinstance(p, BranchProcessor)}
         self.ended = False
+        self._segments: dict[str, tuple | None] = {}
         self.batchable = self._is_batchable()
         self._compile()
         self._compile_batch()
@@ -183,6 +185,9 @@ class Executor:
             raise KeyError(f"unknown source(s) {sorted(unknown)}; sources: {', '.join(self._sources)}")
         size = self.BATCH
         runs = [self._ingested_runs(t, inputs[t]) for t in topics]
+        if len(runs) == 1 and self._segment(topics[0]) is not None:
+            self._feed_segment(topics[0], inputs[topics[0]], tick)
+            return
         if len(runs) == 1:
             (name,) = self._sources[topics[0]]
             for recs in runs[0]:
@@ -239,6 +244,81 @@ class Executor:
             if tick is not None:
                 tick()
 
+    def _segment(self, topic: str) -> tuple | None:
+        """The fused ingest of ``topic``: when its source is followed by stateless stages
+        only, into a single-input operator with a columnar batch path, ``(ingest_columns,
+        operator name, {stage owner: fail})``; else None (see ``fused.compile_columns``)."""
+        if topic in self._segments:
+            return self._segments[topic]
+        from .fused import _IDENTITY_KINDS, compile_columns
+        self._segments[topic] = None
+        (name,) = self._sources[topic]
+        chain: list[tuple[str, Any]] = []
+        cur = name
+        while True:
+            edges = self._edges[cur]
+            if len(edges) != 1 or edges[0][2] is not None:
+                return None
+            dst = edges[0][0]
+            if len(self.plan.in_edges(dst)) != 1 or dst in self._writers or dst in self._branch:
+                return None
+            proc = self.processors[dst]
+            if not isinstance(proc, StatelessProcessor):
+                break
+            node = proc.node
+            if node.kind not in _IDENTITY_KINDS:
+                stages = node.stages if isinstance(node, Fused) else (node,)
+                chain += [(dst, st) for st in stages]
+            cur = dst
+        if type(proc).process_columns is Processor.process_columns:
+            return None
+        fn = compile_columns(self.plan.node(name), chain)
+        if fn is None:
+            return None
+        fails = {owner: (lambda rec, e, owner=owner: self._fail(owner, rec, e))
+                 for owner, _ in chain}
+        self._segments[topic] = (fn, dst, fails)
+        return self._segments[topic]
+
+    def _feed_segment(self, topic: str, items: Iterable[Any],
+                      tick: Callable[[], None] | None) -> None:
+        fn, op, fails = self._segment(topic)
+        (name,) = self._sources[topic]
+        proc = self.processors[op]
+        targets = self._batch_targets[op]
+
+        def bad(ev: InputEvent, reason: str) -> None:
+            self._bad(name, reason, ev.topic, ev.position, ev.key, ev.value, None)
+
+        def fail(rec: Record, exc: Exception) -> None:
+            self._fail(op, rec, exc)
+        for chunk, pos in self._chunks(topic, items):
+            ks, vs, tss, ps = fn(chunk, pos, bad, fails)
+            outs = proc.process_columns(ks, vs, tss, ps, topic, fail)
+            if outs:
+                inbox: dict[str, list] = {}
+                for dst, port, _ in targets:
+                    inbox.setdefault(dst, []).append((port, outs, None))
+                self._run_inbox(inbox)
+            if tick is not None:
+                tick()
+
+    def _chunks(self, topic: str, items: Iterable[Any]) -> Iterator[tuple[list, int]]:
+        """``(run of up to BATCH items, position of its first)``, counted as read."""
+        size = self.BATCH
+        metrics = self.metrics
+        if isinstance(items, list):
+            chunks: Iterator[list] = (items[i:i + size] for i in range(0, len(items), size))
+        else:
+            it = iter(items)
+            chunks = iter(lambda: list(itertools.islice(it, size)), [])
+        pos = 0
+        for chunk in chunks:
+            metrics.records_in += len(chunk)
+            metrics.in_by_source[topic] += len(chunk)
+            yield chunk, pos
+            pos += len(chunk)
+
     def _flush_parts(self, names: list[str], parts: list) -> None:
         inbox = {}
         for j, (recs, seqs) in enumerate(parts):
@@ -251,23 +331,11 @@ class Executor:
         """The records of ``items`` (one source topic), in runs of up to ``BATCH`` items."""
         (name,) = self._sources[topic]
         ingest = make_ingest_items(self.plan.node(name))
-        metrics = self.metrics
 
         def bad(ev: InputEvent, reason: str) -> None:
             self._bad(name, reason, ev.topic, ev.position, ev.key, ev.value, None)
-        size = self.BATCH
-        pos = 0
-        if isinstance(items, list):
-            chunks: Iterator[list] = (items[i:i + size] for i in range(0, len(items), size))
-        else:
-            it = iter(items)
-            chunks = iter(lambda: list(itertools.islice(it, size)), [])
-        for chunk in chunks:
-            metrics.records_in += len(chunk)
-            metrics.in_by_source[topic] += len(chunk)
-            recs = ingest(chunk, pos, bad)
-            pos += len(chunk)
-            yield recs
+        for chunk, pos in self._chunks(topic, items):
+            yield ingest(chunk, pos, bad)
 
     def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
         ingest = self._ingest[name]

@@ -354,7 +354,7 @@ def _get(value: Any, name: str) -> Any:
 def _expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
     """Python source evaluating expression ``e`` on locals ``k``, ``v`` with ``Expr.compile``'s
     semantics, or None for a kind this does not inline (the compiled closure is called)."""
-    from ..expr import BinOp, Col, KeyRef, Lit, Not
+    from ..expr import BinOp, Col, Func, KeyRef, Lit, Not
     if isinstance(e, Col):
         n = repr(e.name)
         return f"(v.get({n}) if type(v) is dict else _get(v, {n}))"
@@ -374,6 +374,11 @@ def _expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
         counter[0] += 1
         a = f"_n{counter[0]}"
         return f"(None if ({a} := {inner}) is None else not {a})"
+    if isinstance(e, Func) and e.name in ("is_null", "not_null") and len(e.args) == 1:
+        inner = _expr_source(e.args[0], env, counter)
+        if inner is None:
+            return None
+        return f"({inner} is {'' if e.name == 'is_null' else 'not '}None)"
     if isinstance(e, BinOp) and e.op in _INLINE_CMP:
         left = _expr_source(e.left, env, counter)
         right = _expr_source(e.right, env, counter)
@@ -383,3 +388,92 @@ def _expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
         a, b = f"_a{counter[0]}", f"_b{counter[0]}"
         return f"(None if ({a} := {left}) is None or ({b} := {right}) is None else {a} {e.op} {b})"
     return None
+
+
+def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | None:
+    """Ingest of in-memory items fused with the linear stateless stages after the source,
+    producing columns instead of records: ``(items, pos0, bad, fails) -> (keys, values,
+    timestamps, positions)``. None when the source or a stage does not qualify.
+
+    ``chain`` is ``[(owner node name, stage node)]``; ``fails[owner](rec, exc)`` reports a
+    stage that raised (as a ``StageError`` naming the stage, with the record it received);
+    ``bad(event, reason)`` gets an item that cannot be ingested. Equal to
+    ``processors.make_ingest_items`` followed by ``compile_batch`` of each stage, minus a
+    ``Record`` per item: the next operator reads the columns (``Processor.process_columns``).
+    """
+    from ..connectors.memory import to_event
+    from ..expr import Col
+    from .processors import BadRecord, make_ingest
+    if getattr(source, "table", True) or source.key is None or source.timestamp is None \
+            or not isinstance(source.key.expr, Col) or not isinstance(source.timestamp.expr, Col):
+        return None
+    if not all(isinstance(st, _LINEAR) for _, st in chain):
+        return None
+    ingest = make_ingest(source)
+    topic = source.topic
+
+    def slow(item: Any, pos: int, bad: Callable) -> Record | None:
+        ev = to_event(topic, item, pos)
+        try:
+            return ingest(ev)
+        except BadRecord as e:
+            bad(ev, str(e))
+            return None
+
+    env: dict[str, Any] = {"Record": Record, "StageError": StageError, "_pair": _pair,
+                           "_get": _get, "slow": slow, "missing": object(), "TOPIC": topic}
+    owners = sorted({o for o, _ in chain})
+    body = ["def ingest_columns(items, pos0, bad, fails):",
+            *[f"    fail{j} = fails[{o!r}]" for j, o in enumerate(owners)],
+            "    ks = []; vs = []; tss = []; ps = []",
+            "    ka = ks.append; va = vs.append; ta = tss.append; pa = ps.append",
+            "    i = pos0 - 1",
+            "    for v in items:",
+            "        i += 1",
+            "        if type(v) is dict and 'value' not in v:",
+            f"            k = v.get({source.key.expr.name!r}, missing)",
+            f"            ts = v.get({source.timestamp.expr.name!r})",
+            "            if k is missing or type(ts) is not int or ts < 0:",
+            "                rec = slow(v, i, bad)",
+            "                if rec is None:",
+            "                    continue",
+            "                k = rec.key; v = rec.value; ts = rec.ts",
+            "        else:",
+            "            rec = slow(v, i, bad)",
+            "            if rec is None:",
+            "                continue",
+            "            k = rec.key; v = rec.value; ts = rec.ts"]
+    counter = [0]
+
+    def call(fn: Any, i: int) -> str:
+        if fn.expr is not None:
+            src = _expr_source(fn.expr, env, counter)
+            if src is not None:
+                return src
+        return _call(fn, i, env)
+
+    for i, (owner, st) in enumerate(chain):
+        env[f"s{i}"] = st
+        j = owners.index(owner)
+        if isinstance(st, Filter):
+            stmt, after = f"r = {call(st.pred, i)}", ["if r is None or not r:", "    continue"]
+        elif isinstance(st, Map):
+            stmt, after = f"v = {call(st.fn, i)}", []
+        elif isinstance(st, KeyBy):
+            stmt = f"k = {call(st.fn, i)}"
+            after = ["if k is None:", "    continue"] if st.drop_null else []
+        elif isinstance(st, MapKV):
+            stmt, after = f"k, v = _pair({_call(st.fn, i, env)}, s{i})", []
+        else:  # Peek
+            stmt, after = _call(st.fn, i, env), []
+        body += ["        try:",
+                 f"            {stmt}",
+                 "        except Exception as e:",
+                 "            rec = Record(k, v, ts, None, (TOPIC, i))",
+                 f"            fail{j}(rec, StageError(s{i}, rec, e))",
+                 "            continue",
+                 *["        " + a for a in after]]
+    body += ["        ka(k); va(v); ta(ts); pa(i)",
+             "    return ks, vs, tss, ps"]
+    exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
+    return env["ingest_columns"]

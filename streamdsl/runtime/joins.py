@@ -16,8 +16,11 @@ Rules (Kafka Streams 3.1+, see docs/semantics.md):
 
 from __future__ import annotations
 
-import heapq
-from typing import Any, Callable
+from collections import deque
+from heapq import heappop, heappush
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, Callable, Iterable
 
 from ..ir.fn import Fn
 from ..ir.nodes import StreamStreamJoin, StreamTableJoin, TableTableJoin
@@ -29,6 +32,11 @@ __all__ = ["default_joiner", "make_joiner", "StreamStreamJoinProcessor", "Stream
            "TableTableJoinProcessor"]
 
 _NEG_INF = -(1 << 62)
+_ts_of = itemgetter(0)
+
+
+def _reraise(rec: Record, exc: Exception) -> None:
+    raise exc
 
 
 def default_joiner(left: Any, right: Any) -> Any:
@@ -54,7 +62,17 @@ def make_joiner(fn: Fn | None) -> Callable[[Any, Any], Any]:
 
 
 class StreamStreamJoinProcessor(Processor):
-    """Windowed stream-stream join (inner, left, outer)."""
+    """Windowed stream-stream join (inner, left, outer).
+
+    State (all in stores, so snapshots capture it): a buffered record is the tuple
+    ``(ts, seq, side, key, value)``; ``left``/``right`` map key -> list of them in arrival
+    (seq) order; ``unmatched`` maps seq -> ``(ts, side, key, value)`` for the records of an
+    outer side that have not matched yet (held back); ``meta`` holds ``stream_time``, ``seq``,
+    ``held`` (heap of ``(ts, side order, key order, seq)``) and the expiry bookkeeping:
+    ``fifo``, a deque of the buffered records whose timestamps did not decrease (arrival
+    order: the common case), and ``expiry``, a heap of those that arrived out of order.
+    One loop (``_run``) serves ``process``, ``process_batch`` and ``process_mixed``.
+    """
 
     def __init__(self, node: StreamStreamJoin, ctx: OpContext):
         super().__init__(node, ctx)
@@ -64,103 +82,192 @@ class StreamStreamJoinProcessor(Processor):
         self.outer_left = node.how in ("left", "outer")
         self.outer_right = node.how == "outer"
         self.meta = ctx.stores.kv("meta")
-        # side -> key -> list of [ts, seq, value]  (records kept for matching)
+        # side -> key -> list of (ts, seq, side, key, value)  (records kept for matching)
         self.buffers = {"left": ctx.stores.kv("left"), "right": ctx.stores.kv("right")}
         # unmatched held-back records: seq -> (ts, side, key, value)
         self.unmatched = ctx.stores.kv("unmatched")
-
-    def _next_seq(self) -> int:
-        """Identifies buffered records; kept in the store so that it survives snapshot/restore."""
-        n = self.meta.get("seq", 0)
-        self.meta.put("seq", n + 1)
-        return n
-
-    def _heap(self, name: str) -> list:
-        h = self.meta.get(name)
-        if h is None:
-            h = []
-            self.meta.put(name, h)
-        return h
+        # what _run binds on every call (store dicts stay the same objects across restore)
+        self._bound = (self.within, self.within + self.grace, self.joiner, self.outer_left,
+                       self.outer_right, self.meta.data, self.buffers["left"].data,
+                       self.buffers["right"].data, self.unmatched.data)
 
     def process(self, port: str, rec: Record) -> list[Record]:
-        k, v, t = rec.key, rec.value, rec.ts
-        if k is None or v is None:
-            self.ctx.skipped()
-            return []
-        st = max(self.meta.get("stream_time", _NEG_INF), t)
-        self.meta.put("stream_time", st)
+        return self._run(((port, rec),), _reraise)
+
+    def process_batch(self, port: str, recs: list[Record],
+                      fail: Callable[[Record, Exception], None]) -> list[Record]:
+        return self._run(zip(repeat(port), recs), fail)
+
+    def process_mixed(self, items: list[tuple[str, Record]],
+                      fail: Callable[[Record, Exception], None]) -> list[Record]:
+        return self._run(items, fail)
+
+    def _run(self, items: Iterable[tuple[str, Record]],
+             fail: Callable[[Record, Exception], None]) -> list[Record]:
+        # Exactly ``process`` record by record (the state changes of a failing record stay,
+        # its outputs are dropped), with every lookup bound once per call.
+        # lim: late iff t + lim < stream time; a buffered record is freed once
+        # t < stream time - (within + lim)
+        within, lim, joiner, outer_left, outer_right, meta, lbuf, rbuf, unmatched = self._bound
+        horizon_gap = within + lim
+        fifo = meta.get("fifo")
+        if fifo is None:
+            fifo = meta["fifo"] = deque()
+        popleft = fifo.popleft
+        push_fifo = fifo.append
+        last_t = fifo[-1][0] if fifo else _NEG_INF  # fifo timestamps never decrease
+        expiry = meta.get("expiry")  # out-of-order records (None until the first one)
+        held = meta.get("held")      # outer joins' held-back records
+        st = st0 = meta.get("stream_time", _NEG_INF)
+        seq = seq0 = meta.get("seq", 0)
+        horizon = st - horizon_gap
         out: list[Record] = []
-        if t + self.within + self.grace < st:
-            self.ctx.late()
-            return out
-        if t == st:
-            self._emit_expired(st, out)
-        is_left = port == "left"
-        other = self.buffers["right" if is_left else "left"]
-        mine = self.buffers[port]
-        seq = self._next_seq()
-        entry = [t, seq, v, False]  # ts, seq, value, matched
-        lst = mine.get(k)
-        if lst is None:
-            lst = []
-            mine.put(k, lst)
-        lst.append(entry)
-        heapq.heappush(self._heap("expiry"), (t, seq, port, k))
-        matched = False
-        partners = sorted((e for e in (other.get(k) or ()) if abs(e[0] - t) <= self.within),
-                          key=lambda e: (e[0], e[1]))
-        for e in partners:
-            matched = True
-            if not e[3]:
-                e[3] = True
-                self.unmatched.delete(e[1])
-            lv, rv = (v, e[2]) if is_left else (e[2], v)
-            out.append(Record(k, self.joiner(lv, rv), max(t, e[0]), None, rec.origin))
-        if matched:
-            entry[3] = True
-        elif (is_left and self.outer_left) or (not is_left and self.outer_right):
-            self.unmatched.put(seq, (t, port, k, v))
-            heapq.heappush(self._heap("held"),
-                           (t, 1 if is_left else 0, key_order(k), seq))
-        self._cleanup(st)
+        append = out.append
+        try:
+            for port, rec in items:
+                k = rec.key
+                v = rec.value
+                if k is None or v is None:
+                    self.ctx.skipped()
+                    continue
+                t = rec.ts
+                if t > st:
+                    st = t
+                    horizon = st - horizon_gap
+                elif t + lim < st:
+                    self.ctx.late()
+                    continue
+                mark = len(out)
+                try:
+                    if t == st and held and held[0][0] + lim < st:
+                        # held-back records whose window has passed, before this record's results
+                        while held and held[0][0] + lim < st:
+                            ht, _, _, hseq = heappop(held)
+                            item = unmatched.pop(hseq, None)
+                            if item is None:
+                                continue  # matched meanwhile
+                            hv = item[3]
+                            append(Record(item[2], joiner(hv, None) if item[1] == "left"
+                                          else joiner(None, hv), ht))
+                    is_left = port == "left"
+                    if is_left:
+                        mine, other = lbuf, rbuf
+                    else:
+                        mine, other = rbuf, lbuf
+                    n = seq
+                    seq = n + 1
+                    entry = (t, n, port, k, v)
+                    lst = mine.get(k)
+                    if lst is None:
+                        mine[k] = [entry]
+                    else:
+                        lst.append(entry)
+                    if t >= last_t:
+                        push_fifo(entry)
+                        last_t = t
+                    else:
+                        if expiry is None:
+                            expiry = meta["expiry"] = []
+                        heappush(expiry, entry)
+                    olst = other.get(k)
+                    matched = False
+                    if olst:
+                        lo = t - within
+                        hi = t + within
+                        if len(olst) == 1:
+                            e = olst[0]
+                            partners = olst if lo <= e[0] <= hi else ()
+                        else:
+                            partners = [e for e in olst if lo <= e[0] <= hi]
+                            if len(partners) > 1:
+                                # lists are in seq order: a stable sort by ts is (ts, seq)
+                                partners.sort(key=_ts_of)
+                        origin = rec.origin
+                        for e in partners:
+                            matched = True
+                            if unmatched:
+                                unmatched.pop(e[1], None)  # no longer held back
+                            et = e[0]
+                            ov = e[4]
+                            append(Record(k, joiner(v, ov) if is_left else joiner(ov, v),
+                                          et if et > t else t, None, origin))
+                    if not matched and (outer_left if is_left else outer_right):
+                        unmatched[n] = (t, port, k, v)
+                        if held is None:
+                            held = meta["held"] = []
+                        heappush(held, (t, 1 if is_left else 0, key_order(k), n))
+                    # free buffered records that can no longer match (in any order: the
+                    # state after a cleanup is the same)
+                    if fifo[0][0] < horizon:
+                        while fifo and fifo[0][0] < horizon:
+                            x = popleft()
+                            s = x[1]
+                            if unmatched and s in unmatched:
+                                continue  # still held back; freed when emitted
+                            kk = x[3]
+                            buf = lbuf if x[2] == "left" else rbuf
+                            lst = buf.get(kk)
+                            if lst is None:
+                                continue
+                            if lst[0][1] == s:
+                                del lst[0]
+                            else:
+                                lst[:] = [e for e in lst if e[1] != s]
+                            if not lst:
+                                del buf[kk]
+                        if not fifo:
+                            last_t = _NEG_INF
+                    if expiry and expiry[0][0] < horizon:
+                        while expiry and expiry[0][0] < horizon:
+                            x = heappop(expiry)
+                            s = x[1]
+                            if unmatched and s in unmatched:
+                                continue
+                            kk = x[3]
+                            buf = lbuf if x[2] == "left" else rbuf
+                            lst = buf.get(kk)
+                            if lst is None:
+                                continue
+                            lst[:] = [e for e in lst if e[1] != s]
+                            if not lst:
+                                del buf[kk]
+                except Exception as exc:
+                    del out[mark:]
+                    fail(rec, exc)
+        finally:
+            if st != st0:
+                meta["stream_time"] = st
+            if seq != seq0:
+                meta["seq"] = seq
         return out
 
-    def _emit_expired(self, st: int, out: list[Record], everything: bool = False) -> None:
-        held = self._heap("held")
-        limit = self.within + self.grace
-        while held and (everything or held[0][0] + limit < st):
-            t, _, _, seq = heapq.heappop(held)
-            item = self.unmatched.get(seq)
-            if item is None:
-                continue  # matched meanwhile
-            self.unmatched.delete(seq)
-            _, side, k, v = item
-            value = self.joiner(v, None) if side == "left" else self.joiner(None, v)
-            out.append(Record(k, value, t))
-
-    def _cleanup(self, st: int) -> None:
-        # A buffered record at t can still match records with t' >= st - within - grace
-        # (later ones are late), so it is needed while t + within >= st - within - grace.
-        heap = self._heap("expiry")
-        horizon = st - 2 * self.within - self.grace
-        while heap and heap[0][0] < horizon:
-            t, seq, side, k = heapq.heappop(heap)
-            if seq in self.unmatched:
-                continue  # still held back; freed when emitted
-            buf = self.buffers[side]
-            lst = buf.get(k)
-            if lst is None:
-                continue
-            lst[:] = [e for e in lst if e[1] != seq]
-            if not lst:
-                buf.delete(k)
+    def restore(self, snap: dict) -> None:
+        super().restore(snap)
+        # a snapshot from before buffered records were tuples: [ts, seq, value, matched]
+        for side in ("left", "right"):
+            for k, lst in self.buffers[side].data.items():
+                if lst and type(lst[0]) is list:
+                    lst[:] = [(e[0], e[1], side, k, e[2]) for e in lst]
 
     def on_end(self) -> list[Record]:
         out: list[Record] = []
-        self._emit_expired(1 << 62, out, everything=True)
+        meta = self.meta.data
+        held = meta.get("held")
+        unmatched = self.unmatched.data
+        joiner = self.joiner
+        while held:
+            t, _, _, seq = heappop(held)
+            item = unmatched.pop(seq, None)
+            if item is None:
+                continue  # matched meanwhile
+            _, side, k, v = item
+            out.append(Record(k, joiner(v, None) if side == "left" else joiner(None, v), t))
         self.buffers["left"].clear()
         self.buffers["right"].clear()
-        self.meta.put("expiry", [])
+        meta["expiry"] = []
+        fifo = meta.get("fifo")
+        if fifo is not None:
+            fifo.clear()
         return out
 
 
@@ -174,21 +281,98 @@ class StreamTableJoinProcessor(Processor):
         self.table = ctx.stores.kv("table")
 
     def process(self, port: str, rec: Record) -> list[Record]:
+        k = rec.key
         if port == "right":
-            if rec.key is None:
+            if k is None:
                 self.ctx.skipped()
             elif rec.value is None:
-                self.table.delete(rec.key)
+                self.table.data.pop(k, None)
             else:
-                self.table.put(rec.key, rec.value)
+                self.table.data[k] = rec.value
             return []
-        if rec.key is None or rec.value is None:
+        v = rec.value
+        if k is None or v is None:
             self.ctx.skipped()
             return []
-        row = self.table.get(rec.key)
+        row = self.table.data.get(k)
         if row is None and not self.left_join:
             return []
-        return [Record(rec.key, self.joiner(rec.value, row), rec.ts, None, rec.origin)]
+        return [Record(k, self.joiner(v, row), rec.ts, None, rec.origin)]
+
+    def process_batch(self, port: str, recs: list[Record],
+                      fail: Callable[[Record, Exception], None]) -> list[Record]:
+        table = self.table.data
+        if port == "right":
+            for rec in recs:
+                try:
+                    k = rec.key
+                    if k is None:
+                        self.ctx.skipped()
+                    elif rec.value is None:
+                        table.pop(k, None)
+                    else:
+                        table[k] = rec.value
+                except Exception as e:  # an unhashable key
+                    fail(rec, e)
+            return []
+        joiner = self.joiner
+        get = table.get
+        out: list[Record] = []
+        append = out.append
+        if self.left_join:
+            for rec in recs:
+                k = rec.key
+                v = rec.value
+                if k is None or v is None:
+                    self.ctx.skipped()
+                    continue
+                try:
+                    append(Record(k, joiner(v, get(k)), rec.ts, None, rec.origin))
+                except Exception as e:
+                    fail(rec, e)
+        else:
+            for rec in recs:
+                k = rec.key
+                v = rec.value
+                if k is None or v is None:
+                    self.ctx.skipped()
+                    continue
+                try:
+                    row = get(k)
+                    if row is not None:
+                        append(Record(k, joiner(v, row), rec.ts, None, rec.origin))
+                except Exception as e:
+                    fail(rec, e)
+        return out
+
+    def process_mixed(self, items: list[tuple[str, Record]],
+                      fail: Callable[[Record, Exception], None]) -> list[Record]:
+        table = self.table.data
+        get = table.get
+        joiner = self.joiner
+        left_join = self.left_join
+        out: list[Record] = []
+        append = out.append
+        for port, rec in items:
+            k = rec.key
+            v = rec.value
+            try:
+                if port == "right":
+                    if k is None:
+                        self.ctx.skipped()
+                    elif v is None:
+                        table.pop(k, None)
+                    else:
+                        table[k] = v
+                elif k is None or v is None:
+                    self.ctx.skipped()
+                else:
+                    row = get(k)
+                    if row is not None or left_join:
+                        append(Record(k, joiner(v, row), rec.ts, None, rec.origin))
+            except Exception as e:
+                fail(rec, e)
+        return out
 
 
 class TableTableJoinProcessor(Processor):
@@ -200,41 +384,65 @@ class TableTableJoinProcessor(Processor):
         self.how = node.how
         self.sides = {"left": ctx.stores.kv("left"), "right": ctx.stores.kv("right")}
 
-    def _result(self, lv: Any, rv: Any) -> Any:
-        """The joined row for the two current values, or None if no row should exist."""
-        if self.how == "inner":
-            return None if lv is None or rv is None else self.joiner(lv, rv)
-        if self.how == "left":
-            return None if lv is None else self.joiner(lv, rv)
-        return None if lv is None and rv is None else self.joiner(lv, rv)
-
-    def _exists(self, lv: Any, rv: Any) -> bool:
-        if self.how == "inner":
-            return lv is not None and rv is not None
-        if self.how == "left":
-            return lv is not None
-        return lv is not None or rv is not None
-
     def process(self, port: str, rec: Record) -> list[Record]:
-        k = rec.key
-        if k is None:
-            self.ctx.skipped()
-            return []
-        mine = self.sides[port]
-        other = self.sides["right" if port == "left" else "left"]
-        old = mine.get(k)
-        if rec.value is None:
-            mine.delete(k)
-        else:
-            mine.put(k, (rec.value, rec.ts))
-        o = other.get(k)
-        ov, ots = (o[0], o[1]) if o is not None else (None, None)
-        oldv = old[0] if old is not None else None
-        lv_old, rv_old = (oldv, ov) if port == "left" else (ov, oldv)
-        lv_new, rv_new = (rec.value, ov) if port == "left" else (ov, rec.value)
-        ts = rec.ts if ots is None else max(rec.ts, ots)
-        if self._exists(lv_new, rv_new):
-            return [Record(k, self._result(lv_new, rv_new), ts, rec.window, rec.origin)]
-        if self._exists(lv_old, rv_old):
-            return [Record(k, None, ts, rec.window, rec.origin)]
-        return []
+        return self._run(((port, rec),), _reraise)
+
+    def process_batch(self, port: str, recs: list[Record],
+                      fail: Callable[[Record, Exception], None]) -> list[Record]:
+        return self._run(zip(repeat(port), recs), fail)
+
+    def process_mixed(self, items: list[tuple[str, Record]],
+                      fail: Callable[[Record, Exception], None]) -> list[Record]:
+        return self._run(items, fail)
+
+    def _run(self, items: Iterable[tuple[str, Record]],
+             fail: Callable[[Record, Exception], None]) -> list[Record]:
+        # A row exists for (left value, right value) when: inner: both present; left: the
+        # left one; outer: either. An update emits the new row if it exists, else a tombstone
+        # if the row existed before it, else nothing.
+        how = self.how
+        need_left = how != "outer"
+        need_right = how == "inner"
+        joiner = self.joiner
+        lside = self.sides["left"].data
+        rside = self.sides["right"].data
+        out: list[Record] = []
+        append = out.append
+        for port, rec in items:
+            k = rec.key
+            if k is None:
+                self.ctx.skipped()
+                continue
+            try:
+                if port == "left":
+                    mine, other = lside, rside
+                else:
+                    mine, other = rside, lside
+                old = mine.get(k)
+                value = rec.value
+                ts = rec.ts
+                if value is None:
+                    mine.pop(k, None)
+                else:
+                    mine[k] = (value, ts)
+                o = other.get(k)
+                if o is None:
+                    ov = None
+                else:
+                    ov, ots = o
+                    if ots > ts:
+                        ts = ots
+                oldv = None if old is None else old[0]
+                if port == "left":
+                    lv, rv, lv_old, rv_old = value, ov, oldv, ov
+                else:
+                    lv, rv, lv_old, rv_old = ov, value, ov, oldv
+                if ((lv is not None or not need_left) and (rv is not None or not need_right)
+                        and (lv is not None or rv is not None)):
+                    append(Record(k, joiner(lv, rv), ts, rec.window, rec.origin))
+                elif ((lv_old is not None or not need_left) and (rv_old is not None or not need_right)
+                        and (lv_old is not None or rv_old is not None)):
+                    append(Record(k, None, ts, rec.window, rec.origin))
+            except Exception as e:
+                fail(rec, e)
+        return out

@@ -84,6 +84,13 @@ class Processor:
                 fail(rec, e)
         return out
 
+    def process_columns(self, keys: list, values: list, timestamps: list, positions: list,
+                        source: str, fail: Callable[[Record, Exception], None]) -> list[Record]:
+        """``process_batch`` over records given as columns (a source's records, window None,
+        origin ``(source, position)``), as ``fused.compile_columns`` produces them."""
+        return self.process_batch("in", [Record(k, v, t, None, (source, p)) for k, v, t, p
+                                         in zip(keys, values, timestamps, positions)], fail)
+
     def on_end(self) -> list[Record]:
         return []
 

@@ -41,14 +41,16 @@ class TableFilterProcessor(Processor):
         return [Record(rec.key, None, rec.ts, rec.window, rec.origin)]
 
     def process_batch(self, port: str, recs: list[Record], fail) -> list[Record]:
-        pred = self.pred
+        fn = self.node.pred
+        by_value = fn.expr is None and fn.arity == 1  # call the user's function directly
+        pred = fn.func if by_value else self.pred
         out: list[Record] = []
         append = out.append
         for rec in recs:
             v = rec.value
             if v is not None:
                 try:
-                    r = pred(rec.key, v)
+                    r = pred(v) if by_value else pred(rec.key, v)
                 except Exception as e:
                     fail(rec, e)
                     continue
