@@ -481,6 +481,69 @@ class Executor:
         self._batch_targets = {name: [(dst, port, out) for dst, port, out in self._edges[name]]
                                for name in self._order}
         self._runners = {name: self._make_runner(name, need[name]) for name in self._order}
+        absorbed: set[str] = set()
+        for name in self._order:
+            if name not in absorbed:
+                tail = self._make_tail(name)
+                if tail is not None:
+                    self._runners[name], chain = tail
+                    absorbed.update(chain)
+
+    def _make_tail(self, name: str):
+        """A runner for ``name`` and the row-local operators after it down to a sink, fused
+        (``fused.compile_tail``), and the names of the nodes it absorbs; or None."""
+        from ..ir.nodes import TableFilter
+        from .fused import _IDENTITY_KINDS, _LINEAR, compile_tail
+
+        def eligible(n: str) -> bool:
+            node = self.plan.node(n)
+            if n in self._writers:
+                return True
+            if n in self._branch or len(self.plan.in_edges(n)) != 1:
+                return False
+            if isinstance(node, TableFilter) or node.kind in _IDENTITY_KINDS:
+                return True
+            stages = node.stages if isinstance(node, Fused) else (node,)
+            return (isinstance(self.processors[n], StatelessProcessor)
+                    and all(isinstance(st, _LINEAR) for st in stages))
+        if name in self._writers or not eligible(name) or \
+                isinstance(self.processors[name], _SourceProcessor):
+            return None
+        chain = [name]
+        cur = name
+        while cur not in self._writers:
+            edges = self._edges[cur]
+            if len(edges) != 1 or edges[0][2] is not None or not eligible(edges[0][0]):
+                return None
+            cur = edges[0][0]
+            chain.append(cur)
+        stages: list[tuple[str, Any]] = []
+        for n in chain:
+            node = self.plan.node(n)
+            stages += [(n, st) for st in (node.stages if isinstance(node, Fused) else (node,))]
+        fn = compile_tail(stages)
+        if fn is None:
+            return None
+        fails = {n: (lambda rec, e, n=n: self._fail(n, rec, e)) for n in chain}
+        sink = chain[-1]
+        topic = self._sink_topic[sink]
+        writer = self._writers[sink]
+        out_list = self.outputs.get(topic)
+        collect = out_list is not None and writer == out_list.append
+        metrics = self.metrics
+
+        def tail_runner(parts):
+            for _, recs, _ in parts:
+                outs = fn(recs, fails)
+                metrics.records_out += len(outs)
+                metrics.out_by_sink[topic] += len(outs)
+                if collect:
+                    out_list.extend(outs)
+                else:
+                    for o in outs:
+                        writer(o)
+            return ()
+        return tail_runner, chain[1:]
 
     def _make_runner(self, name: str, need_seq: bool):  # noqa: C901 - one small closure per case
         proc = self.processors[name]

@@ -11,6 +11,8 @@ name the user's operator, not the fused node (``unwrap_error``).
 
 from __future__ import annotations
 
+import itertools
+import operator
 from typing import Any, Callable
 
 from ..ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, Peek
@@ -475,5 +477,136 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
                  *["        " + a for a in after]]
     body += ["        ka(k); va(v); ta(ts); pa(i)",
              "    return ks, vs, tss, ps"]
+    # The columnar path: when every item of a run is a plain dict with the key field and a
+    # non-negative int timestamp, the columns come from C-level map() calls, and stages whose
+    # expressions were inlined (no user code: nothing to run twice) as comprehensions; any
+    # other run takes the loop above.
+    cols = _columnar_stages(chain, env, counter)
+    kf, tf = source.key.expr.name, source.timestamp.expr.name
+    env.update(_kget=operator.itemgetter(kf), _tget=operator.itemgetter(tf),
+               _contains=operator.contains, _repeat=itertools.repeat, _compress=itertools.compress,
+               _dict=dict, _int=int)
+    fast = ["def columns(items, pos0, bad, fails):",
+            "    n = len(items)",
+            "    if n and set(map(type, items)) == {_dict} and not any(map(_contains, items, _repeat('value', n))):",
+            "        try:",
+            "            ks = list(map(_kget, items))",
+            "            tss = list(map(_tget, items))",
+            "        except KeyError:",
+            "            return ingest_columns(items, pos0, bad, fails)",
+            "        if set(map(type, tss)) == {_int} and min(tss) >= 0:",
+            "            vs = items",
+            "            ps = list(range(pos0, pos0 + n))"]
+    if cols is None:
+        fast += ["            return ingest_columns(items, pos0, bad, fails)"]
+    else:
+        fast += ["            try:",
+                 *["                " + line for line in cols],
+                 "            except Exception:  # a stage fails on some item: the loop reports it",
+                 "                return ingest_columns(items, pos0, bad, fails)",
+                 "            return ks, vs, tss, ps"]
+    fast += ["    return ingest_columns(items, pos0, bad, fails)"]
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
-    return env["ingest_columns"]
+    exec("\n".join(fast), env)  # noqa: S102
+    return env["columns"]
+
+
+def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int]) -> list[str] | None:
+    """Comprehensions applying ``chain`` to the columns ``ks, vs, tss, ps``, or None when a
+    stage calls user code (or is a kind without a columnar form)."""
+    lines: list[str] = []
+    for _, st in chain:
+        fn = st.pred if isinstance(st, Filter) else getattr(st, "fn", None)
+        if not isinstance(st, (Filter, Map, KeyBy)) or fn is None or fn.expr is None:
+            return None
+        src = _expr_source(fn.expr, env, counter)
+        if src is None:
+            return None
+        if isinstance(st, Filter):
+            lines += [f"mask = [{src} for k, v in zip(ks, vs)]",
+                      "if not all(mask):",
+                      "    mask = [m is not None and bool(m) for m in mask]",
+                      "    ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
+                      "    tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))"]
+        elif isinstance(st, Map):
+            lines += [f"vs = [{src} for k, v in zip(ks, vs)]"]
+        else:
+            lines += [f"ks = [{src} for k, v in zip(ks, vs)]"]
+            if st.drop_null:
+                lines += ["if None in ks:",
+                          "    mask = [k is not None for k in ks]",
+                          "    ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
+                          "    tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))"]
+    return lines
+
+
+def compile_tail(chain: list[tuple[str, Node]]) -> Callable | None:
+    """Row-local operators ending in a sink, as one loop: ``(records, fails) ->
+    [OutputRecord]``, or None when a node does not qualify.
+
+    ``chain`` is ``[(owner node name, stage node)]`` from the first operator to the sink:
+    table filters (a failing row becomes a tombstone, a tombstone passes), linear stateless
+    stages, and pass-through kinds (to_stream, repartition, merge, sink). Equal to running
+    each operator's ``process_batch`` in turn and the sink building an ``OutputRecord`` per
+    record, minus the records in between.
+    """
+    from ..ir.nodes import TableFilter
+    from .records import OutputRecord
+    env: dict[str, Any] = {"Record": Record, "StageError": StageError, "_pair": _pair,
+                           "_at": _at, "_get": _get, "OutputRecord": OutputRecord,
+                           "new": tuple.__new__}
+    owners = sorted({o for o, _ in chain})
+    body = ["def tail(recs, fails):",
+            *[f"    fail{j} = fails[{o!r}]" for j, o in enumerate(owners)],
+            "    out = []",
+            "    append = out.append",
+            "    for rec in recs:",
+            "        k = rec.key",
+            "        v = rec.value"]
+    counter = [0]
+
+    def call(fn: Any, i: int) -> str:
+        if fn.expr is not None:
+            src = _expr_source(fn.expr, env, counter)
+            if src is not None:
+                return src
+        return _call(fn, i, env)
+
+    for i, (owner, st) in enumerate(chain):
+        j = owners.index(owner)
+        env[f"s{i}"] = st
+        if st.kind in _IDENTITY_KINDS:
+            continue
+        if isinstance(st, TableFilter):
+            body += ["        if v is not None:",
+                     "            try:",
+                     f"                r = {call(st.pred, i)}",
+                     "            except Exception as e:",
+                     f"                fail{j}(_at(rec, k, v), e)",
+                     "                continue",
+                     "            if r is None or not r:",
+                     "                v = None"]
+            continue
+        if isinstance(st, Filter):
+            stmt, after = f"r = {call(st.pred, i)}", ["if r is None or not r:", "    continue"]
+        elif isinstance(st, Map):
+            stmt, after = f"v = {call(st.fn, i)}", []
+        elif isinstance(st, KeyBy):
+            stmt = f"k = {call(st.fn, i)}"
+            after = ["if k is None:", "    continue"] if st.drop_null else []
+        elif isinstance(st, MapKV):
+            stmt, after = f"k, v = _pair({_call(st.fn, i, env)}, s{i})", []
+        elif isinstance(st, Peek):
+            stmt, after = _call(st.fn, i, env), []
+        else:
+            return None
+        body += ["        try:",
+                 f"            {stmt}",
+                 "        except Exception as e:",
+                 f"            fail{j}(rec, StageError(s{i}, _at(rec, k, v), e))",
+                 "            continue",
+                 *["        " + a for a in after]]
+    body += ["        append(new(OutputRecord, (k, v, rec.ts, rec.window)))",
+             "    return out"]
+    exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
+    return env["tail"]
