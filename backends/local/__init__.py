@@ -110,6 +110,10 @@ class LocalBackend(Backend):
             # Objects that exist before the run (the caller's data, the plan) are moved out of
             # the collector's reach while it runs, so full collections stay cheap.
             gc.freeze()
+            # Operators allocate many small containers (window entries, records) and never a
+            # reference cycle: collect the youngest generation 70x less often during the run.
+            thresholds = gc.get_threshold()
+            gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
             if items is not None:  # in-memory inputs: ingested in batches, no InputEvents
                 tick = None
                 if progress is not None:
@@ -138,6 +142,8 @@ class LocalBackend(Backend):
             if progress is not None:
                 progress(ex.metrics)
         finally:
+            if "thresholds" in locals():
+                gc.set_threshold(*thresholds)
             gc.unfreeze()
             for s in sinks.values():
                 s.close()
