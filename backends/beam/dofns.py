@@ -6,8 +6,12 @@ is the lineage key each element carries (``ordering``) and the error handling of
 executor: a failing record becomes a dead letter, or, with ``on_error="fail"``, a
 ``RecordError`` the driver raises for the first failure in the defined order.
 
-Elements on an edge are ``(lineage_key, port, record)``; an edge into a stateful node
-carries ``(task, (lineage_key, port, record))`` so that a ``GroupByKey`` gathers each task.
+Elements on an edge are *batches*, lists of ``(lineage_key, port, record)`` (a Beam element
+costs far more than the record it would carry: a ``WindowedValue``, a trip through the
+runner's receivers, an encoding at each stage boundary); an edge into a stateful node carries
+``(task, [(lineage_key, port, packed record)...])`` so that a ``GroupByKey`` gathers each
+task, the record packed as a plain tuple (which encodes without pickle). A DoFn emits at most
+``BATCH`` input records' worth of output per element.
 What goes back to the driver (records of collected sinks, dead letters, failures) is handed
 over at the end of each bundle as ``(lineage_key, ...)`` items, on a named channel
 (``runstate``); the driver sorts them by lineage key.
@@ -15,6 +19,7 @@ over at the end of each bundle as ``(lineage_key, ...)`` items, on a named chann
 
 from __future__ import annotations
 
+import pickle
 import traceback
 from collections import Counter
 from operator import itemgetter
@@ -51,6 +56,27 @@ DEAD, FATAL = 0, 1
 EdgeSpec = tuple[str, "str | None", int, "str | None"]
 
 _by_key = itemgetter(0)
+_dumps, _loads, _PROTOCOL = pickle.dumps, pickle.loads, pickle.HIGHEST_PROTOCOL
+
+#: Input records per output batch (see the module docstring).
+BATCH = 2048
+
+
+def _pack(batch: list) -> bytes:
+    """A batch crossing a ``GroupByKey``, as bytes: one pickle per batch costs a fraction of
+    Beam's coder per element (which pickles what it does not know anyway), and the runner
+    then only copies bytes (and sizes them for its metrics by their length)."""
+    return _dumps(batch, _PROTOCOL)
+
+
+def _unpack(batches: Any) -> list:
+    """The items of a task's packed batches, sorted by lineage key."""
+    items: list = []
+    extend = items.extend
+    for data in batches:
+        extend(_loads(data))
+    items.sort(key=_by_key)  # batches are sorted runs: this is a merge
+    return items
 
 
 def sink_channel(topic: str) -> str:
@@ -140,11 +166,15 @@ class _RunFn(_LeanDoFn):
     def start_bundle(self) -> None:
         self._out: dict[str, list] = {}
 
-    def _collect(self, channel: str, item: tuple) -> None:
+    def _channel(self, channel: str) -> list:
+        """This bundle's list of items for the driver on ``channel``."""
         buf = self._out.get(channel)
         if buf is None:
             buf = self._out[channel] = []
-        buf.append(item)
+        return buf
+
+    def _collect(self, channel: str, item: tuple) -> None:
+        self._channel(channel).append(item)
 
     def finish_bundle(self) -> None:
         self.counters.flush(getattr(self, "metrics", None))
@@ -177,16 +207,68 @@ class _NodeFn(_RunFn):
         self.metrics = Metrics()
         self.proc = make_processor(self.node, self.metrics)
 
-    def _emit(self, lkey: tuple, i: int, rec: Any, route: str | None = None) -> Iterator[Any]:
-        for j, (port, out, groups, tag) in enumerate(self.edges):
-            if out is not None and out != route:
+    # ---- output batches ----------------------------------------------------------------------
+    def _outbox(self) -> list:
+        """Empty output buffers, one per out edge: a list, or ``{task: list}`` for an edge
+        into a node split over several task groups."""
+        return [{} if groups > 1 else [] for _port, _out, groups, _tag in self.edges]
+
+    def _emitter(self) -> Any:
+        """``emit(lkey, outs, box, route=None)``: add a call's output records ``outs`` (a
+        list) to the buffers ``box``, along the out edges (those of ``route`` for a branch)."""
+        edges = self.edges
+        if len(edges) == 1 and edges[0][1] is None and edges[0][2] <= 1:
+            port, _out, groups, _tag = edges[0]
+            if groups:  # into a single-task node: records packed as plain tuples
+                def emit_packed(lkey: tuple, outs: list, box: list, route: Any = None) -> None:
+                    append = box[0].append
+                    for i, r in enumerate(outs):
+                        append((lkey + (i, 0), port, (r.key, r.value, r.ts, r.window, r.origin)))
+                return emit_packed
+
+            def emit_one(lkey: tuple, outs: list, box: list, route: Any = None) -> None:
+                if len(outs) == 1:
+                    box[0].append((lkey + (0, 0), port, outs[0]))
+                else:
+                    append = box[0].append
+                    for i, r in enumerate(outs):
+                        append((lkey + (i, 0), port, r))
+            return emit_one
+
+        def emit(lkey: tuple, outs: list, box: list, route: Any = None) -> None:
+            for i, r in enumerate(outs):
+                for j, (port, out, groups, _tag) in enumerate(edges):
+                    if out is not None and out != route:
+                        continue
+                    if not groups:
+                        box[j].append((lkey + (i, j), port, r))
+                        continue
+                    item = (lkey + (i, j), port, (r.key, r.value, r.ts, r.window, r.origin))
+                    if groups == 1:
+                        box[j].append(item)
+                    else:
+                        task = task_of(r, groups)
+                        lst = box[j].get(task)
+                        if lst is None:
+                            box[j][task] = [item]
+                        else:
+                            lst.append(item)
+        return emit
+
+    def _drain(self, box: list) -> Iterator[Any]:
+        """The elements of the buffers ``box`` (emptied): one batch per edge and task."""
+        for j, (_port, _out, groups, tag) in enumerate(self.edges):
+            b = box[j]
+            if not b:
                 continue
-            if groups:  # across a GroupByKey: a plain tuple encodes without pickle
-                elem: Any = (task_of(rec, groups), (lkey + (i, j), port, (
-                    rec.key, rec.value, rec.ts, rec.window, rec.origin)))
+            if groups > 1:
+                elems: Any = [(task, _pack(lst)) for task, lst in b.items()]
+                box[j] = {}
             else:
-                elem = (lkey + (i, j), port, rec)
-            yield elem if tag is None else TaggedOutput(tag, elem)
+                elems = [(0, _pack(b)) if groups else b]
+                box[j] = []
+            for elem in elems:
+                yield elem if tag is None else TaggedOutput(tag, elem)
 
     # ---- failures: the local executor's rules (streamdsl.runtime.failures) -------------------
     def _fail(self, lkey: tuple, rec: Any, exc: Exception) -> None:
@@ -218,22 +300,44 @@ class _NodeFn(_RunFn):
                 traceback.format_exception(type(cause), cause, cause.__traceback__)))
         self._collect(DEAD_LETTERS, (lkey, FATAL, err))
 
-    # ---- one record ------------------------------------------------------------------------
-    def _handle(self, lkey: tuple, port: str, rec: Any) -> Iterator[Any]:
+    # ---- a batch of records ------------------------------------------------------------------
+    def _handle(self, batch: list) -> Iterator[Any]:
+        """Run the node over a batch of ``(lineage_key, port, record)``; its output batches."""
         proc = self.proc
-        try:
-            if isinstance(proc, BranchProcessor):
-                route = proc.route(rec)
-                outs = [] if route is None else [rec]
-            elif isinstance(proc, StatelessProcessor):
-                route, outs = None, proc.fn(rec)
-            else:
-                route, outs = None, proc.process(port, rec)
-        except Exception as e:
-            self._fail(lkey, rec, e)
-            return
-        for i, out in enumerate(outs):
-            yield from self._emit(lkey, i, out, route)
+        box = self._outbox()
+        emit = self._emitter()
+        fail = self._fail
+        if isinstance(proc, BranchProcessor):
+            route_of = proc.route
+            for lkey, _port, rec in batch:
+                try:
+                    route = route_of(rec)
+                except Exception as e:
+                    fail(lkey, rec, e)
+                    continue
+                if route is not None:
+                    emit(lkey, [rec], box, route)
+        elif isinstance(proc, StatelessProcessor):
+            fn = proc.fn
+            for lkey, _port, rec in batch:
+                try:
+                    outs = fn(rec)
+                except Exception as e:
+                    fail(lkey, rec, e)
+                    continue
+                if outs:
+                    emit(lkey, outs, box)
+        else:
+            process = proc.process
+            for lkey, port, rec in batch:
+                try:
+                    outs = process(port, rec)
+                except Exception as e:
+                    fail(lkey, rec, e)
+                    continue
+                if outs:
+                    emit(lkey, outs, box)
+        return self._drain(box)
 
 
 class SourceFn(_NodeFn):
@@ -280,11 +384,13 @@ class SourceFn(_NodeFn):
 
     def process(self, _impulse: Any) -> Iterator[Any]:
         counters, ingest, process = self.counters, self.ingest, self.proc.process
+        index, count_in = self.index, self.count_in
+        box = self._outbox()
+        emit = self._emitter()
+        n = 0
         for okey, ev in self._events():
-            if self.count_in:
-                counters.inc("records_in")
-                counters.inc("in:" + self.topic)
-            lkey = okey + (self.index,)
+            n += 1
+            lkey = okey + (index,)
             try:
                 rec = ingest(ev)
             except BadRecord as e:
@@ -295,15 +401,21 @@ class SourceFn(_NodeFn):
             except Exception as e:
                 self._fail(lkey, rec, e)
                 continue
-            for i, out in enumerate(outs):
-                yield from self._emit(lkey, i, out)
+            if outs:
+                emit(lkey, outs, box)
+            if n % BATCH == 0:
+                yield from self._drain(box)
+        if count_in and n:
+            counters.inc("records_in", n)
+            counters.inc("in:" + self.topic, n)
+        yield from self._drain(box)
 
 
 class RecordFn(_NodeFn):
     """A node whose processor keeps no state between records: records in any order."""
 
-    def process(self, elem: tuple) -> Iterator[Any]:
-        return self._handle(*elem)
+    def process(self, batch: list) -> Iterator[Any]:
+        return self._handle(batch)
 
 
 class TaskFn(_NodeFn):
@@ -316,21 +428,38 @@ class TaskFn(_NodeFn):
         self.flush = flush
         self.topo_index = topo_index
 
-    def process(self, task_elems: tuple) -> Iterator[Any]:
-        _task, elems = task_elems
-        self.proc = make_processor(self.node, self.metrics)
-        for lkey, port, packed in sorted(elems, key=_by_key):
-            yield from self._handle(lkey, port, Record(*packed))
-        if not self.flush:
-            return
-        key = end_key(self.topo_index)
-        try:
-            outs = self.proc.on_end()
-        except Exception as e:  # a user function failing while windows close
-            self._fail(key, None, e)
-            return
-        for i, out in enumerate(outs):
-            yield from self._emit(key, i, out)
+    def process(self, task_batches: tuple) -> Iterator[Any]:
+        _task, batches = task_batches
+        items = _unpack(batches)
+        self.proc = proc = make_processor(self.node, self.metrics)
+        process = proc.process
+        box = self._outbox()
+        emit = self._emitter()
+        fail = self._fail
+        n = 0
+        for lkey, port, packed in items:
+            n += 1
+            rec = Record(*packed)
+            try:
+                outs = process(port, rec)
+            except Exception as e:
+                fail(lkey, rec, e)
+                continue
+            if outs:
+                emit(lkey, outs, box)
+            if n % BATCH == 0:
+                yield from self._drain(box)
+        del items
+        if self.flush:
+            key = end_key(self.topo_index)
+            try:
+                outs = proc.on_end()
+            except Exception as e:  # a user function failing while windows close
+                self._fail(key, None, e)
+            else:
+                if outs:
+                    emit(key, outs, box)
+        yield from self._drain(box)
 
 
 class SinkFn(_NodeFn):
@@ -346,14 +475,18 @@ class SinkFn(_NodeFn):
     def setup(self) -> None:
         _RunFn.setup(self)
 
-    def process(self, elem: tuple) -> Iterator[Any]:
-        lkey, _port, rec = elem
-        self.counters.inc("records_out")
-        self.counters.inc("out:" + self.topic)
+    def process(self, batch: list) -> Iterator[Any]:
+        n = len(batch)
+        self.counters.inc("records_out", n)
+        self.counters.inc("out:" + self.topic, n)
         if self.channel is not None:
-            self._collect(self.channel, (lkey, OutputRecord(rec.key, rec.value, rec.ts, rec.window)))
+            new = tuple.__new__
+            self._channel(self.channel).extend([
+                (lkey, new(OutputRecord, (rec.key, rec.value, rec.ts, rec.window)))
+                for lkey, _port, rec in batch])
         else:
-            yield (0, (lkey, (rec.key, rec.value, rec.ts, rec.window)))
+            yield (0, _pack([(lkey, (rec.key, rec.value, rec.ts, rec.window))
+                             for lkey, _port, rec in batch]))
 
 
 class WriteSortedFn(_LeanDoFn):
@@ -364,11 +497,12 @@ class WriteSortedFn(_LeanDoFn):
         self.topic = topic
         self.spec = spec
 
-    def process(self, task_items: tuple) -> Iterator[Any]:
-        _task, items = task_items
+    def process(self, task_batches: tuple) -> Iterator[Any]:
+        _task, batches = task_batches
+        items = _unpack(batches)
         sink = open_sink(self.topic, self.spec)
         try:
-            for _lkey, rec in sorted(items, key=_by_key):
+            for _lkey, rec in items:
                 sink.write(OutputRecord(*rec))
         finally:
             sink.close()
