@@ -140,9 +140,10 @@ class TimeWindowAggregate(_AggBase):
                               lambda j: recs[j].origin, fail)
 
     def process_columns(self, keys: list, values: list, timestamps: list, positions: list,
-                        source: str, fail) -> list[Record]:
+                        source: str, fail, port: str = "in") -> list[Record]:
         if not isinstance(self.window, TumblingWindow):
-            return super().process_columns(keys, values, timestamps, positions, source, fail)
+            return super().process_columns(keys, values, timestamps, positions, source, fail,
+                                           port)
 
         def record(j: int) -> Record:
             return Record(keys[j], values[j], timestamps[j], None, (source, positions[j]))

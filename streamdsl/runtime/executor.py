@@ -176,49 +176,49 @@ class Executor:
         Each topic is ingested in runs of ``BATCH`` items, lazily (a generator of any length
         is fine); several topics are merged by record timestamp, ties to the topic declared
         first, so every operator sees what ``feed_many(merge_inputs(...))`` gives it (an item
-        that cannot be ingested is dead-lettered when its run is ingested). ``tick`` is called
-        after every batch.
+        that cannot be ingested is dead-lettered when its run is ingested). Once a single
+        topic is left, its runs go through the fused columnar ingest when the plan allows
+        (``_segment``). ``tick`` is called after every batch.
         """
         topics = [t for t in self.plan.source_topics() if t in inputs]
         unknown = set(inputs) - set(self._sources)
         if unknown:
             raise KeyError(f"unknown source(s) {sorted(unknown)}; sources: {', '.join(self._sources)}")
+        chunks = {t: self._chunks(t, inputs[t]) for t in topics}
+        if len(topics) == 1:
+            self._feed_alone(topics[0], chunks[topics[0]], tick)
+            return
         size = self.BATCH
-        runs = [self._ingested_runs(t, inputs[t]) for t in topics]
-        if len(runs) == 1 and self._segment(topics[0]) is not None:
-            self._feed_segment(topics[0], inputs[topics[0]], tick)
-            return
-        if len(runs) == 1:
-            (name,) = self._sources[topics[0]]
-            for recs in runs[0]:
-                if recs:
-                    self._run_inbox({name: [("in", recs, None)]})
-                if tick is not None:
-                    tick()
-            return
         names = [self._sources[t][0] for t in topics]
-        # Heads of every topic's record stream: [ts, topic index, records, next index, runs].
-        heads = []
-        for j, it in enumerate(runs):
-            for recs in it:
+        ingest = [self._run_ingester(t) for t in topics]
+
+        def next_run(j: int) -> list[Record] | None:
+            for chunk, pos in chunks[topics[j]]:
+                recs = ingest[j](chunk, pos)
                 if recs:
-                    heads.append([recs[0].ts, j, recs, 0, it])
-                    break
+                    return recs
+            return None
+        # Heads of every topic's record stream: [ts, topic index, records, next index].
+        heads = []
+        for j in range(len(topics)):
+            recs = next_run(j)
+            if recs:
+                heads.append([recs[0].ts, j, recs, 0])
         parts: list[tuple[list[Record], list[int]]] = [([], []) for _ in topics]
         seq = 0
-        while heads:
+        while len(heads) > 1:
             h = heads[0]
             for other in heads:
                 if other[0] < h[0] or (other[0] == h[0] and other[1] < h[1]):
                     h = other
-            _, j, recs, i, it = h
+            _, j, recs, i = h
             # Take this topic's records while they stay first (ties go to the lower index).
-            lo = min((o[0], o[1]) for o in heads if o is not h) if len(heads) > 1 else None
+            lo = min((o[0], o[1]) for o in heads if o is not h)
             prs, pseq = parts[j]
             n = len(recs)
             while i < n:
                 r = recs[i]
-                if lo is not None and (r.ts > lo[0] or (r.ts == lo[0] and lo[1] < j)):
+                if r.ts > lo[0] or (r.ts == lo[0] and lo[1] < j):
                     break
                 prs.append(r)
                 pseq.append(seq)
@@ -233,21 +233,57 @@ class Executor:
             if i < n:
                 h[0], h[3] = recs[i].ts, i
                 continue
-            for recs in it:
-                if recs:
-                    h[0], h[2], h[3] = recs[0].ts, recs, 0
-                    break
+            recs = next_run(j)
+            if recs:
+                h[0], h[2], h[3] = recs[0].ts, recs, 0
             else:
                 heads.remove(h)
         if seq:
             self._flush_parts(names, parts)
             if tick is not None:
                 tick()
+        if heads:  # one topic left: no more merging, no sequence numbers
+            _, j, recs, i = heads[0]
+            self._run_inbox({names[j]: [("in", recs[i:], None)]})
+            self._feed_alone(topics[j], chunks[topics[j]], tick)
+
+    def _run_ingester(self, topic: str) -> Callable[[list, int], list[Record]]:
+        (name,) = self._sources[topic]
+        ingest = make_ingest_items(self.plan.node(name))
+
+        def bad(ev: InputEvent, reason: str) -> None:
+            self._bad(name, reason, ev.topic, ev.position, ev.key, ev.value, None)
+        return lambda chunk, pos: ingest(chunk, pos, bad)
+
+    def _feed_alone(self, topic: str, chunks: Iterator[tuple[list, int]],
+                    tick: Callable[[], None] | None) -> None:
+        """The rest of ``topic``'s runs, the only input left."""
+        seg = self._segment(topic)
+        if seg is not None:
+            self._feed_segment(topic, chunks, tick)
+            return
+        (name,) = self._sources[topic]
+        ingest = self._run_ingester(topic)
+        for chunk, pos in chunks:
+            recs = ingest(chunk, pos)
+            if recs:
+                self._run_inbox({name: [("in", recs, None)]})
+            if tick is not None:
+                tick()
+
+    def _flush_parts(self, names: list[str], parts: list) -> None:
+        inbox = {}
+        for j, (recs, seqs) in enumerate(parts):
+            if recs:
+                inbox[names[j]] = [("in", recs, seqs)]
+                parts[j] = ([], [])
+        self._run_inbox(inbox)
 
     def _segment(self, topic: str) -> tuple | None:
-        """The fused ingest of ``topic``: when its source is followed by stateless stages
-        only, into a single-input operator with a columnar batch path, ``(ingest_columns,
-        operator name, {stage owner: fail})``; else None (see ``fused.compile_columns``)."""
+        """The fused ingest of ``topic`` once it is the only input left: when its source is
+        followed by stateless stages only, into an operator with a columnar batch path,
+        ``(ingest_columns, operator name, its input port, {stage owner: fail})``; else None
+        (see ``fused.compile_columns``)."""
         if topic in self._segments:
             return self._segments[topic]
         from .fused import _IDENTITY_KINDS, compile_columns
@@ -259,12 +295,14 @@ class Executor:
             edges = self._edges[cur]
             if len(edges) != 1 or edges[0][2] is not None:
                 return None
-            dst = edges[0][0]
-            if len(self.plan.in_edges(dst)) != 1 or dst in self._writers or dst in self._branch:
+            dst, port = edges[0][0], edges[0][1]
+            if dst in self._writers or dst in self._branch:
                 return None
             proc = self.processors[dst]
             if not isinstance(proc, StatelessProcessor):
                 break
+            if len(self.plan.in_edges(dst)) != 1:
+                return None
             node = proc.node
             if node.kind not in _IDENTITY_KINDS:
                 stages = node.stages if isinstance(node, Fused) else (node,)
@@ -277,12 +315,12 @@ class Executor:
             return None
         fails = {owner: (lambda rec, e, owner=owner: self._fail(owner, rec, e))
                  for owner, _ in chain}
-        self._segments[topic] = (fn, dst, fails)
+        self._segments[topic] = (fn, dst, port, fails)
         return self._segments[topic]
 
-    def _feed_segment(self, topic: str, items: Iterable[Any],
+    def _feed_segment(self, topic: str, chunks: Iterator[tuple[list, int]],
                       tick: Callable[[], None] | None) -> None:
-        fn, op, fails = self._segment(topic)
+        fn, op, port, fails = self._segment(topic)
         (name,) = self._sources[topic]
         proc = self.processors[op]
         targets = self._batch_targets[op]
@@ -292,13 +330,13 @@ class Executor:
 
         def fail(rec: Record, exc: Exception) -> None:
             self._fail(op, rec, exc)
-        for chunk, pos in self._chunks(topic, items):
+        for chunk, pos in chunks:
             ks, vs, tss, ps = fn(chunk, pos, bad, fails)
-            outs = proc.process_columns(ks, vs, tss, ps, topic, fail)
+            outs = proc.process_columns(ks, vs, tss, ps, topic, fail, port)
             if outs:
                 inbox: dict[str, list] = {}
-                for dst, port, _ in targets:
-                    inbox.setdefault(dst, []).append((port, outs, None))
+                for dst, dport, _ in targets:
+                    inbox.setdefault(dst, []).append((dport, outs, None))
                 self._run_inbox(inbox)
             if tick is not None:
                 tick()
@@ -318,24 +356,6 @@ class Executor:
             metrics.in_by_source[topic] += len(chunk)
             yield chunk, pos
             pos += len(chunk)
-
-    def _flush_parts(self, names: list[str], parts: list) -> None:
-        inbox = {}
-        for j, (recs, seqs) in enumerate(parts):
-            if recs:
-                inbox[names[j]] = [("in", recs, seqs)]
-                parts[j] = ([], [])
-        self._run_inbox(inbox)
-
-    def _ingested_runs(self, topic: str, items: Iterable[Any]) -> Iterator[list[Record]]:
-        """The records of ``items`` (one source topic), in runs of up to ``BATCH`` items."""
-        (name,) = self._sources[topic]
-        ingest = make_ingest_items(self.plan.node(name))
-
-        def bad(ev: InputEvent, reason: str) -> None:
-            self._bad(name, reason, ev.topic, ev.position, ev.key, ev.value, None)
-        for chunk, pos in self._chunks(topic, items):
-            yield ingest(chunk, pos, bad)
 
     def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
         ingest = self._ingest[name]

@@ -85,10 +85,11 @@ class Processor:
         return out
 
     def process_columns(self, keys: list, values: list, timestamps: list, positions: list,
-                        source: str, fail: Callable[[Record, Exception], None]) -> list[Record]:
+                        source: str, fail: Callable[[Record, Exception], None],
+                        port: str = "in") -> list[Record]:
         """``process_batch`` over records given as columns (a source's records, window None,
         origin ``(source, position)``), as ``fused.compile_columns`` produces them."""
-        return self.process_batch("in", [Record(k, v, t, None, (source, p)) for k, v, t, p
+        return self.process_batch(port, [Record(k, v, t, None, (source, p)) for k, v, t, p
                                          in zip(keys, values, timestamps, positions)], fail)
 
     def on_end(self) -> list[Record]:
