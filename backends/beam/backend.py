@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import os
 import sys
 import weakref
@@ -77,7 +78,7 @@ class BeamJob:
         from .dofns import DEAD, DEAD_LETTERS, FATAL, sink_channel
         from .metrics import read_metrics
         try:
-            with _worker_path(not self.in_process):
+            with _worker_path(not self.in_process), _quiet_gc(self.in_process):
                 result = self.result = self.pipeline.run()
                 result.wait_until_finish()
             gathered = self.state.gather()
@@ -355,6 +356,33 @@ def _ts_of(plan: Plan, topic: str) -> Callable[[InputEvent], int]:
         except BadRecord:
             return NEG_INF
     return ts_of
+
+
+#: Allocations between two young-generation collections during an in-process run.
+GC_GEN0_THRESHOLD = 20_000
+
+
+@contextlib.contextmanager
+def _quiet_gc(enabled: bool) -> Iterator[None]:
+    """Keep the cyclic garbage collector's cost down while an in-process run allocates
+    millions of short-lived objects (records, batches), none of them cyclic.
+
+    Objects that exist before the run (the caller's input, the plan) are moved out of the
+    collector's reach (``gc.freeze``, as the local and bytewax backends do), and it runs
+    after 20,000 net allocations instead of 700: at the default, collections cost about a
+    fifth of a join's CPU time. Both are restored afterwards.
+    """
+    if not enabled:
+        yield
+        return
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], GC_GEN0_THRESHOLD), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 @contextlib.contextmanager
