@@ -26,13 +26,13 @@ from streamdsl.backend import Backend, ReplaySession, RunResult, resolve_io
 from streamdsl.connectors import open_source
 from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.plan import Plan
-from streamdsl.runtime.executor import merge_inputs
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import InputEvent
 
 from .cluster import ClusterError, execute_flow, root_cause
 from .compiler import FlowCompiler, supported_kinds
-from .io import CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, truncate_file
+from .io import (CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, merge_ingested,
+                 truncate_file)
 from .layout import Layout, step_id
 from .logic import RunState
 
@@ -187,12 +187,12 @@ class BytewaxBackend(Backend):
         run = RunState(Layout(plan, key_groups), on_error or plan.on_error,
                        recovery=recovery_dir is not None)
 
-        def open_events() -> Iterable[InputEvent]:
-            return merge_inputs(plan, {t: open_source(t, spec) for t, spec in inputs.items()})
+        def open_events() -> Iterable[tuple[InputEvent, Any]]:
+            return merge_ingested(plan, {t: open_source(t, spec) for t, spec in inputs.items()})
 
         source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
                              progress=progress if processes <= 1 else None,
-                             stop=lambda: run.fatal is not None)
+                             stop=lambda: run.fatal is not None, ingested=True)
         kw: dict = {}
         resuming = False
         if recovery_dir is not None:
@@ -214,7 +214,7 @@ class BytewaxBackend(Backend):
                 dest = "sink:" + topic
                 recs = op.filter_map(f"select_{step_id(topic)}", outs,
                                      lambda kv, dest=dest: (dest, kv[1][2])
-                                     if kv[0] == dest and kv[1][0] == "rec" else None)
+                                     if kv[0] == dest and kv[1][0] == "recs" else None)
                 op.output(f"write_{step_id(topic)}", recs, ConnectorSink(topic, spec))
             written = {"sink:" + t for t in outputs}
             if dead_letter is not None:
@@ -222,11 +222,11 @@ class BytewaxBackend(Backend):
                                     lambda kv: ("dl", kv[1][2]) if kv[1][0] == "dl" else None)
                 op.output("write_dead_letters", dls, DeadLetterFileSink(dead_letter))
                 rest = op.filter("select_collected", outs,
-                                 lambda kv: kv[1][0] not in ("rec", "dl") or
-                                 (kv[1][0] == "rec" and kv[0] not in written))
+                                 lambda kv: kv[1][0] not in ("recs", "dl") or
+                                 (kv[1][0] == "recs" and kv[0] not in written))
             else:
                 rest = op.filter("select_collected", outs,
-                                 lambda kv: kv[1][0] != "rec" or kv[0] not in written)
+                                 lambda kv: kv[1][0] != "recs" or kv[0] not in written)
             op.output("collect", rest, CollectSink(store))
 
         flow = FlowCompiler(self.name, run, source, attach).compile()
@@ -316,7 +316,7 @@ def _gather(plan: Plan, items: list, *, collect_dead_letters: bool):
     fatal: list[tuple] = []
     metrics = Metrics()
     for dest, (kind, pos, payload) in items:
-        if kind == "rec":
+        if kind == "recs":  # a batch of records
             outputs[dest[len("sink:"):]].append((pos, payload))
         elif kind == "dl":
             dead.append((pos, payload))
@@ -325,7 +325,8 @@ def _gather(plan: Plan, items: list, *, collect_dead_letters: bool):
         elif kind == "metrics":
             metrics.merge(payload)
     result = RunResult(
-        {t: [r for _, r in sorted(recs, key=_first)] for t, recs in outputs.items()},
+        {t: [r for _, batch in sorted(batches, key=_first) for r in batch]
+         for t, batches in outputs.items()},
         [d for _, d in sorted(dead, key=_first)] if collect_dead_letters else [],
         metrics)
     first = min(fatal, key=_first)[1] if fatal else None

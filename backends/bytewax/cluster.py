@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import socket
@@ -87,10 +88,17 @@ def execute_flow(flow: Dataflow, collected: list, *, workers: int = 1, processes
     """
     kw = {"epoch_interval": epoch_interval, "recovery_config": recovery_config}
     if processes <= 1:
-        if workers <= 1:
-            run_main(flow, **kw)
-        else:
-            cluster_main(flow, [], 0, worker_count_per_proc=workers, **kw)
+        # Objects that exist before the run (the caller's input, the plan) are moved out of
+        # the cyclic collector's reach while it runs, so its full collections stay cheap (as
+        # the local backend does).
+        gc.freeze()
+        try:
+            if workers <= 1:
+                run_main(flow, **kw)
+            else:
+                cluster_main(flow, [], 0, worker_count_per_proc=workers, **kw)
+        finally:
+            gc.unfreeze()
         return collected
     return _run_processes(flow, collected, workers, processes, kw, timeout, run_state)
 

@@ -54,8 +54,7 @@ class _Stage:
     def __call__(self, item: Any) -> list:
         runner = self._runner()
         if self.sub.head is None:
-            counter, frontier, events = item
-            return runner.run_input(counter, frontier, events)
+            return runner.run_input(*item)
         _key, (channel, counter, frontier, outs, errors, report) = item
         return runner.run_head(channel, counter, frontier, outs, errors, report)
 

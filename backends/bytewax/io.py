@@ -16,12 +16,13 @@
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import itertools
 import locale
 import os
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -30,21 +31,78 @@ from bytewax.outputs import (DynamicSink, FixedPartitionedSink, StatefulSinkPart
 
 from streamdsl.connectors import open_dead_letter_sink, open_sink, parse_uri
 from streamdsl.connectors.jsonl import dumps_output
+from streamdsl.ir.plan import Plan
 from streamdsl.runtime.metrics import Metrics
-from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord
+from streamdsl.runtime.processors import BadRecord, make_ingest
+from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord, Record
 
 from .cluster import note_crash
 from .inbox import CLOSED
 
-__all__ = ["EventSource", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "truncate_file"]
+__all__ = ["EventSource", "merge_ingested", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "truncate_file"]
+
+
+def merge_ingested(plan: Plan, inputs: dict[str, Iterable[InputEvent]]
+                   ) -> Iterator[tuple[InputEvent, Record | None]]:
+    """``merge_inputs(plan, inputs)`` (the timestamp-synchronized order every backend
+    uses), each event paired with the record its topic's first source node makes of it, or
+    None (one input: no timestamp needed; or the event cannot be ingested).
+
+    The merge needs every event's timestamp as that source node extracts it; keeping the
+    record saves ingesting the event a second time in the input stage.
+    """
+    topics = [t for t in plan.source_topics() if t in inputs]
+    if len(topics) == 1:
+        return zip(inputs[topics[0]], itertools.repeat(None))
+    first_source: dict[str, Any] = {}
+    for s in plan.sources():
+        first_source.setdefault(s.topic, s)
+    return _merge([iter(inputs[t]) for t in topics],
+                  [make_ingest(first_source[t]) for t in topics])
+
+
+def _merge(its: list[Iterator[InputEvent]], ingests: list[Callable[[InputEvent], Record]]
+           ) -> Iterator[tuple[InputEvent, Record | None]]:
+    """``ordering.merge_by_timestamp`` with the timestamp of ``ingest(event).ts`` (events
+    that cannot be ingested first), yielding ``(event, record or None)``."""
+    heap: list[tuple] = []
+    for i, it in enumerate(its):
+        ingest = ingests[i]
+        for ev in it:
+            try:
+                rec = ingest(ev)
+                t = rec.ts
+            except BadRecord:
+                rec, t = None, _BAD_TS
+            heap.append((t, i, ev, rec, it, ingest))
+            break
+    heapq.heapify(heap)
+    replace = heapq.heapreplace
+    while heap:
+        _, i, ev, rec, it, ingest = heap[0]
+        yield ev, rec
+        for ev in it:
+            try:
+                rec = ingest(ev)
+                t = rec.ts
+            except BadRecord:
+                rec, t = None, _BAD_TS
+            replace(heap, (t, i, ev, rec, it, ingest))
+            break
+        else:
+            heapq.heappop(heap)
+
+
+_BAD_TS = -(1 << 62)
 
 
 class _EventPartition(StatefulSourcePartition):
-    def __init__(self, events: Iterator[InputEvent], resume: tuple | None, *, flush: bool,
+    def __init__(self, events: Iterator, resume: tuple | None, *, flush: bool,
                  batch_size: int, progress: Callable[[Metrics], None] | None,
-                 stop: Callable[[], bool]):
+                 stop: Callable[[], bool], ingested: bool):
         self.seq, self.counter, self.done = resume if resume is not None else (0, 0, False)
         self.events = itertools.islice(events, self.seq, None) if self.seq else events
+        self.ingested = ingested
         self.flush = flush
         self.batch_size = batch_size
         self.progress = progress
@@ -56,8 +114,8 @@ class _EventPartition(StatefulSourcePartition):
             raise StopIteration
         start = self.seq
         try:
-            items = [(start + i, ev)
-                     for i, ev in enumerate(itertools.islice(self.events, self.batch_size))]
+            chunk = itertools.islice(self.events, self.batch_size)
+            items = list(chunk) if self.ingested else list(zip(chunk, itertools.repeat(None)))
         except BaseException as e:
             note_crash(e)
             raise
@@ -67,7 +125,7 @@ class _EventPartition(StatefulSourcePartition):
             frontier = CLOSED if self.flush else self.seq - 1
         else:
             frontier = self.seq - 1
-        msg = (self.counter, frontier, items)
+        msg = (self.counter, frontier, start, items)
         self.counter += 1
         if self.progress is not None and time.monotonic() - self._last_progress >= 0.5:
             self._last_progress = time.monotonic()
@@ -82,7 +140,8 @@ class EventSource(FixedPartitionedSource):
     """The run's input: ``open_events()`` gives the merged events (called once per execution).
 
     Args:
-        open_events: returns an iterator of ``InputEvent`` in the defined input order.
+        open_events: returns an iterator of ``InputEvent`` in the defined input order (or,
+            with ``ingested``, of ``(InputEvent, Record | None)`` as ``merge_ingested`` gives).
         flush: after the last event, close the input (every window closes); otherwise the
             input just stops (``TestDriver.output(flush=False)``).
         batch_size: events per message.
@@ -92,8 +151,9 @@ class EventSource(FixedPartitionedSource):
 
     def __init__(self, open_events: Callable[[], Iterator[InputEvent]], *, flush: bool = True,
                  batch_size: int = 1000, progress: Callable[[Metrics], None] | None = None,
-                 stop: Callable[[], bool] = lambda: False):
+                 stop: Callable[[], bool] = lambda: False, ingested: bool = False):
         self.open_events = open_events
+        self.ingested = ingested
         self.flush = flush
         self.batch_size = batch_size
         self.progress = progress
@@ -105,7 +165,7 @@ class EventSource(FixedPartitionedSource):
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _EventPartition:
         return _EventPartition(iter(self.open_events()), resume_state, flush=self.flush,
                                batch_size=self.batch_size, progress=self.progress,
-                               stop=self.stop)
+                               stop=self.stop, ingested=self.ingested)
 
 
 class _Collect(StatelessSinkPartition):
@@ -225,13 +285,16 @@ class _DeadLetterWriter:
 
 
 class _HandlePartition(StatefulSinkPartition):
-    def __init__(self, handle: Any):
+    """Writes each value (``batched``: each value is a list of them) to ``handle``."""
+
+    def __init__(self, handle: Any, batched: bool = False):
         self.handle = handle
+        self.batched = batched
 
     def write_batch(self, values: list) -> None:
         write = self.handle.write
         try:
-            for v in values:
+            for v in (itertools.chain.from_iterable(values) if self.batched else values):
                 write(v)
         except BaseException as e:
             note_crash(e)
@@ -257,7 +320,8 @@ class _OnePartitionSink(FixedPartitionedSink):
 
 
 class ConnectorSink(_OnePartitionSink):
-    """Writes one sink topic to its connector (``spec``: a URI or a connector dict)."""
+    """Writes one sink topic to its connector (``spec``: a URI or a connector dict); its
+    items are lists of ``OutputRecord``."""
 
     def __init__(self, topic: str, spec: Any):
         super().__init__(topic)
@@ -267,10 +331,10 @@ class ConnectorSink(_OnePartitionSink):
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
         t = self.spec["type"]
         if t == "jsonl":
-            return _HandlePartition(_JsonlWriter(self.spec["path"], resume_state))
+            return _HandlePartition(_JsonlWriter(self.spec["path"], resume_state), True)
         if t == "csv":
-            return _HandlePartition(_CsvWriter(self.spec["path"], resume_state))
-        return _HandlePartition(open_sink(self.topic, self.spec))
+            return _HandlePartition(_CsvWriter(self.spec["path"], resume_state), True)
+        return _HandlePartition(open_sink(self.topic, self.spec), True)
 
 
 class DeadLetterFileSink(_OnePartitionSink):

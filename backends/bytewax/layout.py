@@ -150,6 +150,63 @@ class Layout:
                 return (self.topo_index[name], dest)
         return (len(self.order), dest)
 
+    def paths_to_dests(self, sub: SubTopology, start: str | None = None) -> list[int]:
+        """Per destination of ``sub`` (in ``sub.dests`` order): by how many paths of the plan
+        a record entering ``sub`` (at ``start``, or at any of its entry nodes) reaches it. A
+        destination reached by one path only receives a batch already in position order."""
+        plan = self.plan
+        index = {d: i for i, d in enumerate(sub.dests)}
+        if start is not None:
+            starts = [start]
+        elif sub.head is not None:
+            starts = [sub.head]
+        else:
+            starts = [n for names in self.sources.values() for n in names]
+        paths: dict[str, int] = {}
+        for n in starts:
+            paths[n] = paths.get(n, 0) + 1
+        counts = [0] * len(sub.dests)
+        for name in ([sub.head] if sub.head is not None else []) + sub.members:
+            k = paths.get(name, 0)
+            for e in plan.out_edges(name):
+                dest = self.dest_of.get(e.dst)
+                if dest is None:
+                    paths[e.dst] = paths.get(e.dst, 0) + k
+                else:
+                    counts[index[dest]] += k
+        return counts
+
+    def batch_positions(self, name: str) -> bool:
+        """Whether stateful operator ``name`` may process a batch in one call
+        (``Processor.process_mixed``) and number its outputs by batch, ``(last input seq,
+        j)``, rather than by the input record each comes from.
+
+        Such positions keep the operator's output order, so they are enough where nothing
+        downstream merges its outputs with another channel's: its sub-topology runs no other
+        node (no failures of later nodes to order at the errors hub), sends only to sinks fed
+        by it alone, and every record reaches it at most once per batch (so a failing
+        record's own position is known by identity).
+        """
+        sub = self.sub_of_head[name]
+        if sub.members or sub.groups > 1:
+            return False
+        for dest in sub.dests:
+            if dest == ERRORS:
+                continue
+            if not dest.startswith("sink:") or len(self.channels[dest]) != 1:
+                return False
+        dest = self.dest_of[name]
+        for s in self.subs:
+            if dest not in s.dests:
+                continue
+            # every entry node makes records of its own (a source node ingests its own)
+            starts = [s.head] if s.head is not None else \
+                [n for names in self.sources.values() for n in names]
+            i = s.dests.index(dest)
+            if any(self.paths_to_dests(s, n)[i] > 1 for n in starts):
+                return False
+        return True
+
     def is_terminal(self, dest: str) -> bool:
         """Sinks and the errors hub share the last Bytewax step."""
         return dest == ERRORS or dest.startswith("sink:")

@@ -25,6 +25,13 @@ from .stage import record_failure
 __all__ = ["OperatorLogic", "OutputLogic", "FatalAbort", "RunState"]
 
 
+class Block(list):
+    """The outputs of one batch of an operator that numbers them by batch
+    (``Layout.batch_positions``): they travel to the sink as one item."""
+
+    __slots__ = ()
+
+
 class FatalAbort(Exception):
     """Raised inside Bytewax to crash a recoverable run at its first fatal record, so that no
     end-of-input snapshot is taken and a rerun processes that record again (``RunState.fatal``
@@ -69,6 +76,7 @@ class OperatorLogic(StatefulBatchLogic):
         self.end_pos = (END, layout.topo_index[name])
         self.metrics = Metrics()
         self.proc = make_processor(layout.plan.node(name), self.metrics)
+        self.batched = layout.batch_positions(name)
         self.inbox = Inbox(layout.channels[self.dest])
         self.group = 0
         self.counter = 0
@@ -91,18 +99,24 @@ class OperatorLogic(StatefulBatchLogic):
             self._channel = (self._channel[0], self.group)
         for _dest, _group, chan, counter, frontier, items, _delta, _report in values:
             inbox.add(chan, counter, frontier, items)
-        outs: list = []
         errors: list = []
-        process = self.proc.process
-        for pos, (port, rec) in inbox.pop_ready():
-            try:
-                res = process(port, rec)
-            except Exception as e:
-                errors.append((pos, record_failure(self.run.layout, self.run.on_error,
-                                                   self.name, rec, e)))
-                continue
-            for j, out in enumerate(res):
-                outs.append((pos + (j,), out))
+        ready = inbox.pop_ready()
+        if not ready:
+            outs: list = []
+        elif self.batched:
+            outs = self._run_batch(ready, errors)
+        else:
+            outs = []
+            process = self.proc.process
+            for pos, (port, rec) in ready:
+                try:
+                    res = process(port, rec)
+                except Exception as e:
+                    errors.append((pos, record_failure(self.run.layout, self.run.on_error,
+                                                       self.name, rec, e)))
+                    continue
+                for j, out in enumerate(res):
+                    outs.append((pos + (j,), out))
         frontier = inbox.frontier
         if frontier == CLOSED and not self.ended:
             # End of input, flushed: stream time goes to infinity, every window closes.
@@ -116,6 +130,23 @@ class OperatorLogic(StatefulBatchLogic):
             base = self.end_pos
             outs.extend((base + (j,), out) for j, out in enumerate(res))
         return self._send(outs, errors, frontier, None), False
+
+    def _run_batch(self, ready: list, errors: list) -> list:
+        """``ready`` in one ``process_mixed`` call; the outputs travel as one ``Block`` at
+        ``(last input seq, 0)`` (see ``Layout.batch_positions``), failures at their record's
+        own position."""
+        where: dict[int, tuple] = {}
+        run = self.run
+        name = self.name
+
+        def fail(rec: Any, exc: Exception) -> None:
+            if not where:
+                where.update((id(r), pos) for pos, (_, r) in ready)
+            errors.append((where[id(rec)], record_failure(run.layout, run.on_error, name, rec,
+                                                          exc)))
+
+        res = self.proc.process_mixed([item for _, item in ready], fail)
+        return [((ready[-1][0][0], 0), Block(res))] if res else []
 
     def _send(self, outs: list, errors: list, frontier: int, report: Metrics | None) -> list:
         if not outs and not errors and report is None and frontier == self.sent:
@@ -141,7 +172,8 @@ class OutputLogic(StatefulBatchLogic):
     """A sink (``sink:<topic>``) or the errors hub (``errors``); the role is learnt from the
     first message, since one Bytewax step hosts them all (one key each).
 
-    Emits ``(kind, position, payload)``: ``("rec", pos, OutputRecord)``, ``("dl", pos,
+    Emits ``(kind, position, payload)``: ``("recs", pos, [OutputRecord, ...])`` (the records
+    released by one batch, ``pos`` the first one's position), ``("dl", pos,
     DeadLetter)``, ``("fatal", pos, Fatal)`` and, at Bytewax's end of input, ``("metrics",
     None, Metrics)``.
     """
@@ -174,14 +206,22 @@ class OutputLogic(StatefulBatchLogic):
                     self.reports[chan] = report
         if self.dest == ERRORS:
             return self._errors(), False
-        topic = self.dest[len("sink:"):]
-        out = []
+        ready = inbox.pop_ready()
+        if not ready:
+            return [], False
+        recs: list = []
+        add = recs.append
+        for _pos, rec in ready:
+            if type(rec) is Block:
+                recs.extend(rec)
+            else:
+                add(rec)
         m = self.metrics
-        for pos, rec in inbox.pop_ready():
-            m.records_out += 1
-            m.out_by_sink[topic] += 1
-            out.append(("rec", pos, OutputRecord(rec.key, rec.value, rec.ts, rec.window)))
-        return out, False
+        m.records_out += len(recs)
+        m.out_by_sink[self.dest[len("sink:"):]] += len(recs)
+        new = tuple.__new__
+        return [("recs", ready[0][0], [new(OutputRecord, (r.key, r.value, r.ts, r.window))
+                                       for r in recs])], False
 
     def _errors(self) -> list:
         out = []

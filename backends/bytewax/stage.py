@@ -132,13 +132,27 @@ class StageRunner:
         self._members = list(sub.members)
         self._steps = {name: self._compile(name) for name in self._members}
         self._sorted = self._single_path_dests()
+        #: per destination, records sent straight to it (see ``_direct_target``)
+        self._direct: list[list] = [[] for _ in sub.dests]
         if sub.head is not None:
             targets = self._targets(sub.head)
             self._head = _Step(sub.head, "head", None, False, targets, len(targets) > 1)
+            #: the head's one destination, if it has one edge and it leads straight there
+            self._head_direct: tuple[list, str | None] | None = None
+            if len(targets) == 1 and targets[0][3] is None and targets[0][2] is None:
+                _i, port, _out, _member, dest, sink = targets[0]
+                self._head_direct = (self._direct[dest], None if sink else port)
         else:
-            self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], str]]] = {}
+            # topic -> [(ingest, source node, direct target or None)], in feeding order
+            self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], str, Any]]] = {}
+            #: topic -> direct target, for a topic read by one source node that has one
+            self._simple: dict[str, tuple[list, str | None]] = {}
             for topic, names in layout.sources.items():
-                self._ingest[topic] = [(make_ingest(self.plan.node(n)), n) for n in names]
+                steps = [(make_ingest(self.plan.node(n)), n, self._direct_target(n))
+                         for n in names]
+                self._ingest[topic] = steps
+                if len(steps) == 1 and steps[0][2] is not None:
+                    self._simple[topic] = steps[0][2]
 
     # ---- compiling ---------------------------------------------------------------------------------
     def _targets(self, name: str) -> list[tuple]:
@@ -164,26 +178,24 @@ class StageRunner:
             return _Step(name, "fn", proc.fn, _at_most_one_output(node), targets, multi)
         return _Step(name, "process", proc.process, _at_most_one_output(node), targets, multi)
 
+    def _direct_target(self, name: str) -> tuple[list, str | None] | None:
+        """For a stream source node whose only out edge leads to a destination: that
+        destination's list of direct records, and the port (None for a sink). Such a source
+        passes every record on unchanged (its processor is ``[rec]``), so its records skip
+        the node-by-node run and go to the destination at their input position."""
+        node = self.plan.node(name)
+        edges = self.plan.out_edges(name)
+        if node.table or len(edges) != 1:
+            return None
+        (i, port, out, member, dest, sink), = self._targets(name)
+        if member is not None or out is not None:
+            return None
+        return (self._direct[dest], None if sink else port)
+
     def _single_path_dests(self) -> list[bool]:
         """Per destination: do its records arrive by one path only (then they come out of a
         batch already in position order)?"""
-        plan = self.plan
-        paths: dict[str, int] = {}
-        starts = [self.sub.head] if self.sub.head is not None else \
-            [n for names in self.layout.sources.values() for n in names]
-        for n in starts:
-            paths[n] = paths.get(n, 0) + 1
-        counts = [0] * len(self.sub.dests)
-        order = ([self.sub.head] if self.sub.head is not None else []) + self._members
-        for name in order:
-            k = paths.get(name, 0)
-            for e in plan.out_edges(name):
-                dest = self.layout.dest_of.get(e.dst)
-                if dest is None:
-                    paths[e.dst] = paths.get(e.dst, 0) + k
-                else:
-                    counts[self._dest_index[dest]] += k
-        return [c <= 1 for c in counts]
+        return [c <= 1 for c in self.layout.paths_to_dests(self.sub)]
 
     # ---- running -----------------------------------------------------------------------------------
     def _forward(self, step: _Step, outs: list, arrivals: dict[str, list]) -> None:
@@ -246,36 +258,70 @@ class StageRunner:
         self._buf.append((self._errors_index,
                           (pos, record_failure(self.layout, self.on_error, name, rec, exc))))
 
-    def run_input(self, counter: int, frontier: int, events: list) -> list[tuple]:
-        """The input sub-topology: ``events`` are ``(seq, InputEvent)``."""
+    def run_input(self, counter: int, frontier: int, start: int, events: list) -> list[tuple]:
+        """The input sub-topology: ``events`` are the input events ``start``, ``start + 1``...
+        as ``(InputEvent, Record | None)``, the record being the event already ingested by its
+        topic's first source node (by the timestamp-synchronized merge, which needs its
+        timestamp), or None."""
         ingest = self._ingest
+        simple = self._simple
         buf = self._buf
         err = self._errors_index
-        arrivals: dict[str, list] = {name: [] for names in self.layout.sources.values()
-                                     for name in names}
+        arrivals: dict[str, list] = {}
         per_topic: dict[str, int] = {}
-        for seq, ev in events:
+        nothing = ()
+        seq = start - 1
+        for ev, rec in events:
+            seq += 1
             topic = ev.topic
             per_topic[topic] = per_topic.get(topic, 0) + 1
-            for i, (make, name) in enumerate(ingest.get(topic, ())):
-                try:
-                    rec = make(ev)
-                except BadRecord as e:
-                    buf.append((err, ((seq, i), bad_input(self.on_error, name, str(e), ev))))
+            if rec is not None:
+                direct = simple.get(topic)
+                if direct is not None:  # one source node, straight to its destination
+                    if direct[1] is None:
+                        direct[0].append(((seq, 0), rec))
+                    else:
+                        direct[0].append(((seq, 0), (direct[1], rec)))
                     continue
-                arrivals[name].append(("in", rec, (seq, i)))
+            i = 0
+            for make, name, direct in ingest.get(topic, nothing):
+                if i != 0 or rec is None:
+                    try:
+                        rec = make(ev)
+                    except BadRecord as e:
+                        buf.append((err, ((seq, i), bad_input(self.on_error, name, str(e), ev))))
+                        i += 1
+                        continue
+                if direct is None:
+                    lst = arrivals.get(name)
+                    if lst is None:
+                        lst = arrivals[name] = []
+                    lst.append(("in", rec, (seq, i)))
+                elif direct[1] is None:
+                    direct[0].append(((seq, i), rec))
+                else:
+                    direct[0].append(((seq, i), (direct[1], rec)))
+                i += 1
         self.metrics.records_in += len(events)
         self.metrics.in_by_source.update(per_topic)
-        self._run(arrivals)
+        if arrivals:
+            self._run(arrivals)
         return self._messages((0, 0), counter, frontier, None)
 
     def run_head(self, channel: tuple[int, int], counter: int, frontier: int, outputs: list,
                  errors: list, report: Metrics | None) -> list[tuple]:
         """A stateful head's outputs ``(pos, Record)`` and errors ``(pos, payload)``."""
         if outputs:
-            arrivals: dict[str, list] = {}
-            self._forward(self._head, [(rec, None, pos) for pos, rec in outputs], arrivals)
-            self._run(arrivals)
+            direct = self._head_direct
+            if direct is None:
+                arrivals: dict[str, list] = {}
+                self._forward(self._head, [(rec, None, pos) for pos, rec in outputs], arrivals)
+                self._run(arrivals)
+            elif direct[1] is None:
+                direct[0].extend(outputs)
+            else:
+                port = direct[1]
+                direct[0].extend([(pos, (port, rec)) for pos, rec in outputs])
         if errors:
             err = self._errors_index
             self._buf.extend((err, e) for e in errors)
@@ -283,7 +329,9 @@ class StageRunner:
 
     def _messages(self, channel: tuple[int, int], counter: int, frontier: int,
                   report: Metrics | None) -> list[tuple]:
-        items: list[list] = [[] for _ in self.sub.dests]
+        items = [lst[:] for lst in self._direct]
+        for lst in self._direct:
+            lst.clear()
         for idx, item in self._buf:
             items[idx].append(item)
         self._buf.clear()

@@ -129,3 +129,31 @@ def test_two_processes_report_the_failing_record():
             d.send_many("in", INPUT)
             d.output("a")
     assert e.value.operator == "late" and e.value.key == "k"
+
+
+def _failing_join(on_error: str):
+    t = sd.Topology("jfail", on_error=on_error)
+    t.stream("a").join(t.stream("b"), lambda lv, rv: {"q": 10 // (lv - rv)}, within=100,
+                       name="pay").to("out")
+    return t
+
+
+def test_a_join_run_batch_by_batch_fails_and_dead_letters_as_local_does():
+    """The join processes each batch in one call (its outputs only go to a sink); a failing
+    record still fails the run, or is dead-lettered, at its own place in the defined order."""
+    a = [("k", 3, 10), ("k", 5, 30), ("j", 1, 40)]
+    b = [("k", 2, 20), ("k", 5, 35), ("j", 1, 50), ("k", 9, 60)]
+    results = {}
+    for name in ("local", "bytewax"):
+        with TestDriver(_failing_join("dead-letter"), backend=name) as d:
+            d.send_many("a", a)
+            d.send_many("b", b)
+            results[name] = (d.output("out"), d.dead_letters(), d.metrics().to_dict())
+        with pytest.raises(RecordError) as e:
+            with TestDriver(_failing_join("fail"), backend=name) as d:
+                d.send_many("a", a)
+                d.send_many("b", b)
+                d.output("out")
+        results[name] += (str(e.value),)
+    assert results["bytewax"] == results["local"]
+    assert [(dl.operator, dl.key) for dl in results["bytewax"][1]] == [("pay", "k"), ("pay", "j")]

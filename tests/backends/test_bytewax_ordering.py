@@ -78,7 +78,28 @@ def diamonds():
     return t
 
 
-TOPOLOGIES = {"windows": windows_and_sessions, "joins": joins_and_tables, "diamonds": diamonds}
+def _pair_or_fail(lv, rv):
+    if lv is not None and rv is not None and lv["v"] == rv["v"]:
+        raise ValueError("same v")
+    return {"l": lv and lv["v"], "r": rv and rv["v"]}
+
+
+def failing_joins():
+    """Joins that run a batch in one call (``Layout.batch_positions``: the left join, whose
+    outputs go to two sinks) and one that does not (the self-join: one record on both ports),
+    with joiners that fail."""
+    t = sd.Topology("fj", on_error="dead-letter")
+    a = t.stream("a", key="k", timestamp="ts")
+    b = t.stream("b", key="k", timestamp="ts")
+    j = a.left_join(b, _pair_or_fail, within=sd.seconds(4), grace=sd.seconds(1))
+    j.to("left")
+    j.to("left2")
+    a.join(a, _pair_or_fail, within=sd.seconds(3)).to("self")
+    return t
+
+
+TOPOLOGIES = {"windows": windows_and_sessions, "joins": joins_and_tables, "diamonds": diamonds,
+              "failing_joins": failing_joins}
 
 
 @functools.cache
@@ -165,8 +186,8 @@ def simulate(plan, events, *, flush: bool, seed: int, restore_at: int | None = N
                 stages = {s.id: StageRunner(layout, s, run.on_error) for s in layout.subs}
         if not done and (not pending or rng.random() < 0.3):
             try:
-                for counter, frontier, evs in part.next_batch():
-                    send(stages[0].run_input(counter, frontier, evs))
+                for msg in part.next_batch():
+                    send(stages[0].run_input(*msg))
             except StopIteration:
                 done = True
             continue
