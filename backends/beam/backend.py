@@ -17,10 +17,9 @@ from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.nodes import NODE_KINDS
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.metrics import Metrics
-from streamdsl.runtime.processors import BadRecord, make_ingest
 from streamdsl.runtime.records import InputEvent
 
-from .ordering import NEG_INF, input_key, merge_keys
+from .ordering import input_key
 from .runstate import RunState, register, release
 
 __all__ = ["BeamBackend", "BeamJob", "DIRECT_RUNNERS"]
@@ -166,7 +165,10 @@ class BeamBackend(Backend):
 
     def _build(self, plan: Plan, events: dict[str, list], files: dict[str, dict],
                sinks: dict[str, Any], *, flush: bool, on_error: str | None,
-               options: dict) -> BeamJob:
+               options: dict, raw: dict[str, list] | None = None) -> BeamJob:
+        """``events``: per topic, ``(lineage key, event)`` pairs in the defined input order;
+        ``raw``: per topic, one source's events in its own order (keyed by the source DoFn);
+        ``files``: per topic, a file connector spec read by the source DoFn."""
         import apache_beam as beam
 
         from .compiler import PipelineBuilder
@@ -182,9 +184,14 @@ class BeamBackend(Backend):
                 else:
                     readers[topic] = ("events", evs)
             topics = plan.source_topics()
-            for topic, spec in files.items():
+            readable = [("file", topic, spec) for topic, spec in files.items()]
+            for topic, evs in (raw or {}).items():
+                if in_process:
+                    run.events[topic] = evs
+                readable.append(("memory", topic, None if in_process else evs))
+            for kind, topic, what in readable:
                 first = next(s for s in plan.sources() if s.topic == topic)
-                readers[topic] = ("file", spec, topics.index(topic),
+                readers[topic] = (kind, what, topics.index(topic),
                                   first if len(topics) > 1 else None)
             builder = PipelineBuilder(self.name, plan, run, readers=readers, sinks=sinks,
                                       flush=flush, on_error=on_error or plan.on_error)
@@ -279,9 +286,8 @@ class BeamBackend(Backend):
                 # bounded snapshot, from the group's committed offsets to the end of each
                 # partition (no commits), in the connector's partition-merge order. Streaming
                 # from Kafka needs Beam's KafkaIO (Java expansion service): see docs/kafka.md.
-                events[topic] = [((0, *k), ev) for k, ev in merge_keys(
-                    open_source(topic, spec), topics.index(topic),
-                    _ts_of(plan, topic) if len(topics) > 1 else None)]
+                # The source's DoFn places them in the merge order (``merge_keys``).
+                events[topic] = list(open_source(topic, spec))
         written: dict[str, Any] = {}
         collected: dict[str, Any] = {}
         for topic, spec in outputs.items():
@@ -296,8 +302,8 @@ class BeamBackend(Backend):
         if pipeline_args:
             options["pipeline_args"] = list(pipeline_args)
         self.check_options(options)
-        job = self._build(plan, events, files, written, flush=True, on_error=on_error,
-                          options=options)
+        job = self._build(plan, {}, files, written, flush=True, on_error=on_error,
+                          options=options, raw=events)
         job.written = written
         job.collected = collected
         return job
@@ -344,18 +350,6 @@ class BeamBackend(Backend):
         if progress is not None:
             progress(result.metrics)
         return result
-
-
-def _ts_of(plan: Plan, topic: str) -> Callable[[InputEvent], int]:
-    """Timestamps of the merge order: as the topic's first source node reads them."""
-    ingest = make_ingest(next(s for s in plan.sources() if s.topic == topic))
-
-    def ts_of(ev: InputEvent) -> int:
-        try:
-            return ingest(ev).ts
-        except BadRecord:
-            return NEG_INF
-    return ts_of
 
 
 #: Allocations between two young-generation collections during an in-process run.

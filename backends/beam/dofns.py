@@ -344,10 +344,12 @@ class SourceFn(_NodeFn):
     """Reads one source's events (from the run, embedded, or a file), ingests them (key and
     timestamp extraction) and runs the source node.
 
-    ``reader`` is ``("events", [(position, event)...] or None)`` (None: in the ``RunState``)
-    or ``("file", spec, source_index, order_node)``: the file is read here, line by line,
-    and ``order_node`` (the first source of a multi-source topology reading this topic, else
-    None) gives the timestamps of the merge order.
+    ``reader`` is ``("events", [(lineage key, event)...] or None)`` (the events in the
+    defined input order, keyed; None: in the ``RunState``), or ``(kind, what, source_index,
+    order_node)`` for one source's events in its own order, keyed here by ``merge_keys``:
+    ``("memory", [event...] or None, ...)`` or ``("file", spec, ...)`` (the file is read
+    here, line by line). ``order_node`` (the first source node of a multi-source topology
+    reading this topic, else None) gives the timestamps of the merge order.
     """
 
     _runtime = _NodeFn._runtime + ("ingest",)
@@ -364,12 +366,19 @@ class SourceFn(_NodeFn):
         super().setup()
         self.ingest = make_ingest(self.node)  # type: ignore[arg-type]
 
-    def _events(self) -> Iterator[tuple[tuple, Any]]:
+    def process(self, _impulse: Any) -> Iterator[Any]:
         reader = self.reader
         if reader[0] == "events":
-            yield from (reader[1] if reader[1] is not None else self._run().events[self.topic])
-            return
-        _, spec, source_index, order_node = reader
+            keyed = reader[1] if reader[1] is not None else self._run().events[self.topic]
+            return self._run_keyed(keyed)
+        kind, what, source_index, order_node = reader
+        if kind == "file":
+            events: Any = open_source(self.topic, what)
+        else:
+            events = what if what is not None else self._run().events[self.topic]
+        if order_node is not None and order_node.name == self.name:
+            # this node gives the merge order's timestamps: ingest each event once
+            return self._run_merged(events, source_index)
         ts_of = None
         if order_node is not None:
             first = make_ingest(order_node)
@@ -379,16 +388,17 @@ class SourceFn(_NodeFn):
                     return first(ev).ts
                 except BadRecord:
                     return NEG_INF
-        for key, ev in merge_keys(open_source(self.topic, spec), source_index, ts_of):
-            yield (0, *key), ev
+        return self._run_keyed(((0, *key), ev)
+                               for key, ev in merge_keys(events, source_index, ts_of))
 
-    def process(self, _impulse: Any) -> Iterator[Any]:
-        counters, ingest, process = self.counters, self.ingest, self.proc.process
-        index, count_in = self.index, self.count_in
+    def _run_keyed(self, keyed: Any) -> Iterator[Any]:
+        """Ingest and run ``(lineage key, event)`` pairs; the output batches."""
+        ingest, process = self.ingest, self.proc.process
+        index = self.index
         box = self._outbox()
         emit = self._emitter()
         n = 0
-        for okey, ev in self._events():
+        for okey, ev in keyed:
             n += 1
             lkey = okey + (index,)
             try:
@@ -405,10 +415,44 @@ class SourceFn(_NodeFn):
                 emit(lkey, outs, box)
             if n % BATCH == 0:
                 yield from self._drain(box)
-        if count_in and n:
-            counters.inc("records_in", n)
-            counters.inc("in:" + self.topic, n)
+        self._count_in(n)
         yield from self._drain(box)
+
+    def _run_merged(self, events: Any, source_index: int) -> Iterator[Any]:
+        """``_run_keyed`` over ``merge_keys(events, source_index, ts of this ingest)``, with
+        one ingest per event (the keys are computed here, as ``merge_keys`` does)."""
+        ingest, process = self.ingest, self.proc.process
+        index = self.index
+        box = self._outbox()
+        emit = self._emitter()
+        high = NEG_INF
+        n = 0
+        for seq, ev in enumerate(events):
+            n += 1
+            try:
+                rec = ingest(ev)
+            except BadRecord as e:
+                self._bad((0, high, source_index, seq, index), str(e), ev)
+                continue
+            if rec.ts > high:
+                high = rec.ts
+            lkey = (0, high, source_index, seq, index)
+            try:
+                outs = process("in", rec)
+            except Exception as e:
+                self._fail(lkey, rec, e)
+                continue
+            if outs:
+                emit(lkey, outs, box)
+            if n % BATCH == 0:
+                yield from self._drain(box)
+        self._count_in(n)
+        yield from self._drain(box)
+
+    def _count_in(self, n: int) -> None:
+        if self.count_in and n:
+            self.counters.inc("records_in", n)
+            self.counters.inc("in:" + self.topic, n)
 
 
 class RecordFn(_NodeFn):

@@ -201,6 +201,27 @@ def test_files_in_files_out_identical_to_local(tmp_path, inputs):
     assert set(bres.metrics.late_by_node) == {"paid", "orders-10s"}
 
 
+@pytest.mark.parametrize("options", [{}, {"pipeline_args": ["--runner=BundleBasedDirectRunner"]}],
+                         ids=["in-process", "workers"])
+def test_memory_inputs_identical_to_local(options):
+    """In-memory inputs (read by the driver, placed in the merge order by the source DoFns,
+    in this process or embedded in the pipeline): out of timestamp order, an undecodable
+    record among them (it goes first in the merge), outputs, dead letters and metrics as on
+    local."""
+    plan = optimize(shop().plan())
+    bad = InputEvent("orders", None, "{not json", None, 2, error="invalid JSON")
+    orders = [*ORDERS[:2], bad, *ORDERS[2:]]
+    inputs = {"orders": {"type": "memory", "records": orders},
+              "payments": {"type": "memory", "records": PAYMENTS},
+              "customers": {"type": "memory", "records": CUSTOMERS}}
+    local = LOCAL.run(plan, inputs, {})
+    beam = BEAM.run(plan, inputs, {}, **options)
+    assert beam.outputs == local.outputs and beam.dead_letters == local.dead_letters
+    assert all(beam.outputs[t] for t in ("paid", "enriched", "counts"))
+    assert [d.reason for d in beam.dead_letters] == ["invalid JSON"]
+    assert beam.metrics.to_dict() == local.metrics.to_dict()
+
+
 def test_on_error_fail_raises_the_first_failure_like_local():
     topo = sd.Topology("fail")
     topo.stream("in").map(lambda v: 10 // v, name="divide").to("out")
