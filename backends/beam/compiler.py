@@ -182,7 +182,8 @@ class PipelineBuilder:
 
 
 class _WriteFile(beam.PTransform):
-    """Group ``(0, (lineage_key, item))`` elements and write them sorted into one file."""
+    """Group ``(0, packed batch of (lineage_key, item))`` elements and write the items sorted
+    into one file."""
 
     def __init__(self, topic: str, spec: Any):
         super().__init__()

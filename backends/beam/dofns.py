@@ -8,10 +8,10 @@ executor: a failing record becomes a dead letter, or, with ``on_error="fail"``, 
 
 Elements on an edge are *batches*, lists of ``(lineage_key, port, record)`` (a Beam element
 costs far more than the record it would carry: a ``WindowedValue``, a trip through the
-runner's receivers, an encoding at each stage boundary); an edge into a stateful node carries
-``(task, [(lineage_key, port, packed record)...])`` so that a ``GroupByKey`` gathers each
-task, the record packed as a plain tuple (which encodes without pickle). A DoFn emits at most
-``BATCH`` input records' worth of output per element.
+runner's receivers, an encoding at each stage boundary, size sampling); an edge into a
+stateful node carries ``(task, bytes)`` so that a ``GroupByKey`` gathers each task, the
+bytes one pickle of a batch whose records are packed as plain tuples (``_pack``). A DoFn
+emits one element per out edge (and task) for up to ``BATCH`` input records.
 What goes back to the driver (records of collected sinks, dead letters, failures) is handed
 over at the end of each bundle as ``(lineage_key, ...)`` items, on a named channel
 (``runstate``); the driver sorts them by lineage key.
