@@ -39,7 +39,7 @@ def sorted_keys(keys: Iterable[Any]) -> list[Any]:
     keys = list(keys)
     if keys:
         t = type(keys[0])
-        if (t is str or t is int) and all(type(k) is t for k in keys):
+        if (t is str or t is int) and set(map(type, keys)) == {t}:
             keys.sort()
             return keys
     keys.sort(key=key_order)
