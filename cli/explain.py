@@ -74,6 +74,9 @@ def explain_text(plan: Plan, passes: list[str] | None = None, *, brief: bool = F
                f"{_stats(plan)}")
     if brief and changed:
         out += ["", "Optimized plan", "", _indent(render_text(plan, sites=sites))]
+    from streamdsl.runtime.executor import Executor
+    out += ["", "On the local backend", ""]
+    out += ["  " + line for line in Executor(plan).execution_notes()]
     return "\n".join(out)
 
 

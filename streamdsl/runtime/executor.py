@@ -504,12 +504,28 @@ class Executor:
                                for name in self._order}
         self._runners = {name: self._make_runner(name, need[name]) for name in self._order}
         absorbed: set[str] = set()
+        self._tails: list[list[str]] = []
         for name in self._order:
             if name not in absorbed:
                 tail = self._make_tail(name)
                 if tail is not None:
                     self._runners[name], chain = tail
                     absorbed.update(chain)
+                    self._tails.append([name, *chain])
+
+    def execution_notes(self) -> list[str]:
+        """How this executor runs the plan (``streamdsl explain`` prints these)."""
+        if not self.batchable:
+            return ["record at a time: an operator has two inputs fed by the same source topic"]
+        out = [f"batched: runs of up to {self.BATCH} input records, operator by operator"]
+        for topic in self._sources:
+            if len(self._sources[topic]) == 1 and self._segment(topic) is not None:
+                _, op, port, fails = self._segment(topic)
+                chain = [self._sources[topic][0], *fails, op]
+                port_note = f" (port {port})" if port != "in" else ""
+                out.append(f"columnar ingest of in-memory input: {' -> '.join(chain)}{port_note}")
+        out += [f"fused into the sink: {' -> '.join(chain)}" for chain in self._tails]
+        return out
 
     def _make_tail(self, name: str):
         """A runner for ``name`` and the row-local operators after it down to a sink, fused

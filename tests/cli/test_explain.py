@@ -26,9 +26,19 @@ def test_order_enrichment_shows_passes_changing_the_plan():
     assert "  ~ filter-1 reads from streamstreamjoin-1 (was keyby-1)" in out
     assert "  Plan after push_filters" in out
     assert "  + Fused fused-1 [Filter(filter-1) -> KeyBy(keyby-1)]" in out
-    assert out.rstrip().endswith(
-        "2 of 6 passes changed the plan: 9 operators, 1 repartition, 2 state stores -> "
-        "8 operators, 1 repartition, 2 state stores")
+    assert ("2 of 6 passes changed the plan: 9 operators, 1 repartition, 2 state stores -> "
+            "8 operators, 1 repartition, 2 state stores\n\nOn the local backend\n") in out
+    assert out.rstrip().endswith("batched: runs of up to 512 input records, operator by operator")
+
+
+def test_explain_shows_how_the_local_backend_fuses_operators():
+    r = invoke("explain", topo("fraud_detection"), "--brief")
+    assert r.exit_code == 0, r.output
+    local = [ln.strip() for ln in r.output.split("On the local backend\n", 1)[1].strip().splitlines()]
+    assert local == [
+        "batched: runs of up to 512 input records, operator by operator",
+        "columnar ingest of in-memory input: source-authorization_attempts -> keyby-1 -> aggregate-1",
+        "fused into the sink: tablefilter-1 -> tostream-1 -> sink-possible_fraud"]
 
 
 def test_brief_and_chosen_passes():
