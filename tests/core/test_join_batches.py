@@ -96,7 +96,8 @@ def _join_node(topo):
 
 
 def _sig(recs):
-    return [(r.key, r.value, r.ts, r.window, r.origin) for r in recs]
+    # every slot: the stream-table join builds its records without Record.__init__
+    return [tuple(getattr(r, s) for s in Record.__slots__) for r in recs]
 
 
 def _records(raw):
