@@ -31,7 +31,7 @@ import bisect
 import heapq
 from typing import Any, Iterable
 
-__all__ = ["END", "CLOSED", "NONE_YET", "Inbox", "OrderingError"]
+__all__ = ["END", "CLOSED", "NONE_YET", "Inbox", "OrderingError", "Block", "InBlock"]
 
 #: ``pos[0]`` of records emitted at end of input (after every input event).
 END = 1 << 62
@@ -39,6 +39,28 @@ END = 1 << 62
 CLOSED = 1 << 63
 #: Frontier before anything was sent.
 NONE_YET = -1
+
+
+class Block(list):
+    """The outputs of one batch of an operator that numbers them by batch
+    (``Layout.batch_positions``): they travel to the sink as one item, at ``(last input seq,
+    0)``."""
+
+    __slots__ = ()
+
+
+class InBlock:
+    """The ``(port, record)`` pairs one input batch sends to an operator that processes
+    batches in one call, as one item at ``(seqs[0], 0)``; record ``k`` is at ``(seqs[k], 0)``.
+    Used where that operator's only channel is the input's and its records all come straight
+    from source nodes (so nothing needs their positions one by one, see
+    ``StageRunner._direct_target``)."""
+
+    __slots__ = ("pairs", "seqs")
+
+    def __init__(self, pairs: list, seqs: list[int]):
+        self.pairs = pairs
+        self.seqs = seqs
 
 
 class OrderingError(RuntimeError):

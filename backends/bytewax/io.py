@@ -42,11 +42,11 @@ from .inbox import CLOSED
 __all__ = ["EventSource", "merge_ingested", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "truncate_file"]
 
 
-def merge_ingested(plan: Plan, inputs: dict[str, Iterable[InputEvent]]
-                   ) -> Iterator[tuple[InputEvent, Record | None]]:
-    """``merge_inputs(plan, inputs)`` (the timestamp-synchronized order every backend
-    uses), each event paired with the record its topic's first source node makes of it, or
-    None (one input: no timestamp needed; or the event cannot be ingested).
+def merge_ingested(plan: Plan, inputs: dict[str, Iterable[InputEvent]]) -> Iterator[Any]:
+    """``merge_inputs(plan, inputs)`` (the timestamp-synchronized order every backend uses),
+    each event with the record its topic's first source node makes of it: that ``Record``
+    alone if it is the topic's only source node, else ``(InputEvent, Record | None)`` (None:
+    the event cannot be ingested; or there is one input, which needs no timestamps).
 
     The merge needs every event's timestamp as that source node extracts it; keeping the
     record saves ingesting the event a second time in the input stage.
@@ -55,39 +55,39 @@ def merge_ingested(plan: Plan, inputs: dict[str, Iterable[InputEvent]]
     if len(topics) == 1:
         return zip(inputs[topics[0]], itertools.repeat(None))
     first_source: dict[str, Any] = {}
+    nodes: dict[str, int] = {}
     for s in plan.sources():
         first_source.setdefault(s.topic, s)
+        nodes[s.topic] = nodes.get(s.topic, 0) + 1
     return _merge([iter(inputs[t]) for t in topics],
-                  [make_ingest(first_source[t]) for t in topics])
+                  [make_ingest(first_source[t]) for t in topics],
+                  [nodes[t] == 1 for t in topics])
 
 
-def _merge(its: list[Iterator[InputEvent]], ingests: list[Callable[[InputEvent], Record]]
-           ) -> Iterator[tuple[InputEvent, Record | None]]:
+def _merge(its: list[Iterator[InputEvent]], ingests: list[Callable[[InputEvent], Record]],
+           alone: list[bool]) -> Iterator[Any]:
     """``ordering.merge_by_timestamp`` with the timestamp of ``ingest(event).ts`` (events
-    that cannot be ingested first), yielding ``(event, record or None)``."""
+    that cannot be ingested first), yielding what ``merge_ingested`` describes."""
     heap: list[tuple] = []
+
+    def entry(i: int, ev: InputEvent) -> tuple:
+        try:
+            rec = ingests[i](ev)
+        except BadRecord:
+            return (_BAD_TS, i, (ev, None), its[i])
+        return (rec.ts, i, rec if alone[i] else (ev, rec), its[i])
+
     for i, it in enumerate(its):
-        ingest = ingests[i]
         for ev in it:
-            try:
-                rec = ingest(ev)
-                t = rec.ts
-            except BadRecord:
-                rec, t = None, _BAD_TS
-            heap.append((t, i, ev, rec, it, ingest))
+            heap.append(entry(i, ev))
             break
     heapq.heapify(heap)
     replace = heapq.heapreplace
     while heap:
-        _, i, ev, rec, it, ingest = heap[0]
-        yield ev, rec
+        _, i, item, it = heap[0]
+        yield item
         for ev in it:
-            try:
-                rec = ingest(ev)
-                t = rec.ts
-            except BadRecord:
-                rec, t = None, _BAD_TS
-            replace(heap, (t, i, ev, rec, it, ingest))
+            replace(heap, entry(i, ev))
             break
         else:
             heapq.heappop(heap)

@@ -18,18 +18,11 @@ from streamdsl.runtime.build import make_processor
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import OutputRecord
 
-from .inbox import CLOSED, END, NONE_YET, Inbox, OrderingError
+from .inbox import CLOSED, END, NONE_YET, Block, InBlock, Inbox, OrderingError
 from .layout import ERRORS, Layout
 from .stage import record_failure
 
 __all__ = ["OperatorLogic", "OutputLogic", "FatalAbort", "RunState"]
-
-
-class Block(list):
-    """The outputs of one batch of an operator that numbers them by batch
-    (``Layout.batch_positions``): they travel to the sink as one item."""
-
-    __slots__ = ()
 
 
 class FatalAbort(Exception):
@@ -141,11 +134,24 @@ class OperatorLogic(StatefulBatchLogic):
 
         def fail(rec: Any, exc: Exception) -> None:
             if not where:
-                where.update((id(r), pos) for pos, (_, r) in ready)
+                for pos, item in ready:
+                    if type(item) is InBlock:
+                        where.update((id(r), (s, 0)) for s, (_, r) in zip(item.seqs, item.pairs))
+                    else:
+                        where[id(item[1])] = pos
             errors.append((where[id(rec)], record_failure(run.layout, run.on_error, name, rec,
                                                           exc)))
 
-        res = self.proc.process_mixed([item for _, item in ready], fail)
+        if len(ready) == 1 and type(ready[0][1]) is InBlock:
+            pairs = ready[0][1].pairs
+        else:
+            pairs = []
+            for _, item in ready:
+                if type(item) is InBlock:
+                    pairs += item.pairs
+                else:
+                    pairs.append(item)
+        res = self.proc.process_mixed(pairs, fail)
         return [((ready[-1][0][0], 0), Block(res))] if res else []
 
     def _send(self, outs: list, errors: list, frontier: int, report: Metrics | None) -> list:

@@ -22,6 +22,7 @@ from streamdsl.runtime.processors import (BadRecord, BranchProcessor, StatelessP
                                           make_ingest)
 from streamdsl.runtime.records import InputEvent, Record
 
+from .inbox import InBlock
 from .keys import key_group
 from .layout import ERRORS, Layout, SubTopology
 
@@ -134,6 +135,8 @@ class StageRunner:
         self._sorted = self._single_path_dests()
         #: per destination, records sent straight to it (see ``_direct_target``)
         self._direct: list[list] = [[] for _ in sub.dests]
+        #: destination index -> (pairs, seqs) of the ``InBlock`` it gets from this batch
+        self._blocks: dict[int, tuple[list, list[int]]] = {}
         if sub.head is not None:
             targets = self._targets(sub.head)
             self._head = _Step(sub.head, "head", None, False, targets, len(targets) > 1)
@@ -146,7 +149,7 @@ class StageRunner:
             # topic -> [(ingest, source node, direct target or None)], in feeding order
             self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], str, Any]]] = {}
             #: topic -> direct target, for a topic read by one source node that has one
-            self._simple: dict[str, tuple[list, str | None]] = {}
+            self._simple: dict[str, tuple[list, str | None, list | None]] = {}
             for topic, names in layout.sources.items():
                 steps = [(make_ingest(self.plan.node(n)), n, self._direct_target(n))
                          for n in names]
@@ -178,11 +181,14 @@ class StageRunner:
             return _Step(name, "fn", proc.fn, _at_most_one_output(node), targets, multi)
         return _Step(name, "process", proc.process, _at_most_one_output(node), targets, multi)
 
-    def _direct_target(self, name: str) -> tuple[list, str | None] | None:
-        """For a stream source node whose only out edge leads to a destination: that
-        destination's list of direct records, and the port (None for a sink). Such a source
-        passes every record on unchanged (its processor is ``[rec]``), so its records skip
-        the node-by-node run and go to the destination at their input position."""
+    def _direct_target(self, name: str) -> tuple[list, str | None, list | None] | None:
+        """For a stream source node whose only out edge leads to a destination: where its
+        records go, ``(list, port, seqs)``. Such a source passes every record on unchanged (its
+        processor is ``[rec]``), so its records skip the node-by-node run and go to the
+        destination at their input position: ``(pos, (port, rec))`` (``(pos, rec)`` for a
+        sink, port None) appended to the destination's list, or, for an operator that takes
+        ``InBlock`` s (``_takes_blocks``), ``(port, rec)`` to the block's pairs and the input
+        sequence number to ``seqs``."""
         node = self.plan.node(name)
         edges = self.plan.out_edges(name)
         if node.table or len(edges) != 1:
@@ -190,7 +196,30 @@ class StageRunner:
         (i, port, out, member, dest, sink), = self._targets(name)
         if member is not None or out is not None:
             return None
-        return (self._direct[dest], None if sink else port)
+        if self._takes_blocks(self.sub.dests[dest]):
+            block = self._blocks.get(dest)
+            if block is None:
+                block = self._blocks[dest] = ([], [])
+            return (block[0], port, block[1])
+        return (self._direct[dest], None if sink else port, None)
+
+    def _takes_blocks(self, dest: str) -> bool:
+        """Whether the input sends ``dest`` its records as one ``InBlock`` per batch: an
+        operator that processes batches in one call (``Layout.batch_positions``), fed by the
+        input only, every record straight from a stream source node that is the only one of its
+        topic and has no other edge (so each record sits at ``(seq, 0)`` and arrives once)."""
+        layout = self.layout
+        if not dest.startswith("op:") or layout.channels[dest] != [(0, 0)]:
+            return False
+        name = dest[3:]
+        if not layout.batch_positions(name):
+            return False
+        for e in self.plan.in_edges(name):
+            src = self.plan.node(e.src)
+            if not isinstance(src, Source) or src.table or len(self.plan.out_edges(e.src)) != 1 \
+                    or layout.sources[src.topic] != [e.src]:
+                return False
+        return True
 
     def _single_path_dests(self) -> list[bool]:
         """Per destination: do its records arrive by one path only (then they come out of a
@@ -260,9 +289,9 @@ class StageRunner:
 
     def run_input(self, counter: int, frontier: int, start: int, events: list) -> list[tuple]:
         """The input sub-topology: ``events`` are the input events ``start``, ``start + 1``...
-        as ``(InputEvent, Record | None)``, the record being the event already ingested by its
-        topic's first source node (by the timestamp-synchronized merge, which needs its
-        timestamp), or None."""
+        as ``merge_ingested`` gives them: a ``Record`` (the event ingested by the only source
+        node of its topic) or ``(InputEvent, Record | None)`` (the record made by its topic's
+        first source node, if any)."""
         ingest = self._ingest
         simple = self._simple
         buf = self._buf
@@ -271,18 +300,28 @@ class StageRunner:
         per_topic: dict[str, int] = {}
         nothing = ()
         seq = start - 1
-        for ev, rec in events:
+        for item in events:
             seq += 1
-            topic = ev.topic
-            per_topic[topic] = per_topic.get(topic, 0) + 1
-            if rec is not None:
+            if type(item) is Record:
+                rec = item
+                ev = None
+                topic = rec.origin[0]
+                per_topic[topic] = per_topic.get(topic, 0) + 1
                 direct = simple.get(topic)
                 if direct is not None:  # one source node, straight to its destination
-                    if direct[1] is None:
-                        direct[0].append(((seq, 0), rec))
+                    lst, port, seqs = direct
+                    if seqs is not None:
+                        lst.append((port, rec))
+                        seqs.append(seq)
+                    elif port is None:
+                        lst.append(((seq, 0), rec))
                     else:
-                        direct[0].append(((seq, 0), (direct[1], rec)))
+                        lst.append(((seq, 0), (port, rec)))
                     continue
+            else:
+                ev, rec = item
+                topic = ev.topic
+                per_topic[topic] = per_topic.get(topic, 0) + 1
             i = 0
             for make, name, direct in ingest.get(topic, nothing):
                 if i != 0 or rec is None:
@@ -297,10 +336,15 @@ class StageRunner:
                     if lst is None:
                         lst = arrivals[name] = []
                     lst.append(("in", rec, (seq, i)))
-                elif direct[1] is None:
-                    direct[0].append(((seq, i), rec))
                 else:
-                    direct[0].append(((seq, i), (direct[1], rec)))
+                    lst, port, seqs = direct
+                    if seqs is not None:
+                        lst.append((port, rec))
+                        seqs.append(seq)
+                    elif port is None:
+                        lst.append(((seq, i), rec))
+                    else:
+                        lst.append(((seq, i), (port, rec)))
                 i += 1
         self.metrics.records_in += len(events)
         self.metrics.in_by_source.update(per_topic)
@@ -332,6 +376,11 @@ class StageRunner:
         items = [lst[:] for lst in self._direct]
         for lst in self._direct:
             lst.clear()
+        for idx, (pairs, seqs) in self._blocks.items():
+            if pairs:
+                items[idx].append(((seqs[0], 0), InBlock(pairs[:], seqs[:])))
+                pairs.clear()
+                seqs.clear()
         for idx, item in self._buf:
             items[idx].append(item)
         self._buf.clear()

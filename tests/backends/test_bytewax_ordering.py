@@ -52,12 +52,18 @@ def windows_and_sessions():
     return t
 
 
+def _pair_or_fail(lv, rv):
+    if ((lv or {"v": 0})["v"] + (rv or {"v": 0})["v"]) % 3 == 0:
+        raise ValueError("sum divisible by 3")
+    return {"l": lv and lv["v"], "r": rv and rv["v"]}
+
+
 def joins_and_tables():
     t = sd.Topology("j", on_error="dead-letter")
     a = t.stream("a", key="k", timestamp="ts")
     b = t.stream("b", key="k", timestamp="ts")
     tbl = t.table("c", key="k", timestamp="ts")
-    a.outer_join(b, within=sd.seconds(5), grace=sd.seconds(1)).to("joined")
+    a.outer_join(b, _pair_or_fail, within=sd.seconds(5), grace=sd.seconds(1)).to("joined")
     b.left_join(tbl).to("enriched")
     counts = a.group_by_key().count()
     counts.join(tbl.filter(sd.col("v") > 0), lambda n, c: {"n": n, "v": c["v"]}).to_stream().to("tt")
@@ -78,22 +84,17 @@ def diamonds():
     return t
 
 
-def _pair_or_fail(lv, rv):
-    if lv is not None and rv is not None and lv["v"] == rv["v"]:
-        raise ValueError("same v")
-    return {"l": lv and lv["v"], "r": rv and rv["v"]}
-
-
 def failing_joins():
-    """Joins that run a batch in one call (``Layout.batch_positions``: the left join, whose
-    outputs go to two sinks) and one that does not (the self-join: one record on both ports),
-    with joiners that fail."""
+    """Joiners that fail, in a join that runs a batch in one call (``Layout.batch_positions``:
+    its outputs go to two sinks) fed straight by its sources (``InBlock`` s), and in one that
+    does not (the self-join: one record on both ports)."""
     t = sd.Topology("fj", on_error="dead-letter")
     a = t.stream("a", key="k", timestamp="ts")
-    b = t.stream("b", key="k", timestamp="ts")
-    j = a.left_join(b, _pair_or_fail, within=sd.seconds(4), grace=sd.seconds(1))
-    j.to("left")
-    j.to("left2")
+    j = t.stream("b", key="k", timestamp="ts").outer_join(
+        t.stream("c", key="k", timestamp="ts"), _pair_or_fail, within=sd.seconds(4),
+        grace=sd.seconds(1))
+    j.to("bc")
+    j.to("bc2")
     a.join(a, _pair_or_fail, within=sd.seconds(3)).to("self")
     return t
 
