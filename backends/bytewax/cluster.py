@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import pickle
@@ -20,7 +21,7 @@ import tempfile
 import time
 import traceback
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterator
 
 from bytewax.dataflow import Dataflow
 from bytewax.testing import cluster_main, run_main
@@ -88,19 +89,30 @@ def execute_flow(flow: Dataflow, collected: list, *, workers: int = 1, processes
     """
     kw = {"epoch_interval": epoch_interval, "recovery_config": recovery_config}
     if processes <= 1:
-        # Objects that exist before the run (the caller's input, the plan) are moved out of
-        # the cyclic collector's reach while it runs, so its full collections stay cheap (as
-        # the local backend does).
-        gc.freeze()
-        try:
+        with _collector_set_for_a_run():
             if workers <= 1:
                 run_main(flow, **kw)
             else:
                 cluster_main(flow, [], 0, worker_count_per_proc=workers, **kw)
-        finally:
-            gc.unfreeze()
         return collected
     return _run_processes(flow, collected, workers, processes, kw, timeout, run_state)
+
+
+@contextlib.contextmanager
+def _collector_set_for_a_run() -> Iterator[None]:
+    """The cyclic garbage collector's settings during a run, as the local backend sets them:
+    objects that exist before the run (the caller's input, the plan) are moved out of its
+    reach (``gc.freeze``), so full collections stay cheap; and the youngest generation is
+    collected 70x less often (threshold 50,000 allocations), since records, positions and
+    operator state are many small containers and no reference cycles."""
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _run_processes(flow: Dataflow, collected: list, workers: int, processes: int, kw: dict,
@@ -181,7 +193,8 @@ def _child(flow: Dataflow, collected: list, addresses: list[str], index: int, wo
     try:
         collected.clear()
         _CRASHES.clear()
-        cluster_main(flow, addresses, index, worker_count_per_proc=workers, **kw)
+        with _collector_set_for_a_run():
+            cluster_main(flow, addresses, index, worker_count_per_proc=workers, **kw)
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent
         code = 1
         if run_state is not None and run_state.fatal is not None:
