@@ -1,4 +1,5 @@
-"""The join processors' batch entry points (``process_batch``, ``process_mixed``) give exactly
+"""The join processors' batch entry points (``process_batch``, ``process_mixed``,
+``process_columns``) give exactly
 what ``process`` gives record by record: same outputs in the same order, a failing joiner's
 record handed to ``fail`` with its outputs dropped, the same counts and the same state, also
 across a snapshot/restore in the middle of the input."""
@@ -136,13 +137,19 @@ def _drive(node, items, how, cuts, snap_at):
                     fail(rec, e)
         elif how == "mixed":
             out.extend(proc.process_mixed(chunk, fail))
-        else:  # runs of one port through process_batch
+        else:  # runs of one port through process_batch or process_columns
             i = 0
             while i < len(chunk):
                 j = i
                 while j < len(chunk) and chunk[j][0] == chunk[i][0]:
                     j += 1
-                out.extend(proc.process_batch(chunk[i][0], [r for _, r in chunk[i:j]], fail))
+                port, recs = chunk[i][0], [r for _, r in chunk[i:j]]
+                if how == "batch":
+                    out.extend(proc.process_batch(port, recs, fail))
+                else:
+                    out.extend(proc.process_columns(
+                        [r.key for r in recs], [r.value for r in recs], [r.ts for r in recs],
+                        [r.origin[1] for r in recs], "src", fail, port))
                 i = j
     state = proc.snapshot()
     try:
@@ -157,45 +164,57 @@ raw_items = st.lists(st.tuples(st.booleans(), st.sampled_from(["x", "x", "y", 3,
                                st.integers(min_value=-5, max_value=6)),
                      max_size=40)
 
-NODES = ([_join_node(_stream_stream(how, within, grace))
-          for how in ("inner", "left", "outer") for within, grace in ((0, 0), (4, 3))]
-         + [_join_node(_stream_table(how)) for how in ("inner", "left")]
-         + [_join_node(_table_table(how)) for how in ("inner", "left", "outer")])
+STREAM_STREAM = [_join_node(_stream_stream(how, within, grace))
+                 for how in ("inner", "left", "outer") for within, grace in ((0, 0), (4, 3))]
+TABLE_JOINS = ([_join_node(_stream_table(how)) for how in ("inner", "left")]
+               + [_join_node(_table_table(how)) for how in ("inner", "left", "outer")])
+cut_points = st.lists(st.integers(min_value=0, max_value=40), max_size=4)
 
 
-@settings(max_examples=100, deadline=None)
-# a record with one output and then a failing joiner; partners buffered out of time order
-@example(raw=[(True, "x", 1, 10), (True, "x", 7, 1), (False, "x", 2, 1)], which=1, cuts=[],
-         snap_at=0)
-@example(raw=[(True, "x", 1, 10), (True, "x", 2, -4), (False, "x", 3, 2)], which=1, cuts=[],
-         snap_at=0)
-@given(raw=raw_items, which=st.integers(min_value=0, max_value=len(NODES) - 1),
-       cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=4),
-       snap_at=st.integers(min_value=0, max_value=40))
-def test_batch_entry_points_equal_record_at_a_time(raw, which, cuts, snap_at):
-    node = NODES[which]
-    items = _records(raw)
+def _check_entry_points(node, items, cuts, snap_at):
+    """Every entry point, with chunks and a snapshot/restore, equals ``process`` record by
+    record in one go; returns that reference."""
     snap_at = min(snap_at, len(items))
     cuts = [c for c in cuts if c <= len(items)]
     reference = _drive(node, items, "process", [], len(items))
-    if "StreamStream" in type(node).__name__:
-        ref = _Reference(node)
-        out, failed, late, skipped = [], [], 0, 0
-        for port, rec in items:
-            try:
-                recs, why = ref.process(port, rec)
-            except Boom as e:
-                failed.append((rec.origin, str(e)))
-                continue
-            out.extend(recs)
-            late += why == "late"
-            skipped += why == "skipped"
+    for how in ("process", "mixed", "batch", "columns"):
+        assert _drive(node, items, how, cuts, snap_at) == reference, how
+    return reference
+
+
+@settings(max_examples=80, deadline=None)
+# a record with one output and then a failing joiner; partners buffered out of time order
+@example(raw=[(True, "x", 1, 10), (True, "x", 7, 1), (False, "x", 2, 1)], which=5, cuts=[],
+         snap_at=0)
+@example(raw=[(True, "x", 1, 10), (True, "x", 2, -4), (False, "x", 3, 2)], which=1, cuts=[],
+         snap_at=0)
+@given(raw=raw_items, which=st.integers(min_value=0, max_value=len(STREAM_STREAM) - 1),
+       cuts=cut_points, snap_at=st.integers(min_value=0, max_value=40))
+def test_stream_stream_join_entry_points_and_rules(raw, which, cuts, snap_at):
+    node = STREAM_STREAM[which]
+    items = _records(raw)
+    reference = _check_entry_points(node, items, cuts, snap_at)
+    ref = _Reference(node)
+    out, failed, late, skipped = [], [], 0, 0
+    for port, rec in items:
         try:
-            end = _sig(ref._held(True))
+            recs, why = ref.process(port, rec)
         except Boom as e:
-            end = str(e)
-        assert (_sig(out), failed, end, late, skipped) == (
-            reference[0], reference[1], reference[2], reference[5], reference[6])
-    assert _drive(node, items, "process", cuts, snap_at) == reference
-    assert _drive(node, items, "mixed", cuts, snap_at) == reference
-    assert _drive(node, items, "batch", cuts, snap_at) == reference
+            failed.append((rec.origin, str(e)))
+            continue
+        out.extend(recs)
+        late += why == "late"
+        skipped += why == "skipped"
+    try:
+        end = _sig(ref._held(True))
+    except Boom as e:
+        end = str(e)
+    assert (_sig(out), failed, end, late, skipped) == (
+        reference[0], reference[1], reference[2], reference[5], reference[6])
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=raw_items, which=st.integers(min_value=0, max_value=len(TABLE_JOINS) - 1),
+       cuts=cut_points, snap_at=st.integers(min_value=0, max_value=40))
+def test_table_join_entry_points(raw, which, cuts, snap_at):
+    _check_entry_points(TABLE_JOINS[which], _records(raw), cuts, snap_at)
