@@ -31,8 +31,8 @@ from streamdsl.runtime.records import InputEvent
 
 from .cluster import ClusterError, execute_flow, root_cause
 from .compiler import FlowCompiler, supported_kinds
-from .io import (CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, merge_ingested,
-                 truncate_file)
+from .io import (CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, memory_items,
+                 merge_ingested, merge_memory, truncate_file)
 from .layout import Layout, step_id
 from .logic import RunState
 
@@ -187,7 +187,11 @@ class BytewaxBackend(Backend):
         run = RunState(Layout(plan, key_groups), on_error or plan.on_error,
                        recovery=recovery_dir is not None)
 
-        def open_events() -> Iterable[tuple[InputEvent, Any]]:
+        memory = memory_items(plan, inputs)
+
+        def open_events() -> Iterable[Any]:
+            if memory is not None:  # in-memory inputs: no InputEvent per item
+                return merge_memory(plan, memory)
             return merge_ingested(plan, {t: open_source(t, spec) for t, spec in inputs.items()})
 
         source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),

@@ -33,13 +33,13 @@ from streamdsl.connectors import open_dead_letter_sink, open_sink, parse_uri
 from streamdsl.connectors.jsonl import dumps_output
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.metrics import Metrics
-from streamdsl.runtime.processors import BadRecord, make_ingest
+from streamdsl.runtime.processors import BadRecord, make_ingest, make_ingest_items
 from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord, Record
 
 from .cluster import note_crash
 from .inbox import CLOSED
 
-__all__ = ["EventSource", "merge_ingested", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "truncate_file"]
+__all__ = ["EventSource", "merge_ingested", "merge_memory", "memory_items", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "truncate_file"]
 
 
 def merge_ingested(plan: Plan, inputs: dict[str, Iterable[InputEvent]]) -> Iterator[Any]:
@@ -94,6 +94,84 @@ def _merge(its: list[Iterator[InputEvent]], ingests: list[Callable[[InputEvent],
 
 
 _BAD_TS = -(1 << 62)
+
+
+def merge_memory(plan: Plan, items: dict[str, Iterable[Any]]) -> Iterator[Any]:
+    """``merge_ingested`` over in-memory inputs (``{topic: items}`` as the memory connector
+    takes them) whose topics each have one source node, without an ``InputEvent`` per item:
+    a ``Record`` per item that ingests, ``(InputEvent, None)`` per item that does not."""
+    node_of = {s.topic: s for s in plan.sources()}
+    topics = [t for t in plan.source_topics() if t in items]
+    streams = [_ingest_memory(node_of[t], items[t]) for t in topics]
+    if len(streams) == 1:
+        return streams[0]
+    return _merge_records(streams)
+
+
+def memory_items(plan: Plan, specs: dict[str, Any]) -> dict[str, Iterable[Any]] | None:
+    """``{topic: items}`` if every input is in memory and every topic has one source node
+    (what ``merge_memory`` takes), else None."""
+    nodes: dict[str, int] = {}
+    for s in plan.sources():
+        nodes[s.topic] = nodes.get(s.topic, 0) + 1
+    out = {}
+    for topic, spec in specs.items():
+        spec = parse_uri(spec)
+        if spec["type"] != "memory" or nodes.get(topic) != 1:
+            return None
+        out[topic] = spec.get("records", [])
+    return out
+
+
+def _ingest_memory(node: Any, items: Iterable[Any], size: int = 1024) -> Iterator[Any]:
+    """The items of one in-memory input ingested in runs of ``size`` (``make_ingest_items``:
+    what ``make_ingest`` makes of ``memory.read_memory``'s events): a ``Record`` per item,
+    ``(InputEvent, None)`` for an item that cannot be ingested, in input order."""
+    ingest = make_ingest_items(node)
+    it = iter(items)
+    pos = 0
+    bad: list[InputEvent] = []
+
+    def failed(ev: InputEvent, reason: str) -> None:
+        bad.append(ev)
+    while True:
+        chunk = list(itertools.islice(it, size))
+        if not chunk:
+            return
+        recs = ingest(chunk, pos, failed)
+        pos += len(chunk)
+        if not bad:
+            yield from recs
+            continue
+        # put the items that failed back in their places (records know their positions)
+        evs = [(ev.position, 0, (ev, None)) for ev in bad]
+        bad.clear()
+        both = sorted([(r.origin[1], 1, r) for r in recs] + evs, key=_place)
+        yield from (x for _, _, x in both)
+
+
+def _place(entry: tuple) -> Any:
+    return entry[0]
+
+
+def _merge_records(streams: list[Iterator[Any]]) -> Iterator[Any]:
+    """``ordering.merge_by_timestamp`` of ``_ingest_memory`` streams: by record timestamp,
+    ties to the earlier stream, items that cannot be ingested first."""
+    heap: list[tuple] = []
+    for i, it in enumerate(streams):
+        for x in it:
+            heap.append((x.ts if type(x) is Record else _BAD_TS, i, x, it))
+            break
+    heapq.heapify(heap)
+    replace = heapq.heapreplace
+    while heap:
+        _, i, x, it = heap[0]
+        yield x
+        for x in it:
+            replace(heap, (x.ts if type(x) is Record else _BAD_TS, i, x, it))
+            break
+        else:
+            heapq.heappop(heap)
 
 
 class _EventPartition(StatefulSourcePartition):

@@ -126,6 +126,52 @@ def test_sinks_without_a_spec_are_collected(tmp_path):
     assert len(got.dead_letters) == 3
 
 
+def _mem_topology():
+    t = sd.Topology("mem", on_error="dead-letter")
+    a = t.stream("a", key="k", timestamp="ts")
+    b = t.stream("b", key="k", timestamp="ts")
+    a.outer_join(b, within=sd.seconds(2)).to("ab")
+    b.group_by_key().count().to_stream().to("n")
+    return t
+
+
+def _mem_items(topic: str, n: int) -> list:
+    """Dicts with key and timestamp fields, every 7th without a timestamp, every 11th a
+    ``(key, value, timestamp)`` tuple, every 13th an envelope dict, every 17th a bare string."""
+    out: list = []
+    for i in range(n):
+        v = {"k": f"k{i % 5}", "ts": 40 * i + (7 if topic == "b" else 0), "i": i}
+        if i % 7 == 3:
+            del v["ts"]
+        if i % 11 == 5:
+            v = (v["k"], v, None)
+        elif i % 13 == 6:
+            v = {"key": v["k"], "value": v}
+        elif i % 17 == 8:
+            v = f"raw {i}"
+        out.append(v)
+    return out
+
+
+def test_in_memory_inputs_run_in_the_merged_order_with_bad_items_in_place():
+    """``run`` over in-memory lists (and a generator) ingests items without events, across
+    several ingest runs, and gives what the merged events give: the same records, and the dead
+    letters of items that cannot be ingested at their places."""
+    from streamdsl.connectors.memory import read_memory
+    from streamdsl.runtime.executor import merge_inputs
+
+    plan = optimize(_mem_topology().plan())
+    a, b = _mem_items("a", 2500), _mem_items("b", 1200)
+    events = list(merge_inputs(plan, {"a": read_memory("a", a), "b": read_memory("b", b)}))
+    expected = get_backend("local").execute(plan, events)
+    got = BytewaxBackend(batch_size=300).run(
+        plan, {"a": {"type": "memory", "records": a},
+               "b": {"type": "memory", "records": (x for x in b)}}, {})
+    assert got.outputs == expected.outputs and got.outputs["ab"] and got.outputs["n"]
+    assert got.dead_letters == expected.dead_letters and len(got.dead_letters) > 500
+    assert got.metrics.to_dict() == expected.metrics.to_dict()
+
+
 # ---- recovery ---------------------------------------------------------------------------------------
 
 class SourceDied(Exception):
