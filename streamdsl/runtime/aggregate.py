@@ -140,10 +140,10 @@ class TimeWindowAggregate(_AggBase):
                               lambda j: recs[j].origin, fail)
 
     def process_columns(self, keys: list, values: list, timestamps: list, positions: list,
-                        source: str, fail, port: str = "in") -> list[Record]:
-        if not isinstance(self.window, TumblingWindow):
+                        source: str, fail, port: str = "in", to_sink: bool = False) -> list:
+        if not isinstance(self.window, TumblingWindow) or to_sink:
             return super().process_columns(keys, values, timestamps, positions, source, fail,
-                                           port)
+                                           port, to_sink)
 
         def record(j: int) -> Record:
             return Record(keys[j], values[j], timestamps[j], None, (source, positions[j]))

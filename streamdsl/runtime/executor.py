@@ -320,6 +320,14 @@ class Executor:
         self._segments[topic] = (fn, dst, port, fails)
         return self._segments[topic]
 
+    def _direct_sink(self, op: str) -> str | None:
+        """The sink that is ``op``'s only output, if any (its outputs can be built directly)."""
+        edges = self._edges[op]
+        if op in self._branch or len(edges) != 1 or edges[0][2] is not None:
+            return None
+        dst = edges[0][0]
+        return dst if dst in self._writers else None
+
     def _feed_segment(self, topic: str, chunks: Iterator[tuple[list, int]],
                       tick: Callable[[], None] | None) -> None:
         fn, op, port, fails = self._segment(topic)
@@ -332,8 +340,28 @@ class Executor:
 
         def fail(rec: Record, exc: Exception) -> None:
             self._fail(op, rec, exc)
+        sink = self._direct_sink(op)
+        if sink is not None:
+            stopic = self._sink_topic[sink]
+            writer = self._writers[sink]
+            out_list = self.outputs.get(stopic)
+            collect = out_list is not None and writer == out_list.append
+            metrics = self.metrics
         for chunk, pos in chunks:
             ks, vs, tss, ps = fn(chunk, pos, bad, fails)
+            if sink is not None:  # the operator builds the sink's records itself
+                outs = proc.process_columns(ks, vs, tss, ps, topic, fail, port, True)
+                if outs:
+                    metrics.records_out += len(outs)
+                    metrics.out_by_sink[stopic] += len(outs)
+                if collect:
+                    out_list.extend(outs)
+                else:
+                    for o in outs:
+                        writer(o)
+                if tick is not None:
+                    tick()
+                continue
             outs = proc.process_columns(ks, vs, tss, ps, topic, fail, port)
             if outs:
                 inbox: dict[str, list] = {}
@@ -523,6 +551,10 @@ class Executor:
                 _, op, port, fails = self._segment(topic)
                 chain = [self._sources[topic][0], *fails, op]
                 port_note = f" (port {port})" if port != "in" else ""
+                sink = self._direct_sink(op)
+                if sink is not None:
+                    chain.append(sink)
+                    port_note += ", outputs built for the sink directly"
                 out.append(f"columnar ingest of in-memory input: {' -> '.join(chain)}{port_note}")
         out += [f"fused into the sink: {' -> '.join(chain)}" for chain in self._tails]
         return out
@@ -573,8 +605,9 @@ class Executor:
         def tail_runner(parts):
             for _, recs, _ in parts:
                 outs = fn(recs, fails)
-                metrics.records_out += len(outs)
-                metrics.out_by_sink[topic] += len(outs)
+                if outs:
+                    metrics.records_out += len(outs)
+                    metrics.out_by_sink[topic] += len(outs)
                 if collect:
                     out_list.extend(outs)
                 else:

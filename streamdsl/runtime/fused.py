@@ -499,6 +499,8 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
             "            ps = list(range(pos0, pos0 + n))"]
     if cols is None:
         fast += ["            return ingest_columns(items, pos0, bad, fails)"]
+    elif not cols:
+        fast += ["            return ks, vs, tss, ps"]
     else:
         fast += ["            try:",
                  *["                " + line for line in cols],

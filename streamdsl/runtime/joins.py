@@ -26,7 +26,7 @@ from ..ir.fn import Fn
 from ..ir.nodes import StreamStreamJoin, StreamTableJoin, TableTableJoin
 from .ordering import key_order
 from .processors import OpContext, Processor
-from .records import Record
+from .records import OutputRecord, Record
 
 __all__ = ["default_joiner", "make_joiner", "StreamStreamJoinProcessor", "StreamTableJoinProcessor",
            "TableTableJoinProcessor"]
@@ -344,6 +344,36 @@ class StreamTableJoinProcessor(Processor):
                     append(r)
             except Exception as e:
                 fail(rec, e)
+        return out
+
+    def process_columns(self, keys: list, values: list, timestamps: list, positions: list,
+                        source: str, fail: Callable[[Record, Exception], None],
+                        port: str = "in", to_sink: bool = False) -> list:
+        """The stream side over columns (see ``Processor.process_columns``): one lookup and
+        one joiner call per record; with ``to_sink`` the sink's ``OutputRecord`` is the only
+        object built per output."""
+        if port != "left" or not to_sink:
+            return super().process_columns(keys, values, timestamps, positions, source, fail,
+                                           port, to_sink)
+        get = self.table.data.get
+        joiner = self.joiner
+        left_join = self.left_join
+        ctx = self.ctx
+        new = tuple.__new__
+        out: list = []
+        append = out.append
+        j = -1
+        for k, v, ts in zip(keys, values, timestamps):
+            j += 1
+            if k is None or v is None:
+                ctx.skipped()
+                continue
+            try:
+                row = get(k)
+                if row is not None or left_join:
+                    append(new(OutputRecord, (k, joiner(v, row), ts, None)))
+            except Exception as e:
+                fail(Record(k, v, ts, None, (source, positions[j])), e)
         return out
 
     def process_mixed(self, items: list[tuple[str, Record]],

@@ -8,7 +8,7 @@ from ..expr import Col
 from ..ir.nodes import Branch, Fused, Merge, Node, Repartition, Sink, Source, ToStream
 from ..timeutil import to_timestamp
 from .metrics import Metrics
-from .records import InputEvent, Record
+from .records import InputEvent, OutputRecord, Record
 from .store import StoreSet
 
 __all__ = ["Processor", "OpContext", "BadRecord", "make_ingest", "stateless_fn", "StatelessProcessor",
@@ -86,11 +86,18 @@ class Processor:
 
     def process_columns(self, keys: list, values: list, timestamps: list, positions: list,
                         source: str, fail: Callable[[Record, Exception], None],
-                        port: str = "in") -> list[Record]:
+                        port: str = "in", to_sink: bool = False) -> list:
         """``process_batch`` over records given as columns (a source's records, window None,
-        origin ``(source, position)``), as ``fused.compile_columns`` produces them."""
-        return self.process_batch(port, [Record(k, v, t, None, (source, p)) for k, v, t, p
-                                         in zip(keys, values, timestamps, positions)], fail)
+        origin ``(source, position)``), as ``fused.compile_columns`` produces them.
+
+        With ``to_sink`` (the operator's only output is a sink) it returns the sink's
+        ``OutputRecord``s instead of records."""
+        out = self.process_batch(port, [Record(k, v, t, None, (source, p)) for k, v, t, p
+                                        in zip(keys, values, timestamps, positions)], fail)
+        if to_sink:
+            new = tuple.__new__
+            return [new(OutputRecord, (r.key, r.value, r.ts, r.window)) for r in out]
+        return out
 
     def on_end(self) -> list[Record]:
         return []

@@ -45,8 +45,16 @@ def _session():
     return t
 
 
+def _enrich():
+    t = sd.Topology("e")
+    tbl = t.table("c", key="k", timestamp="ts")
+    t.stream("a", key="k", timestamp="ts").left_join(tbl, lambda v, row: (v["v"], row)).to("out")
+    t.stream("b", key="k", timestamp="ts").join(tbl, lambda v, row: 10 // v["v"]).to("out2")
+    return t
+
+
 TOPOLOGIES = {"windowed": _windowed_count, "joins": _join_and_table, "diamond": _diamond,
-              "session": _session}
+              "session": _session, "enrich": _enrich}
 
 event = st.tuples(st.sampled_from("abc"), st.sampled_from(["x", "y", 3]),
                   st.integers(min_value=0, max_value=40_000), st.integers(min_value=-2, max_value=5))
@@ -112,7 +120,7 @@ def _run_items(topo, per_topic: dict, how: str):
             ex.metrics.to_dict(), sorted((d.source, d.position, d.reason) for d in ex.dead_letters))
 
 
-@pytest.mark.parametrize("name", ["windowed", "joins", "session"])
+@pytest.mark.parametrize("name", ["windowed", "joins", "session", "enrich"])
 @settings(max_examples=40)
 @given(a=st.lists(item, max_size=12), b=st.lists(item, max_size=12), c=st.lists(item, max_size=8))
 def test_feed_items_equals_record_at_a_time(name, a, b, c):
