@@ -2,9 +2,13 @@
 
 * :class:`EventSource`: one partition that reads every input (memory, JSON lines, CSV, stdin,
   Kafka through ``streamdsl.connectors``), merges them in timestamp-synchronized order
-  (``merge_inputs``, the order every backend uses) and numbers the events. Its resume state is
-  the number of events already emitted, so a resumed run re-opens the inputs and skips them.
-* :class:`ConnectorSink`: one partition per sink topic. JSON-lines and CSV files are written
+  (``merge_inputs``, the order every backend uses) and numbers the events. Merging needs each
+  event's timestamp, so the source ingests the events of single-source topics itself and
+  hands over the records (:func:`merge_ingested`; in-memory inputs without an ``InputEvent``
+  per item, :func:`merge_memory`). Its resume state is the number of events already emitted,
+  so a resumed run re-opens the inputs and skips them.
+* :class:`ConnectorSink`: one partition per sink topic (its items are the lists of records
+  the sink step releases per batch). JSON-lines and CSV files are written
   through truncating writers whose resume state is the byte offset of the last snapshot: a
   resumed run cuts off whatever the failed run wrote after its last snapshot and writes it
   again, so files end up exactly as after an uninterrupted run. Other sinks (stdout, Kafka)

@@ -5,6 +5,10 @@ processors, the same error handling) for the nodes of one sub-topology, and tags
 with its position (see :mod:`.inbox`). Records that reach a boundary are collected per
 destination; failures become dead letters or fatal errors addressed to the errors hub, at the
 position where the local executor would have met them.
+
+Records that need no node of the sub-topology skip the node-by-node run: a source node's
+records go straight to its one destination (an operator that processes batches in one call
+gets them as one ``InBlock`` per batch), and a stateful head's outputs to its one destination.
 """
 
 from __future__ import annotations
