@@ -22,7 +22,7 @@ from ..windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindo
 from .aggregation import build_agg_ops
 from .ordering import key_order, sorted_keys
 from .processors import OpContext, Processor
-from .records import Record
+from .records import Record, Rows
 
 __all__ = ["make_aggregate_processor"]
 
@@ -85,6 +85,10 @@ class TimeWindowAggregate(_AggBase):
     the sorted list of open window starts. All windows share one size, so ordering by start is
     ordering by end: closing pops whole windows from the front, keys sorted within each.
     """
+
+    #: Set by the local executor when a fused tail reading rows consumes this operator's
+    #: batch output: ``process_batch``/``process_columns`` then return ``Rows``.
+    emit_rows = False
 
     def __init__(self, node: Aggregate, ctx: OpContext):
         super().__init__(node, ctx)
@@ -162,7 +166,8 @@ class TimeWindowAggregate(_AggBase):
         add, init, result = ops.add, ops.init, ops.result
         count = ops.spec.kind == "count"
         ctx = self.ctx
-        out: list[Record] = []
+        # Rows (tuples) when the executor asked for them: a final window emits nothing else.
+        out: list[Record] = Rows() if self.emit_rows and final else []
         append = out.append
         st = meta["stream_time"]
         close = st - grace
@@ -274,6 +279,8 @@ class TimeWindowAggregate(_AggBase):
         starts = self.meta_data["starts"]
         size = self.size
         n = 0
+        rows = type(out) is Rows
+        count = self.ops.spec.kind == "count"
         while n < len(starts) and starts[n] + size <= close:
             start = starts[n]
             n += 1
@@ -281,9 +288,16 @@ class TimeWindowAggregate(_AggBase):
             if self.final and bucket:
                 result = self.ops.result
                 window = (start, start + size)
-                out.extend([Record(k, result(agg), mts, window) for k, (agg, mts)
-                            in zip(keys, map(bucket.__getitem__, keys))]
-                           if (keys := sorted_keys(bucket)) else [])
+                keys = sorted_keys(bucket)
+                entries = map(bucket.__getitem__, keys)
+                if rows and count:  # a count's result is its state
+                    out.extend([(k, agg, mts, window) for k, (agg, mts) in zip(keys, entries)])
+                elif rows:
+                    out.extend([(k, result(agg), mts, window) for k, (agg, mts)
+                                in zip(keys, entries)])
+                else:
+                    out.extend([Record(k, result(agg), mts, window) for k, (agg, mts)
+                                in zip(keys, entries)])
         del starts[:n]
 
     def state_size(self) -> int:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 import networkx as nx
 
 from ..ir.nodes import Fused
+from ..windows import TumblingWindow
 from ..ir.plan import Plan
 from .build import _SourceProcessor, make_processor
 from .metrics import Metrics
@@ -27,7 +28,7 @@ from .ordering import merge_by_timestamp
 from .failures import bad_input, record_failure
 from .processors import (BadRecord, BranchProcessor, Processor, StatelessProcessor, make_ingest,
                          make_ingest_items)
-from .records import DeadLetter, InputEvent, OutputRecord, Record
+from .records import DeadLetter, InputEvent, OutputRecord, Record, Rows
 
 __all__ = ["Executor", "merge_inputs"]
 
@@ -594,6 +595,15 @@ class Executor:
         fn = compile_tail(stages)
         if fn is None:
             return None
+        # An emit-final tumbling window feeding only this tail hands over rows, not records.
+        fn_rows = None
+        ups = list(self.plan.graph.predecessors(name))
+        if len(ups) == 1 and len(self._edges[ups[0]]) == 1:
+            up = self.processors[ups[0]]
+            if getattr(up, "emit_rows", None) is False and up.final and \
+                    isinstance(up.window, TumblingWindow):
+                fn_rows = compile_tail(stages, rows=True)
+                up.emit_rows = True
         fails = {n: (lambda rec, e, n=n: self._fail(n, rec, e)) for n in chain}
         sink = chain[-1]
         topic = self._sink_topic[sink]
@@ -604,7 +614,7 @@ class Executor:
 
         def tail_runner(parts):
             for _, recs, _ in parts:
-                outs = fn(recs, fails)
+                outs = fn_rows(recs, fails) if type(recs) is Rows else fn(recs, fails)
                 if outs:
                     metrics.records_out += len(outs)
                     metrics.out_by_sink[topic] += len(outs)

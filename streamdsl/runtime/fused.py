@@ -542,7 +542,7 @@ def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int
     return lines
 
 
-def compile_tail(chain: list[tuple[str, Node]]) -> Callable | None:
+def compile_tail(chain: list[tuple[str, Node]], rows: bool = False) -> Callable | None:
     """Row-local operators ending in a sink, as one loop: ``(records, fails) ->
     [OutputRecord]``, or None when a node does not qualify.
 
@@ -550,7 +550,8 @@ def compile_tail(chain: list[tuple[str, Node]]) -> Callable | None:
     table filters (a failing row becomes a tombstone, a tombstone passes), linear stateless
     stages, and pass-through kinds (to_stream, repartition, merge, sink). Equal to running
     each operator's ``process_batch`` in turn and the sink building an ``OutputRecord`` per
-    record, minus the records in between.
+    record, minus the records in between. With ``rows`` the function reads ``Rows``
+    (``(key, value, timestamp, window)`` tuples, origin None) instead of records.
     """
     from ..ir.nodes import TableFilter
     from .records import OutputRecord
@@ -562,9 +563,9 @@ def compile_tail(chain: list[tuple[str, Node]]) -> Callable | None:
             *[f"    fail{j} = fails[{o!r}]" for j, o in enumerate(owners)],
             "    out = []",
             "    append = out.append",
-            "    for rec in recs:",
-            "        k = rec.key",
-            "        v = rec.value"]
+            *(["    for k, v, ts, w in recs:"] if rows else
+              ["    for rec in recs:", "        k = rec.key", "        v = rec.value"])]
+    at = "Record(k, v, ts, w, None)" if rows else "_at(rec, k, v)"
     counter = [0]
 
     def call(fn: Any, i: int) -> str:
@@ -584,7 +585,7 @@ def compile_tail(chain: list[tuple[str, Node]]) -> Callable | None:
                      "            try:",
                      f"                r = {call(st.pred, i)}",
                      "            except Exception as e:",
-                     f"                fail{j}(_at(rec, k, v), e)",
+                     f"                fail{j}({at}, e)",
                      "                continue",
                      "            if r is None or not r:",
                      "                v = None"]
@@ -605,10 +606,11 @@ def compile_tail(chain: list[tuple[str, Node]]) -> Callable | None:
         body += ["        try:",
                  f"            {stmt}",
                  "        except Exception as e:",
-                 f"            fail{j}(rec, StageError(s{i}, _at(rec, k, v), e))",
+                 f"            fail{j}({at}, StageError(s{i}, {at}, e))",
                  "            continue",
                  *["        " + a for a in after]]
-    body += ["        append(new(OutputRecord, (k, v, rec.ts, rec.window)))",
+    body += ["        append(new(OutputRecord, (k, v, ts, w)))" if rows else
+             "        append(new(OutputRecord, (k, v, rec.ts, rec.window)))",
              "    return out"]
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     return env["tail"]
