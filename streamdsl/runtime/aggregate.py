@@ -335,15 +335,16 @@ class SessionAggregate(_AggBase):
         if m_end < close:
             self.ctx.late()
         else:
+            # The new aggregate first: a user function that raises leaves the state as it was.
             agg = self.ops.init()
             for s in overlapping:
                 agg = self.ops.merge(agg, s[2])
+            agg = self.ops.add(agg, v)
             if overlapping:
                 for s in overlapping:
                     sessions.remove(s)
                     if not self.final:
                         out.append(Record(k, None, s[1], (s[0], s[1]), rec.origin))
-            agg = self.ops.add(agg, v)
             new = [m_start, m_end, agg]
             bisect.insort(sessions, new, key=lambda s: s[0])
             self.store.put(k, sessions)
@@ -351,6 +352,70 @@ class SessionAggregate(_AggBase):
             if not self.final:
                 out.append(Record(k, self.ops.result(agg), m_end, (m_start, m_end), rec.origin))
         self._expire(close, out)
+        return out
+
+    def process_batch(self, port: str, recs: list[Record], fail) -> list[Record]:
+        """``process`` over a run of records with the state in local variables: stream time
+        and the tie-break counter written back once, the store's dicts used directly, and
+        the expiry heap looked at only when its head is due."""
+        meta = self.meta.data
+        store = self.store.data
+        heap = meta.get("expiry")  # created (as process does) at the first non-skipped record
+        gap, grace, final = self.gap, self.grace, self.final
+        init, add, merge, result = self.ops.init, self.ops.add, self.ops.merge, self.ops.result
+        ctx = self.ctx
+        out: list[Record] = []
+        st0 = st = meta.get("stream_time", _NEG_INF)
+        seq0 = seq = meta.get("seq", 0)
+        try:
+            for rec in recs:
+                k, v, ts = rec.key, rec.value, rec.ts
+                if k is None or v is None:
+                    ctx.skipped()
+                    continue
+                if heap is None:
+                    heap = self._heap()
+                if ts > st:
+                    st = ts
+                close = st - grace - gap
+                mark = len(out)
+                try:
+                    sessions = store.get(k) or []
+                    lo, hi = ts - gap, ts + gap
+                    overlapping = [s for s in sessions if s[1] >= lo and s[0] <= hi]
+                    m_start = m_end = ts
+                    for s in overlapping:
+                        if s[0] < m_start:
+                            m_start = s[0]
+                        if s[1] > m_end:
+                            m_end = s[1]
+                    if m_end < close:
+                        ctx.late()
+                    else:
+                        agg = init()
+                        for s in overlapping:
+                            agg = merge(agg, s[2])
+                        agg = add(agg, v)
+                        for s in overlapping:
+                            sessions.remove(s)
+                            if not final:
+                                out.append(Record(k, None, s[1], (s[0], s[1]), rec.origin))
+                        bisect.insort(sessions, [m_start, m_end, agg], key=_first)
+                        store[k] = sessions
+                        heapq.heappush(heap, (m_end, key_order(k), m_start, seq, k))
+                        seq += 1
+                        if not final:
+                            out.append(Record(k, result(agg), m_end, (m_start, m_end), rec.origin))
+                    if heap and heap[0][0] <= close:
+                        self._expire(close, out)
+                except Exception as e:
+                    del out[mark:]
+                    fail(rec, e)
+        finally:
+            if st != st0:
+                meta["stream_time"] = st
+            if seq != seq0:
+                meta["seq"] = seq
         return out
 
     def _expire(self, close: int, out: list[Record]) -> None:
@@ -489,6 +554,10 @@ class SlidingAggregate(_AggBase):
         self._expire(1 << 62, out)
         self.records.clear()
         return out
+
+
+def _first(s: list) -> int:
+    return s[0]
 
 
 def make_aggregate_processor(node: Aggregate, ctx: OpContext) -> Processor:

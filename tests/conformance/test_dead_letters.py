@@ -92,3 +92,26 @@ def test_default_on_error_is_fail(backend):
         with TestDriver(topo, backend=backend) as d:
             send_all(d, INPUTS)
             d.output("out")
+
+
+def test_failing_aggregator_leaves_the_session_it_would_extend(backend):
+    """A record whose aggregator raises is dead-lettered and changes no state: the session it
+    would have extended (and merged into its own) comes out as it was.
+
+    Session gap 4 s, grace 1 s, emit final; the aggregate adds 10 // v. x@1s (10) and x@2s
+    (+5) make [1s, 2s] = 15; x@3s has v = 0 and raises; x@11s and x@11.001s start a new
+    session (9 s after 2 s) = 2 + 10 = 12. [1s, 2s] closes once stream time reaches
+    2 s + 4 s + 1 s = 7 s (at the 11 s record), the other at end of input.
+    """
+    topo = sd.Topology("session-fail", on_error="dead-letter")
+    (topo.stream("in").group_by_key()
+        .window(sd.session(sd.seconds(4), grace=sd.seconds(1)), emit="final")
+        .aggregate(0, lambda agg, v: agg + 10 // v, merge=lambda a, b: a + b, name="tenths")
+        .to_stream().to("out"))
+    inputs = [("in", "x", 1, 1_000), ("in", "x", 2, 2_000), ("in", "x", 0, 3_000),
+              ("in", "x", 5, 11_000), ("in", "x", 1, 11_001)]
+    res = run_full(topo, backend, inputs, "out")
+    assert_exact(res.outputs["out"], [("x", 15, 2_000, (1_000, 2_000)),
+                                      ("x", 12, 11_001, (11_000, 11_001))])
+    assert [(dl.key, dl.value, dl.timestamp, dl.operator) for dl in res.dead_letters] == [
+        ("x", 0, 3_000, "tenths")]

@@ -53,8 +53,17 @@ def _enrich():
     return t
 
 
+def _session_final():
+    t = sd.Topology("sf")
+    (t.stream("a", key="k", timestamp="ts").group_by_key()
+        .window(sd.session(sd.seconds(4), grace=sd.seconds(1)), emit="final")
+        .aggregate(0, lambda agg, v: agg + 10 // v["v"], merge=lambda a, b: a + b)  # raises on v == 0
+        .to_stream().to("out"))
+    return t
+
+
 TOPOLOGIES = {"windowed": _windowed_count, "joins": _join_and_table, "diamond": _diamond,
-              "session": _session, "enrich": _enrich}
+              "session": _session, "enrich": _enrich, "session-final": _session_final}
 
 event = st.tuples(st.sampled_from("abc"), st.sampled_from(["x", "y", 3]),
                   st.integers(min_value=0, max_value=40_000), st.integers(min_value=-2, max_value=5))
@@ -121,7 +130,7 @@ def _run_items(topo, per_topic: dict, how: str):
             sorted(((d.source, d.position, d.reason) for d in ex.dead_letters), key=repr))
 
 
-@pytest.mark.parametrize("name", ["windowed", "joins", "session", "enrich"])
+@pytest.mark.parametrize("name", ["windowed", "joins", "session", "session-final", "enrich"])
 @settings(max_examples=40)
 @given(a=st.lists(item, max_size=12), b=st.lists(item, max_size=12), c=st.lists(item, max_size=8))
 def test_feed_items_equals_record_at_a_time(name, a, b, c):
