@@ -9,7 +9,13 @@ order.
 operator, which costs far fewer Python calls per record. That gives every operator exactly
 the input sequence depth-first processing gives it when no operator has two inputs reachable
 from the same source topic (a branch merged back, a self-join); for plans with such a
-diamond, and for ``feed``, records go one at a time.
+diamond, and for ``feed``, records go one at a time. A run may mix topics: records carry the
+position of the input record they derive from, and an operator with several inputs gets them
+merged back into that order. ``feed_items`` is the same for in-memory inputs, without an
+``InputEvent`` per item, and with the fused columnar ingest (``fused.compile_columns``) where
+the plan allows; row-local operators down to a sink run as one generated loop
+(``fused.compile_tail``). ``execution_notes`` says which of these a plan gets (``streamdsl
+explain`` prints it); docs/performance.md describes them.
 """
 
 from __future__ import annotations
