@@ -203,33 +203,6 @@ class TimeWindowAggregate(_AggBase):
                     last_start = None
             meta["stream_time"] = st
             return out
-        if count and final:  # no user code runs: nothing can fail, no update is emitted
-            for k, v, ts in zip(keys, values, timestamps):
-                if k is None or v is None:
-                    ctx.skipped()
-                    continue
-                if ts > st:
-                    st = ts
-                    close = st - grace
-                start = ts - ts % size
-                if start + size <= close:
-                    ctx.late()
-                else:
-                    bucket = windows.get(start)
-                    if bucket is None:
-                        bucket = windows[start] = {}
-                        bisect.insort(starts, start)
-                        first_close = starts[0] + size
-                    cur = bucket.get(k)
-                    if cur is None:
-                        bucket[k] = (1, ts)
-                    else:
-                        bucket[k] = (cur[0] + 1, cur[1] if cur[1] > ts else ts)
-                if first_close <= close:
-                    self._expire(close, out)
-                    first_close = starts[0] + size if starts else 1 << 62
-            meta["stream_time"] = st
-            return out
         j = -1
         for k, v, ts in zip(keys, values, timestamps):
             j += 1

@@ -327,6 +327,26 @@ class Executor:
         self._segments[topic] = (fn, dst, port, fails)
         return self._segments[topic]
 
+    def _sink_output(self, sink: str) -> Callable[[list[OutputRecord]], None]:
+        """``write(outputs)`` for sink node ``sink``: counts them and hands them to its writer
+        (one ``extend`` when the sink collects into ``outputs``)."""
+        topic = self._sink_topic[sink]
+        writer = self._writers[sink]
+        out_list = self.outputs.get(topic)
+        metrics = self.metrics
+        collect = out_list is not None and writer == out_list.append
+
+        def write(outs: list[OutputRecord]) -> None:
+            if outs:
+                metrics.records_out += len(outs)
+                metrics.out_by_sink[topic] += len(outs)
+                if collect:
+                    out_list.extend(outs)
+                else:
+                    for o in outs:
+                        writer(o)
+        return write
+
     def _direct_sink(self, op: str) -> str | None:
         """The sink that is ``op``'s only output, if any (its outputs can be built directly)."""
         edges = self._edges[op]
@@ -348,24 +368,11 @@ class Executor:
         def fail(rec: Record, exc: Exception) -> None:
             self._fail(op, rec, exc)
         sink = self._direct_sink(op)
-        if sink is not None:
-            stopic = self._sink_topic[sink]
-            writer = self._writers[sink]
-            out_list = self.outputs.get(stopic)
-            collect = out_list is not None and writer == out_list.append
-            metrics = self.metrics
+        write = self._sink_output(sink) if sink is not None else None
         for chunk, pos in chunks:
             ks, vs, tss, ps = fn(chunk, pos, bad, fails)
             if sink is not None:  # the operator builds the sink's records itself
-                outs = proc.process_columns(ks, vs, tss, ps, topic, fail, port, True)
-                if outs:
-                    metrics.records_out += len(outs)
-                    metrics.out_by_sink[stopic] += len(outs)
-                if collect:
-                    out_list.extend(outs)
-                else:
-                    for o in outs:
-                        writer(o)
+                write(proc.process_columns(ks, vs, tss, ps, topic, fail, port, True))
                 if tick is not None:
                     tick()
                 continue
@@ -611,24 +618,11 @@ class Executor:
                 fn_rows = compile_tail(stages, rows=True)
                 up.emit_rows = True
         fails = {n: (lambda rec, e, n=n: self._fail(n, rec, e)) for n in chain}
-        sink = chain[-1]
-        topic = self._sink_topic[sink]
-        writer = self._writers[sink]
-        out_list = self.outputs.get(topic)
-        collect = out_list is not None and writer == out_list.append
-        metrics = self.metrics
+        write = self._sink_output(chain[-1])
 
         def tail_runner(parts):
             for _, recs, _ in parts:
-                outs = fn_rows(recs, fails) if type(recs) is Rows else fn(recs, fails)
-                if outs:
-                    metrics.records_out += len(outs)
-                    metrics.out_by_sink[topic] += len(outs)
-                if collect:
-                    out_list.extend(outs)
-                else:
-                    for o in outs:
-                        writer(o)
+                write(fn_rows(recs, fails) if type(recs) is Rows else fn(recs, fails))
             return ()
         return tail_runner, chain[1:]
 
@@ -639,24 +633,13 @@ class Executor:
         def fail(rec: Record, exc: Exception) -> None:
             node_fail(name, rec, exc)
 
-        writer = self._writers.get(name)
-        if writer is not None:
-            topic = self._sink_topic[name]
-            metrics = self.metrics
-            out_list = self.outputs.get(topic)
-            collect = out_list is not None and writer == out_list.append
+        if name in self._writers:
+            write = self._sink_output(name)
             new = tuple.__new__
 
             def sink_runner(parts):
                 for _, recs, _ in parts:
-                    metrics.records_out += len(recs)
-                    metrics.out_by_sink[topic] += len(recs)
-                    if collect:
-                        out_list.extend([new(OutputRecord, (r.key, r.value, r.ts, r.window))
-                                         for r in recs])
-                    else:
-                        for r in recs:
-                            writer(new(OutputRecord, (r.key, r.value, r.ts, r.window)))
+                    write([new(OutputRecord, (r.key, r.value, r.ts, r.window)) for r in recs])
                 return ()
             return sink_runner
 

@@ -16,6 +16,7 @@ import operator
 from typing import Any, Callable
 
 from ..ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, Peek
+from ..expr import _get
 from .records import Record
 
 __all__ = ["compile_fused", "compile_stage", "StageError", "unwrap_error"]
@@ -265,6 +266,42 @@ _IDENTITY_KINDS = ("Merge", "Repartition", "Sink", "ToStream")
 _INLINE_CMP = {"==", "!=", "<", "<=", ">", ">=", "-", "*"}
 
 
+def _call_inline(fn: Any, i: int, env: dict, counter: list[int]) -> str:
+    """Source of a call of ``fn`` on ``k``, ``v``: the expression written inline when
+    ``_expr_source`` can, else a call of the compiled function (``_call``)."""
+    if fn.expr is not None:
+        src = _expr_source(fn.expr, env, counter)
+        if src is not None:
+            return src
+    return _call(fn, i, env)
+
+
+def _linear_stage(st: Node, i: int, env: dict, counter: list[int], on_error: list[str]) -> list[str]:
+    """The lines (indented from column 0, inside a loop over records with ``k``/``v`` in
+    locals) running linear stage ``st`` number ``i``; a stage that raises runs ``on_error``
+    and ``continue``s; a filtered record ``continue``s."""
+    env[f"s{i}"] = st
+    after: list[str] = []
+    if isinstance(st, Filter):
+        stmt = f"r = {_call_inline(st.pred, i, env, counter)}"
+        after = ["if r is None or not r:", "    continue"]
+    elif isinstance(st, Map):
+        stmt = f"v = {_call_inline(st.fn, i, env, counter)}"
+    elif isinstance(st, KeyBy):
+        stmt = f"k = {_call_inline(st.fn, i, env, counter)}"
+        after = ["if k is None:", "    continue"] if st.drop_null else []
+    elif isinstance(st, MapKV):
+        stmt = f"k, v = _pair({_call(st.fn, i, env)}, s{i})"
+    else:  # Peek
+        stmt = _call(st.fn, i, env)
+    return ["try:", f"    {stmt}", "except Exception as e:", *["    " + x for x in on_error],
+            "    continue", *after]
+
+
+def _indent(lines: list[str], by: str = "        ") -> list[str]:
+    return [by + x for x in lines]
+
+
 def compile_batch(node: Node) -> Callable[[list[Record], Callable], list[Record]] | None:
     """A generated ``(records, fail) -> outputs`` for a stateless node or fused chain, or None
     when the node is not a chain of the linear kinds (the caller loops over ``stateless_fn``).
@@ -291,13 +328,6 @@ def compile_batch(node: Node) -> Callable[[list[Record], Callable], list[Record]
     changed = False
     counter = [0]
 
-    def call(fn: Any, i: int) -> str:
-        if fn.expr is not None:
-            src = _expr_source(fn.expr, env, counter)
-            if src is not None:
-                return src
-        return _call(fn, i, env)
-
     def guard(i: int, stmt: list[str]) -> None:
         env[f"s{i}"] = stages[i]
         body.append("        try:")
@@ -307,25 +337,10 @@ def compile_batch(node: Node) -> Callable[[list[Record], Callable], list[Record]
         body.append("            continue")
 
     for i, st in enumerate(stages):
-        if isinstance(st, Filter):
-            guard(i, [f"r = {call(st.pred, i)}"])
-            body.append("        if r is None or not r:")
-            body.append("            continue")
-        elif isinstance(st, Map):
-            guard(i, [f"v = {call(st.fn, i)}"])
-            changed = True
-        elif isinstance(st, KeyBy):
-            guard(i, [f"k = {call(st.fn, i)}"])
-            if st.drop_null:
-                body.append("        if k is None:")
-                body.append("            continue")
-            changed = True
-        elif isinstance(st, MapKV):
-            env[f"s{i}"] = st
-            guard(i, [f"k, v = _pair({_call(st.fn, i, env)}, s{i})"])
-            changed = True
-        elif isinstance(st, Peek):
-            guard(i, [_call(st.fn, i, env)])
+        if isinstance(st, _LINEAR):
+            body += _indent(_linear_stage(st, i, env, counter,
+                                          [f"fail(rec, StageError(s{i}, _at(rec, k, v), e))"]))
+            changed = changed or isinstance(st, (Map, KeyBy, MapKV))
         elif isinstance(st, FlatMap):
             guard(i, [f"xs = {_call(st.fn, i, env)}",
                       "xs = [] if xs is None else list(xs)"])
@@ -345,12 +360,6 @@ def compile_batch(node: Node) -> Callable[[list[Record], Callable], list[Record]
     body.append("    return out")
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     return env["fused_batch"]
-
-
-def _get(value: Any, name: str) -> Any:
-    if isinstance(value, dict):
-        return value.get(name)
-    return getattr(value, name, None)
 
 
 def _expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
@@ -446,35 +455,11 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
             "                continue",
             "            k = rec.key; v = rec.value; ts = rec.ts"]
     counter = [0]
-
-    def call(fn: Any, i: int) -> str:
-        if fn.expr is not None:
-            src = _expr_source(fn.expr, env, counter)
-            if src is not None:
-                return src
-        return _call(fn, i, env)
-
     for i, (owner, st) in enumerate(chain):
-        env[f"s{i}"] = st
         j = owners.index(owner)
-        if isinstance(st, Filter):
-            stmt, after = f"r = {call(st.pred, i)}", ["if r is None or not r:", "    continue"]
-        elif isinstance(st, Map):
-            stmt, after = f"v = {call(st.fn, i)}", []
-        elif isinstance(st, KeyBy):
-            stmt = f"k = {call(st.fn, i)}"
-            after = ["if k is None:", "    continue"] if st.drop_null else []
-        elif isinstance(st, MapKV):
-            stmt, after = f"k, v = _pair({_call(st.fn, i, env)}, s{i})", []
-        else:  # Peek
-            stmt, after = _call(st.fn, i, env), []
-        body += ["        try:",
-                 f"            {stmt}",
-                 "        except Exception as e:",
-                 "            rec = Record(k, v, ts, None, (TOPIC, i))",
-                 f"            fail{j}(rec, StageError(s{i}, rec, e))",
-                 "            continue",
-                 *["        " + a for a in after]]
+        body += _indent(_linear_stage(st, i, env, counter,
+                                      ["rec = Record(k, v, ts, None, (TOPIC, i))",
+                                       f"fail{j}(rec, StageError(s{i}, rec, e))"]))
     body += ["        ka(k); va(v); ta(ts); pa(i)",
              "    return ks, vs, tss, ps"]
     # The columnar path: when every item of a run is a plain dict with the key field and a
@@ -567,14 +552,6 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False) -> Callable 
               ["    for rec in recs:", "        k = rec.key", "        v = rec.value"])]
     at = "Record(k, v, ts, w, None)" if rows else "_at(rec, k, v)"
     counter = [0]
-
-    def call(fn: Any, i: int) -> str:
-        if fn.expr is not None:
-            src = _expr_source(fn.expr, env, counter)
-            if src is not None:
-                return src
-        return _call(fn, i, env)
-
     for i, (owner, st) in enumerate(chain):
         j = owners.index(owner)
         env[f"s{i}"] = st
@@ -583,32 +560,17 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False) -> Callable 
         if isinstance(st, TableFilter):
             body += ["        if v is not None:",
                      "            try:",
-                     f"                r = {call(st.pred, i)}",
+                     f"                r = {_call_inline(st.pred, i, env, counter)}",
                      "            except Exception as e:",
                      f"                fail{j}({at}, e)",
                      "                continue",
                      "            if r is None or not r:",
                      "                v = None"]
             continue
-        if isinstance(st, Filter):
-            stmt, after = f"r = {call(st.pred, i)}", ["if r is None or not r:", "    continue"]
-        elif isinstance(st, Map):
-            stmt, after = f"v = {call(st.fn, i)}", []
-        elif isinstance(st, KeyBy):
-            stmt = f"k = {call(st.fn, i)}"
-            after = ["if k is None:", "    continue"] if st.drop_null else []
-        elif isinstance(st, MapKV):
-            stmt, after = f"k, v = _pair({_call(st.fn, i, env)}, s{i})", []
-        elif isinstance(st, Peek):
-            stmt, after = _call(st.fn, i, env), []
-        else:
+        if not isinstance(st, _LINEAR):
             return None
-        body += ["        try:",
-                 f"            {stmt}",
-                 "        except Exception as e:",
-                 f"            fail{j}({at}, StageError(s{i}, {at}, e))",
-                 "            continue",
-                 *["        " + a for a in after]]
+        body += _indent(_linear_stage(st, i, env, counter,
+                                      [f"fail{j}({at}, StageError(s{i}, {at}, e))"]))
     body += ["        append(new(OutputRecord, (k, v, ts, w)))" if rows else
              "        append(new(OutputRecord, (k, v, rec.ts, rec.window)))",
              "    return out"]

@@ -362,19 +362,10 @@ class StreamTableJoinProcessor(Processor):
         new = tuple.__new__
         out: list = []
         append = out.append
-        if None in keys or None in values:
-            for k, v, ts, p in zip(keys, values, timestamps, positions):
-                if k is None or v is None:
-                    ctx.skipped()
-                    continue
-                try:
-                    row = get(k)
-                    if row is not None or left_join:
-                        append(new(OutputRecord, (k, joiner(v, row), ts, None)))
-                except Exception as e:
-                    fail(Record(k, v, ts, None, (source, p)), e)
-            return out
-        for k, v, ts, p in zip(keys, values, timestamps, positions):  # no null to skip
+        for k, v, ts, p in zip(keys, values, timestamps, positions):
+            if k is None or v is None:
+                ctx.skipped()
+                continue
             try:
                 row = get(k)
                 if row is not None or left_join:
