@@ -20,12 +20,12 @@
 from __future__ import annotations
 
 import csv
-import heapq
 import io
 import itertools
 import locale
 import os
 import time
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
 import orjson
@@ -37,6 +37,7 @@ from streamdsl.connectors import open_dead_letter_sink, open_sink, parse_uri
 from streamdsl.connectors.jsonl import dumps_output
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.ordering import merge_by_timestamp
 from streamdsl.runtime.processors import BadRecord, make_ingest, make_ingest_items
 from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord, Record
 
@@ -72,29 +73,17 @@ def _merge(its: list[Iterator[InputEvent]], ingests: list[Callable[[InputEvent],
            alone: list[bool]) -> Iterator[Any]:
     """``ordering.merge_by_timestamp`` with the timestamp of ``ingest(event).ts`` (events
     that cannot be ingested first), yielding what ``merge_ingested`` describes."""
-    heap: list[tuple] = []
-
-    def entry(i: int, ev: InputEvent) -> tuple:
-        try:
-            rec = ingests[i](ev)
-        except BadRecord:
-            return (_BAD_TS, i, (ev, None), its[i])
-        return (rec.ts, i, rec if alone[i] else (ev, rec), its[i])
-
-    for i, it in enumerate(its):
-        for ev in it:
-            heap.append(entry(i, ev))
-            break
-    heapq.heapify(heap)
-    replace = heapq.heapreplace
-    while heap:
-        _, i, item, it = heap[0]
-        yield item
-        for ev in it:
-            replace(heap, entry(i, ev))
-            break
-        else:
-            heapq.heappop(heap)
+    def stamped(i: int) -> Iterator[tuple[int, Any]]:
+        ingest, keep = ingests[i], alone[i]
+        for ev in its[i]:
+            try:
+                rec = ingest(ev)
+            except BadRecord:
+                yield _BAD_TS, (ev, None)
+                continue
+            yield rec.ts, (rec if keep else (ev, rec))
+    merged = merge_by_timestamp([stamped(i) for i in range(len(its))], ts=itemgetter(0))
+    return map(itemgetter(1), merged)
 
 
 _BAD_TS = -(1 << 62)
@@ -161,21 +150,7 @@ def _place(entry: tuple) -> Any:
 def _merge_records(streams: list[Iterator[Any]]) -> Iterator[Any]:
     """``ordering.merge_by_timestamp`` of ``_ingest_memory`` streams: by record timestamp,
     ties to the earlier stream, items that cannot be ingested first."""
-    heap: list[tuple] = []
-    for i, it in enumerate(streams):
-        for x in it:
-            heap.append((x.ts if type(x) is Record else _BAD_TS, i, x, it))
-            break
-    heapq.heapify(heap)
-    replace = heapq.heapreplace
-    while heap:
-        _, i, x, it = heap[0]
-        yield x
-        for x in it:
-            replace(heap, (x.ts if type(x) is Record else _BAD_TS, i, x, it))
-            break
-        else:
-            heapq.heappop(heap)
+    return merge_by_timestamp(streams, ts=lambda x: x.ts if type(x) is Record else _BAD_TS)
 
 
 class _EventPartition(StatefulSourcePartition):
