@@ -6,15 +6,15 @@ first, as a Kafka Streams task does. It is the reference the other backends are 
 
 from __future__ import annotations
 
-import gc
 import itertools
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ...backend import Backend, RunResult, resolve_io
 from ...connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
 from ...ir.nodes import NODE_KINDS
 from ...ir.plan import Plan
+from ...runtime.collector import collector_for_a_run
 from ...runtime.executor import Executor
 from ...runtime.metrics import Metrics
 from ...runtime.records import DeadLetter, InputEvent, OutputRecord
@@ -107,46 +107,42 @@ class LocalBackend(Backend):
                      and ex.can_feed_items(specs) else None)
             events = (iter(ex.merged({t: open_source(t, spec) for t, spec in specs.items()}))
                       if items is None else iter(()))
-            # Objects that exist before the run (the caller's data, the plan) are moved out of
-            # the collector's reach while it runs, so full collections stay cheap.
-            gc.freeze()
-            # Operators allocate many small containers (window entries, records) and never a
-            # reference cycle: collect the youngest generation 70x less often during the run.
-            thresholds = gc.get_threshold()
-            gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
-            if items is not None:  # in-memory inputs: ingested in batches, no InputEvents
-                tick = None
-                if progress is not None:
-                    last = [time.monotonic()]
-
-                    def tick() -> None:
-                        now = time.monotonic()
-                        if now - last[0] >= progress_every:
-                            progress(ex.metrics)
-                            last[0] = now
-                ex.feed_items(items, tick)
-            elif progress is None:
-                ex.feed_many(events)
-            else:
-                last = time.monotonic()
-                while True:
-                    chunk = list(itertools.islice(events, 4096))
-                    if not chunk:
-                        break
-                    ex.feed_many(chunk)
-                    now = time.monotonic()
-                    if now - last >= progress_every:
-                        progress(ex.metrics)
-                        last = now
-            ex.end()
+            with collector_for_a_run():
+                _feed(ex, items, events, progress, progress_every)
+                ex.end()
             if progress is not None:
                 progress(ex.metrics)
         finally:
-            if "thresholds" in locals():
-                gc.set_threshold(*thresholds)
-            gc.unfreeze()
             for s in sinks.values():
                 s.close()
             if dl is not None:
                 dl.close()
         return RunResult(ex.outputs, ex.dead_letters, ex.metrics)
+
+
+def _feed(ex: Executor, items: dict[str, Any] | None, events: Iterator[InputEvent],
+          progress: Callable[[Metrics], None] | None, progress_every: float) -> None:
+    """Run ``ex`` over in-memory ``items`` (batched, no InputEvents) or else ``events``,
+    reporting ``progress`` at most every ``progress_every`` seconds."""
+    if items is not None:
+        last = [time.monotonic()]
+
+        def tick() -> None:
+            now = time.monotonic()
+            if now - last[0] >= progress_every:
+                progress(ex.metrics)
+                last[0] = now
+        ex.feed_items(items, tick if progress is not None else None)
+    elif progress is None:
+        ex.feed_many(events)
+    else:
+        last_report = time.monotonic()
+        while True:
+            chunk = list(itertools.islice(events, 4096))
+            if not chunk:
+                break
+            ex.feed_many(chunk)
+            now = time.monotonic()
+            if now - last_report >= progress_every:
+                progress(ex.metrics)
+                last_report = now

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from operator import length_hint
+from typing import Sequence
 
 from ..ir.nodes import Aggregate
 from ..windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
@@ -143,7 +145,8 @@ class TimeWindowAggregate(_AggBase):
                               [r.ts for r in recs], recs.__getitem__,
                               lambda j: recs[j].origin, fail)
 
-    def process_columns(self, keys: list, values: list, timestamps: list, positions: list,
+    def process_columns(self, keys: list, values: list, timestamps: list,
+                        positions: Sequence[int],
                         source: str, fail, port: str = "in", to_sink: bool = False) -> list:
         if not isinstance(self.window, TumblingWindow) or to_sink:
             return super().process_columns(keys, values, timestamps, positions, source, fail,
@@ -173,34 +176,44 @@ class TimeWindowAggregate(_AggBase):
         close = st - grace
         first_close = starts[0] + size if starts else 1 << 62
         if count and final and None not in keys and None not in values:
-            # No user code runs (nothing can fail), no update is emitted, no record is
-            # skipped; consecutive records mostly fall in the same window (kept at hand).
+            # No user code runs, no update is emitted, no record is skipped; consecutive
+            # records mostly fall in the same window (kept at hand). The one thing that can
+            # fail is an unhashable key: the failing record is reported and the loop resumes
+            # after it (its index is where the keys' iterator stands).
             last_start = None
             bucket = None
-            for k, ts in zip(keys, timestamps):
-                if ts > st:
-                    st = ts
-                    close = st - grace
-                start = ts - ts % size
-                if start + size <= close:
-                    ctx.late()
-                else:
-                    if start != last_start:
-                        bucket = windows.get(start)
-                        if bucket is None:
-                            bucket = windows[start] = {}
-                            bisect.insort(starts, start)
-                            first_close = starts[0] + size
-                        last_start = start
-                    cur = bucket.get(k)
-                    if cur is None:
-                        bucket[k] = (1, ts)
-                    else:
-                        bucket[k] = (cur[0] + 1, cur[1] if cur[1] > ts else ts)
-                if first_close <= close:
-                    self._expire(close, out)
-                    first_close = starts[0] + size if starts else 1 << 62
-                    last_start = None
+            key_it = iter(keys)
+            it = zip(key_it, timestamps)
+            while True:
+                try:
+                    for k, ts in it:
+                        if ts > st:
+                            st = ts
+                            close = st - grace
+                        start = ts - ts % size
+                        if start + size <= close:
+                            ctx.late()
+                        else:
+                            if start != last_start:
+                                bucket = windows.get(start)
+                                if bucket is None:
+                                    bucket = windows[start] = {}
+                                    bisect.insort(starts, start)
+                                    first_close = starts[0] + size
+                                last_start = start
+                            cur = bucket.get(k)
+                            if cur is None:
+                                bucket[k] = (1, ts)
+                            else:
+                                bucket[k] = (cur[0] + 1, cur[1] if cur[1] > ts else ts)
+                        if first_close <= close:
+                            self._expire(close, out)
+                            first_close = starts[0] + size if starts else 1 << 62
+                            last_start = None
+                    break
+                except TypeError as e:
+                    meta["stream_time"] = st
+                    fail(record(len(keys) - length_hint(key_it) - 1), e)
             meta["stream_time"] = st
             return out
         j = -1

@@ -471,9 +471,13 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
     env.update(_kget=operator.itemgetter(kf), _tget=operator.itemgetter(tf),
                _contains=operator.contains, _repeat=itertools.repeat, _compress=itertools.compress,
                _dict=dict, _int=int)
+    # A dict with "value" and no keys but key/value/timestamp is an envelope (memory
+    # connector); one with a key or timestamp field of another name cannot be.
+    envelope = "not any(map(_contains, items, _repeat('value', n)))"
+    plain = ("True" if not {kf, tf} <= {"key", "value", "timestamp"} else envelope)
     fast = ["def columns(items, pos0, bad, fails):",
             "    n = len(items)",
-            "    if n and set(map(type, items)) == {_dict} and not any(map(_contains, items, _repeat('value', n))):",
+            f"    if n and set(map(type, items)) == {{_dict}} and {plain}:",
             "        try:",
             "            ks = list(map(_kget, items))",
             "            tss = list(map(_tget, items))",
@@ -481,7 +485,7 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
             "            return ingest_columns(items, pos0, bad, fails)",
             "        if set(map(type, tss)) == {_int} and min(tss) >= 0:",
             "            vs = items",
-            "            ps = list(range(pos0, pos0 + n))"]
+            "            ps = range(pos0, pos0 + n)"]
     if cols is None:
         fast += ["            return ingest_columns(items, pos0, bad, fails)"]
     elif not cols:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections import deque
 from heapq import heappop, heappush
 from itertools import repeat
-from operator import itemgetter
-from typing import Any, Callable, Iterable
+from operator import itemgetter, length_hint
+from typing import Any, Callable, Iterable, Sequence
 
 from ..ir.fn import Fn
 from ..ir.nodes import StreamStreamJoin, StreamTableJoin, TableTableJoin
@@ -346,8 +346,9 @@ class StreamTableJoinProcessor(Processor):
                 fail(rec, e)
         return out
 
-    def process_columns(self, keys: list, values: list, timestamps: list, positions: list,
-                        source: str, fail: Callable[[Record, Exception], None],
+    def process_columns(self, keys: list, values: list, timestamps: list,
+                        positions: Sequence[int], source: str,
+                        fail: Callable[[Record, Exception], None],
                         port: str = "in", to_sink: bool = False) -> list:
         """The stream side over columns (see ``Processor.process_columns``): one lookup and
         one joiner call per record; with ``to_sink`` the sink's ``OutputRecord`` is the only
@@ -362,6 +363,30 @@ class StreamTableJoinProcessor(Processor):
         new = tuple.__new__
         out: list = []
         append = out.append
+        if not left_join and None not in values:
+            # An inner join without null values: the rows are looked up by one C-level map
+            # (a null key finds no row: it is counted as skipped), and a record without a
+            # row gives nothing. An unhashable key makes map() raise before any joiner call,
+            # and the loop after this one reports it.
+            try:
+                rows = list(map(get, keys))
+            except TypeError:
+                rows = None
+            if rows is not None:
+                if None in rows and None in keys:
+                    ctx.skipped(keys.count(None))
+                # Plain tuples first, made OutputRecords by one C-level map (cheaper than a
+                # tuple.__new__ call per record from the loop); a failing record's index is
+                # where the keys' iterator stands.
+                key_it = iter(keys)
+                for k, v, ts, row in zip(key_it, values, timestamps, rows):
+                    if row is not None:
+                        try:
+                            append((k, joiner(v, row), ts, None))
+                        except Exception as e:
+                            p = positions[len(keys) - length_hint(key_it) - 1]
+                            fail(Record(k, v, ts, None, (source, p)), e)
+                return list(map(new, repeat(OutputRecord), out))
         for k, v, ts, p in zip(keys, values, timestamps, positions):
             if k is None or v is None:
                 ctx.skipped()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..expr import Col
 from ..ir.nodes import Branch, Fused, Merge, Node, Repartition, Sink, Source, ToStream
@@ -84,7 +84,8 @@ class Processor:
                 fail(rec, e)
         return out
 
-    def process_columns(self, keys: list, values: list, timestamps: list, positions: list,
+    def process_columns(self, keys: list, values: list, timestamps: list,
+                        positions: Sequence[int],
                         source: str, fail: Callable[[Record, Exception], None],
                         port: str = "in", to_sink: bool = False) -> list:
         """``process_batch`` over records given as columns (a source's records, window None,
