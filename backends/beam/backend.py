@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import os
 import sys
 import weakref
@@ -16,6 +15,7 @@ from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source, 
 from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.nodes import NODE_KINDS
 from streamdsl.ir.plan import Plan
+from streamdsl.runtime.collector import collector_for_a_run
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import InputEvent
 
@@ -77,7 +77,8 @@ class BeamJob:
         from .dofns import DEAD, DEAD_LETTERS, FATAL, sink_channel
         from .metrics import read_metrics
         try:
-            with _worker_path(not self.in_process), _quiet_gc(self.in_process):
+            with _worker_path(not self.in_process), \
+                    (collector_for_a_run() if self.in_process else contextlib.nullcontext()):
                 result = self.result = self.pipeline.run()
                 result.wait_until_finish()
             gathered = self.state.gather()
@@ -350,33 +351,6 @@ class BeamBackend(Backend):
         if progress is not None:
             progress(result.metrics)
         return result
-
-
-#: Allocations between two young-generation collections during an in-process run.
-GC_GEN0_THRESHOLD = 20_000
-
-
-@contextlib.contextmanager
-def _quiet_gc(enabled: bool) -> Iterator[None]:
-    """Keep the cyclic garbage collector's cost down while an in-process run allocates
-    millions of short-lived objects (records, batches), none of them cyclic.
-
-    Objects that exist before the run (the caller's input, the plan) are moved out of the
-    collector's reach (``gc.freeze``, as the local and bytewax backends do), and it runs
-    after 20,000 net allocations instead of 700: at the default, collections cost about a
-    fifth of a join's CPU time. Both are restored afterwards.
-    """
-    if not enabled:
-        yield
-        return
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(thresholds[0], GC_GEN0_THRESHOLD), *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 @contextlib.contextmanager

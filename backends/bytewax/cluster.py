@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import pickle
 import socket
@@ -21,10 +19,12 @@ import tempfile
 import time
 import traceback
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 from bytewax.dataflow import Dataflow
 from bytewax.testing import cluster_main, run_main
+
+from streamdsl.runtime.collector import collector_for_a_run
 
 __all__ = ["execute_flow", "ClusterError", "root_cause", "note_crash"]
 
@@ -89,30 +89,13 @@ def execute_flow(flow: Dataflow, collected: list, *, workers: int = 1, processes
     """
     kw = {"epoch_interval": epoch_interval, "recovery_config": recovery_config}
     if processes <= 1:
-        with _collector_set_for_a_run():
+        with collector_for_a_run():
             if workers <= 1:
                 run_main(flow, **kw)
             else:
                 cluster_main(flow, [], 0, worker_count_per_proc=workers, **kw)
         return collected
     return _run_processes(flow, collected, workers, processes, kw, timeout, run_state)
-
-
-@contextlib.contextmanager
-def _collector_set_for_a_run() -> Iterator[None]:
-    """The cyclic garbage collector's settings during a run, as the local backend sets them:
-    objects that exist before the run (the caller's input, the plan) are moved out of its
-    reach (``gc.freeze``), so full collections stay cheap; and the youngest generation is
-    collected 70x less often (threshold 50,000 allocations), since records, positions and
-    operator state are many small containers and no reference cycles."""
-    gc.freeze()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def _run_processes(flow: Dataflow, collected: list, workers: int, processes: int, kw: dict,
@@ -193,7 +176,7 @@ def _child(flow: Dataflow, collected: list, addresses: list[str], index: int, wo
     try:
         collected.clear()
         _CRASHES.clear()
-        with _collector_set_for_a_run():
+        with collector_for_a_run():
             cluster_main(flow, addresses, index, worker_count_per_proc=workers, **kw)
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent
         code = 1

@@ -165,9 +165,10 @@ def make_ingest(node: Source) -> Callable[[InputEvent], Record]:
             raise BadRecord(f"negative timestamp {ts}")
         return Record(key, value, ts, None, (topic, ev.position))
 
-    if key_field is not None and ts_field is not None and not table:
-        # The common case, a dict value with key and timestamp fields and an int timestamp,
-        # without the general path's checks; anything else falls back to it.
+    if key_field is not None and ts_field is not None:
+        # The common case, a dict value with key and timestamp fields and an int timestamp
+        # (stream or table: only a table's tombstone, a None value, differs), without the
+        # general path's checks; anything else falls back to it.
         def ingest_fields(ev: InputEvent) -> Record:
             value = ev.value
             if type(value) is dict and ev.error is None:
@@ -206,7 +207,7 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
         except BadRecord as e:
             bad(ev, str(e))
 
-    if key_field is None or ts_field is None or node.table:
+    if key_field is None or ts_field is None:
         def ingest_items(items: list, pos0: int, bad: Callable) -> list[Record]:
             out: list[Record] = []
             for i, item in enumerate(items, pos0):

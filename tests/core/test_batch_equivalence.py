@@ -190,3 +190,24 @@ def test_an_unhashable_key_is_dead_lettered_and_the_batch_goes_on(name):
     assert [(src, pos) for src, pos, _ in dead] == [("a" if name == "windowed" else "b", 4)]
     assert "unhashable" in dead[0][2]
     assert sum(len(v) for v in outputs.values()) > 0
+
+
+ordered_ts = st.lists(st.integers(min_value=0, max_value=30) | st.sampled_from([10, 20]),
+                      max_size=25).map(sorted)
+
+
+@pytest.mark.parametrize("name", ["joins", "enrich"])
+@settings(max_examples=60)
+@given(a=ordered_ts, b=ordered_ts, c=ordered_ts, unordered=st.booleans())
+def test_merging_topics_in_timestamp_order_equals_record_at_a_time(name, a, b, c, unordered):
+    """Runs whose timestamps are in order are merged by bisection, with many ties between
+    topics (the topic declared first goes first) and runs cut by the batch size; a run out of
+    order takes the per-record merge."""
+    def items(tss, k):
+        out = [{"k": "xy"[i % 2], "ts": t * 1_000, "v": k} for i, t in enumerate(tss)]
+        if unordered and len(out) > 3:
+            out[1], out[3] = out[3], out[1]
+        return out
+    topo = TOPOLOGIES[name]()
+    inputs = {"a": items(a, 1), "b": items(b, 2), "c": items(c, 3)}
+    assert _run_items(topo, inputs, "items") == _run_items(topo, inputs, "events")
