@@ -115,19 +115,27 @@ class TimeWindowAggregate(_AggBase):
         out: list[Record] = []
         windows = self.windows
         add = self.ops.add
+        # Every window's new aggregate first, then the state: a record whose aggregator
+        # raises on one of its (hopping) windows changes none of them.
+        late = 0
+        updates = []
         for start, end in self.window.assign(ts):
             if end <= close:
-                self.ctx.late()
+                late += 1
                 continue
+            bucket = windows.get(start)
+            cur = bucket.get(k) if bucket is not None else None
+            if cur is None:
+                updates.append((start, end, add(self.ops.init(), v), ts))
+            else:
+                updates.append((start, end, add(cur[0], v), cur[1] if cur[1] > ts else ts))
+        if late:
+            self.ctx.late(late)
+        for start, end, agg, mts in updates:
             bucket = windows.get(start)
             if bucket is None:
                 bucket = windows[start] = {}
                 bisect.insort(meta["starts"], start)
-            cur = bucket.get(k)
-            if cur is None:
-                agg, mts = add(self.ops.init(), v), ts
-            else:
-                agg, mts = add(cur[0], v), (cur[1] if cur[1] > ts else ts)
             bucket[k] = (agg, mts)
             if not self.final:
                 out.append(Record(k, self.ops.result(agg), mts, (start, end), rec.origin))
@@ -474,15 +482,13 @@ class SlidingAggregate(_AggBase):
             self.ctx.late()
             self._expire(close, out)
             return out
+        # Everything is computed on copies and stored at the end: a record whose aggregator
+        # raises is dead-lettered and leaves the key's records and windows as they were.
         recs = list(self.records.get(k) or [])
         bisect.insort(recs, (t, self._next_seq(), v), key=lambda r: (r[0], r[1]))
-        self.records.put(k, recs)
-        heap = self._heap()
-        wins = self.windows.get(k)
-        if wins is None:
-            wins = {}
-            self.windows.put(k, wins)
+        wins = dict(self.windows.get(k) or {})
         emitted: list[int] = []
+        created: list[int] = []
 
         def create(start: int) -> None:
             if start + size < close or start in wins:
@@ -490,7 +496,7 @@ class SlidingAggregate(_AggBase):
             res = self._fold(recs, start, start + size)
             if res is not None:
                 wins[start] = res
-                heapq.heappush(heap, (start + size, key_order(k), start, self._next_seq(), k))
+                created.append(start)
                 emitted.append(start)
 
         # 1. existing windows containing t (its left window included) get the record, by start
@@ -508,6 +514,11 @@ class SlidingAggregate(_AggBase):
         # 4. its right window, if some later record falls into it
         if any(t < r[0] <= t + 1 + size for r in recs):
             create(t + 1)
+        self.records.put(k, recs)
+        self.windows.put(k, wins)
+        heap = self._heap()
+        for start in created:
+            heapq.heappush(heap, (start + size, key_order(k), start, self._next_seq(), k))
         if not self.final:
             for start in emitted:
                 agg, mts = wins[start]

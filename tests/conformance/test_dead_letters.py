@@ -115,3 +115,48 @@ def test_failing_aggregator_leaves_the_session_it_would_extend(backend):
                                       ("x", 12, 11_001, (11_000, 11_001))])
     assert [(dl.key, dl.value, dl.timestamp, dl.operator) for dl in res.dead_letters] == [
         ("x", 0, 3_000, "tenths")]
+
+
+def test_failing_aggregator_leaves_the_sliding_windows_as_they_were(backend):
+    """A record whose aggregator raises in a sliding window is dead-lettered and leaves no
+    trace: it is not among the key's records when later windows are folded, and its right
+    window is never created.
+
+    Sliding windows of 5 s (both ends inclusive), emit final; the aggregate adds 10 // v.
+    x@1s (10): left window [0, 5s] = 10. x@3s has v = 0 and raises. x@4s (+5): [0, 5s]
+    becomes 15; it is the first record to fall into x@1s's right window [1.001s, 6.001s],
+    created by folding the records in it: 5; its own left window is [0, 5s], already there;
+    nothing later falls into its right window. Both close at end of input, by end.
+    """
+    topo = sd.Topology("sliding-fail", on_error="dead-letter")
+    (topo.stream("in").group_by_key()
+        .window(sd.sliding(sd.seconds(5)), emit="final")
+        .aggregate(0, lambda agg, v: agg + 10 // v, name="tenths")
+        .to_stream().to("out"))
+    inputs = [("in", "x", 1, 1_000), ("in", "x", 0, 3_000), ("in", "x", 2, 4_000)]
+    res = run_full(topo, backend, inputs, "out")
+    assert_exact(res.outputs["out"], [("x", 15, 4_000, (0, 5_000)),
+                                      ("x", 5, 4_000, (1_001, 6_001))])
+    assert [(dl.key, dl.value, dl.timestamp, dl.operator) for dl in res.dead_letters] == [
+        ("x", 0, 3_000, "tenths")]
+
+
+def test_failing_aggregator_leaves_every_hopping_window_as_it_was(backend):
+    """A record in two hopping windows whose aggregator raises on the second changes neither.
+
+    Hopping windows of 10 s every 5 s, emit final; the aggregate adds 10 // (v - agg).
+    x@1s (v=1) is in [0, 10s) only: 0 + 10 // 1 = 10. x@7s (v=0) is in [0, 10s), where
+    10 + 10 // -10 = 9 would do, and in [5s, 15s), where 0 + 10 // 0 raises: dead-lettered,
+    [0, 10s) stays 10. x@8s (v=2): [0, 10s) = 10 + 10 // -8 = 8, [5s, 15s) = 0 + 10 // 2 = 5.
+    """
+    topo = sd.Topology("hopping-fail", on_error="dead-letter")
+    (topo.stream("in").group_by_key()
+        .window(sd.hopping(sd.seconds(10), sd.seconds(5)), emit="final")
+        .aggregate(0, lambda agg, v: agg + 10 // (v - agg), name="ratio")
+        .to_stream().to("out"))
+    inputs = [("in", "x", 1, 1_000), ("in", "x", 0, 7_000), ("in", "x", 2, 8_000)]
+    res = run_full(topo, backend, inputs, "out")
+    assert_exact(res.outputs["out"], [("x", 8, 8_000, (0, 10_000)),
+                                      ("x", 5, 8_000, (5_000, 15_000))])
+    assert [(dl.key, dl.value, dl.timestamp, dl.operator) for dl in res.dead_letters] == [
+        ("x", 0, 7_000, "ratio")]
