@@ -216,6 +216,7 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
         return ingest_items
 
     missing = _MISSING
+    new = object.__new__
 
     def ingest_fields(items: list, pos0: int, bad: Callable) -> list[Record]:
         out: list[Record] = []
@@ -226,7 +227,14 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
                 k = v.get(key_field, missing)
                 ts = v.get(ts_field)
                 if k is not missing and type(ts) is int and ts >= 0:
-                    append(Record(k, v, ts, None, (topic, i)))
+                    # Record(...) without its __init__ call: a third cheaper
+                    r = new(Record)
+                    r.key = k
+                    r.value = v
+                    r.ts = ts
+                    r.window = None
+                    r.origin = (topic, i)
+                    append(r)
                     i += 1
                     continue
             slow(v, i, out, bad)
