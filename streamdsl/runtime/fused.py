@@ -477,13 +477,13 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
     plain = ("True" if not {kf, tf} <= {"key", "value", "timestamp"} else envelope)
     fast = ["def columns(items, pos0, bad, fails):",
             "    n = len(items)",
-            f"    if n and set(map(type, items)) == {{_dict}} and {plain}:",
+            f"    if n and list(map(type, items)).count(_dict) == n and {plain}:",
             "        try:",
             "            ks = list(map(_kget, items))",
             "            tss = list(map(_tget, items))",
             "        except KeyError:",
             "            return ingest_columns(items, pos0, bad, fails)",
-            "        if set(map(type, tss)) == {_int} and min(tss) >= 0:",
+            "        if list(map(type, tss)).count(_int) == n and min(tss) >= 0:",
             "            vs = items",
             "            ps = range(pos0, pos0 + n)"]
     if cols is None:

@@ -363,29 +363,35 @@ class StreamTableJoinProcessor(Processor):
         new = tuple.__new__
         out: list = []
         append = out.append
-        if not left_join and None not in values:
-            # An inner join without null values: the rows are looked up by one C-level map
-            # (a null key finds no row: it is counted as skipped), and a record without a
-            # row gives nothing. An unhashable key makes map() raise before any joiner call,
-            # and the loop after this one reports it.
+        if not left_join:
+            # An inner join: the rows are looked up by one C-level map (a null key finds no
+            # row), a record with a null key or value is counted as skipped, and a record
+            # without a row gives nothing. An unhashable key makes map() raise before any
+            # joiner call, and the loop after this one reports it.
             try:
                 rows = list(map(get, keys))
             except TypeError:
                 rows = None
             if rows is not None:
-                if None in rows and None in keys:
-                    ctx.skipped(keys.count(None))
+                skipped = 0
                 # Plain tuples first, made OutputRecords by one C-level map (cheaper than a
                 # tuple.__new__ call per record from the loop); a failing record's index is
                 # where the keys' iterator stands.
                 key_it = iter(keys)
                 for k, v, ts, row in zip(key_it, values, timestamps, rows):
                     if row is not None:
+                        if v is None:
+                            skipped += 1
+                            continue
                         try:
                             append((k, joiner(v, row), ts, None))
                         except Exception as e:
                             p = positions[len(keys) - length_hint(key_it) - 1]
                             fail(Record(k, v, ts, None, (source, p)), e)
+                    elif k is None or v is None:
+                        skipped += 1
+                if skipped:
+                    ctx.skipped(skipped)
                 return list(map(new, repeat(OutputRecord), out))
         for k, v, ts, p in zip(keys, values, timestamps, positions):
             if k is None or v is None:
