@@ -22,7 +22,9 @@ So, for the duration of a run:
 Afterwards the thresholds are restored and every object the run left alive is handed back
 to the collector in the oldest generation (``gc.freeze`` then ``gc.unfreeze``), where
 long-lived objects such as a run's results belong; left in the youngest, up to 5,000,000 of
-them would be scanned by the first allocation after the run.
+them would be scanned by the first allocation after the run. If the caller had frozen
+objects before the run (``gc.get_freeze_count() > 0``), nothing is unfrozen: theirs stay
+frozen, and the run's survivors with them.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def collector_for_a_run(young_threshold: int | None = None,
     young_threshold = young_threshold or YOUNG_THRESHOLD
     max_young_threshold = max_young_threshold or MAX_YOUNG_THRESHOLD
     thresholds = gc.get_threshold()
+    # Objects the caller froze (a pre-fork server, say) must stay frozen: then so do the
+    # run's survivors, since gc cannot unfreeze some objects and not others.
+    caller_froze = gc.get_freeze_count() > 0
     base = max(thresholds[0], young_threshold)
     policy = _AfterCollection(base, max(base, max_young_threshold), thresholds[1:])
     gc.freeze()
@@ -84,4 +89,5 @@ def collector_for_a_run(young_threshold: int | None = None,
         gc.callbacks.remove(policy)
         gc.freeze()  # what was allocated since the last collection, too: no young collection of
         gc.set_threshold(*thresholds)  # the run's results as soon as the thresholds are back
-        gc.unfreeze()
+        if not caller_froze:
+            gc.unfreeze()

@@ -105,3 +105,16 @@ def test_the_local_backend_runs_under_the_policy(monkeypatch):
     res = get_backend("local").run(topo.plan(), {"in": {"type": "memory",
                                                         "records": [{"k": 1, "ts": 5}]}}, {})
     assert seen and [r.key for r in res.outputs["out"]] == [1]
+
+
+def test_objects_the_caller_froze_stay_frozen():
+    mine = [[i] for i in range(100)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with collector_for_a_run(young_threshold=2_000):
+            results = [[i] for i in range(5_000)]
+        assert gc.get_freeze_count() >= frozen + len(results)  # nothing unfrozen
+        assert not any(mine[0] is o for o in gc.get_objects())  # still out of reach
+    finally:
+        gc.unfreeze()
