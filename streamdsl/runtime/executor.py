@@ -248,12 +248,23 @@ class Executor:
             return None
         # Heads of every topic's record stream: [ts, topic index, records, next index,
         # the run's timestamps when they are in order, else None].
-        heads = []
-        for j in range(len(topics)):
-            run = next_run(j)
-            if run:
-                heads.append([run[0][0].ts, j, run[0], 0, run[1]])
+        heads: list[list] = [[0, j, [], 0, []] for j in range(len(topics))]
         parts: list[tuple[list[Record], list[int]]] = [([], []) for _ in topics]
+
+        def refill(h: list) -> None:
+            """Head ``h`` has no records left: its topic's next run, or no head."""
+            run = next_run(h[1])
+            if run:
+                h[0], h[2], h[3], h[4] = run[0][0].ts, run[0], 0, run[1]
+            else:
+                heads.remove(h)
+
+        def flush() -> None:
+            self._flush_parts(names, parts)
+            if tick is not None:
+                tick()
+        for h in list(heads):
+            refill(h)
         seq = 0
         while len(heads) > 1:
             if all(h[4] is not None for h in heads):
@@ -261,16 +272,10 @@ class Executor:
                 # that ends first in one step (C-level sorts, no loop per record).
                 seq = _merge_ordered_runs(heads, parts, seq)
                 if seq >= size:
-                    self._flush_parts(names, parts)
+                    flush()
                     seq = 0
-                    if tick is not None:
-                        tick()
                 for h in [h for h in heads if h[3] == len(h[2])]:
-                    run = next_run(h[1])
-                    if run:
-                        h[0], h[2], h[3], h[4] = run[0][0].ts, run[0], 0, run[1]
-                    else:
-                        heads.remove(h)
+                    refill(h)
                 continue
             h = heads[0]
             for other in heads:
@@ -293,23 +298,16 @@ class Executor:
                 seq += 1
                 i += 1
                 if seq >= size:
-                    self._flush_parts(names, parts)
+                    flush()
                     seq = 0
                     prs, pseq = parts[j]
-                    if tick is not None:
-                        tick()
+            h[3] = i
             if i < n:
-                h[0], h[3] = recs[i].ts, i
-                continue
-            run = next_run(j)
-            if run:
-                h[0], h[2], h[3], h[4] = run[0][0].ts, run[0], 0, run[1]
+                h[0] = recs[i].ts
             else:
-                heads.remove(h)
+                refill(h)
         if seq:
-            self._flush_parts(names, parts)
-            if tick is not None:
-                tick()
+            flush()
         if heads:  # one topic left: no more merging, no sequence numbers
             _, j, recs, i, _ = heads[0]
             self._run_inbox({names[j]: [("in", recs[i:], None)]})
