@@ -1,7 +1,9 @@
 """The embedded ``local`` backend: pure Python, single process, no services.
 
-It pushes records one at a time through the shared processors (``streamdsl.runtime``), depth
-first, as a Kafka Streams task does. It is the reference the other backends are compared with.
+It runs the shared processors (``streamdsl.runtime``) with the results of pushing records one
+at a time, depth first, as a Kafka Streams task does: ``TestDriver`` sessions record at a
+time, ``run`` in batches that give the same results (``runtime/executor.py``;
+docs/performance.md). It is the reference the other backends are compared with.
 """
 
 from __future__ import annotations
