@@ -25,6 +25,7 @@ import itertools
 import locale
 import os
 import time
+from collections import Counter
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
@@ -60,10 +61,9 @@ def merge_ingested(plan: Plan, inputs: dict[str, Iterable[InputEvent]]) -> Itera
     if len(topics) == 1:
         return zip(inputs[topics[0]], itertools.repeat(None))
     first_source: dict[str, Any] = {}
-    nodes: dict[str, int] = {}
     for s in plan.sources():
         first_source.setdefault(s.topic, s)
-        nodes[s.topic] = nodes.get(s.topic, 0) + 1
+    nodes = Counter(s.topic for s in plan.sources())
     return _merge([iter(inputs[t]) for t in topics],
                   [make_ingest(first_source[t]) for t in topics],
                   [nodes[t] == 1 for t in topics])
@@ -104,9 +104,7 @@ def merge_memory(plan: Plan, items: dict[str, Iterable[Any]]) -> Iterator[Any]:
 def memory_items(plan: Plan, specs: dict[str, Any]) -> dict[str, Iterable[Any]] | None:
     """``{topic: items}`` if every input is in memory and every topic has one source node
     (what ``merge_memory`` takes), else None."""
-    nodes: dict[str, int] = {}
-    for s in plan.sources():
-        nodes[s.topic] = nodes.get(s.topic, 0) + 1
+    nodes = Counter(s.topic for s in plan.sources())
     out = {}
     for topic, spec in specs.items():
         spec = parse_uri(spec)
@@ -139,12 +137,11 @@ def _ingest_memory(node: Any, items: Iterable[Any], size: int = 1024) -> Iterato
         # put the items that failed back in their places (records know their positions)
         evs = [(ev.position, 0, (ev, None)) for ev in bad]
         bad.clear()
-        both = sorted([(r.origin[1], 1, r) for r in recs] + evs, key=_place)
+        both = sorted([(r.origin[1], 1, r) for r in recs] + evs, key=_position)
         yield from (x for _, _, x in both)
 
 
-def _place(entry: tuple) -> Any:
-    return entry[0]
+_position = itemgetter(0)
 
 
 def _merge_records(streams: list[Iterator[Any]]) -> Iterator[Any]:

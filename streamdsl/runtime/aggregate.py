@@ -23,7 +23,7 @@ from ..ir.nodes import Aggregate
 from ..windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
 from .aggregation import build_agg_ops
 from .ordering import key_order, sorted_keys
-from .processors import OpContext, Processor
+from .processors import OpContext, Processor, reraise
 from .records import Record, Rows
 
 __all__ = ["make_aggregate_processor"]
@@ -315,43 +315,14 @@ class SessionAggregate(_AggBase):
         self.store = ctx.stores.kv("sessions")  # key -> sorted list of [start, end, agg]
 
     def process(self, port: str, rec: Record) -> list[Record]:
-        k, v, ts = rec.key, rec.value, rec.ts
-        if k is None or v is None:
-            self.ctx.skipped()
-            return []
-        st = self._advance(ts)
-        close = st - self.grace - self.gap
-        sessions = self.store.get(k) or []
-        overlapping = [s for s in sessions if s[1] >= ts - self.gap and s[0] <= ts + self.gap]
-        m_start = min([ts] + [s[0] for s in overlapping])
-        m_end = max([ts] + [s[1] for s in overlapping])
-        out: list[Record] = []
-        if m_end < close:
-            self.ctx.late()
-        else:
-            # The new aggregate first: a user function that raises leaves the state as it was.
-            agg = self.ops.init()
-            for s in overlapping:
-                agg = self.ops.merge(agg, s[2])
-            agg = self.ops.add(agg, v)
-            if overlapping:
-                for s in overlapping:
-                    sessions.remove(s)
-                    if not self.final:
-                        out.append(Record(k, None, s[1], (s[0], s[1]), rec.origin))
-            new = [m_start, m_end, agg]
-            bisect.insort(sessions, new, key=lambda s: s[0])
-            self.store.put(k, sessions)
-            heapq.heappush(self._heap(), (m_end, key_order(k), m_start, self._next_seq(), k))
-            if not self.final:
-                out.append(Record(k, self.ops.result(agg), m_end, (m_start, m_end), rec.origin))
-        self._expire(close, out)
-        return out
+        return self.process_batch(port, [rec], reraise)
 
     def process_batch(self, port: str, recs: list[Record], fail) -> list[Record]:
-        """``process`` over a run of records with the state in local variables: stream time
-        and the tie-break counter written back once, the store's dicts used directly, and
-        the expiry heap looked at only when its head is due."""
+        """The session rules over a run of records (``process`` is a run of one), with the
+        state in local variables: stream time and the tie-break counter written back once,
+        the store's dicts used directly, and the expiry heap looked at only when its head is
+        due. The new aggregate is computed before any session is removed: a user function
+        that raises leaves the state as it was."""
         meta = self.meta.data
         store = self.store.data
         heap = meta.get("expiry")  # created (as process does) at the first non-skipped record

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ..ir.fn import Fn
 from ..ir.nodes import StreamStreamJoin, StreamTableJoin, TableTableJoin
 from .ordering import key_order
-from .processors import OpContext, Processor
+from .processors import OpContext, Processor, reraise
 from .records import OutputRecord, Record
 
 __all__ = ["default_joiner", "make_joiner", "StreamStreamJoinProcessor", "StreamTableJoinProcessor",
@@ -34,10 +34,6 @@ __all__ = ["default_joiner", "make_joiner", "StreamStreamJoinProcessor", "Stream
 _NEG_INF = -(1 << 62)
 _ts_of = itemgetter(0)
 _new = object.__new__
-
-
-def _reraise(rec: Record, exc: Exception) -> None:
-    raise exc
 
 
 def default_joiner(left: Any, right: Any) -> Any:
@@ -93,7 +89,7 @@ class StreamStreamJoinProcessor(Processor):
                        self.buffers["right"].data, self.unmatched.data)
 
     def process(self, port: str, rec: Record) -> list[Record]:
-        return self._run(((port, rec),), _reraise)
+        return self._run(((port, rec),), reraise)
 
     def process_batch(self, port: str, recs: list[Record],
                       fail: Callable[[Record, Exception], None]) -> list[Record]:
@@ -350,9 +346,11 @@ class StreamTableJoinProcessor(Processor):
                         positions: Sequence[int], source: str,
                         fail: Callable[[Record, Exception], None],
                         port: str = "in", to_sink: bool = False) -> list:
-        """The stream side over columns (see ``Processor.process_columns``): one lookup and
-        one joiner call per record; with ``to_sink`` the sink's ``OutputRecord`` is the only
-        object built per output."""
+        """The stream side over columns (see ``Processor.process_columns``) when a sink is
+        the only output (``to_sink``): the outputs are built as plain tuples and made the
+        sink's ``OutputRecord``s by one C-level map (cheaper than a ``tuple.__new__`` call
+        per record from the loop); a failing record's position is found from where the keys'
+        iterator stands."""
         if port != "left" or not to_sink:
             return super().process_columns(keys, values, timestamps, positions, source, fail,
                                            port, to_sink)
@@ -363,47 +361,45 @@ class StreamTableJoinProcessor(Processor):
         new = tuple.__new__
         out: list = []
         append = out.append
+        # An inner join looks the rows up by one C-level map (a null key finds no row); an
+        # unhashable key makes map() raise before any joiner call, and the general loop
+        # reports it. A record with a null key or value is counted as skipped, a record
+        # without a row gives nothing.
+        rows = None
         if not left_join:
-            # An inner join: the rows are looked up by one C-level map (a null key finds no
-            # row), a record with a null key or value is counted as skipped, and a record
-            # without a row gives nothing. An unhashable key makes map() raise before any
-            # joiner call, and the loop after this one reports it.
             try:
                 rows = list(map(get, keys))
             except TypeError:
-                rows = None
-            if rows is not None:
-                skipped = 0
-                # Plain tuples first, made OutputRecords by one C-level map (cheaper than a
-                # tuple.__new__ call per record from the loop); a failing record's index is
-                # where the keys' iterator stands.
-                key_it = iter(keys)
-                for k, v, ts, row in zip(key_it, values, timestamps, rows):
-                    if row is not None:
-                        if v is None:
-                            skipped += 1
-                            continue
-                        try:
-                            append((k, joiner(v, row), ts, None))
-                        except Exception as e:
-                            p = positions[len(keys) - length_hint(key_it) - 1]
-                            fail(Record(k, v, ts, None, (source, p)), e)
-                    elif k is None or v is None:
+                pass
+        if rows is not None:
+            skipped = 0
+            key_it = iter(keys)
+            for k, v, ts, row in zip(key_it, values, timestamps, rows):
+                if row is not None:
+                    if v is None:
                         skipped += 1
-                if skipped:
-                    ctx.skipped(skipped)
-                return list(map(new, repeat(OutputRecord), out))
-        for k, v, ts, p in zip(keys, values, timestamps, positions):
-            if k is None or v is None:
-                ctx.skipped()
-                continue
-            try:
-                row = get(k)
-                if row is not None or left_join:
-                    append(new(OutputRecord, (k, joiner(v, row), ts, None)))
-            except Exception as e:
-                fail(Record(k, v, ts, None, (source, p)), e)
-        return out
+                        continue
+                    try:
+                        append((k, joiner(v, row), ts, None))
+                    except Exception as e:
+                        p = positions[len(keys) - length_hint(key_it) - 1]
+                        fail(Record(k, v, ts, None, (source, p)), e)
+                elif k is None or v is None:
+                    skipped += 1
+            if skipped:
+                ctx.skipped(skipped)
+        else:
+            for k, v, ts, p in zip(keys, values, timestamps, positions):
+                if k is None or v is None:
+                    ctx.skipped()
+                    continue
+                try:
+                    row = get(k)
+                    if row is not None or left_join:
+                        append((k, joiner(v, row), ts, None))
+                except Exception as e:
+                    fail(Record(k, v, ts, None, (source, p)), e)
+        return list(map(new, repeat(OutputRecord), out))
 
     def process_mixed(self, items: list[tuple[str, Record]],
                       fail: Callable[[Record, Exception], None]) -> list[Record]:
@@ -451,7 +447,7 @@ class TableTableJoinProcessor(Processor):
         self.sides = {"left": ctx.stores.kv("left"), "right": ctx.stores.kv("right")}
 
     def process(self, port: str, rec: Record) -> list[Record]:
-        return self._run(((port, rec),), _reraise)
+        return self._run(((port, rec),), reraise)
 
     def process_batch(self, port: str, recs: list[Record],
                       fail: Callable[[Record, Exception], None]) -> list[Record]:

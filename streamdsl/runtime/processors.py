@@ -11,7 +11,7 @@ from .metrics import Metrics
 from .records import InputEvent, OutputRecord, Record
 from .store import StoreSet
 
-__all__ = ["Processor", "OpContext", "BadRecord", "make_ingest", "stateless_fn", "StatelessProcessor",
+__all__ = ["Processor", "reraise", "OpContext", "BadRecord", "make_ingest", "stateless_fn", "StatelessProcessor",
            "BranchProcessor"]
 
 
@@ -34,6 +34,11 @@ class OpContext:
 
     def skipped(self, n: int = 1) -> None:
         self.metrics.record_skipped(self.node, n)
+
+
+def reraise(rec: Record, exc: Exception) -> None:
+    """The ``fail`` of a record-at-a-time call: the exception goes to the caller."""
+    raise exc
 
 
 class Processor:
