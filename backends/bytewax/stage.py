@@ -152,14 +152,9 @@ class StageRunner:
         else:
             # topic -> [(ingest, source node, direct target or None)], in feeding order
             self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], str, Any]]] = {}
-            #: topic -> direct target, for a topic read by one source node that has one
-            self._simple: dict[str, tuple[list, str | None, list | None]] = {}
             for topic, names in layout.sources.items():
-                steps = [(make_ingest(self.plan.node(n)), n, self._direct_target(n))
-                         for n in names]
-                self._ingest[topic] = steps
-                if len(steps) == 1 and steps[0][2] is not None:
-                    self._simple[topic] = steps[0][2]
+                self._ingest[topic] = [(make_ingest(self.plan.node(n)), n, self._direct_target(n))
+                                       for n in names]
 
     # ---- compiling ---------------------------------------------------------------------------------
     def _targets(self, name: str) -> list[tuple]:
@@ -297,7 +292,6 @@ class StageRunner:
         node of its topic) or ``(InputEvent, Record | None)`` (the record made by its topic's
         first source node, if any)."""
         ingest = self._ingest
-        simple = self._simple
         buf = self._buf
         err = self._errors_index
         arrivals: dict[str, list] = {}
@@ -306,26 +300,14 @@ class StageRunner:
         seq = start - 1
         for item in events:
             seq += 1
-            if type(item) is Record:
+            if type(item) is Record:  # its topic's only source node made it: ev not needed
                 rec = item
                 ev = None
                 topic = rec.origin[0]
-                per_topic[topic] = per_topic.get(topic, 0) + 1
-                direct = simple.get(topic)
-                if direct is not None:  # one source node, straight to its destination
-                    lst, port, seqs = direct
-                    if seqs is not None:
-                        lst.append((port, rec))
-                        seqs.append(seq)
-                    elif port is None:
-                        lst.append(((seq, 0), rec))
-                    else:
-                        lst.append(((seq, 0), (port, rec)))
-                    continue
             else:
                 ev, rec = item
                 topic = ev.topic
-                per_topic[topic] = per_topic.get(topic, 0) + 1
+            per_topic[topic] = per_topic.get(topic, 0) + 1
             i = 0
             for make, name, direct in ingest.get(topic, nothing):
                 if i != 0 or rec is None:
