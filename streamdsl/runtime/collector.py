@@ -64,16 +64,14 @@ class _AfterCollection:
 
 
 @contextlib.contextmanager
-def collector_for_a_run(young_threshold: int | None = None,
-                        max_young_threshold: int | None = None) -> Iterator[None]:
+def collector_for_a_run(young_threshold: int = YOUNG_THRESHOLD,
+                        max_young_threshold: int = MAX_YOUNG_THRESHOLD) -> Iterator[None]:
     """Set the collector up for a run (see the module's docstring); restored on exit.
 
     A run inside a run (a backend calling another) keeps the outer run's settings."""
     if any(isinstance(cb, _AfterCollection) for cb in gc.callbacks):
         yield
         return
-    young_threshold = young_threshold or YOUNG_THRESHOLD
-    max_young_threshold = max_young_threshold or MAX_YOUNG_THRESHOLD
     thresholds = gc.get_threshold()
     # Objects the caller froze (a pre-fork server, say) must stay frozen: then so do the
     # run's survivors, since gc cannot unfreeze some objects and not others.
