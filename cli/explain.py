@@ -6,6 +6,7 @@ import warnings
 
 import click
 
+from streamdsl.backend import get_backend
 from streamdsl.ir.nodes import Fused, Node, Repartition
 from streamdsl.ir.plan import Plan
 from streamdsl.ir.validate import validate
@@ -22,11 +23,14 @@ __all__ = ["explain", "explain_text", "plan_diff"]
 @click.option("--brief", is_flag=True, help="Show what each pass changed, not the plan after it.")
 @click.option("--sites/--no-sites", default=True, show_default=True,
               help="Show each operator's file:line.")
-def explain(file: str, passes: str | None, brief: bool, sites: bool) -> None:
+@click.option("--backend", "-b", default="local", show_default=True,
+              help="Also say how this backend runs the optimized plan.")
+def explain(file: str, passes: str | None, brief: bool, sites: bool, backend: str) -> None:
     """Show the plan as written, then each optimizer pass: its name, what it changed and why,
     and the plan after it."""
     plan = load_target(file).plan
-    click.echo(explain_text(plan, parse_passes(passes), brief=brief, sites=sites))
+    click.echo(explain_text(plan, parse_passes(passes), brief=brief, sites=sites,
+                            backend=backend))
 
 
 def _indent(text: str, by: str = "  ") -> str:
@@ -42,7 +46,7 @@ def _stats(plan: Plan) -> str:
 
 
 def explain_text(plan: Plan, passes: list[str] | None = None, *, brief: bool = False,
-                 sites: bool = True) -> str:
+                 sites: bool = True, backend: str = "local") -> str:
     """The text ``streamdsl explain`` prints for ``plan``."""
     from streamdsl.optimize import DEFAULT_PASSES, OptimizerWarning, collect_notes, resolve_passes
     chosen = resolve_passes(DEFAULT_PASSES if passes is None else passes)
@@ -74,9 +78,10 @@ def explain_text(plan: Plan, passes: list[str] | None = None, *, brief: bool = F
                f"{_stats(plan)}")
     if brief and changed:
         out += ["", "Optimized plan", "", _indent(render_text(plan, sites=sites))]
-    from streamdsl.runtime.executor import Executor
-    out += ["", "On the local backend", ""]
-    out += ["  " + line for line in Executor(plan).execution_notes()]
+    notes = get_backend(backend).explain(plan)
+    if notes:
+        out += ["", f"On the {get_backend(backend).name} backend", ""]
+        out += ["  " + line for line in notes]
     return "\n".join(out)
 
 

@@ -70,6 +70,12 @@ class Backend:
         self.check(plan)
         return plan
 
+    def explain(self, plan: Plan) -> list[str]:
+        """Lines saying how this backend runs ``plan`` (``streamdsl explain`` prints them
+        under "On the <name> backend"); none by default."""
+        self.check(plan)
+        return []
+
     def execute(self, plan: Plan, events: list[InputEvent], *, flush: bool = True,
                 on_error: str | None = None, **options: Any) -> RunResult:
         raise NotImplementedError

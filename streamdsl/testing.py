@@ -20,7 +20,7 @@ from .backend import Backend, get_backend
 from .dsl.topology import Topology
 from .errors import StreamDSLError
 from .ir.plan import Plan
-from .runtime.executor import merge_inputs
+from .runtime.ordering import merge_inputs
 from .runtime.metrics import Metrics
 from .runtime.records import DeadLetter, InputEvent, OutputRecord
 

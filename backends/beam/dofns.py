@@ -1,10 +1,11 @@
 """The DoFns of a compiled pipeline.
 
-Each runs the shared processors of ``streamdsl.runtime`` (the one implementation of the
-semantics): ``make_ingest`` at sources, ``make_processor`` for every node. What the DoFns add
-is the lineage key each element carries (``ordering``) and the error handling of the local
-executor: a failing record becomes a dead letter, or, with ``on_error="fail"``, a
-``RecordError`` the driver raises for the first failure in the defined order.
+Each runs the kernel (``streamdsl.runtime``, the one implementation of the semantics):
+``ingest.make_ingest`` at sources, and every node driven as every backend drives it
+(``drive.node_step`` / ``drive.drive``), failures classified by ``failures.failure``: a dead
+letter, or, with ``on_error="fail"``, a ``RecordError`` the driver raises for the first
+failure in the defined order. What the DoFns add is the lineage key each element carries
+(``ordering``).
 
 Elements on an edge are *batches*, lists of ``(lineage_key, port, record)`` (a Beam element
 costs far more than the record it would carry: a ``WindowedValue``, a trip through the
@@ -23,7 +24,7 @@ import pickle
 import traceback
 from collections import Counter
 from operator import itemgetter
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics as BeamMetrics
@@ -32,10 +33,10 @@ from apache_beam.pvalue import TaggedOutput
 from streamdsl.connectors import open_sink, open_source
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import Node, Source
-from streamdsl.runtime.build import make_processor
-from streamdsl.runtime.failures import bad_input, record_failure
+from streamdsl.runtime.drive import drive, node_step
+from streamdsl.runtime.failures import Failure, failure, input_failure
+from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
-from streamdsl.runtime.processors import BadRecord, BranchProcessor, StatelessProcessor, make_ingest
 from streamdsl.runtime.records import DeadLetter, OutputRecord, Record
 
 from .ordering import NEG_INF, end_key, merge_keys, task_of
@@ -51,9 +52,19 @@ NAMESPACE = "streamdsl"
 DEAD_LETTERS = "dead-letters"
 DEAD, FATAL = 0, 1
 
-# (input port at the receiving node, branch output port or None, number of task groups at
-#  the receiver or 0 when it takes records one by one, output tag or None for the main output)
-EdgeSpec = tuple[str, "str | None", int, "str | None"]
+
+
+class EdgeSpec(NamedTuple):
+    """An out edge of a node as its DoFn emits along it."""
+
+    #: input port at the receiving node
+    port: str
+    #: a branch's output port this edge takes, or None
+    out: str | None
+    #: task groups at the receiver, or 0 when it takes records one by one
+    groups: int
+    #: output tag, or None for the main output
+    tag: str | None
 
 _by_key = itemgetter(0)
 _dumps, _loads, _PROTOCOL = pickle.dumps, pickle.loads, pickle.HIGHEST_PROTOCOL
@@ -205,7 +216,8 @@ class _NodeFn(_RunFn):
         super().setup()
         self.node = self._node if self._node is not None else self._run().nodes[self.name]
         self.metrics = Metrics()
-        self.proc = make_processor(self.node, self.metrics)
+        self.step = node_step(self.node, self.metrics)
+        self.proc = self.step.processor
 
     # ---- output batches ----------------------------------------------------------------------
     def _outbox(self) -> list:
@@ -270,23 +282,18 @@ class _NodeFn(_RunFn):
             for elem in elems:
                 yield elem if tag is None else TaggedOutput(tag, elem)
 
-    # ---- failures: the local executor's rules (streamdsl.runtime.failures) -------------------
+    # ---- failures: the kernel's rules (streamdsl.runtime.failures) ----------------------------
     def _fail(self, lkey: tuple, rec: Any, exc: Exception) -> None:
-        try:
-            dl = record_failure(self.node, rec, exc, self.on_error)
-        except RecordError as err:
-            self._fatal(lkey, err)
-        else:
-            self._dead(lkey, dl)
+        self._route(lkey, failure(self.node, rec, exc, self.on_error))
 
     def _bad(self, lkey: tuple, reason: str, ev: Any) -> None:
-        try:
-            dl = bad_input(self.name, reason, ev.topic, ev.position, ev.key, ev.value, None,
-                           self.on_error)
-        except RecordError as err:
-            self._fatal(lkey, err)
+        self._route(lkey, input_failure(self.name, reason, ev, self.on_error))
+
+    def _route(self, lkey: tuple, f: Failure) -> None:
+        if f.error is not None:
+            self._fatal(lkey, f.error)
         else:
-            self._dead(lkey, dl)
+            self._dead(lkey, f.dead_letter)  # type: ignore[arg-type]
 
     def _dead(self, lkey: tuple, dl: DeadLetter) -> None:
         self.counters.inc("dead_lettered")
@@ -303,40 +310,10 @@ class _NodeFn(_RunFn):
     # ---- a batch of records ------------------------------------------------------------------
     def _handle(self, batch: list) -> Iterator[Any]:
         """Run the node over a batch of ``(lineage_key, port, record)``; its output batches."""
-        proc = self.proc
         box = self._outbox()
         emit = self._emitter()
-        fail = self._fail
-        if isinstance(proc, BranchProcessor):
-            route_of = proc.route
-            for lkey, _port, rec in batch:
-                try:
-                    route = route_of(rec)
-                except Exception as e:
-                    fail(lkey, rec, e)
-                    continue
-                if route is not None:
-                    emit(lkey, [rec], box, route)
-        elif isinstance(proc, StatelessProcessor):
-            fn = proc.fn
-            for lkey, _port, rec in batch:
-                try:
-                    outs = fn(rec)
-                except Exception as e:
-                    fail(lkey, rec, e)
-                    continue
-                if outs:
-                    emit(lkey, outs, box)
-        else:
-            process = proc.process
-            for lkey, port, rec in batch:
-                try:
-                    outs = process(port, rec)
-                except Exception as e:
-                    fail(lkey, rec, e)
-                    continue
-                if outs:
-                    emit(lkey, outs, box)
+        for lkey, outs, route in drive(self.step, batch, self._fail):
+            emit(lkey, outs, box, route)
         return self._drain(box)
 
 
@@ -393,38 +370,29 @@ class SourceFn(_NodeFn):
 
     def _run_keyed(self, keyed: Any) -> Iterator[Any]:
         """Ingest and run ``(lineage key, event)`` pairs; the output batches."""
-        ingest, process = self.ingest, self.proc.process
+        ingest = self.ingest
         index = self.index
-        box = self._outbox()
-        emit = self._emitter()
+        batch: list = []
         n = 0
         for okey, ev in keyed:
             n += 1
             lkey = okey + (index,)
             try:
-                rec = ingest(ev)
+                batch.append((lkey, "in", ingest(ev)))
             except BadRecord as e:
                 self._bad(lkey, str(e), ev)
-                continue
-            try:
-                outs = process("in", rec)
-            except Exception as e:
-                self._fail(lkey, rec, e)
-                continue
-            if outs:
-                emit(lkey, outs, box)
             if n % BATCH == 0:
-                yield from self._drain(box)
+                yield from self._handle(batch)
+                batch = []
         self._count_in(n)
-        yield from self._drain(box)
+        yield from self._handle(batch)
 
     def _run_merged(self, events: Any, source_index: int) -> Iterator[Any]:
         """``_run_keyed`` over ``merge_keys(events, source_index, ts of this ingest)``, with
         one ingest per event (the keys are computed here, as ``merge_keys`` does)."""
-        ingest, process = self.ingest, self.proc.process
+        ingest = self.ingest
         index = self.index
-        box = self._outbox()
-        emit = self._emitter()
+        batch: list = []
         high = NEG_INF
         n = 0
         for seq, ev in enumerate(events):
@@ -433,21 +401,15 @@ class SourceFn(_NodeFn):
                 rec = ingest(ev)
             except BadRecord as e:
                 self._bad((0, high, source_index, seq, index), str(e), ev)
-                continue
-            if rec.ts > high:
-                high = rec.ts
-            lkey = (0, high, source_index, seq, index)
-            try:
-                outs = process("in", rec)
-            except Exception as e:
-                self._fail(lkey, rec, e)
-                continue
-            if outs:
-                emit(lkey, outs, box)
+            else:
+                if rec.ts > high:
+                    high = rec.ts
+                batch.append(((0, high, source_index, seq, index), "in", rec))
             if n % BATCH == 0:
-                yield from self._drain(box)
+                yield from self._handle(batch)
+                batch = []
         self._count_in(n)
-        yield from self._drain(box)
+        yield from self._handle(batch)
 
     def _count_in(self, n: int) -> None:
         if self.count_in and n:
@@ -475,35 +437,23 @@ class TaskFn(_NodeFn):
     def process(self, task_batches: tuple) -> Iterator[Any]:
         _task, batches = task_batches
         items = _unpack(batches)
-        self.proc = proc = make_processor(self.node, self.metrics)
-        process = proc.process
-        box = self._outbox()
-        emit = self._emitter()
-        fail = self._fail
-        n = 0
-        for lkey, port, packed in items:
-            n += 1
-            rec = Record(*packed)
-            try:
-                outs = process(port, rec)
-            except Exception as e:
-                fail(lkey, rec, e)
-                continue
-            if outs:
-                emit(lkey, outs, box)
-            if n % BATCH == 0:
-                yield from self._drain(box)
+        self.step = node_step(self.node, self.metrics)  # one fresh processor per task
+        self.proc = self.step.processor
+        for i in range(0, len(items), BATCH):
+            yield from self._handle([(lkey, port, Record(*packed))
+                                     for lkey, port, packed in items[i:i + BATCH]])
         del items
         if self.flush:
+            box = self._outbox()
             key = end_key(self.topo_index)
             try:
-                outs = proc.on_end()
+                outs = self.proc.on_end()
             except Exception as e:  # a user function failing while windows close
                 self._fail(key, None, e)
             else:
                 if outs:
-                    emit(key, outs, box)
-        yield from self._drain(box)
+                    self._emitter()(key, outs, box)
+            yield from self._drain(box)
 
 
 class SinkFn(_NodeFn):

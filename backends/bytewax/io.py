@@ -39,7 +39,7 @@ from streamdsl.connectors.jsonl import dumps_output
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.ordering import merge_by_timestamp
-from streamdsl.runtime.processors import BadRecord, make_ingest, make_ingest_items
+from streamdsl.runtime.ingest import BadRecord, make_ingest, make_ingest_items
 from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord, Record
 
 from .cluster import note_crash

@@ -14,7 +14,7 @@ from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
-from streamdsl.runtime.build import make_processor
+from streamdsl.runtime.drive import drive, node_step
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import OutputRecord
 
@@ -68,7 +68,8 @@ class OperatorLogic(StatefulBatchLogic):
         self.dest = layout.dest_of[name]
         self.end_pos = (END, layout.topo_index[name])
         self.metrics = Metrics()
-        self.proc = make_processor(layout.plan.node(name), self.metrics)
+        self.step = node_step(layout.plan.node(name), self.metrics)
+        self.proc = self.step.processor
         self.batched = layout.batch_positions(name)
         self.inbox = Inbox(layout.channels[self.dest])
         self.group = 0
@@ -100,16 +101,13 @@ class OperatorLogic(StatefulBatchLogic):
             outs = self._run_batch(ready, errors)
         else:
             outs = []
-            process = self.proc.process
-            for pos, (port, rec) in ready:
-                try:
-                    res = process(port, rec)
-                except Exception as e:
-                    errors.append((pos, record_failure(self.run.layout, self.run.on_error,
-                                                       self.name, rec, e)))
-                    continue
-                for j, out in enumerate(res):
-                    outs.append((pos + (j,), out))
+            run, name = self.run, self.name
+
+            def fail(pos: tuple, rec: Any, exc: Exception) -> None:
+                errors.append((pos, record_failure(run.layout, run.on_error, name, rec, exc)))
+            for pos, res, _ in drive(self.step, ((pos, port, rec) for pos, (port, rec) in ready),
+                                     fail):
+                outs.extend((pos + (j,), out) for j, out in enumerate(res))
         frontier = inbox.frontier
         if frontier == CLOSED and not self.ended:
             # End of input, flushed: stream time goes to infinity, every window closes.

@@ -1,7 +1,8 @@
 """Running the stateless part of a sub-topology, record by record, with positions.
 
-This mirrors ``streamdsl.runtime.executor.Executor`` (depth-first pushes through the shared
-processors, the same error handling) for the nodes of one sub-topology, and tags every record
+Nodes are driven as every backend drives them (``streamdsl.runtime.drive``: the kernel's
+processors, failures classified by ``runtime.failures``), one node at a time over a batch as
+the local executor's batches do, for the nodes of one sub-topology; every record is tagged
 with its position (see :mod:`.inbox`). Records that reach a boundary are collected per
 destination; failures become dead letters or fatal errors addressed to the errors hub, at the
 position where the local executor would have met them.
@@ -14,23 +15,21 @@ gets them as one ``InBlock`` per batch), and a stateful head's outputs to its on
 from __future__ import annotations
 
 import pickle
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from streamdsl.errors import RecordError
-from streamdsl.ir.nodes import (Filter, Fused, KeyBy, Map, MapKV, Merge, Peek, Repartition, Sink,
-                                Source, TableFilter, TableMap, ToStream)
-from streamdsl.runtime import failures
-from streamdsl.runtime.build import make_processor
+from streamdsl.ir.nodes import Sink, Source
+from streamdsl.runtime.drive import BRANCH, NodeStep, drive, node_step
+from streamdsl.runtime.failures import Failure, failure, input_failure
+from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
-from streamdsl.runtime.processors import (BadRecord, BranchProcessor, StatelessProcessor,
-                                          make_ingest)
 from streamdsl.runtime.records import InputEvent, Record
 
 from .inbox import InBlock
 from .keys import key_group
 from .layout import ERRORS, Layout, SubTopology
 
-__all__ = ["Fatal", "StageRunner", "record_failure", "bad_input"]
+__all__ = ["Fatal", "StageRunner", "record_failure", "bad_input", "hub_payload", "Target"]
 
 
 class Fatal:
@@ -65,48 +64,44 @@ class Fatal:
         self.cause = state["cause"]
 
 
+def hub_payload(f: Failure) -> tuple[str, Any]:
+    """The errors-hub payload of a classified failure: ``("dl", DeadLetter)`` or
+    ``("fatal", Fatal)``."""
+    return ("fatal", Fatal(f.error)) if f.error is not None else ("dl", f.dead_letter)
+
+
 def record_failure(layout: Layout, on_error: str, name: str, rec: Record | None,
                    exc: Exception) -> tuple[str, Any]:
-    """The errors-hub payload for ``exc`` raised at node ``name`` (the shared rule of
-    ``streamdsl.runtime.failures``, as the local executor applies it)."""
-    try:
-        return ("dl", failures.record_failure(layout.plan.node(name), rec, exc, on_error))
-    except RecordError as err:
-        return ("fatal", Fatal(err))
+    """The errors-hub payload for ``exc`` raised at node ``name``."""
+    return hub_payload(failure(layout.plan.node(name), rec, exc, on_error))
 
 
 def bad_input(on_error: str, name: str, reason: str, ev: InputEvent) -> tuple[str, Any]:
     """The errors-hub payload for an input event that cannot be ingested."""
-    try:
-        return ("dl", failures.bad_input(name, reason, ev.topic, ev.position, ev.key, ev.value,
-                                         None, on_error))
-    except RecordError as err:
-        return ("fatal", Fatal(err))
+    return hub_payload(input_failure(name, reason, ev, on_error))
 
 
-#: Node kinds whose processor emits at most one record per input record.
-_ONE_OUTPUT = (Filter, Map, MapKV, KeyBy, Peek, Merge, Repartition, ToStream, TableFilter,
-               TableMap, Source)
+class Target(NamedTuple):
+    """Where a member node's output goes: along out edge ``edge`` (its index) to input
+    ``port``, for records routed to ``out`` (a branch's output port, or None); either to
+    ``member`` (a node of this sub-topology) or to destination ``dest`` (an index into
+    ``SubTopology.dests``, ``sink`` when that is a sink)."""
+
+    edge: int
+    port: str
+    out: str | None
+    member: str | None
+    dest: int | None
+    sink: bool
 
 
-def _at_most_one_output(node) -> bool:
-    if isinstance(node, Fused):
-        return all(isinstance(s, _ONE_OUTPUT) for s in node.stages)
-    return isinstance(node, _ONE_OUTPUT)
+class _Step(NamedTuple):
+    """A member node, compiled: how it is driven, and where its outputs go."""
 
-
-class _Step:
-    """A member node, compiled: how to call it, and where its outputs go."""
-
-    __slots__ = ("name", "kind", "call", "one", "targets", "multi")
-
-    def __init__(self, name: str, kind: str, call: Callable, one: bool, targets: list, multi: bool):
-        self.name = name
-        self.kind = kind      # "branch" (call routes), "fn" (call(rec)), "process" (call(port, rec))
-        self.call = call
-        self.one = one        # at most one output per input: the output index is left out
-        self.targets = targets  # (edge index, port, out port, member name | None, dest index | None, is sink)
-        self.multi = multi    # several out edges: the edge index is part of the position
+    step: NodeStep
+    targets: list[Target]
+    #: several out edges: the edge index is part of the position
+    multi: bool
 
 
 class StageRunner:
@@ -143,12 +138,13 @@ class StageRunner:
         self._blocks: dict[int, tuple[list, list[int]]] = {}
         if sub.head is not None:
             targets = self._targets(sub.head)
-            self._head = _Step(sub.head, "head", None, False, targets, len(targets) > 1)
+            #: only the head's targets: its task (``logic.OperatorLogic``) drives it
+            self._head = _Step(None, targets, len(targets) > 1)  # type: ignore[arg-type]
             #: the head's one destination, if it has one edge and it leads straight there
             self._head_direct: tuple[list, str | None] | None = None
-            if len(targets) == 1 and targets[0][3] is None and targets[0][2] is None:
-                _i, port, _out, _member, dest, sink = targets[0]
-                self._head_direct = (self._direct[dest], None if sink else port)
+            if len(targets) == 1 and targets[0].member is None and targets[0].out is None:
+                t = targets[0]
+                self._head_direct = (self._direct[t.dest], None if t.sink else t.port)
         else:
             # topic -> [(ingest, source node, direct target or None)], in feeding order
             self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], str, Any]]] = {}
@@ -157,28 +153,22 @@ class StageRunner:
                                        for n in names]
 
     # ---- compiling ---------------------------------------------------------------------------------
-    def _targets(self, name: str) -> list[tuple]:
+    def _targets(self, name: str) -> list[Target]:
         out = []
         for i, e in enumerate(self.plan.out_edges(name)):
             dest = self.layout.dest_of.get(e.dst)
             if dest is None:
-                out.append((i, e.port, e.out, e.dst, None, False))
+                out.append(Target(i, e.port, e.out, e.dst, None, False))
             else:
-                out.append((i, e.port, e.out, None, self._dest_index[dest],
-                            isinstance(self.plan.node(e.dst), Sink)))
+                out.append(Target(i, e.port, e.out, None, self._dest_index[dest],
+                                  isinstance(self.plan.node(e.dst), Sink)))
         return out
 
     def _compile(self, name: str) -> _Step:
-        node = self.plan.node(name)
-        proc = make_processor(node, self.metrics)
-        self._ctxs.append(proc.ctx)
+        step = node_step(self.plan.node(name), self.metrics)
+        self._ctxs.append(step.processor.ctx)
         targets = self._targets(name)
-        multi = len(targets) > 1
-        if isinstance(proc, BranchProcessor):
-            return _Step(name, "branch", proc.route, True, targets, multi)
-        if isinstance(proc, StatelessProcessor):
-            return _Step(name, "fn", proc.fn, _at_most_one_output(node), targets, multi)
-        return _Step(name, "process", proc.process, _at_most_one_output(node), targets, multi)
+        return _Step(step, targets, len(targets) > 1)
 
     def _direct_target(self, name: str) -> tuple[list, str | None, list | None] | None:
         """For a stream source node whose only out edge leads to a destination: where its
@@ -246,41 +236,32 @@ class StageRunner:
                         buf.append((dest, (pos + (i,) if multi else pos, (port, rec))))
 
     def _run(self, arrivals: dict[str, list]) -> None:
-        fail = self._fail
+        node_fail = self._fail
         for name in self._members:
             items = arrivals.pop(name, None)
             if not items:
                 continue
-            step = self._steps[name]
-            call = step.call
+            member = self._steps[name]
+            step = member.step
             outs: list = []
             add = outs.append
-            if step.kind == "branch":
-                for port, rec, pos in items:
-                    try:
-                        r = call(rec)
-                    except Exception as e:
-                        fail(name, rec, e, pos)
-                        continue
-                    if r is not None:
-                        add((rec, r, pos))
+
+            def fail(pos: tuple, rec: Record, exc: Exception, name: str = name) -> None:
+                node_fail(name, rec, exc, pos)
+            driven = drive(step, ((pos, port, rec) for port, rec, pos in items), fail)
+            if step.kind is BRANCH:
+                for pos, res, route in driven:
+                    add((res[0], route, pos))
+            elif step.one_output:
+                for pos, res, _ in driven:
+                    for o in res:
+                        add((o, None, pos))
             else:
-                fn = step.kind == "fn"
-                one = step.one
-                for port, rec, pos in items:
-                    try:
-                        res = call(rec) if fn else call(port, rec)
-                    except Exception as e:
-                        fail(name, rec, e, pos)
-                        continue
-                    if one:
-                        for o in res:
-                            add((o, None, pos))
-                    else:
-                        for j, o in enumerate(res):
-                            add((o, None, pos + (j,)))
+                for pos, res, _ in driven:
+                    for j, o in enumerate(res):
+                        add((o, None, pos + (j,)))
             if outs:
-                self._forward(step, outs, arrivals)
+                self._forward(member, outs, arrivals)
 
     def _fail(self, name: str, rec: Record | None, exc: Exception, pos: tuple) -> None:
         self._buf.append((self._errors_index,

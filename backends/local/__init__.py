@@ -1,9 +1,10 @@
 """The embedded ``local`` backend: pure Python, single process, no services.
 
-It runs the shared processors (``streamdsl.runtime``) with the results of pushing records one
-at a time, depth first, as a Kafka Streams task does: ``TestDriver`` sessions record at a
-time, ``run`` in batches that give the same results (``runtime/executor.py``;
-docs/performance.md). It is the reference the other backends are compared with.
+It runs the kernel's processors (``streamdsl.runtime``) with the results of pushing records
+one at a time, depth first, as a Kafka Streams task does: ``TestDriver`` sessions record at
+a time, ``run`` in batches, columnar runs and fused loops that give the same results
+(``executor.py`` and the modules it names; docs/backends/local.md). Kafka inputs run in the
+committing loop of ``kafka_run.py``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import itertools
 import time
 from typing import Any, Callable, Iterator
 
-from ...backend import Backend, RunResult, resolve_io
-from ...connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
-from ...ir.nodes import NODE_KINDS
-from ...ir.plan import Plan
-from ...runtime.collector import collector_for_a_run
-from ...runtime.executor import Executor
-from ...runtime.metrics import Metrics
-from ...runtime.records import DeadLetter, InputEvent, OutputRecord
+from streamdsl.backend import Backend, RunResult, resolve_io
+from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
+from streamdsl.errors import ConnectorError
+from streamdsl.ir.nodes import NODE_KINDS
+from streamdsl.ir.plan import Plan
+from streamdsl.runtime.collector import collector_for_a_run
+from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord
+
+from .executor import Executor
 
 __all__ = ["LocalBackend", "LocalSession"]
 
@@ -61,8 +64,14 @@ class LocalBackend(Backend):
 
     @property
     def version(self) -> str:
-        from ... import __version__
+        from streamdsl import __version__
         return __version__
+
+    def explain(self, plan: Plan) -> list[str]:
+        """How this backend runs ``plan`` over in-memory and file inputs: batched or record at
+        a time, columnar ingest, fused tails, and the fast paths used."""
+        self.check(plan)
+        return Executor(plan).execution_notes()
 
     def session(self, plan: Plan, *, on_error: str | None = None, **options: Any) -> LocalSession:
         self.compile(plan)
@@ -89,12 +98,11 @@ class LocalBackend(Backend):
         inputs, outputs = resolve_io(plan, inputs, outputs)
         missing = [t for t in plan.source_topics() if t not in inputs]
         if missing:
-            from ...errors import ConnectorError
             raise ConnectorError(f"no input given for source(s) {', '.join(missing)}")
         if any(parse_uri(spec)["type"] == "kafka" for spec in inputs.values()):
             # Kafka inputs: an incremental, committing run loop (options: processing_guarantee,
-            # until_idle, max_records, commit_interval); see streamdsl/connectors/kafka_run.py.
-            from ...connectors.kafka_run import run_kafka
+            # until_idle, max_records, commit_interval); see kafka_run.py.
+            from .kafka_run import run_kafka
             return run_kafka(plan, inputs, outputs, on_error=on_error, dead_letter=dead_letter,
                              progress=progress, progress_every=progress_every, **options)
         sinks = {t: open_sink(t, spec) for t, spec in outputs.items()}

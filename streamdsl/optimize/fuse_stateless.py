@@ -4,7 +4,7 @@ A chain is two or more of ``Filter``, ``Map``, ``MapKV``, ``FlatMap``, ``FlatMap
 ``KeyBy``, ``Peek`` where each link is the only consumer of the previous one and has no other
 input; a flat-map can only end a chain (each of its outputs then moves on alone, as unfused). The chain becomes one ``Fused`` node holding the original nodes (names and file:line
 kept): the local runtime compiles it into one function with no per-operator dispatch or
-intermediate lists (``streamdsl.runtime.fused``), and Bytewax and Beam run it as one step.
+intermediate lists (``streamdsl.runtime.stateless``), and Bytewax and Beam run it as one step.
 A failing stage is still reported under its own name.
 
 Before::

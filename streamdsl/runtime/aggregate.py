@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from operator import length_hint
-from typing import Sequence
+from typing import Iterable
 
 from ..ir.nodes import Aggregate
 from ..windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
 from .aggregation import build_agg_ops
 from .ordering import key_order, sorted_keys
-from .processors import OpContext, Processor, reraise
-from .records import Record, Rows
+from .processors import OpContext, Processor
+from .records import Record
 
 __all__ = ["make_aggregate_processor"]
 
@@ -88,10 +87,6 @@ class TimeWindowAggregate(_AggBase):
     ordering by end: closing pops whole windows from the front, keys sorted within each.
     """
 
-    #: Set by the local executor when a fused tail reading rows consumes this operator's
-    #: batch output: ``process_batch``/``process_columns`` then return ``Rows``.
-    emit_rows = False
-
     def __init__(self, node: Aggregate, ctx: OpContext):
         super().__init__(node, ctx)
         self.window = node.window
@@ -102,197 +97,83 @@ class TimeWindowAggregate(_AggBase):
         self.meta_data.setdefault("stream_time", _NEG_INF)
         self.meta_data.setdefault("starts", [])
 
-    def process(self, port: str, rec: Record) -> list[Record]:
-        k, v, ts = rec.key, rec.value, rec.ts
-        if k is None or v is None:
-            self.ctx.skipped()
-            return []
-        meta = self.meta_data
-        st = meta["stream_time"]
-        if ts > st:
-            st = meta["stream_time"] = ts
-        close = st - self.grace
-        out: list[Record] = []
-        windows = self.windows
-        add = self.ops.add
-        # Every window's new aggregate first, then the state: a record whose aggregator
-        # raises on one of its (hopping) windows changes none of them.
-        late = 0
-        updates = []
-        for start, end in self.window.assign(ts):
-            if end <= close:
-                late += 1
-                continue
-            bucket = windows.get(start)
-            cur = bucket.get(k) if bucket is not None else None
-            if cur is None:
-                updates.append((start, end, add(self.ops.init(), v), ts))
-            else:
-                updates.append((start, end, add(cur[0], v), cur[1] if cur[1] > ts else ts))
-        if late:
-            self.ctx.late(late)
-        for start, end, agg, mts in updates:
-            bucket = windows.get(start)
-            if bucket is None:
-                bucket = windows[start] = {}
-                bisect.insort(meta["starts"], start)
-            bucket[k] = (agg, mts)
-            if not self.final:
-                out.append(Record(k, self.ops.result(agg), mts, (start, end), rec.origin))
-        starts = meta["starts"]
-        if starts and starts[0] + self.size <= close:
-            self._expire(close, out)
-        return out
-
-    def process_batch(self, port: str, recs: list[Record], fail) -> list[Record]:
-        """``process`` over a run of records, with the per-record work inlined (the tumbling
-        window computed in place, a plain count added without a call)."""
-        if not isinstance(self.window, TumblingWindow):
-            return super().process_batch(port, recs, fail)
-        return self._tumbling([r.key for r in recs], [r.value for r in recs],
-                              [r.ts for r in recs], recs.__getitem__,
-                              lambda j: recs[j].origin, fail)
-
-    def process_columns(self, keys: list, values: list, timestamps: list,
-                        positions: Sequence[int],
-                        source: str, fail, port: str = "in", to_sink: bool = False) -> list:
-        if not isinstance(self.window, TumblingWindow) or to_sink:
-            return super().process_columns(keys, values, timestamps, positions, source, fail,
-                                           port, to_sink)
-
-        def record(j: int) -> Record:
-            return Record(keys[j], values[j], timestamps[j], None, (source, positions[j]))
-        return self._tumbling(keys, values, timestamps, record,
-                              lambda j: (source, positions[j]), fail)
-
-    def _tumbling(self, keys: list, values: list, timestamps: list, record, origin,
-                  fail) -> list[Record]:
-        """The batch loop of a tumbling window; ``record(j)`` / ``origin(j)`` give input
-        ``j``'s record (for a failure) and origin (for an emitted update)."""
+    def _run(self, items: Iterable[tuple[str, Record]], fail) -> list[Record]:
         meta = self.meta_data
         windows = self.windows
         starts = meta["starts"]
+        assign = self.window.assign
         size, grace, final = self.size, self.grace, self.final
-        ops = self.ops
-        add, init, result = ops.add, ops.init, ops.result
-        count = ops.spec.kind == "count"
+        init, add, result = self.ops.init, self.ops.add, self.ops.result
         ctx = self.ctx
-        # Rows (tuples) when the executor asked for them: a final window emits nothing else.
-        out: list[Record] = Rows() if self.emit_rows and final else []
+        out: list[Record] = []
         append = out.append
-        st = meta["stream_time"]
-        close = st - grace
-        first_close = starts[0] + size if starts else 1 << 62
-        if count and final and None not in keys and None not in values:
-            # No user code runs, no update is emitted, no record is skipped; consecutive
-            # records mostly fall in the same window (kept at hand). The one thing that can
-            # fail is an unhashable key: the failing record is reported and the loop resumes
-            # after it (its index is where the keys' iterator stands).
-            last_start = None
-            bucket = None
-            key_it = iter(keys)
-            it = zip(key_it, timestamps)
-            while True:
-                try:
-                    for k, ts in it:
-                        if ts > st:
-                            st = ts
-                            close = st - grace
-                        start = ts - ts % size
-                        if start + size <= close:
-                            ctx.late()
-                        else:
-                            if start != last_start:
-                                bucket = windows.get(start)
-                                if bucket is None:
-                                    bucket = windows[start] = {}
-                                    bisect.insort(starts, start)
-                                    first_close = starts[0] + size
-                                last_start = start
-                            cur = bucket.get(k)
-                            if cur is None:
-                                bucket[k] = (1, ts)
-                            else:
-                                bucket[k] = (cur[0] + 1, cur[1] if cur[1] > ts else ts)
-                        if first_close <= close:
-                            self._expire(close, out)
-                            first_close = starts[0] + size if starts else 1 << 62
-                            last_start = None
-                    break
-                except TypeError as e:
-                    meta["stream_time"] = st
-                    fail(record(len(keys) - length_hint(key_it) - 1), e)
-            meta["stream_time"] = st
-            return out
-        j = -1
-        for k, v, ts in zip(keys, values, timestamps):
-            j += 1
+        for _port, rec in items:
+            k, v, ts = rec.key, rec.value, rec.ts
             if k is None or v is None:
                 ctx.skipped()
                 continue
+            st = meta["stream_time"]
             if ts > st:
                 st = meta["stream_time"] = ts
-                close = st - grace
-            start = ts - ts % size
+            close = st - grace
             mark = len(out)
             try:
-                if start + size <= close:
-                    ctx.late()
-                else:
+                # Every window's new aggregate first, then the state: a record whose
+                # aggregator raises on one of its (hopping) windows changes none of them.
+                late = 0
+                updates = []
+                for start, end in assign(ts):
+                    if end <= close:
+                        late += 1
+                        continue
+                    bucket = windows.get(start)
+                    cur = bucket.get(k) if bucket is not None else None
+                    if cur is None:
+                        updates.append((start, end, add(init(), v), ts))
+                    else:
+                        updates.append((start, end, add(cur[0], v), cur[1] if cur[1] > ts else ts))
+                if late:
+                    ctx.late(late)
+                for start, end, agg, mts in updates:
                     bucket = windows.get(start)
                     if bucket is None:
                         bucket = windows[start] = {}
                         bisect.insort(starts, start)
-                        first_close = starts[0] + size
-                    cur = bucket.get(k)
-                    if count:
-                        if cur is None:
-                            agg = 1
-                            mts = ts
-                        else:
-                            agg = cur[0] + 1
-                            mts = cur[1]
-                            if ts > mts:
-                                mts = ts
-                    elif cur is None:
-                        agg, mts = add(init(), v), ts
-                    else:
-                        agg, mts = add(cur[0], v), (cur[1] if cur[1] > ts else ts)
                     bucket[k] = (agg, mts)
                     if not final:
-                        append(Record(k, result(agg), mts, (start, start + size), origin(j)))
-                if first_close <= close:
+                        append(Record(k, result(agg), mts, (start, end), rec.origin))
+                if starts and starts[0] + size <= close:
                     self._expire(close, out)
-                    first_close = starts[0] + size if starts else 1 << 62
             except Exception as e:
                 del out[mark:]
-                fail(record(j), e)
+                fail(rec, e)
         return out
 
-    def _expire(self, close: int, out: list[Record]) -> None:
+    def closing(self, close: int) -> list[tuple[int, dict]]:
+        """Remove the windows that close at ``close`` (stream time - grace): ``(start,
+        {key: (agg, max_ts)})`` in end order. Emit-final emits their keys sorted by
+        ``key_order`` (``sorted_keys``)."""
         starts = self.meta_data["starts"]
         size = self.size
         n = 0
-        rows = type(out) is Rows
-        count = self.ops.spec.kind == "count"
         while n < len(starts) and starts[n] + size <= close:
-            start = starts[n]
             n += 1
-            bucket = self.windows.pop(start, None)
-            if self.final and bucket:
-                result = self.ops.result
+        closed = [(start, self.windows.pop(start, None)) for start in starts[:n]]
+        del starts[:n]
+        return closed
+
+    def _expire(self, close: int, out: list[Record]) -> None:
+        closed = self.closing(close)
+        if not self.final:
+            return
+        result = self.ops.result
+        size = self.size
+        for start, bucket in closed:
+            if bucket:
                 window = (start, start + size)
                 keys = sorted_keys(bucket)
-                entries = map(bucket.__getitem__, keys)
-                if rows and count:  # a count's result is its state
-                    out.extend([(k, agg, mts, window) for k, (agg, mts) in zip(keys, entries)])
-                elif rows:
-                    out.extend([(k, result(agg), mts, window) for k, (agg, mts)
-                                in zip(keys, entries)])
-                else:
-                    out.extend([Record(k, result(agg), mts, window) for k, (agg, mts)
-                                in zip(keys, entries)])
-        del starts[:n]
+                out.extend([Record(k, result(agg), mts, window) for k, (agg, mts)
+                            in zip(keys, map(bucket.__getitem__, keys))])
 
     def state_size(self) -> int:
         return sum(len(b) for b in self.windows.values())
@@ -314,12 +195,8 @@ class SessionAggregate(_AggBase):
         self.grace = w.grace
         self.store = ctx.stores.kv("sessions")  # key -> sorted list of [start, end, agg]
 
-    def process(self, port: str, rec: Record) -> list[Record]:
-        return self.process_batch(port, [rec], reraise)
-
-    def process_batch(self, port: str, recs: list[Record], fail) -> list[Record]:
-        """The session rules over a run of records (``process`` is a run of one), with the
-        state in local variables: stream time and the tie-break counter written back once,
+    def _run(self, items: Iterable[tuple[str, Record]], fail) -> list[Record]:
+        """The session rules over ``(port, record)`` pairs, with the state in local variables: stream time and the tie-break counter written back once,
         the store's dicts used directly, and the expiry heap looked at only when its head is
         due. The new aggregate is computed before any session is removed: a user function
         that raises leaves the state as it was."""
@@ -333,7 +210,7 @@ class SessionAggregate(_AggBase):
         st0 = st = meta.get("stream_time", _NEG_INF)
         seq0 = seq = meta.get("seq", 0)
         try:
-            for rec in recs:
+            for _port, rec in items:
                 k, v, ts = rec.key, rec.value, rec.ts
                 if k is None or v is None:
                     ctx.skipped()

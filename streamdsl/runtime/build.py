@@ -8,14 +8,17 @@ from .aggregate import make_aggregate_processor
 from .joins import StreamStreamJoinProcessor, StreamTableJoinProcessor, TableTableJoinProcessor
 from .metrics import Metrics
 from .processors import BranchProcessor, OpContext, Processor, StatelessProcessor
+from .records import Record
 from .tables import (TableAggregateProcessor, TableFilterProcessor, TableMapProcessor,
                      TableSourceProcessor)
 
-__all__ = ["make_processor"]
+__all__ = ["make_processor", "SourceProcessor"]
 
 
-class _SourceProcessor(Processor):
-    def process(self, port, rec):
+class SourceProcessor(Processor):
+    """A stream source: forwards what ingest made (``runtime/ingest.py``)."""
+
+    def process(self, port: str, rec: Record) -> list[Record]:
         return [rec]
 
 
@@ -35,7 +38,7 @@ def make_processor(node: Node, metrics: Metrics) -> Processor:
     """A fresh processor (with empty state) for ``node``."""
     ctx = OpContext(node.name, metrics)
     if isinstance(node, Source):
-        return TableSourceProcessor(node, ctx) if node.table else _SourceProcessor(node, ctx)
+        return TableSourceProcessor(node, ctx) if node.table else SourceProcessor(node, ctx)
     if isinstance(node, Aggregate):
         return make_aggregate_processor(node, ctx)
     return _PROCESSORS.get(type(node), StatelessProcessor)(node, ctx)

@@ -1,56 +1,73 @@
-"""What a failing record becomes: a dead letter, or the ``RecordError`` of ``on_error="fail"``.
+"""What a failing record becomes: a dead letter, or the ``RecordError`` that fails the run.
 
-Every executor (the local one, and the engines' DoFns and stateful steps) calls these, so a
-failure is reported the same way on every backend.
+Every backend routes failures through these (``runtime/drive.py``), so a failure is reported
+the same way everywhere: the same operator (the stage that raised, inside a fused chain), the
+same origin, the same reason.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import RecordError
 from ..ir.nodes import Node
-from .fused import StageError, unwrap_error
-from .records import DeadLetter, Record
+from .records import DeadLetter, InputEvent, Record
+from .stateless import unwrap_error
 
-__all__ = ["record_failure", "bad_input"]
+__all__ = ["Failure", "failure", "input_failure", "record_failure", "bad_input"]
 
 _HINT = "; pass on_error='dead-letter' to send bad records to the dead-letter output instead"
 
 
-def record_failure(node: Node, rec: Record | None, exc: Exception, on_error: str) -> DeadLetter:
-    """The dead letter for ``exc``, raised by ``node`` processing ``rec`` (None: while closing
-    windows at end of input).
+class Failure(NamedTuple):
+    """A classified failure: exactly one of the two is set."""
 
-    A failure inside a fused chain is attributed to the stage that raised.
+    dead_letter: DeadLetter | None
+    error: RecordError | None
 
-    Raises:
-        RecordError: unless ``on_error == "dead-letter"`` (chained to ``exc``); a
-            ``RecordError`` raised by the operator itself is re-raised as it is.
-    """
+    def raise_or_dead_letter(self) -> DeadLetter:
+        """The dead letter; raises the run's ``RecordError`` when there is one."""
+        if self.error is not None:
+            raise self.error
+        return self.dead_letter  # type: ignore[return-value]
+
+
+def failure(node: Node, rec: Record | None, exc: Exception, on_error: str) -> Failure:
+    """``exc``, raised by ``node`` processing ``rec`` (None: while closing windows at end of
+    input): a dead letter under ``on_error="dead-letter"``, else the ``RecordError`` (chained
+    to ``exc``). A ``RecordError`` raised by the operator itself stays as it is. A failure
+    inside a fused chain is attributed to the stage that raised."""
     if isinstance(exc, RecordError):
-        raise exc
-    if isinstance(exc, StageError):
-        node, rec, exc = unwrap_error(node, rec, exc)
+        return Failure(None, exc)
+    node, rec, exc = unwrap_error(node, rec, exc)  # type: ignore[assignment]
     reason = f"{type(exc).__name__}: {exc}"
     source, position = (rec.origin if rec is not None and rec.origin else (None, None))
+    key = rec.key if rec is not None else None
+    value = rec.value if rec is not None else None
     if on_error != "dead-letter":
         where = f" (defined at {node.site})" if node.site else ""
-        raise RecordError(f"{reason}{where}{_HINT}", operator=node.name, source=source,
-                          position=position, key=rec.key if rec else None,
-                          value=rec.value if rec else None) from exc
-    return DeadLetter(source, position, node.name, reason, rec.key if rec else None,
-                      rec.value if rec else None, rec.ts if rec else None)
+        err = RecordError(f"{reason}{where}{_HINT}", operator=node.name, source=source,
+                          position=position, key=key, value=value)
+        err.__cause__ = exc
+        return Failure(None, err)
+    return Failure(DeadLetter(source, position, node.name, reason, key, value,
+                              rec.ts if rec is not None else None), None)
 
 
-def bad_input(name: str, reason: str, source: str, position: Any, key: Any, value: Any,
-              ts: int | None, on_error: str) -> DeadLetter:
-    """The dead letter for an input record source ``name`` cannot ingest (``reason``).
-
-    Raises:
-        RecordError: unless ``on_error == "dead-letter"``.
-    """
+def input_failure(source_node: str, reason: str, ev: InputEvent, on_error: str) -> Failure:
+    """An input event that source node ``source_node`` cannot ingest (``reason``)."""
     if on_error != "dead-letter":
-        raise RecordError(reason + _HINT, operator=name, source=source, position=position,
-                          key=key, value=value)
-    return DeadLetter(source, position, name, reason, key, value, ts)
+        return Failure(None, RecordError(reason + _HINT, operator=source_node, source=ev.topic,
+                                         position=ev.position, key=ev.key, value=ev.value))
+    return Failure(DeadLetter(ev.topic, ev.position, source_node, reason, ev.key, ev.value,
+                              None), None)
+
+
+def record_failure(node: Node, rec: Record | None, exc: Exception, on_error: str) -> DeadLetter:
+    """``failure(...)``'s dead letter; raises its ``RecordError`` (``on_error="fail"``)."""
+    return failure(node, rec, exc, on_error).raise_or_dead_letter()
+
+
+def bad_input(source_node: str, reason: str, ev: InputEvent, on_error: str) -> DeadLetter:
+    """``input_failure(...)``'s dead letter; raises its ``RecordError``."""
+    return input_failure(source_node, reason, ev, on_error).raise_or_dead_letter()

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from collections import deque
 from heapq import heappop, heappush
-from itertools import repeat
-from operator import itemgetter, length_hint
-from typing import Any, Callable, Iterable, Sequence
+from operator import itemgetter
+from typing import Any, Callable, Iterable
 
 from ..ir.fn import Fn
 from ..ir.nodes import StreamStreamJoin, StreamTableJoin, TableTableJoin
 from .ordering import key_order
-from .processors import OpContext, Processor, reraise
-from .records import OutputRecord, Record
+from .processors import OpContext, Processor
+from .records import Record
 
 __all__ = ["default_joiner", "make_joiner", "StreamStreamJoinProcessor", "StreamTableJoinProcessor",
            "TableTableJoinProcessor"]
@@ -87,17 +86,6 @@ class StreamStreamJoinProcessor(Processor):
         self._bound = (self.within, self.within + self.grace, self.joiner, self.outer_left,
                        self.outer_right, self.meta.data, self.buffers["left"].data,
                        self.buffers["right"].data, self.unmatched.data)
-
-    def process(self, port: str, rec: Record) -> list[Record]:
-        return self._run(((port, rec),), reraise)
-
-    def process_batch(self, port: str, recs: list[Record],
-                      fail: Callable[[Record, Exception], None]) -> list[Record]:
-        return self._run(zip(repeat(port), recs), fail)
-
-    def process_mixed(self, items: list[tuple[str, Record]],
-                      fail: Callable[[Record, Exception], None]) -> list[Record]:
-        return self._run(items, fail)
 
     def _run(self, items: Iterable[tuple[str, Record]],
              fail: Callable[[Record, Exception], None]) -> list[Record]:
@@ -271,8 +259,9 @@ class StreamStreamJoinProcessor(Processor):
 class StreamTableJoinProcessor(Processor):
     """Stream records look up the table's current row; table updates only update the row.
 
-    The batch loops build their output records with ``object.__new__`` and the slots set
-    directly (no ``Record.__init__`` call: about a fifth of this join's cost per record);
+    One loop (``_run``) serves ``process``, ``process_batch`` and ``process_mixed``. It builds
+    its output records with ``object.__new__`` and the slots set directly (no
+    ``Record.__init__`` call: about a fifth of this join's cost per record);
     tests/core/test_join_batches.py checks that every slot of ``Record`` gets set.
     """
 
@@ -282,131 +271,13 @@ class StreamTableJoinProcessor(Processor):
         self.left_join = node.how == "left"
         self.table = ctx.stores.kv("table")
 
-    def process(self, port: str, rec: Record) -> list[Record]:
-        k = rec.key
-        if port == "right":
-            if k is None:
-                self.ctx.skipped()
-            elif rec.value is None:
-                self.table.data.pop(k, None)
-            else:
-                self.table.data[k] = rec.value
-            return []
-        v = rec.value
-        if k is None or v is None:
-            self.ctx.skipped()
-            return []
-        row = self.table.data.get(k)
-        if row is None and not self.left_join:
-            return []
-        return [Record(k, self.joiner(v, row), rec.ts, None, rec.origin)]
-
-    def process_batch(self, port: str, recs: list[Record],
-                      fail: Callable[[Record, Exception], None]) -> list[Record]:
-        if port == "right":
-            table = self.table.data
-            for rec in recs:
-                try:
-                    k = rec.key
-                    if k is None:
-                        self.ctx.skipped()
-                    elif rec.value is None:
-                        table.pop(k, None)
-                    else:
-                        table[k] = rec.value
-                except Exception as e:  # an unhashable key
-                    fail(rec, e)
-            return []
-        get = self.table.data.get
-        joiner = self.joiner
-        left_join = self.left_join
-        out: list[Record] = []
-        append = out.append
-        for rec in recs:
-            k = rec.key
-            v = rec.value
-            if k is None or v is None:
-                self.ctx.skipped()
-                continue
-            try:
-                row = get(k)
-                if row is not None or left_join:
-                    r = _new(Record)
-                    r.key = k
-                    r.value = joiner(v, row)
-                    r.ts = rec.ts
-                    r.window = None
-                    r.origin = rec.origin
-                    append(r)
-            except Exception as e:
-                fail(rec, e)
-        return out
-
-    def process_columns(self, keys: list, values: list, timestamps: list,
-                        positions: Sequence[int], source: str,
-                        fail: Callable[[Record, Exception], None],
-                        port: str = "in", to_sink: bool = False) -> list:
-        """The stream side over columns (see ``Processor.process_columns``) when a sink is
-        the only output (``to_sink``): the outputs are built as plain tuples and made the
-        sink's ``OutputRecord``s by one C-level map (cheaper than a ``tuple.__new__`` call
-        per record from the loop); a failing record's position is found from where the keys'
-        iterator stands."""
-        if port != "left" or not to_sink:
-            return super().process_columns(keys, values, timestamps, positions, source, fail,
-                                           port, to_sink)
-        get = self.table.data.get
-        joiner = self.joiner
-        left_join = self.left_join
-        ctx = self.ctx
-        new = tuple.__new__
-        out: list = []
-        append = out.append
-        # An inner join looks the rows up by one C-level map (a null key finds no row); an
-        # unhashable key makes map() raise before any joiner call, and the general loop
-        # reports it. A record with a null key or value is counted as skipped, a record
-        # without a row gives nothing.
-        rows = None
-        if not left_join:
-            try:
-                rows = list(map(get, keys))
-            except TypeError:
-                pass
-        if rows is not None:
-            skipped = 0
-            key_it = iter(keys)
-            for k, v, ts, row in zip(key_it, values, timestamps, rows):
-                if row is not None:
-                    if v is None:
-                        skipped += 1
-                        continue
-                    try:
-                        append((k, joiner(v, row), ts, None))
-                    except Exception as e:
-                        p = positions[len(keys) - length_hint(key_it) - 1]
-                        fail(Record(k, v, ts, None, (source, p)), e)
-                elif k is None or v is None:
-                    skipped += 1
-            if skipped:
-                ctx.skipped(skipped)
-        else:
-            for k, v, ts, p in zip(keys, values, timestamps, positions):
-                if k is None or v is None:
-                    ctx.skipped()
-                    continue
-                try:
-                    row = get(k)
-                    if row is not None or left_join:
-                        append((k, joiner(v, row), ts, None))
-                except Exception as e:
-                    fail(Record(k, v, ts, None, (source, p)), e)
-        return list(map(new, repeat(OutputRecord), out))
-
-    def process_mixed(self, items: list[tuple[str, Record]],
-                      fail: Callable[[Record, Exception], None]) -> list[Record]:
+    def _run(self, items: Iterable[tuple[str, Record]],
+             fail: Callable[[Record, Exception], None]) -> list[Record]:
         table = self.table.data
         get = table.get
         joiner = self.joiner
         left_join = self.left_join
+        ctx = self.ctx
         out: list[Record] = []
         append = out.append
         for port, rec in items:
@@ -415,13 +286,13 @@ class StreamTableJoinProcessor(Processor):
             try:
                 if port == "right":
                     if k is None:
-                        self.ctx.skipped()
+                        ctx.skipped()
                     elif v is None:
                         table.pop(k, None)
                     else:
                         table[k] = v
                 elif k is None or v is None:
-                    self.ctx.skipped()
+                    ctx.skipped()
                 else:
                     row = get(k)
                     if row is not None or left_join:
@@ -432,7 +303,7 @@ class StreamTableJoinProcessor(Processor):
                         r.window = None
                         r.origin = rec.origin
                         append(r)
-            except Exception as e:
+            except Exception as e:  # the joiner, or an unhashable key
                 fail(rec, e)
         return out
 
@@ -445,17 +316,6 @@ class TableTableJoinProcessor(Processor):
         self.joiner = make_joiner(node.joiner)
         self.how = node.how
         self.sides = {"left": ctx.stores.kv("left"), "right": ctx.stores.kv("right")}
-
-    def process(self, port: str, rec: Record) -> list[Record]:
-        return self._run(((port, rec),), reraise)
-
-    def process_batch(self, port: str, recs: list[Record],
-                      fail: Callable[[Record, Exception], None]) -> list[Record]:
-        return self._run(zip(repeat(port), recs), fail)
-
-    def process_mixed(self, items: list[tuple[str, Record]],
-                      fail: Callable[[Record, Exception], None]) -> list[Record]:
-        return self._run(items, fail)
 
     def _run(self, items: Iterable[tuple[str, Record]],
              fail: Callable[[Record, Exception], None]) -> list[Record]:

@@ -1,11 +1,22 @@
-"""Deterministic orders: key sorting and the timestamp-synchronized merge of inputs."""
+"""Deterministic orders: key sorting, and the input order of a run (the timestamp-synchronized
+merge of its sources, DESIGN.md "Determinism")."""
 
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
-__all__ = ["key_order", "sorted_keys", "merge_by_timestamp"]
+from .ingest import BadRecord, make_ingest
+
+if TYPE_CHECKING:
+    from ..ir.plan import Plan
+    from .records import InputEvent
+
+__all__ = ["key_order", "sorted_keys", "merge_by_timestamp", "merge_inputs", "UNDECODABLE_TS"]
+
+#: The merge timestamp of an event that cannot be ingested: it goes first (it is
+#: dead-lettered, so its place changes no result).
+UNDECODABLE_TS = -(1 << 62)
 
 T = TypeVar("T")
 
@@ -70,3 +81,27 @@ def merge_by_timestamp(inputs: list[Iterable[T]], ts: Callable[[T], int]) -> Ite
             break
         else:
             heapq.heappop(heap)
+
+
+def merge_inputs(plan: "Plan", inputs: dict[str, Iterable["InputEvent"]]) -> Iterator["InputEvent"]:
+    """Merge per-source event sequences in Kafka Streams' timestamp-synchronized order: the
+    input order of every run over files and in-memory inputs, on every backend.
+
+    Each source keeps its own order; the next event is the head with the smallest timestamp
+    (as the source's key/timestamp extraction gives it), ties going to the source declared
+    first. Undecodable events go first (``UNDECODABLE_TS``).
+    """
+    topics = [t for t in plan.source_topics() if t in inputs]
+    if len(topics) == 1:
+        return iter(inputs[topics[0]])
+    first_source = {}
+    for s in plan.sources():
+        first_source.setdefault(s.topic, s)
+    ingest = {t: make_ingest(first_source[t]) for t in topics}
+
+    def ts_of(ev: "InputEvent") -> int:
+        try:
+            return ingest[ev.topic](ev).ts
+        except BadRecord:
+            return UNDECODABLE_TS
+    return merge_by_timestamp([inputs[t] for t in topics], ts_of)

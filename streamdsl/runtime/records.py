@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["Record", "Rows", "OutputRecord", "DeadLetter", "InputEvent"]
+__all__ = ["Record", "OutputRecord", "DeadLetter", "InputEvent"]
 
 
 class Record:
@@ -50,14 +50,6 @@ class OutputRecord(NamedTuple):
         if self.window is not None:
             d["window"] = {"start": self.window[0], "end": self.window[1]}
         return d
-
-
-class Rows(list):
-    """A batch of records as plain ``(key, value, timestamp, window)`` tuples (origin None):
-    what an operator emits, in place of ``Record`` objects, when the local executor asked it to
-    (``emit_rows``) because a fused tail that reads rows consumes its output."""
-
-    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from ..ir.nodes import Source, TableAggregate, TableFilter, TableMap
 from .aggregation import build_agg_ops
 from .processors import OpContext, Processor
@@ -26,27 +28,21 @@ class TableSourceProcessor(Processor):
 
 
 class TableFilterProcessor(Processor):
-    """A row failing the predicate is forwarded as a tombstone (Kafka's ``KTable.filter``)."""
+    """A row failing the predicate is forwarded as a tombstone (Kafka's ``KTable.filter``);
+    a tombstone passes. One loop (``_run``) serves every entry point."""
 
     def __init__(self, node: TableFilter, ctx: OpContext):
         super().__init__(node, ctx)
-        self.pred = node.pred.compile_kv()
+        fn = node.pred
+        self._by_value = fn.expr is None and fn.arity == 1  # call the user's function directly
+        self.pred = fn.func if self._by_value else fn.compile_kv()
 
-    def process(self, port: str, rec: Record) -> list[Record]:
-        if rec.value is None:
-            return [rec]
-        r = self.pred(rec.key, rec.value)
-        if r is not None and r:
-            return [rec]
-        return [Record(rec.key, None, rec.ts, rec.window, rec.origin)]
-
-    def process_batch(self, port: str, recs: list[Record], fail) -> list[Record]:
-        fn = self.node.pred
-        by_value = fn.expr is None and fn.arity == 1  # call the user's function directly
-        pred = fn.func if by_value else self.pred
+    def _run(self, items: Iterable[tuple[str, Record]], fail) -> list[Record]:
+        by_value = self._by_value
+        pred = self.pred
         out: list[Record] = []
         append = out.append
-        for rec in recs:
+        for _port, rec in items:
             v = rec.value
             if v is not None:
                 try:

@@ -29,7 +29,7 @@ from streamdsl.backends.bytewax.layout import Layout
 from streamdsl.backends.bytewax.logic import OperatorLogic, OutputLogic, RunState
 from streamdsl.backends.bytewax.stage import StageRunner
 from streamdsl.optimize import optimize
-from streamdsl.runtime.executor import merge_inputs
+from streamdsl.runtime.ordering import merge_inputs
 from streamdsl.runtime.records import InputEvent
 
 

@@ -158,7 +158,7 @@ def test_in_memory_inputs_run_in_the_merged_order_with_bad_items_in_place():
     several ingest runs, and gives what the merged events give: the same records, and the dead
     letters of items that cannot be ingested at their places."""
     from streamdsl.connectors.memory import read_memory
-    from streamdsl.runtime.executor import merge_inputs
+    from streamdsl.runtime.ordering import merge_inputs
 
     plan = optimize(_mem_topology().plan())
     a, b = _mem_items("a", 2500), _mem_items("b", 1200)

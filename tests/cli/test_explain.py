@@ -28,7 +28,9 @@ def test_order_enrichment_shows_passes_changing_the_plan():
     assert "  + Fused fused-1 [Filter(filter-1) -> KeyBy(keyby-1)]" in out
     assert ("2 of 6 passes changed the plan: 9 operators, 1 repartition, 2 state stores -> "
             "8 operators, 1 repartition, 2 state stores\n\nOn the local backend\n") in out
-    assert out.rstrip().endswith("batched: runs of up to 512 input records, operator by operator")
+    assert out.rstrip().endswith("batched: runs of up to 512 input records, operator by operator\n"
+                                 "  fast paths (each tested equal to its kernel rule): "
+                                 "stateless-batch, ordered-run-merge")
 
 
 def test_explain_shows_how_the_local_backend_fuses_operators():
@@ -38,7 +40,9 @@ def test_explain_shows_how_the_local_backend_fuses_operators():
     assert local == [
         "batched: runs of up to 512 input records, operator by operator",
         "columnar ingest of in-memory input: source-authorization_attempts -> keyby-1 -> aggregate-1",
-        "fused into the sink: tablefilter-1 -> tostream-1 -> sink-possible_fraud"]
+        "fused into the sink: tablefilter-1 -> tostream-1 -> sink-possible_fraud",
+        "fast paths (each tested equal to its kernel rule): stateless-batch, tumbling-batch, "
+        "tumbling-columns, columnar-ingest, fused-tail"]
 
 
 def test_brief_and_chosen_passes():

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamdsl as sd
-from streamdsl.runtime.executor import Executor
+from streamdsl.backends.local.executor import Executor
 from streamdsl.runtime.records import InputEvent
 
 
@@ -126,7 +126,7 @@ item = st.one_of(
 
 def _run_items(topo, per_topic: dict, how: str):
     from streamdsl.connectors.memory import read_memory
-    from streamdsl.runtime.executor import merge_inputs
+    from streamdsl.runtime.ordering import merge_inputs
     plan = topo.plan()
     ex = Executor(plan, on_error="dead-letter")
     ex.BATCH = 3

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import streamdsl as sd
-from streamdsl.runtime.executor import Executor
+from streamdsl.backends.local.executor import Executor
 from streamdsl.runtime.records import InputEvent
 
 

@@ -1,6 +1,6 @@
-"""The join processors' batch entry points (``process_batch``, ``process_mixed``,
-``process_columns``) give exactly
-what ``process`` gives record by record: same outputs in the same order, a failing joiner's
+"""The join processors' batch entry points (``process_batch``, ``process_mixed``) give exactly
+what ``process`` gives record by record (the local backend's columnar fast path of the
+stream-table join is checked in tests/backends/local/test_fast_paths.py): same outputs in the same order, a failing joiner's
 record handed to ``fail`` with its outputs dropped, the same counts and the same state, also
 across a snapshot/restore in the middle of the input."""
 
@@ -137,21 +137,14 @@ def _drive(node, items, how, cuts, snap_at):
                     fail(rec, e)
         elif how == "mixed":
             out.extend(proc.process_mixed(chunk, fail))
-        else:  # runs of one port through process_batch or process_columns
+        else:  # runs of one port through process_batch
             i = 0
             while i < len(chunk):
                 j = i
                 while j < len(chunk) and chunk[j][0] == chunk[i][0]:
                     j += 1
                 port, recs = chunk[i][0], [r for _, r in chunk[i:j]]
-                if how == "batch":
-                    out.extend(proc.process_batch(port, recs, fail))
-                else:  # columns, or columns straight into a sink's OutputRecords
-                    outs = proc.process_columns(
-                        [r.key for r in recs], [r.value for r in recs], [r.ts for r in recs],
-                        [r.origin[1] for r in recs], "src", fail, port, how == "sink")
-                    out.extend(outs if how == "columns" else
-                               [Record(o.key, o.value, o.timestamp, o.window, None) for o in outs])
+                out.extend(proc.process_batch(port, recs, fail))
                 i = j
     state = proc.snapshot()
     try:
@@ -179,11 +172,8 @@ def _check_entry_points(node, items, cuts, snap_at):
     snap_at = min(snap_at, len(items))
     cuts = [c for c in cuts if c <= len(items)]
     reference = _drive(node, items, "process", [], len(items))
-    for how in ("process", "mixed", "batch", "columns"):
+    for how in ("process", "mixed", "batch"):
         assert _drive(node, items, how, cuts, snap_at) == reference, how
-    # OutputRecords carry no origin
-    sink = _drive(node, items, "sink", cuts, snap_at)
-    assert sink[0] == [s[:4] + (None,) for s in reference[0]] and sink[1:] == reference[1:]
     return reference
 
 

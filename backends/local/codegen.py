@@ -1,279 +1,41 @@
-"""Compile a ``Fused`` chain of stateless operators into one function ``rec -> list[rec]``.
+"""The local backend's code generator: stateless stages, ingest and row-local tails compiled
+into one Python loop per batch (``exec`` of our own templates; user code is only called).
 
-A chain of one-in-one-out stages (filter, map, re-key, map_kv, peek), optionally ending with
-a flat-map (the optimizer only fuses flat-maps last), becomes one generated function: the
-key and value move through local variables, each user function is called directly, and one
-``Record`` is built per output, instead of a call, a list and a record per stage. Any other
-chain is composed stage by stage in continuation style. A stage that raises is reported as a
-``StageError`` carrying the stage node and the record it received, so dead letters and errors
-name the user's operator, not the fused node (``unwrap_error``).
+Each generated function is a fast path registered in ``fastpaths.py`` with the kernel rule it
+must equal (``streamdsl/runtime``): ``compile_batch`` equals ``StatelessProcessor.process_batch``,
+``compile_columns`` equals ``ingest.make_ingest_items`` then each stage, ``compile_tail`` equals
+each operator's ``process_batch`` then the sink. Expressions are inlined as Python source with
+``Expr.compile``'s semantics (``expr_source``; tests/backends/local/test_expr_inline.py checks
+them against ``Expr.compile``).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 from typing import Any, Callable
 
-from ..ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, Peek
-from ..expr import _get
-from .records import Record
+from streamdsl.expr import BinOp, Col, Func, KeyRef, Lit, Not, _get
+from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
+from streamdsl.runtime.ingest import BadRecord, make_ingest, to_event
+from streamdsl.runtime.records import OutputRecord, Record
+from streamdsl.runtime.stateless import (IDENTITY_KINDS, LINEAR, StageError, call_source, pair,
+                                  received)
 
-__all__ = ["compile_fused", "compile_stage", "StageError", "unwrap_error"]
+__all__ = ["compile_batch", "compile_columns", "compile_tail", "expr_source"]
 
-Step = Callable[[Record], list[Record]]
-
-
-class StageError(Exception):
-    """A stage of a fused node failed: ``stage`` (its IR node), ``record`` (its input) and
-    ``error`` (the original exception, also ``__cause__``)."""
-
-    def __init__(self, stage: Node, record: Record, error: BaseException):
-        super().__init__(f"{type(error).__name__}: {error}")
-        self.stage = stage
-        self.record = record
-        self.error = error
-
-
-def unwrap_error(node: Node, rec: Record | None, exc: BaseException) -> tuple[Node, Record | None, BaseException]:
-    """The operator, input record and exception to report for ``exc`` raised by ``node``.
-
-    Backends call this in their error handling so that a failure inside a fused node is
-    attributed to the stage that raised (its name and file:line), as without fusion.
-    """
-    if isinstance(exc, StageError):
-        return exc.stage, exc.record, exc.error
-    return node, rec, exc
-
-
-def _pair(kv: Any, node: Node) -> tuple[Any, Any]:
-    if not isinstance(kv, (tuple, list)) or len(kv) != 2:
-        raise TypeError(f"{node.kind} function must return a (key, value) pair, got {kv!r}")
-    return kv[0], kv[1]
-
-
-def compile_fused(node: Fused) -> Step:
-    """One function running every stage of ``node`` in order."""
-    stages = node.stages
-    if all(isinstance(st, _LINEAR) for st in stages[:-1]) and \
-            isinstance(stages[-1], _LINEAR + (FlatMap, FlatMapKV)):
-        return _generate(stages)
-    nxt: Step | None = None
-    for stage in reversed(stages):
-        nxt = _stage(stage, nxt)
-    assert nxt is not None
-    return nxt
-
-
-_LINEAR = (Filter, Map, KeyBy, MapKV, Peek)
-
-
-def _call(fn: Any, i: int, env: dict) -> str:
-    """Source of a call of user function ``fn`` (an ``Fn``) on the locals ``k``, ``v``."""
-    name = f"f{i}"
-    if fn.expr is not None:
-        env[name] = fn.expr.compile()
-        return f"{name}(k, v)"
-    env[name] = fn.func
-    return f"{name}(k, v)" if fn.arity == 2 else f"{name}(v)"
-
-
-def _generate(stages: tuple[Node, ...]) -> Step:
-    env: dict[str, Any] = {"Record": Record, "StageError": StageError, "_pair": _pair,
-                           "_at": _at}
-    body = ["def fused(rec):", "    k = rec.key", "    v = rec.value"]
-    changed = False
-
-    def guard(i: int, stmt: list[str]) -> None:
-        env[f"s{i}"] = stages[i]
-        body.append("    try:")
-        body.extend("        " + x for x in stmt)
-        body.append("    except Exception as e:")
-        body.append(f"        raise StageError(s{i}, _at(rec, k, v), e) from e")
-
-    for i, st in enumerate(stages):
-        if isinstance(st, Filter):
-            guard(i, [f"r = {_call(st.pred, i, env)}"])
-            body.append("    if r is None or not r:")
-            body.append("        return []")
-        elif isinstance(st, Map):
-            guard(i, [f"v = {_call(st.fn, i, env)}"])
-            changed = True
-        elif isinstance(st, KeyBy):
-            guard(i, [f"k = {_call(st.fn, i, env)}"])
-            if st.drop_null:
-                body.append("    if k is None:")
-                body.append("        return []")
-            changed = True
-        elif isinstance(st, MapKV):
-            env[f"s{i}"] = st
-            guard(i, [f"k, v = _pair({_call(st.fn, i, env)}, s{i})"])
-            changed = True
-        elif isinstance(st, Peek):
-            guard(i, [_call(st.fn, i, env)])
-        elif isinstance(st, FlatMap):
-            guard(i, [f"out = {_call(st.fn, i, env)}",
-                      "out = [] if out is None else list(out)"])
-            body.append("    ts, w, o = rec.ts, rec.window, rec.origin")
-            body.append("    return [Record(k, x, ts, w, o) for x in out]")
-            break
-        elif isinstance(st, FlatMapKV):
-            env[f"s{i}"] = st
-            guard(i, [f"out = {_call(st.fn, i, env)}",
-                      f"out = [] if out is None else [_pair(kv, s{i}) for kv in out]"])
-            body.append("    ts, w, o = rec.ts, rec.window, rec.origin")
-            body.append("    return [Record(a, b, ts, w, o) for a, b in out]")
-            break
-    else:
-        body.append("    return [Record(k, v, rec.ts, rec.window, rec.origin)]" if changed
-                    else "    return [rec]")
-    exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
-    return env["fused"]
-
-
-def _at(rec: Record, k: Any, v: Any) -> Record:
-    """The record a stage received (for its error report)."""
-    if k is rec.key and v is rec.value:
-        return rec
-    return Record(k, v, rec.ts, rec.window, rec.origin)
-
-
-def compile_stage(st: Node) -> Step:
-    """One stateless node alone (``TypeError`` for a kind that is not a per-record function)."""
-    return _stage(st, None)
-
-
-def _stage(st: Node, nxt: Step | None) -> Step:  # noqa: C901 - one small closure per kind
-    if isinstance(st, Filter):
-        if st.pred.uses_key():
-            pred_kv = st.pred.compile_kv()
-
-            def filt_kv(rec: Record) -> list[Record]:
-                try:
-                    r = pred_kv(rec.key, rec.value)
-                except Exception as e:
-                    raise StageError(st, rec, e) from e
-                if r is None or not r:
-                    return []
-                return [rec] if nxt is None else nxt(rec)
-            return filt_kv
-        pred = st.pred.compile_value()
-
-        def filt(rec: Record) -> list[Record]:
-            try:
-                r = pred(rec.value)
-            except Exception as e:
-                raise StageError(st, rec, e) from e
-            if r is None or not r:
-                return []
-            return [rec] if nxt is None else nxt(rec)
-        return filt
-    if isinstance(st, Map):
-        if st.fn.uses_key():
-            fkv = st.fn.compile_kv()
-
-            def map_kv_(rec: Record) -> list[Record]:
-                try:
-                    v = fkv(rec.key, rec.value)
-                except Exception as e:
-                    raise StageError(st, rec, e) from e
-                out = Record(rec.key, v, rec.ts, rec.window, rec.origin)
-                return [out] if nxt is None else nxt(out)
-            return map_kv_
-        f = st.fn.compile_value()
-
-        def map_(rec: Record) -> list[Record]:
-            try:
-                v = f(rec.value)
-            except Exception as e:
-                raise StageError(st, rec, e) from e
-            out = Record(rec.key, v, rec.ts, rec.window, rec.origin)
-            return [out] if nxt is None else nxt(out)
-        return map_
-    if isinstance(st, KeyBy):
-        kf = st.fn.compile_kv()
-        drop = st.drop_null
-
-        def keyby(rec: Record) -> list[Record]:
-            try:
-                k = kf(rec.key, rec.value)
-            except Exception as e:
-                raise StageError(st, rec, e) from e
-            if k is None and drop:
-                return []
-            out = Record(k, rec.value, rec.ts, rec.window, rec.origin)
-            return [out] if nxt is None else nxt(out)
-        return keyby
-    if isinstance(st, MapKV):
-        kvf = st.fn.compile_kv()
-
-        def mapkv(rec: Record) -> list[Record]:
-            try:
-                k, v = _pair(kvf(rec.key, rec.value), st)
-            except Exception as e:
-                raise StageError(st, rec, e) from e
-            out = Record(k, v, rec.ts, rec.window, rec.origin)
-            return [out] if nxt is None else nxt(out)
-        return mapkv
-    if isinstance(st, Peek):
-        pf = st.fn.compile_kv()
-
-        def peek(rec: Record) -> list[Record]:
-            try:
-                pf(rec.key, rec.value)
-            except Exception as e:
-                raise StageError(st, rec, e) from e
-            return [rec] if nxt is None else nxt(rec)
-        return peek
-    if isinstance(st, FlatMap):
-        ff = st.fn.compile_kv()
-
-        def flat(rec: Record) -> list[Record]:
-            try:
-                vals = ff(rec.key, rec.value)
-                vals = [] if vals is None else list(vals)
-            except Exception as e:
-                raise StageError(st, rec, e) from e
-            if nxt is None:
-                return [Record(rec.key, v, rec.ts, rec.window, rec.origin) for v in vals]
-            res: list[Record] = []
-            for v in vals:
-                res.extend(nxt(Record(rec.key, v, rec.ts, rec.window, rec.origin)))
-            return res
-        return flat
-    if isinstance(st, FlatMapKV):
-        fkv = st.fn.compile_kv()
-
-        def flatkv(rec: Record) -> list[Record]:
-            try:
-                pairs = fkv(rec.key, rec.value)
-                pairs = [] if pairs is None else [_pair(kv, st) for kv in pairs]
-            except Exception as e:
-                raise StageError(st, rec, e) from e
-            if nxt is None:
-                return [Record(k, v, rec.ts, rec.window, rec.origin) for k, v in pairs]
-            res: list[Record] = []
-            for k, v in pairs:
-                res.extend(nxt(Record(k, v, rec.ts, rec.window, rec.origin)))
-            return res
-        return flatkv
-    raise TypeError(f"{st.kind} cannot be fused")
-
-
-# ---- batch code generation ----------------------------------------------------------------------
-
-_IDENTITY_KINDS = ("Merge", "Repartition", "Sink", "ToStream")
 _INLINE_CMP = {"==", "!=", "<", "<=", ">", ">=", "-", "*"}
 
 
 def _call_inline(fn: Any, i: int, env: dict, counter: list[int]) -> str:
     """Source of a call of ``fn`` on ``k``, ``v``: the expression written inline when
-    ``_expr_source`` can, else a call of the compiled function (``_call``)."""
+    ``expr_source`` can, else a call of the compiled function (``stateless.call_source``)."""
     if fn.expr is not None:
-        src = _expr_source(fn.expr, env, counter)
+        src = expr_source(fn.expr, env, counter)
         if src is not None:
             return src
-    return _call(fn, i, env)
+    return call_source(fn, i, env)
 
 
 def _linear_stage(st: Node, i: int, env: dict, counter: list[int], on_error: list[str]) -> list[str]:
@@ -291,9 +53,9 @@ def _linear_stage(st: Node, i: int, env: dict, counter: list[int], on_error: lis
         stmt = f"k = {_call_inline(st.fn, i, env, counter)}"
         after = ["if k is None:", "    continue"] if st.drop_null else []
     elif isinstance(st, MapKV):
-        stmt = f"k, v = _pair({_call(st.fn, i, env)}, s{i})"
+        stmt = f"k, v = pair({call_source(st.fn, i, env)}, s{i})"
     else:  # Peek
-        stmt = _call(st.fn, i, env)
+        stmt = call_source(st.fn, i, env)
     return ["try:", f"    {stmt}", "except Exception as e:", *["    " + x for x in on_error],
             "    continue", *after]
 
@@ -311,14 +73,14 @@ def compile_batch(node: Node) -> Callable[[list[Record], Callable], list[Record]
     semantics as ``Expr.compile``; a record whose stage raises goes to ``fail`` as a
     ``StageError`` naming the stage, exactly as the record-at-a-time function reports it.
     """
-    if node.kind in _IDENTITY_KINDS:
+    if node.kind in IDENTITY_KINDS:
         return lambda recs, fail: recs
     stages = node.stages if isinstance(node, Fused) else (node,)
-    if not (all(isinstance(st, _LINEAR) for st in stages[:-1])
-            and isinstance(stages[-1], _LINEAR + (FlatMap, FlatMapKV))):
+    if not (all(isinstance(st, LINEAR) for st in stages[:-1])
+            and isinstance(stages[-1], LINEAR + (FlatMap, FlatMapKV))):
         return None
-    env: dict[str, Any] = {"Record": Record, "StageError": StageError, "_pair": _pair,
-                           "_at": _at, "_get": _get}
+    env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
+                           "received": received, "_get": _get}
     body = ["def fused_batch(recs, fail):",
             "    out = []",
             "    append = out.append",
@@ -333,24 +95,24 @@ def compile_batch(node: Node) -> Callable[[list[Record], Callable], list[Record]
         body.append("        try:")
         body.extend("            " + x for x in stmt)
         body.append("        except Exception as e:")
-        body.append(f"            fail(rec, StageError(s{i}, _at(rec, k, v), e))")
+        body.append(f"            fail(rec, StageError(s{i}, received(rec, k, v), e))")
         body.append("            continue")
 
     for i, st in enumerate(stages):
-        if isinstance(st, _LINEAR):
+        if isinstance(st, LINEAR):
             body += _indent(_linear_stage(st, i, env, counter,
-                                          [f"fail(rec, StageError(s{i}, _at(rec, k, v), e))"]))
+                                          [f"fail(rec, StageError(s{i}, received(rec, k, v), e))"]))
             changed = changed or isinstance(st, (Map, KeyBy, MapKV))
         elif isinstance(st, FlatMap):
-            guard(i, [f"xs = {_call(st.fn, i, env)}",
+            guard(i, [f"xs = {call_source(st.fn, i, env)}",
                       "xs = [] if xs is None else list(xs)"])
             body.append("        ts, w, o = rec.ts, rec.window, rec.origin")
             body.append("        out.extend([Record(k, x, ts, w, o) for x in xs])")
             break
         elif isinstance(st, FlatMapKV):
             env[f"s{i}"] = st
-            guard(i, [f"xs = {_call(st.fn, i, env)}",
-                      f"xs = [] if xs is None else [_pair(kv, s{i}) for kv in xs]"])
+            guard(i, [f"xs = {call_source(st.fn, i, env)}",
+                      f"xs = [] if xs is None else [pair(kv, s{i}) for kv in xs]"])
             body.append("        ts, w, o = rec.ts, rec.window, rec.origin")
             body.append("        out.extend([Record(a, b, ts, w, o) for a, b in xs])")
             break
@@ -362,37 +124,39 @@ def compile_batch(node: Node) -> Callable[[list[Record], Callable], list[Record]
     return env["fused_batch"]
 
 
-def _expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
+def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
     """Python source evaluating expression ``e`` on locals ``k``, ``v`` with ``Expr.compile``'s
     semantics, or None for a kind this does not inline (the compiled closure is called)."""
-    from ..expr import BinOp, Col, Func, KeyRef, Lit, Not
     if isinstance(e, Col):
         n = repr(e.name)
         return f"(v.get({n}) if type(v) is dict else _get(v, {n}))"
     if isinstance(e, KeyRef):
         return "k"
     if isinstance(e, Lit):
-        if e.value is None or type(e.value) in (int, float, str, bool):
+        # A literal is written as its repr only where that repr is Python source for the same
+        # value: inf, -inf and nan are not (``repr(float("inf"))`` is ``inf``, a name).
+        if e.value is None or type(e.value) in (int, str, bool) or \
+                (type(e.value) is float and math.isfinite(e.value)):
             return repr(e.value)
         counter[0] += 1
         name = f"_lit{counter[0]}"
         env[name] = e.value
         return name
     if isinstance(e, Not):
-        inner = _expr_source(e.operand, env, counter)
+        inner = expr_source(e.operand, env, counter)
         if inner is None:
             return None
         counter[0] += 1
         a = f"_n{counter[0]}"
         return f"(None if ({a} := {inner}) is None else not {a})"
     if isinstance(e, Func) and e.name in ("is_null", "not_null") and len(e.args) == 1:
-        inner = _expr_source(e.args[0], env, counter)
+        inner = expr_source(e.args[0], env, counter)
         if inner is None:
             return None
         return f"({inner} is {'' if e.name == 'is_null' else 'not '}None)"
     if isinstance(e, BinOp) and e.op in _INLINE_CMP:
-        left = _expr_source(e.left, env, counter)
-        right = _expr_source(e.right, env, counter)
+        left = expr_source(e.left, env, counter)
+        right = expr_source(e.right, env, counter)
         if left is None or right is None:
             return None
         counter[0] += 1
@@ -412,13 +176,10 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
     ``processors.make_ingest_items`` followed by ``compile_batch`` of each stage, minus a
     ``Record`` per item: the next operator reads the columns (``Processor.process_columns``).
     """
-    from ..connectors.memory import to_event
-    from ..expr import Col
-    from .processors import BadRecord, make_ingest
     if getattr(source, "table", True) or source.key is None or source.timestamp is None \
             or not isinstance(source.key.expr, Col) or not isinstance(source.timestamp.expr, Col):
         return None
-    if not all(isinstance(st, _LINEAR) for _, st in chain):
+    if not all(isinstance(st, LINEAR) for _, st in chain):
         return None
     ingest = make_ingest(source)
     topic = source.topic
@@ -431,7 +192,7 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
             bad(ev, str(e))
             return None
 
-    env: dict[str, Any] = {"Record": Record, "StageError": StageError, "_pair": _pair,
+    env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
                            "_get": _get, "slow": slow, "missing": object(), "TOPIC": topic}
     owners = sorted({o for o, _ in chain})
     body = ["def ingest_columns(items, pos0, bad, fails):",
@@ -510,7 +271,7 @@ def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int
         fn = st.pred if isinstance(st, Filter) else getattr(st, "fn", None)
         if not isinstance(st, (Filter, Map, KeyBy)) or fn is None or fn.expr is None:
             return None
-        src = _expr_source(fn.expr, env, counter)
+        src = expr_source(fn.expr, env, counter)
         if src is None:
             return None
         if isinstance(st, Filter):
@@ -542,10 +303,8 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False) -> Callable 
     record, minus the records in between. With ``rows`` the function reads ``Rows``
     (``(key, value, timestamp, window)`` tuples, origin None) instead of records.
     """
-    from ..ir.nodes import TableFilter
-    from .records import OutputRecord
-    env: dict[str, Any] = {"Record": Record, "StageError": StageError, "_pair": _pair,
-                           "_at": _at, "_get": _get, "OutputRecord": OutputRecord,
+    env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
+                           "received": received, "_get": _get, "OutputRecord": OutputRecord,
                            "new": tuple.__new__}
     owners = sorted({o for o, _ in chain})
     body = ["def tail(recs, fails):",
@@ -554,12 +313,12 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False) -> Callable 
             "    append = out.append",
             *(["    for k, v, ts, w in recs:"] if rows else
               ["    for rec in recs:", "        k = rec.key", "        v = rec.value"])]
-    at = "Record(k, v, ts, w, None)" if rows else "_at(rec, k, v)"
+    at = "Record(k, v, ts, w, None)" if rows else "received(rec, k, v)"
     counter = [0]
     for i, (owner, st) in enumerate(chain):
         j = owners.index(owner)
         env[f"s{i}"] = st
-        if st.kind in _IDENTITY_KINDS:
+        if st.kind in IDENTITY_KINDS:
             continue
         if isinstance(st, TableFilter):
             body += ["        if v is not None:",
@@ -571,7 +330,7 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False) -> Callable 
                      "            if r is None or not r:",
                      "                v = None"]
             continue
-        if not isinstance(st, _LINEAR):
+        if not isinstance(st, LINEAR):
             return None
         body += _indent(_linear_stage(st, i, env, counter,
                                       [f"fail{j}({at}, StageError(s{i}, {at}, e))"]))

@@ -36,14 +36,15 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from ..errors import ConnectorError
-from ..ir.plan import Plan
-from ..runtime.executor import Executor
-from ..runtime.metrics import Metrics
-from ..runtime.processors import BadRecord, make_ingest
-from ..runtime.records import InputEvent
-from . import kafka as kc
-from .base import open_dead_letter_sink, open_sink, open_source, parse_uri
+from streamdsl.connectors import kafka as kc
+from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
+from streamdsl.errors import ConnectorError
+from streamdsl.ir.plan import Plan
+from streamdsl.runtime.ingest import BadRecord, make_ingest
+from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.records import InputEvent
+
+from .executor import Executor
 
 __all__ = ["run_kafka", "GUARANTEES", "CHECKPOINT_SUFFIX"]
 
@@ -319,7 +320,7 @@ class _KafkaRun:
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> Any:
-        from ..backend import RunResult
+        from streamdsl.backend import RunResult
         kc._require_kafka()
         self._discover()
         self._open_outputs()

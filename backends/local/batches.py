@@ -1,0 +1,262 @@
+"""Batches: runs of input records moved through the graph operator by operator.
+
+Each node gets a runner ``parts -> [(out port, records, seqs)]``; ``BatchGraph.run`` runs
+every node, in topological order, over the parts its inputs produced. That gives every
+operator the input sequence depth-first processing would give it, as long as no operator has
+two inputs fed by the same source topic (``batchable``): records carry the position in the
+batch of the input record they derive from (``Part.seqs``), and an operator with several inputs
+gets its parts merged back into that order. Row-local operators down to a sink run as one
+generated loop (a fused tail, ``codegen.compile_tail``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+import networkx as nx
+
+from streamdsl.ir.nodes import Fused, TableFilter
+from streamdsl.ir.plan import Plan
+from streamdsl.runtime.build import SourceProcessor
+from streamdsl.runtime.drive import BRANCH, FN, NodeStep, drive
+from streamdsl.runtime.processors import StatelessProcessor
+from streamdsl.runtime.records import OutputRecord, Record
+from streamdsl.runtime.stateless import IDENTITY_KINDS, LINEAR
+from streamdsl.windows import TumblingWindow
+
+from . import codegen, fastpaths
+from .fastpaths import Rows
+from .graph import Part, Wiring
+
+__all__ = ["BatchGraph", "batchable", "Runner", "Inbox"]
+
+#: ``inbox[node]``: the parts a node receives in this batch
+Inbox = dict[str, list[Part]]
+#: a node's runner: its parts -> ``(out port, records, seqs)`` triples
+Runner = Callable[[list[Part]], Any]
+
+NodeFail = Callable[[str, "Record | None", Exception], None]
+
+
+def batchable(plan: Plan) -> bool:
+    """Whether batches give record-at-a-time results: no operator has two inputs fed by the
+    same source topic (a branch merged back, a self-join)."""
+    g = plan.graph
+    topic_of = {s.name: s.topic for s in plan.sources()}
+    for n in plan.topological():
+        ins = plan.in_edges(n.name)
+        if len(ins) < 2:
+            continue
+        seen: set[str] = set()
+        for e in ins:
+            ups = nx.ancestors(g, e.src) | {e.src}
+            topics = {topic_of[u] for u in ups if u in topic_of}
+            if seen & topics:
+                return False
+            seen |= topics
+    return True
+
+
+class BatchGraph:
+    """The batch runners of a plan's nodes, fused tails included."""
+
+    def __init__(self, wiring: Wiring, steps: dict[str, NodeStep], fail: NodeFail):
+        self.wiring = wiring
+        self.steps = steps
+        self.fail = fail
+        plan = wiring.plan
+        g = plan.graph
+        multi = {n for n in wiring.order if len(plan.in_edges(n)) > 1}
+        need: dict[str, bool] = {}
+        for name in reversed(wiring.order):  # does anything downstream merge inputs?
+            need[name] = any(s in multi or need[s] for s in g.successors(name))
+        self.need_seq = need
+        #: emit-final tumbling windows whose only consumer is a tail reading ``Rows``
+        self.rows_nodes: set[str] = set()
+        #: fused tails: [first node, the nodes it absorbs...]
+        self.tails: list[list[str]] = []
+        tails: dict[str, Runner] = {}
+        absorbed: set[str] = set()
+        for name in wiring.order:
+            if name not in absorbed:
+                tail = self._make_tail(name)
+                if tail is not None:
+                    tails[name], chain = tail
+                    absorbed.update(chain)
+                    self.tails.append([name, *chain])
+        self.runners: dict[str, Runner] = {
+            name: tails.get(name) or self._make_runner(name, need[name]) for name in wiring.order}
+
+    # ---- a node's batch function -------------------------------------------------------------------
+    def batch_fn(self, name: str) -> Callable[[str, list[Record], Any], list]:
+        """``(port, records, fail) -> outputs``: the node's registered fast path, else its
+        processor's ``process_batch``."""
+        step = self.steps[name]
+        for fp_name in ("stateless-batch", "tumbling-batch"):
+            fp = fastpaths.find(fp_name, step.node)
+            if fp is not None:
+                if fp_name == "tumbling-batch":
+                    return fp.build(step.processor, rows=name in self.rows_nodes)
+                return fp.build(step.processor)
+        return step.processor.process_batch
+
+    def fast_paths(self, name: str) -> list[str]:
+        """Names of the fast paths node ``name`` runs with in batches."""
+        node = self.steps[name].node
+        return [n for n in ("stateless-batch", "tumbling-batch") if fastpaths.find(n, node)]
+
+    # ---- runners -----------------------------------------------------------------------------------
+    def _make_runner(self, name: str, need_seq: bool) -> Runner:  # noqa: C901 - one closure per case
+        step = self.steps[name]
+        node_fail = self.fail
+
+        def fail(rec: Record, exc: Exception) -> None:
+            node_fail(name, rec, exc)
+
+        if name in self.wiring.writers:
+            write = self.wiring.sink_output(name)
+            new = tuple.__new__
+
+            def sink_runner(parts: list[Part]):
+                for part in parts:
+                    write([new(OutputRecord, (r.key, r.value, r.ts, r.window)) for r in part.recs])
+                return ()
+            return sink_runner
+
+        if step.kind is BRANCH:
+            route = step.call
+
+            def branch_runner(parts: list[Part]):
+                by_port: dict[str, tuple[list, list | None]] = {}
+                for port, recs, seqs in parts:
+                    for i, rec in enumerate(recs):
+                        try:
+                            r = route(rec)
+                        except Exception as e:
+                            fail(rec, e)
+                            continue
+                        if r is not None:
+                            got = by_port.get(r)
+                            if got is None:
+                                got = by_port[r] = ([], [] if seqs is not None else None)
+                            got[0].append(rec)
+                            if got[1] is not None:
+                                got[1].append(seqs[i])
+                return [(r, recs, seqs) for r, (recs, seqs) in by_port.items()]
+            return branch_runner
+
+        if isinstance(step.processor, SourceProcessor):  # forwards what it ingested
+            def source_runner(parts: list[Part]):
+                return parts
+            return source_runner
+
+        process_batch = self.batch_fn(name)
+        process_mixed = step.processor.process_mixed
+
+        def one_by_one(items):
+            """Outputs and their sequence numbers, record by record (``drive``)."""
+            outs: list[Record] = []
+            oseqs: list[int] = []
+            for s, o, _ in drive(step, items, lambda s, rec, e: fail(rec, e)):
+                outs.extend(o)
+                oseqs.extend([s] * len(o))
+            return [(None, outs, oseqs)]
+
+        def runner(parts: list[Part]):
+            if len(parts) == 1:
+                port, recs, seqs = parts[0]
+                if need_seq and seqs is not None:
+                    return one_by_one(zip(seqs, itertools.repeat(port), recs))
+                return [(None, process_batch(port, recs, fail), None)]
+            # Each part is in sequence order: a stable sort by sequence number merges them
+            # (at C speed: Timsort merges the runs).
+            seqs_all: list[int] = []
+            pairs: list[tuple[str, Record]] = []
+            for port, recs, seqs in parts:
+                seqs_all += seqs
+                pairs += zip(itertools.repeat(port, len(recs)), recs)
+            order = sorted(range(len(seqs_all)), key=seqs_all.__getitem__)
+            items = [pairs[i] for i in order]
+            if need_seq:
+                return one_by_one((seqs_all[i], port, r) for i, (port, r) in zip(order, items))
+            return [(None, process_mixed(items, fail), None)]
+        return runner
+
+    def _make_tail(self, name: str) -> tuple[Runner, list[str]] | None:
+        """A runner for ``name`` and the row-local operators after it down to a sink, fused
+        (the ``fused-tail`` fast path), and the names of the nodes it absorbs; or None."""
+        wiring = self.wiring
+        plan = wiring.plan
+        steps = self.steps
+
+        def eligible(n: str) -> bool:
+            node = plan.node(n)
+            if n in wiring.writers:
+                return True
+            if steps[n].kind is BRANCH or len(plan.in_edges(n)) != 1:
+                return False
+            if isinstance(node, TableFilter) or node.kind in IDENTITY_KINDS:
+                return True
+            stages = node.stages if isinstance(node, Fused) else (node,)
+            return (isinstance(steps[n].processor, StatelessProcessor)
+                    and all(isinstance(st, LINEAR) for st in stages))
+        if name in wiring.writers or not eligible(name) or \
+                isinstance(steps[name].processor, SourceProcessor):
+            return None
+        chain = [name]
+        cur = name
+        while cur not in wiring.writers:
+            edges = wiring.edges[cur]
+            if len(edges) != 1 or edges[0].out is not None or not eligible(edges[0].dst):
+                return None
+            cur = edges[0].dst
+            chain.append(cur)
+        if any(fastpaths.find("fused-tail", plan.node(n)) is None for n in chain):
+            return None
+        stages: list[tuple[str, Any]] = []
+        for n in chain:
+            node = plan.node(n)
+            stages += [(n, st) for st in (node.stages if isinstance(node, Fused) else (node,))]
+        fn = codegen.compile_tail(stages)
+        if fn is None:
+            return None
+        # An emit-final tumbling window feeding only this tail hands over rows, not records.
+        fn_rows = None
+        ups = list(plan.graph.predecessors(name))
+        if len(ups) == 1 and len(wiring.edges[ups[0]]) == 1:
+            up = plan.node(ups[0])
+            if up.kind == "Aggregate" and up.emit == "final" and \
+                    isinstance(up.window, TumblingWindow):
+                fn_rows = codegen.compile_tail(stages, rows=True)
+                self.rows_nodes.add(ups[0])
+        fail = self.fail
+        fails = {n: (lambda rec, e, n=n: fail(n, rec, e)) for n in chain}
+        write = wiring.sink_output(chain[-1])
+
+        def tail_runner(parts: list[Part]):
+            for part in parts:
+                recs = part.recs
+                write(fn_rows(recs, fails) if type(recs) is Rows else fn(recs, fails))
+            return ()
+        return tail_runner, chain[1:]
+
+    # ---- running -----------------------------------------------------------------------------------
+    def run(self, inbox: Inbox) -> None:
+        """Run every node, in topological order, over the parts its inputs produced."""
+        runners = self.runners
+        edges = self.wiring.edges
+        for name in self.wiring.order:
+            parts = inbox.pop(name, None)
+            if parts is None:
+                continue
+            for out_port, outs, seqs in runners[name](parts):
+                if outs:
+                    for dst, port, want in edges[name]:
+                        if want is None or want == out_port:
+                            part = Part(port, outs, seqs)
+                            got = inbox.get(dst)
+                            if got is None:
+                                inbox[dst] = [part]
+                            else:
+                                got.append(part)

@@ -1,0 +1,137 @@
+"""Columnar runs: an in-memory topic that is the only input left is ingested into columns,
+through the stateless stages after its source, straight into the operator that takes
+columns (the ``columnar-ingest`` fast path feeding a ``columns`` one), without a ``Record``
+per item."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, NamedTuple
+
+from streamdsl.ir.nodes import Fused
+from streamdsl.runtime.drive import BRANCH
+from streamdsl.runtime.processors import StatelessProcessor
+from streamdsl.runtime.records import InputEvent, Record
+from streamdsl.runtime.stateless import IDENTITY_KINDS
+
+from . import fastpaths
+from .batches import BatchGraph
+from .graph import Part
+
+__all__ = ["Segment", "Segments"]
+
+
+class Segment(NamedTuple):
+    """The columnar run of one topic."""
+
+    #: ``ingest(items, pos0, bad, fails) -> (keys, values, timestamps, positions)``
+    ingest: Callable
+    #: the operator that takes the columns, and its input port
+    op: str
+    port: str
+    #: ``{stage owner: fail(record, exception)}`` for the stateless stages on the way
+    fails: dict[str, Callable]
+    #: ``columns(keys, values, timestamps, positions, source, fail) -> outputs``
+    columns: Callable
+    #: the sink that is the operator's only output, when ``columns`` builds its records
+    sink: str | None
+    #: the nodes on the way, for ``explain``
+    chain: list[str]
+
+
+class Segments:
+    """The columnar runs of a plan's topics, built on first use."""
+
+    def __init__(self, batches: BatchGraph,
+                 bad: Callable[[str, str, InputEvent], None]):
+        self.batches = batches
+        self.wiring = batches.wiring
+        self.bad = bad
+        self._segments: dict[str, Segment | None] = {}
+
+    def segment(self, topic: str) -> Segment | None:
+        """``topic``'s columnar run: when its one source is followed by stateless stages only,
+        into an operator with a ``columns`` fast path; else None."""
+        if topic in self._segments:
+            return self._segments[topic]
+        self._segments[topic] = None
+        wiring = self.wiring
+        steps = self.batches.steps
+        plan = wiring.plan
+        (name,) = wiring.sources[topic]
+        source = plan.node(name)
+        chain: list[tuple[str, Any]] = []
+        through: list[str] = []
+        cur = name
+        while True:
+            edges = wiring.edges[cur]
+            if len(edges) != 1 or edges[0].out is not None:
+                return None
+            dst, port = edges[0].dst, edges[0].port
+            if dst in wiring.writers or steps[dst].kind is BRANCH:
+                return None
+            proc = steps[dst].processor
+            if not isinstance(proc, StatelessProcessor):
+                break
+            if len(plan.in_edges(dst)) != 1:
+                return None
+            node = proc.node
+            if node.kind not in IDENTITY_KINDS:
+                stages = node.stages if isinstance(node, Fused) else (node,)
+                chain += [(dst, st) for st in stages]
+                through.append(dst)
+            cur = dst
+        op_node = plan.node(dst)
+        sink = wiring.direct_sink(dst, False)
+        columns = None
+        if sink is not None:
+            fp = fastpaths.find("stream-table-join-to-sink", op_node, port)
+            if fp is not None:
+                columns = fp.build(proc)
+        if columns is None:
+            sink = None
+            fp = fastpaths.find("tumbling-columns", op_node, port)
+            if fp is None:
+                return None
+            columns = fp.build(proc, rows=dst in self.batches.rows_nodes)
+        ingest_fp = fastpaths.find("columnar-ingest", source)
+        ingest = ingest_fp.build(source, chain) if ingest_fp is not None else None
+        if ingest is None:
+            return None
+        fail = self.batches.fail
+        fails = {owner: (lambda rec, e, owner=owner: fail(owner, rec, e)) for owner, _ in chain}
+        seg = Segment(ingest, dst, port, fails, columns, sink, [name, *through, dst]
+                      + ([sink] if sink is not None else []))
+        self._segments[topic] = seg
+        return seg
+
+    def feed(self, topic: str, chunks: Iterator[tuple[list, int]],
+             tick: Callable[[], None] | None) -> None:
+        """Run ``topic``'s remaining chunks (``(items, position of the first)``) columnar."""
+        seg = self.segment(topic)
+        assert seg is not None
+        (name,) = self.wiring.sources[topic]
+        targets = self.wiring.edges[seg.op]
+        bad_of = self.bad
+        fail_of = self.batches.fail
+        op = seg.op
+
+        def bad(ev: InputEvent, reason: str) -> None:
+            bad_of(name, reason, ev)
+
+        def fail(rec: Record, exc: Exception) -> None:
+            fail_of(op, rec, exc)
+        write = self.wiring.sink_output(seg.sink) if seg.sink is not None else None
+        ingest, columns = seg.ingest, seg.columns
+        run = self.batches.run
+        for chunk, pos in chunks:
+            ks, vs, tss, ps = ingest(chunk, pos, bad, seg.fails)
+            outs = columns(ks, vs, tss, ps, topic, fail)
+            if write is not None:  # the operator built the sink's records itself
+                write(outs)
+            elif outs:
+                inbox: dict[str, list[Part]] = {}
+                for dst, dport, _ in targets:
+                    inbox.setdefault(dst, []).append(Part(dport, outs, None))
+                run(inbox)
+            if tick is not None:
+                tick()

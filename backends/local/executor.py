@@ -1,0 +1,331 @@
+"""The local backend's engine: a plan run in this process over the kernel's processors.
+
+Its results are those of processing one input record at a time, depth first through the graph
+(as a Kafka Streams task does). How it gets them fast is in the modules beside it:
+
+* ``push.py``: record at a time (``feed``; ``TestDriver`` sessions; end of input);
+* ``batches.py``: runs of up to ``BATCH`` input records moved operator by operator
+  (``feed_many``), fused tails included;
+* ``merge.py``: in-memory inputs merged in the input order run by run (``feed_items``);
+* ``columnar.py``: the last in-memory input left ingested into columns;
+* ``fastpaths.py`` / ``codegen.py``: the registered second implementations those use.
+
+``execution_notes`` says which of these a plan gets (``streamdsl explain``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from itertools import islice
+from operator import le
+from typing import Any, Callable, Iterable, Iterator
+
+from streamdsl.ir.plan import Plan
+from streamdsl.runtime.drive import NodeStep, node_step
+from streamdsl.runtime.failures import failure, input_failure
+from streamdsl.runtime.ingest import BadRecord, make_ingest, make_ingest_items
+from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.ordering import merge_inputs
+from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord, Record
+
+from . import fastpaths
+from .batches import BatchGraph, batchable
+from .columnar import Segments
+from .graph import Part, SinkWriter, Wiring
+from .merge import merge_runs
+from .push import compile_push
+
+__all__ = ["Executor"]
+
+
+class Executor:
+    """Run ``plan`` with record-at-a-time results.
+
+    Args:
+        plan: the (validated, usually optimized) plan.
+        on_error: ``"fail"`` raises ``RecordError`` at the first bad record; ``"dead-letter"``
+            collects it (``dead_letters``) and goes on.
+        sink_writers: optional ``{sink topic: callable(OutputRecord)}``; sinks without a writer
+            collect their records in ``outputs``.
+        dead_letter_writer: optional callable receiving each ``DeadLetter``.
+    """
+
+    #: Largest run of input records moved through the graph as one batch.
+    BATCH = 512
+
+    def __init__(self, plan: Plan, *, on_error: str | None = None,
+                 sink_writers: dict[str, SinkWriter] | None = None,
+                 dead_letter_writer: Callable[[DeadLetter], None] | None = None):
+        self.plan = plan
+        self.on_error = on_error or plan.on_error
+        self.metrics = Metrics()
+        self.wiring = Wiring.of(plan, self.metrics, sink_writers)
+        self.outputs: dict[str, list[OutputRecord]] = self.wiring.outputs
+        self.dead_letters: list[DeadLetter] = []
+        self._dl_writer = dead_letter_writer
+        self.steps: dict[str, NodeStep] = {n.name: node_step(n, self.metrics)
+                                           for n in plan.topological()}
+        self.processors = {name: step.processor for name, step in self.steps.items()}
+        self._ingest = {s.name: make_ingest(s) for s in plan.sources()}
+        self.ended = False
+        self._push, self._emit = compile_push(self.wiring, self.steps, self._fail)
+        self.batchable = batchable(plan)
+        self.batches = BatchGraph(self.wiring, self.steps, self._fail)
+        self.segments = Segments(self.batches, self._bad)
+
+    # ---- input ------------------------------------------------------------------------------------
+    def feed(self, ev: InputEvent) -> None:
+        """Process one input event through every source node reading its topic."""
+        names = self.wiring.sources.get(ev.topic)
+        if names is None:
+            self.wiring.check_topics([ev.topic])
+        self.metrics.records_in += 1
+        self.metrics.in_by_source[ev.topic] += 1
+        for name in names:
+            try:
+                rec = self._ingest[name](ev)
+            except BadRecord as e:
+                self._bad(name, str(e), ev)
+                continue
+            self._push[name]("in", rec)
+
+    def feed_many(self, events: Iterable[InputEvent]) -> None:
+        """Process events in order (in batches when that gives the same results)."""
+        if not self.batchable:
+            for ev in events:
+                self.feed(ev)
+            return
+        size = self.BATCH
+        if isinstance(events, list):
+            for i in range(0, len(events), size):
+                self._feed_batch(events[i:i + size])
+            return
+        it = iter(events)
+        while True:
+            batch = list(itertools.islice(it, size))
+            if not batch:
+                return
+            self._feed_batch(batch)
+
+    def _feed_batch(self, events: list[InputEvent]) -> None:
+        """Ingest a run of events (of one or several topics) and move it through the graph."""
+        topic = events[0].topic
+        sources = self.wiring.sources
+        inbox: dict[str, list[Part]] = {}
+        if events[-1].topic == topic and all(ev.topic == topic for ev in events):
+            names = sources.get(topic)
+            if names is None:
+                self.wiring.check_topics([topic])
+            n = len(events)
+            self.metrics.records_in += n
+            self.metrics.in_by_source[topic] += n
+            # One topic: no operator can receive records on two ports, no sequence numbers.
+            for name in names:
+                recs = self._ingest_many(name, events)
+                if recs:
+                    inbox[name] = [Part("in", recs, None)]
+        else:
+            per_source: dict[str, tuple[list[Record], list[int]]] = {}
+            in_by_source = self.metrics.in_by_source
+            for i, ev in enumerate(events):
+                names = sources.get(ev.topic)
+                if names is None:
+                    self.wiring.check_topics([ev.topic])
+                self.metrics.records_in += 1
+                in_by_source[ev.topic] += 1
+                for name in names:
+                    try:
+                        rec = self._ingest[name](ev)
+                    except BadRecord as e:
+                        self._bad(name, str(e), ev)
+                        continue
+                    got = per_source.get(name)
+                    if got is None:
+                        got = per_source[name] = ([], [])
+                    got[0].append(rec)
+                    got[1].append(i)
+            for name, (recs, seqs) in per_source.items():
+                inbox[name] = [Part("in", recs, seqs)]
+        self.batches.run(inbox)
+
+    def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
+        ingest = self._ingest[name]
+        try:
+            return [ingest(ev) for ev in events]
+        except BadRecord:
+            pass
+        recs: list[Record] = []
+        append = recs.append
+        for ev in events:
+            try:
+                append(ingest(ev))
+            except BadRecord as e:
+                self._bad(name, str(e), ev)
+        return recs
+
+    def can_feed_items(self, topics: Iterable[str]) -> bool:
+        """Whether ``feed_items`` can take these topics (batched plan, one source each)."""
+        return self.batchable and all(len(self.wiring.sources.get(t, ())) == 1 for t in topics)
+
+    def feed_items(self, inputs: dict[str, Iterable[Any]],
+                   tick: Callable[[], None] | None = None) -> None:
+        """Process in-memory inputs (``{topic: items}``, items as the memory connector takes
+        them) in the order ``merge_inputs`` defines, each item ingested once and no
+        ``InputEvent`` built: the fast path of ``run`` over lists and generators.
+
+        Each topic is ingested in runs of ``BATCH`` items, lazily (a generator of any length
+        is fine); several topics are merged by record timestamp, ties to the topic declared
+        first (``merge.py``), so every operator sees what ``feed_many(merge_inputs(...))``
+        gives it (an item that cannot be ingested is dead-lettered when its run is ingested).
+        Once a single topic is left, its runs go columnar when the plan allows
+        (``columnar.py``). ``tick`` is called after every batch.
+        """
+        self.wiring.check_topics(inputs)
+        topics = [t for t in self.plan.source_topics() if t in inputs]
+        chunks = {t: self._chunks(t, inputs[t]) for t in topics}
+        if len(topics) == 1:
+            self._feed_alone(topics[0], chunks[topics[0]], tick)
+            return
+        names = [self.wiring.sources[t][0] for t in topics]
+        ingest = [self._items_ingester(t) for t in topics]
+
+        def next_run(j: int):
+            for chunk, pos in chunks[topics[j]]:
+                recs = ingest[j](chunk, pos)
+                if recs:
+                    tss = [r.ts for r in recs]
+                    return recs, (tss if all(map(le, tss, islice(tss, 1, None))) else None)
+            return None
+
+        def flush(parts) -> None:
+            self.batches.run({names[j]: [Part("in", recs, seqs)]
+                              for j, (recs, seqs) in enumerate(parts) if recs})
+            if tick is not None:
+                tick()
+        left = merge_runs(len(topics), next_run, self.BATCH, flush)
+        if left is not None:  # one topic left: no more merging, no sequence numbers
+            j, rest = left
+            if rest:
+                self.batches.run({names[j]: [Part("in", rest, None)]})
+            self._feed_alone(topics[j], chunks[topics[j]], tick)
+
+    def _items_ingester(self, topic: str) -> Callable[[list, int], list[Record]]:
+        (name,) = self.wiring.sources[topic]
+        ingest = make_ingest_items(self.plan.node(name))
+        bad_of = self._bad
+
+        def bad(ev: InputEvent, reason: str) -> None:
+            bad_of(name, reason, ev)
+        return lambda chunk, pos: ingest(chunk, pos, bad)
+
+    def _feed_alone(self, topic: str, chunks: Iterator[tuple[list, int]],
+                    tick: Callable[[], None] | None) -> None:
+        """The rest of ``topic``'s runs, the only input left."""
+        if self.segments.segment(topic) is not None:
+            self.segments.feed(topic, chunks, tick)
+            return
+        (name,) = self.wiring.sources[topic]
+        ingest = self._items_ingester(topic)
+        for chunk, pos in chunks:
+            recs = ingest(chunk, pos)
+            if recs:
+                self.batches.run({name: [Part("in", recs, None)]})
+            if tick is not None:
+                tick()
+
+    def _chunks(self, topic: str, items: Iterable[Any]) -> Iterator[tuple[list, int]]:
+        """``(run of up to BATCH items, position of its first)``, counted as read."""
+        size = self.BATCH
+        metrics = self.metrics
+        if isinstance(items, list):
+            chunks: Iterator[list] = (items[i:i + size] for i in range(0, len(items), size))
+        else:
+            it = iter(items)
+            chunks = iter(lambda: list(itertools.islice(it, size)), [])
+        pos = 0
+        for chunk in chunks:
+            metrics.records_in += len(chunk)
+            metrics.in_by_source[topic] += len(chunk)
+            yield chunk, pos
+            pos += len(chunk)
+
+    def merged(self, inputs: dict[str, Iterable[InputEvent]]) -> Iterator[InputEvent]:
+        """The input order the semantics define (``runtime.ordering.merge_inputs``)."""
+        self.wiring.check_topics(inputs)
+        return merge_inputs(self.plan, inputs)
+
+    def end(self) -> None:
+        """End of input: stream time goes to infinity, every window closes, in topological order."""
+        if self.ended:
+            return
+        self.ended = True
+        for name in self.wiring.order:
+            try:
+                outs = self.processors[name].on_end()
+            except Exception as e:  # a user function failing while windows close
+                self._fail(name, None, e)
+                continue
+            emit = self._emit[name]
+            for rec in outs:
+                emit(rec, None)
+
+    # ---- failures: the kernel's rules (runtime/failures.py) -----------------------------------
+    def _fail(self, name: str, rec: Record | None, exc: Exception) -> None:
+        self._dead(failure(self.plan.node(name), rec, exc, self.on_error).raise_or_dead_letter())
+
+    def _bad(self, name: str, reason: str, ev: InputEvent) -> None:
+        self._dead(input_failure(name, reason, ev, self.on_error).raise_or_dead_letter())
+
+    def _dead(self, dl: DeadLetter) -> None:
+        self.metrics.dead_lettered += 1
+        if self._dl_writer is not None:
+            self._dl_writer(dl)
+        else:
+            self.dead_letters.append(dl)
+
+    # ---- introspection --------------------------------------------------------------------------------
+    def execution_notes(self) -> list[str]:
+        """How this executor runs the plan (``streamdsl explain`` prints these)."""
+        if not self.batchable:
+            return ["record at a time: an operator has two inputs fed by the same source topic"]
+        out = [f"batched: runs of up to {self.BATCH} input records, operator by operator"]
+        for topic, names in self.wiring.sources.items():
+            seg = self.segments.segment(topic) if len(names) == 1 else None
+            if seg is not None:
+                port_note = f" (port {seg.port})" if seg.port != "in" else ""
+                if seg.sink is not None:
+                    port_note += ", outputs built for the sink directly"
+                out.append(f"columnar ingest of in-memory input: {' -> '.join(seg.chain)}"
+                           f"{port_note}")
+        out += [f"fused into the sink: {' -> '.join(chain)}" for chain in self.batches.tails]
+        fps = self.fast_paths()
+        if fps:
+            out.append("fast paths (each tested equal to its kernel rule): "
+                       + ", ".join(fp.name for fp in fps))
+        return out
+
+    def fast_paths(self) -> list[fastpaths.FastPath]:
+        """The registered fast paths this executor uses for its plan (in-memory inputs)."""
+        used = {n for name in self.wiring.order for n in self.batches.fast_paths(name)}
+        if self.batches.tails:
+            used.add("fused-tail")
+        single = [t for t, names in self.wiring.sources.items() if len(names) == 1]
+        for topic in single:
+            seg = self.segments.segment(topic)
+            if seg is not None:
+                used.add("columnar-ingest")
+                used.add("stream-table-join-to-sink" if seg.sink else "tumbling-columns")
+        if len(single) > 1:
+            used.add("ordered-run-merge")
+        return [fp for fp in fastpaths.FAST_PATHS if fp.name in used]
+
+    def state_sizes(self) -> dict[str, int]:
+        """Number of state entries held per stateful operator."""
+        return {n: p.state_size() for n, p in self.processors.items() if p.node.stateful}
+
+    def snapshot(self) -> dict:
+        return {n: p.snapshot() for n, p in self.processors.items()}
+
+    def restore(self, snap: dict) -> None:
+        for n, s in snap.items():
+            self.processors[n].restore(s)

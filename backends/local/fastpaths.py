@@ -1,0 +1,354 @@
+"""The local backend's fast paths: second implementations of kernel rules, kept for speed,
+each registered by node kind with the kernel definition it must equal.
+
+The executor finds every fast path it uses here (``find``), so none runs unregistered, and
+tests/backends/local/test_fast_paths.py generates a property test for each entry of
+``FAST_PATHS`` (random batches and interleavings, raising user functions, snapshot/restore
+mid-stream) comparing it with its reference. ``streamdsl explain`` names the ones a plan uses.
+
+Entry points, by ``FastPath.entry``:
+
+* ``batch``: ``fn(port, records, fail) -> records``, equal to the processor's
+  ``process_batch``;
+* ``columns``: ``fn(keys, values, timestamps, positions, source, fail) -> records``, equal to
+  ``process_batch`` over the ``Record`` s those columns make (window None, origin
+  ``(source, position)``); ``rows`` variants return ``Rows`` instead of records;
+* ``columns-to-sink``: the same, returning the sink's ``OutputRecord`` s (the operator's only
+  output is a sink);
+* ``ingest-columns``, ``tail``, ``merge``: generated ingest, fused tails and the in-memory
+  merge (``codegen.py``, ``merge.py``), equal to the kernel's ingest, operators and input
+  order.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from itertools import repeat
+from operator import length_hint
+from typing import Any, Callable, Sequence
+
+from streamdsl.ir.nodes import Aggregate, Fused, Node, Source, StreamTableJoin
+from streamdsl.runtime.aggregate import TimeWindowAggregate
+from streamdsl.runtime.ingest import make_ingest_items
+from streamdsl.runtime.joins import StreamTableJoinProcessor
+from streamdsl.runtime.ordering import merge_inputs, sorted_keys
+from streamdsl.runtime.processors import Fail, Processor, StatelessProcessor
+from streamdsl.runtime.records import OutputRecord, Record
+from streamdsl.runtime.stateless import IDENTITY_KINDS
+from streamdsl.windows import TumblingWindow
+
+from . import codegen, merge
+
+__all__ = ["FastPath", "FAST_PATHS", "find", "Rows", "BATCH", "COLUMNS", "COLUMNS_TO_SINK",
+           "INGEST_COLUMNS", "TAIL", "MERGE"]
+
+BATCH = "batch"
+COLUMNS = "columns"
+COLUMNS_TO_SINK = "columns-to-sink"
+INGEST_COLUMNS = "ingest-columns"
+TAIL = "tail"
+MERGE = "merge"
+
+
+class Rows(list):
+    """A batch of records as plain ``(key, value, timestamp, window)`` tuples (origin None):
+    what an emit-final tumbling window hands a fused tail that reads rows (a count's result is
+    its state: no ``Record`` is built per window and key)."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FastPath:
+    """A second implementation of a kernel rule, kept for speed."""
+
+    name: str
+    #: the node kinds it serves
+    kinds: tuple[str, ...]
+    entry: str
+    #: the kernel definition it must equal
+    reference: Callable[..., Any]
+    #: ``applies(node, port)``: whether it serves ``node`` fed on input ``port``
+    applies: Callable[[Node, str], bool]
+    #: ``build(processor_or_node, **options)``: the fast function (see the module docs)
+    build: Callable[..., Callable]
+    doc: str
+
+    def describe(self) -> str:
+        ref = self.reference
+        return f"{self.name} (equals {ref.__module__}.{ref.__qualname__})"
+
+
+# ---- stateless chains ----------------------------------------------------------------------------
+
+_LINEAR_KINDS = ("Filter", "Map", "KeyBy", "MapKV", "Peek", "FlatMap", "FlatMapKV", "Fused",
+                 *IDENTITY_KINDS)
+
+
+def _stateless_batch(proc: StatelessProcessor) -> Callable:
+    fn = codegen.compile_batch(proc.node)
+    assert fn is not None
+    return lambda port, recs, fail: fn(recs, fail)
+
+
+# ---- tumbling windows ------------------------------------------------------------------------------
+
+def _tumbling_applies(node: Node, port: str) -> bool:
+    return isinstance(node, Aggregate) and isinstance(node.window, TumblingWindow)
+
+
+def _tumbling_batch(proc: TimeWindowAggregate, rows: bool = False) -> Callable:
+    def batch(port: str, recs: list[Record], fail: Fail) -> list:
+        return _tumbling(proc, [r.key for r in recs], [r.value for r in recs],
+                         [r.ts for r in recs], recs.__getitem__, lambda j: recs[j].origin,
+                         fail, rows)
+    return batch
+
+
+def _tumbling_columns(proc: TimeWindowAggregate, rows: bool = False) -> Callable:
+    def columns(keys: list, values: list, timestamps: list, positions: Sequence[int],
+                source: str, fail: Fail) -> list:
+        def record(j: int) -> Record:
+            return Record(keys[j], values[j], timestamps[j], None, (source, positions[j]))
+        return _tumbling(proc, keys, values, timestamps, record,
+                         lambda j: (source, positions[j]), fail, rows)
+    return columns
+
+
+def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: list, record: Callable,
+              origin: Callable, fail: Fail, rows: bool) -> list:
+    """The batch loop of a tumbling window; ``record(j)`` / ``origin(j)`` give input
+    ``j``'s record (for a failure) and origin (for an emitted update). With ``rows`` an
+    emit-final window returns ``Rows`` (it emits nothing else)."""
+    meta = proc.meta_data
+    windows = proc.windows
+    starts = meta["starts"]
+    size, grace, final = proc.size, proc.grace, proc.final
+    ops = proc.ops
+    add, init, result = ops.add, ops.init, ops.result
+    count = ops.spec.kind == "count"
+    ctx = proc.ctx
+    out: list = Rows() if rows and final else []
+    append = out.append
+    st = meta["stream_time"]
+    close = st - grace
+    first_close = starts[0] + size if starts else 1 << 62
+    if count and final and None not in keys and None not in values:
+        # No user code runs, no update is emitted, no record is skipped; consecutive
+        # records mostly fall in the same window (kept at hand). The one thing that can
+        # fail is an unhashable key: the failing record is reported and the loop resumes
+        # after it (its index is where the keys' iterator stands).
+        last_start = None
+        bucket = None
+        key_it = iter(keys)
+        it = zip(key_it, timestamps)
+        while True:
+            try:
+                for k, ts in it:
+                    if ts > st:
+                        st = ts
+                        close = st - grace
+                    start = ts - ts % size
+                    if start + size <= close:
+                        ctx.late()
+                    else:
+                        if start != last_start:
+                            bucket = windows.get(start)
+                            if bucket is None:
+                                bucket = windows[start] = {}
+                                bisect.insort(starts, start)
+                                first_close = starts[0] + size
+                            last_start = start
+                        cur = bucket.get(k)
+                        if cur is None:
+                            bucket[k] = (1, ts)
+                        else:
+                            bucket[k] = (cur[0] + 1, cur[1] if cur[1] > ts else ts)
+                    if first_close <= close:
+                        _expire(proc, close, out)
+                        first_close = starts[0] + size if starts else 1 << 62
+                        last_start = None
+                break
+            except TypeError as e:
+                meta["stream_time"] = st
+                fail(record(len(keys) - length_hint(key_it) - 1), e)
+        meta["stream_time"] = st
+        return out
+    j = -1
+    for k, v, ts in zip(keys, values, timestamps):
+        j += 1
+        if k is None or v is None:
+            ctx.skipped()
+            continue
+        if ts > st:
+            st = meta["stream_time"] = ts
+            close = st - grace
+        start = ts - ts % size
+        mark = len(out)
+        try:
+            if start + size <= close:
+                ctx.late()
+            else:
+                bucket = windows.get(start)
+                if bucket is None:
+                    bucket = windows[start] = {}
+                    bisect.insort(starts, start)
+                    first_close = starts[0] + size
+                cur = bucket.get(k)
+                if count:
+                    if cur is None:
+                        agg = 1
+                        mts = ts
+                    else:
+                        agg = cur[0] + 1
+                        mts = cur[1]
+                        if ts > mts:
+                            mts = ts
+                elif cur is None:
+                    agg, mts = add(init(), v), ts
+                else:
+                    agg, mts = add(cur[0], v), (cur[1] if cur[1] > ts else ts)
+                bucket[k] = (agg, mts)
+                if not final:
+                    append(Record(k, result(agg), mts, (start, start + size), origin(j)))
+            if first_close <= close:
+                _expire(proc, close, out)
+                first_close = starts[0] + size if starts else 1 << 62
+        except Exception as e:
+            del out[mark:]
+            fail(record(j), e)
+    return out
+
+
+def _expire(proc: TimeWindowAggregate, close: int, out: list) -> None:
+    """``TimeWindowAggregate._expire`` (the windows ``closing`` gives, keys sorted), building
+    rows when ``out`` is ``Rows``."""
+    closed = proc.closing(close)
+    if not proc.final:
+        return
+    result = proc.ops.result
+    size = proc.size
+    rows = type(out) is Rows
+    count = proc.ops.spec.kind == "count"
+    for start, bucket in closed:
+        if not bucket:
+            continue
+        window = (start, start + size)
+        keys = sorted_keys(bucket)
+        entries = map(bucket.__getitem__, keys)
+        if rows and count:  # a count's result is its state
+            out.extend([(k, agg, mts, window) for k, (agg, mts) in zip(keys, entries)])
+        elif rows:
+            out.extend([(k, result(agg), mts, window) for k, (agg, mts) in zip(keys, entries)])
+        else:
+            out.extend([Record(k, result(agg), mts, window) for k, (agg, mts)
+                        in zip(keys, entries)])
+
+
+# ---- stream-table joins ---------------------------------------------------------------------------
+
+def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
+                       timestamps: list, positions: Sequence[int], source: str,
+                       fail: Fail) -> list[OutputRecord]:
+    """The stream side over columns when a sink is the join's only output: the outputs are
+    built as plain tuples and made the sink's ``OutputRecord``s by one C-level map (cheaper
+    than a ``tuple.__new__`` call per record from the loop); a failing record's position is
+    found from where the keys' iterator stands."""
+    get = proc.table.data.get
+    joiner = proc.joiner
+    left_join = proc.left_join
+    ctx = proc.ctx
+    new = tuple.__new__
+    out: list = []
+    append = out.append
+    # An inner join looks the rows up by one C-level map (a null key finds no row); an
+    # unhashable key makes map() raise before any joiner call, and the general loop
+    # reports it. A record with a null key or value is counted as skipped, a record
+    # without a row gives nothing.
+    rows = None
+    if not left_join:
+        try:
+            rows = list(map(get, keys))
+        except TypeError:
+            pass
+    if rows is not None:
+        skipped = 0
+        key_it = iter(keys)
+        for k, v, ts, row in zip(key_it, values, timestamps, rows):
+            if row is not None:
+                if v is None:
+                    skipped += 1
+                    continue
+                try:
+                    append((k, joiner(v, row), ts, None))
+                except Exception as e:
+                    p = positions[len(keys) - length_hint(key_it) - 1]
+                    fail(Record(k, v, ts, None, (source, p)), e)
+            elif k is None or v is None:
+                skipped += 1
+        if skipped:
+            ctx.skipped(skipped)
+    else:
+        for k, v, ts, p in zip(keys, values, timestamps, positions):
+            if k is None or v is None:
+                ctx.skipped()
+                continue
+            try:
+                row = get(k)
+                if row is not None or left_join:
+                    append((k, joiner(v, row), ts, None))
+            except Exception as e:
+                fail(Record(k, v, ts, None, (source, p)), e)
+    return list(map(new, repeat(OutputRecord), out))
+
+
+# ---- the catalogue ---------------------------------------------------------------------------------
+
+def _is(kinds: tuple[str, ...]) -> Callable[[Node, str], bool]:
+    return lambda node, port: node.kind in kinds
+
+
+FAST_PATHS: tuple[FastPath, ...] = (
+    FastPath("stateless-batch", _LINEAR_KINDS, BATCH, StatelessProcessor.process_batch,
+             lambda node, port: codegen.compile_batch(node) is not None,
+             _stateless_batch,
+             "a chain of filter/map/key_by/map_kv/peek (a flat-map last) as one generated loop, "
+             "simple expressions inlined"),
+    FastPath("tumbling-batch", ("Aggregate",), BATCH, TimeWindowAggregate.process_batch,
+             _tumbling_applies, _tumbling_batch,
+             "a tumbling window's loop with the window computed in place, a count added "
+             "without a call, and a call-free loop for emit-final counts"),
+    FastPath("tumbling-columns", ("Aggregate",), COLUMNS, TimeWindowAggregate.process_batch,
+             _tumbling_applies, _tumbling_columns,
+             "the tumbling loop over the columns of the columnar ingest"),
+    FastPath("stream-table-join-to-sink", ("StreamTableJoin",), COLUMNS_TO_SINK,
+             StreamTableJoinProcessor.process_batch,
+             lambda node, port: isinstance(node, StreamTableJoin) and port == "left",
+             lambda proc: lambda keys, values, timestamps, positions, source, fail:
+             _stream_table_sink(proc, keys, values, timestamps, positions, source, fail),
+             "stream records looked up by one map() and made the sink's OutputRecords by one "
+             "map()"),
+    FastPath("columnar-ingest", ("Source",), INGEST_COLUMNS, make_ingest_items,
+             lambda node, port: isinstance(node, Source),
+             codegen.compile_columns,
+             "in-memory items ingested into columns, the stateless stages after the source "
+             "applied to the columns"),
+    FastPath("fused-tail", ("TableFilter", *_LINEAR_KINDS), TAIL, Processor.process_batch,
+             lambda node, port: True, codegen.compile_tail,
+             "row-local operators down to a sink as one loop building the sink's OutputRecords"),
+    FastPath("ordered-run-merge", ("Source",), MERGE, merge_inputs,
+             lambda node, port: isinstance(node, Source), merge.merge_runs,
+             "in-memory inputs merged in runs: when every topic's run is in timestamp order, "
+             "up to the end of the run that ends first in one stable sort"),
+)
+
+_BY_NAME = {fp.name: fp for fp in FAST_PATHS}
+
+
+def find(name: str, node: Node, port: str = "in") -> FastPath | None:
+    """The registered fast path ``name`` if it serves ``node`` on ``port``, else None."""
+    fp = _BY_NAME[name]
+    if node.kind not in fp.kinds or not fp.applies(node, port):
+        return None
+    return fp
