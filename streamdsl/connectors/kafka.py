@@ -35,6 +35,7 @@ import orjson
 from ..errors import ConnectorError
 from ..runtime.ordering import merge_by_timestamp
 from ..runtime.records import DeadLetter, InputEvent, OutputRecord
+from .uri import parse_uri
 
 __all__ = [
     "FORMATS", "KafkaSpec", "kafka_spec", "is_kafka", "read_kafka", "read_kafka_partition",
@@ -95,7 +96,6 @@ def kafka_spec(spec: dict | str) -> KafkaSpec:
     >>> kafka_spec("kafka://127.0.0.1:9092/payments?group=g&session.timeout.ms=3000").config
     {'session.timeout.ms': '3000'}
     """
-    from .base import parse_uri
     d = parse_uri(spec)
     where = f"kafka connector {d.get('topic') or spec!r}"
     if not d.get("bootstrap_servers"):
