@@ -20,7 +20,6 @@ from .backend import Backend, get_backend
 from .dsl.topology import Topology
 from .errors import StreamDSLError
 from .ir.plan import Plan
-from .runtime.ordering import merge_inputs
 from .runtime.metrics import Metrics
 from .runtime.records import DeadLetter, InputEvent, OutputRecord
 
@@ -37,11 +36,13 @@ class TestDriver:
         on_error: override the topology's ``on_error``.
         **options: backend options (e.g. ``workers=2`` on bytewax).
 
-    Each source keeps the order its records were sent in. Records sent to several sources
-    are taken in timestamp-synchronized order (DESIGN.md, "Determinism"): when outputs are
-    read, the records sent since the last read are merged, next the head with the smallest
-    timestamp, as a Kafka Streams task takes its input partitions. ``output(name)`` closes the
-    input (end of stream: every window closes) and returns everything the sink received;
+    Each ``send`` is processed at once, in send order across sources, as Kafka Streams'
+    ``TopologyTestDriver.pipeInput`` does (DESIGN.md, "Determinism"): a test ported from Kafka
+    Streams that pipes a table update between two stream records, or feeds a join out of
+    timestamp order across topics, gets the same records. (Runs over files, in-memory inputs
+    and Kafka take their sources in timestamp-synchronized order instead:
+    ``streamdsl.runtime.ordering.merge_inputs``.) ``output(name)`` closes the input (end of
+    stream: every window closes) and returns everything the sink received;
     ``output(name, flush=False)`` returns what was emitted so far and keeps the input open.
     """
 
@@ -57,7 +58,6 @@ class TestDriver:
         self.backend = get_backend(backend)
         self._session = self.backend.session(plan, on_error=on_error, **options)
         self._positions: dict[str, int] = {}
-        self._pending: dict[str, list[InputEvent]] = {}
         self._closed = False
 
     def send(self, source: str, value: Any = None, *, key: Any = None, timestamp: Any = None) -> None:
@@ -69,14 +69,7 @@ class TestDriver:
             raise StreamDSLError(f"unknown source {source!r}; sources: {', '.join(self.plan.source_topics())}")
         pos = self._positions.get(source, 0)
         self._positions[source] = pos + 1
-        self._pending.setdefault(source, []).append(InputEvent(source, key, value, timestamp, pos))
-
-    def _drain(self) -> None:
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, {}
-        for ev in merge_inputs(self.plan, pending):
-            self._session.send(ev)
+        self._session.send(InputEvent(source, key, value, timestamp, pos))
 
     def send_many(self, source: str, records: Iterable[Any]) -> None:
         """Send ``(key, value, timestamp)`` tuples (or dicts with those fields)."""
@@ -91,19 +84,16 @@ class TestDriver:
         """Records the sink ``sink`` has received (see class docs for ``flush``)."""
         if sink not in self.plan.sink_topics():
             raise StreamDSLError(f"unknown sink {sink!r}; sinks: {', '.join(self.plan.sink_topics())}")
-        self._drain()
         if flush:
             self._closed = True
         return self._session.output(sink, flush or self._closed)
 
     def dead_letters(self) -> list[DeadLetter]:
         """Records sent to the dead-letter output so far."""
-        self._drain()
         return self._session.dead_letters()
 
     def metrics(self) -> Metrics:
         """Counters: records in/out, late, dead-lettered, skipped."""
-        self._drain()
         return self._session.metrics()
 
     def close(self) -> None:

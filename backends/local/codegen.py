@@ -153,7 +153,9 @@ def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
         inner = expr_source(e.args[0], env, counter)
         if inner is None:
             return None
-        return f"({inner} is {'' if e.name == 'is_null' else 'not '}None)"
+        counter[0] += 1  # through a name: ``1 is None`` is a SyntaxWarning
+        op = "is" if e.name == "is_null" else "is not"
+        return f"((_i{counter[0]} := {inner}) {op} None)"
     if isinstance(e, BinOp) and e.op in _INLINE_CMP:
         left = expr_source(e.left, env, counter)
         right = expr_source(e.right, env, counter)

@@ -168,7 +168,8 @@ class Executor:
         return self.batchable and all(len(self.wiring.sources.get(t, ())) == 1 for t in topics)
 
     def feed_items(self, inputs: dict[str, Iterable[Any]],
-                   tick: Callable[[], None] | None = None) -> None:
+                   tick: Callable[[], None] | None = None,
+                   first_positions: dict[str, int] | None = None) -> None:
         """Process in-memory inputs (``{topic: items}``, items as the memory connector takes
         them) in the order ``merge_inputs`` defines, each item ingested once and no
         ``InputEvent`` built: the fast path of ``run`` over lists and generators.
@@ -178,11 +179,13 @@ class Executor:
         first (``merge.py``), so every operator sees what ``feed_many(merge_inputs(...))``
         gives it (an item that cannot be ingested is dead-lettered when its run is ingested).
         Once a single topic is left, its runs go columnar when the plan allows
-        (``columnar.py``). ``tick`` is called after every batch.
+        (``columnar.py``). ``tick`` is called after every batch. Each topic's first item has
+        position ``first_positions[topic]`` (default 0).
         """
         self.wiring.check_topics(inputs)
         topics = [t for t in self.plan.source_topics() if t in inputs]
-        chunks = {t: self._chunks(t, inputs[t]) for t in topics}
+        first = first_positions or {}
+        chunks = {t: self._chunks(t, inputs[t], first.get(t, 0)) for t in topics}
         if len(topics) == 1:
             self._feed_alone(topics[0], chunks[topics[0]], tick)
             return
@@ -233,7 +236,7 @@ class Executor:
             if tick is not None:
                 tick()
 
-    def _chunks(self, topic: str, items: Iterable[Any]) -> Iterator[tuple[list, int]]:
+    def _chunks(self, topic: str, items: Iterable[Any], pos: int = 0) -> Iterator[tuple[list, int]]:
         """``(run of up to BATCH items, position of its first)``, counted as read."""
         size = self.BATCH
         metrics = self.metrics
@@ -242,7 +245,6 @@ class Executor:
         else:
             it = iter(items)
             chunks = iter(lambda: list(itertools.islice(it, size)), [])
-        pos = 0
         for chunk in chunks:
             metrics.records_in += len(chunk)
             metrics.in_by_source[topic] += len(chunk)

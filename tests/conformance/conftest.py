@@ -7,8 +7,12 @@ out by hand from those rules, never copied from an implementation.
 * ``backend``: parametrised over ``BACKENDS`` (override with the environment variable
   ``STREAMDSL_BACKENDS=local,bytewax``).
 * ``run(topo, backend, inputs, sink, flush=True)``: sends ``inputs`` (a list of
-  ``(source, key, value, ts)``) in order through ``streamdsl.testing.TestDriver`` and
-  returns the sink's records as ``(key, value, timestamp, window)`` tuples.
+  ``(source, key, value, ts)``) in order through ``streamdsl.testing.TestDriver`` (each send
+  processed at once, in send order) and returns the sink's records as
+  ``(key, value, timestamp, window)`` tuples.
+* ``run_inputs(topo, backend, inputs, sink)``: the same inputs as in-memory sources of
+  ``Backend.run`` (what ``streamdsl run`` does): each source keeps its records' order, and the
+  sources are taken in timestamp-synchronized order.
 * ``assert_changes``: per-key sequence comparison (emit="changes", joins, tables).
 * ``assert_final``: multiset comparison (emit="final").
 * ``assert_exact``: exact sequence, only where the semantics fix the global order.
@@ -23,8 +27,8 @@ from typing import Any, Iterable
 
 import pytest
 
-#: Backends every conformance test runs on.  Later sessions append "bytewax", "beam".
-BACKENDS = ["local", "bytewax", "bytewax-2w", "bytewax-2p", "beam", "beam-mp"]
+#: Backends every conformance test runs on.
+BACKENDS = ["local", "local-batched", "bytewax", "bytewax-2w", "bytewax-2p", "beam", "beam-mp"]
 
 
 def selected_backends() -> list[str]:
@@ -37,6 +41,9 @@ def selected_backends() -> list[str]:
 #: Extra parametrisations: id -> (backend name, options).  For these ids the fixture gives
 #: a backend instance built with the options (TestDriver accepts a name or an instance).
 VARIANTS = {
+    # TestDriver sessions replayed through LocalBackend.run's batched path (feed_items:
+    # batches, columnar ingest, fused tails), the path `streamdsl run` takes
+    "local-batched": ("local", {"batched": True}),
     "bytewax-2w": ("bytewax", {"workers": 2}),      # 2 worker threads in one process
     "bytewax-2p": ("bytewax", {"processes": 2}),    # 2 processes (STREAMDSL_BACKENDS=bytewax-2p)
     # Beam's DirectRunner with 2 worker processes (pickled DoFns, no shared memory)
@@ -135,6 +142,21 @@ def run(topo, backend: str, inputs, sink: str, flush: bool = True) -> list[Rec]:
     with TestDriver(topo, backend=backend) as driver:
         send_all(driver, inputs)
         return as_tuples(driver.output(sink, flush=flush))
+
+
+def run_inputs(topo, backend, inputs, sink: str) -> list[Rec]:
+    """Run ``inputs`` (``(source, key, value, ts)``) as in-memory sources of ``Backend.run``:
+    each source's records in the order listed, the sources merged by timestamp."""
+    from streamdsl.backend import get_backend
+    from streamdsl.optimize import optimize
+
+    per_topic: dict[str, list] = {}
+    for source, key, value, ts in inputs:
+        per_topic.setdefault(source, []).append((key, value, ts))
+    be = get_backend(backend)
+    result = be.run(optimize(topo.plan()),
+                    {t: {"type": "memory", "records": recs} for t, recs in per_topic.items()}, {})
+    return as_tuples(result.outputs[sink])
 
 
 @dataclass

@@ -20,7 +20,7 @@ first), so the processing order is the send order on every backend.
 import streamdsl as sd
 from streamdsl.testing import TestDriver
 
-from conftest import assert_changes, assert_exact, out, run, send_all
+from conftest import assert_changes, assert_exact, out, run, run_full, run_inputs, send_all
 
 
 def pair(left, right):
@@ -40,6 +40,20 @@ def _ss(kind, within=sd.seconds(5), grace=0, joiner=pair):
 
 
 # ----------------------------------------------------------------- stream-stream inner
+
+def test_ss_join_test_driver_fed_out_of_timestamp_order_across_topics(backend):
+    """TestDriver takes sends in send order across topics: left w@1.2s, left x@5s, then
+    right y@1s. y arrives when stream time is 5s: 1s + within 1s + grace 0 < 5s, so it is
+    late and dropped (counted), and nothing joins. A run over the same in-memory sources
+    merges by timestamp: y@1s first, then w@1.2s joins it (|0.2s| <= 1s) at max(ts) = 1.2s;
+    x@5s finds no partner within 1s."""
+    topo = _ss("inner", within=sd.seconds(1), grace=0)
+    inputs = [("left", "k", "w", 1_200), ("left", "k", "x", 5_000), ("right", "k", "y", 1_000)]
+    result = run_full(topo, backend, inputs, "out")
+    assert result.outputs["out"] == []
+    assert result.metrics.late == 1
+    assert_exact(run_inputs(topo, backend, inputs, "out"), [("k", ("w", "y"), 1_200, None)])
+
 
 def test_ss_inner_join_matches_within_window(backend):
     """Inner stream-stream join: records of the same key within 5s match; ts = max(l, r)."""
@@ -270,11 +284,27 @@ def test_st_result_timestamp_is_stream_record_timestamp(backend):
 
 
 def test_st_join_uses_timestamp_synchronized_order(backend):
-    """Stream and table are read in timestamp-synchronized order, not send order: the table
-    row @1s is applied before the stream record @5s even though it was sent after it."""
+    """In a run over in-memory sources, stream and table are read in timestamp-synchronized
+    order, not the order they are listed in: the table row @1s is applied before the stream
+    record @5s even though it is listed after it."""
     inputs = [("s", "k", "s1", 5_000), ("t", "k", "t1", 1_000)]
-    assert_changes(run(_st("inner"), backend, inputs, "out"), [
+    assert_changes(run_inputs(_st("inner"), backend, inputs, "out"), [
         ("k", ("s1", "t1"), 5_000, None),
+    ])
+
+
+def test_st_join_test_driver_table_update_between_stream_records(backend):
+    """TestDriver processes each send at once, as TopologyTestDriver pipes it: a table update
+    sent between two stream records is seen by the second only, whatever its timestamp
+    (s1@5s finds no row; t1@1s is applied; s2@6s joins it). A run over the same in-memory
+    sources takes t1 first (smallest timestamp): both stream records join."""
+    inputs = [("s", "k", "s1", 5_000), ("t", "k", "t1", 1_000), ("s", "k", "s2", 6_000)]
+    assert_exact(run(_st("inner"), backend, inputs, "out"), [
+        ("k", ("s2", "t1"), 6_000, None),
+    ])
+    assert_exact(run_inputs(_st("inner"), backend, inputs, "out"), [
+        ("k", ("s1", "t1"), 5_000, None),
+        ("k", ("s2", "t1"), 6_000, None),
     ])
 
 

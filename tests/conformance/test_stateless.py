@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import streamdsl as sd
 
-from conftest import assert_exact, run, run_full
+from conftest import assert_exact, run, run_full, run_inputs
 
 
 def _topo():
@@ -219,15 +219,16 @@ def test_branch_otherwise_keeps_unmatched(backend):
 
 
 def test_merge_takes_records_in_timestamp_synchronized_order(backend):
-    """merge: records are taken in timestamp-synchronized order (smallest input head first),
-    each input keeping its own order; here a1@1s, b1@2s, a2@3s, b2@4s, whatever the send order."""
+    """merge, in a run over in-memory sources: records are taken in timestamp-synchronized
+    order (smallest input head first), each input keeping its own order; here a1@1s, b1@2s,
+    a2@3s, b2@4s, whatever order the sources are listed in."""
     topo = sd.Topology("merge")
     a = topo.stream("a")
     b = topo.stream("b")
     a.merge(b).to("out")
     inputs = [("a", "a1", 1, 1_000), ("a", "a2", 3, 3_000),
               ("b", "b1", 2, 2_000), ("b", "b2", 4, 4_000)]
-    assert_exact(run(topo, backend, inputs, "out"), [
+    assert_exact(run_inputs(topo, backend, inputs, "out"), [
         ("a1", 1, 1_000, None),
         ("b1", 2, 2_000, None),
         ("a2", 3, 3_000, None),
@@ -236,20 +237,57 @@ def test_merge_takes_records_in_timestamp_synchronized_order(backend):
 
 
 def test_merge_keeps_each_input_order(backend):
-    """merge: an input's own order is kept even when its timestamps go backwards
-    (heads: a@5s vs b@2s -> b first; then a@5s, a@1s (a's order), b@6s)."""
+    """merge, in a run over in-memory sources: an input's own order is kept even when its
+    timestamps go backwards (heads: a@5s vs b@2s -> b first; then a@5s, a@1s (a's order),
+    b@6s)."""
     topo = sd.Topology("merge2")
     a = topo.stream("a")
     b = topo.stream("b")
     a.merge(b).to("out")
     inputs = [("a", "a1", 1, 5_000), ("a", "a2", 2, 1_000),
               ("b", "b1", 3, 2_000), ("b", "b2", 4, 6_000)]
-    assert_exact(run(topo, backend, inputs, "out"), [
+    assert_exact(run_inputs(topo, backend, inputs, "out"), [
         ("b1", 3, 2_000, None),
         ("a1", 1, 5_000, None),
         ("a2", 2, 1_000, None),
         ("b2", 4, 6_000, None),
     ])
+
+
+def test_test_driver_takes_sends_in_send_order(backend):
+    """TestDriver processes each send at once, in send order across sources (as Kafka
+    Streams' TopologyTestDriver does): merged, a2@3s (sent to a before b's records) comes out
+    before b1@2s."""
+    topo = sd.Topology("merge3")
+    topo.stream("a").merge(topo.stream("b")).to("out")
+    inputs = [("a", "a1", 1, 1_000), ("a", "a2", 3, 3_000),
+              ("b", "b1", 2, 2_000), ("b", "b2", 4, 4_000)]
+    assert_exact(run(topo, backend, inputs, "out"), [
+        ("a1", 1, 1_000, None),
+        ("a2", 3, 3_000, None),
+        ("b1", 2, 2_000, None),
+        ("b2", 4, 4_000, None),
+    ])
+
+
+def test_non_finite_float_literals_in_expressions(backend):
+    """A filter comparing with inf keeps every finite value; one testing equality with nan
+    keeps nothing (nan equals nothing, itself included), its negation keeps everything; and
+    -inf as a mapped value passes through (the inlined code must write these as values, not
+    as the names inf and nan)."""
+    topo = sd.Topology("inf")
+    s = topo.stream("in")
+    s.filter(sd.col("x") < float("inf")).to("lt_inf")
+    s.filter(sd.col("x") == float("nan")).to("eq_nan")
+    s.filter(sd.col("x") != float("nan")).map(sd.col("x") * float("-inf")).to("times_minus_inf")
+    inputs = [("in", "a", {"x": 1}, 1_000), ("in", "b", {"x": -2.5}, 2_000)]
+    result = run_full(topo, backend, inputs, ["lt_inf", "eq_nan", "times_minus_inf"])
+    assert result.dead_letters == []
+    assert_exact(result.outputs["lt_inf"], [("a", {"x": 1}, 1_000, None),
+                                           ("b", {"x": -2.5}, 2_000, None)])
+    assert result.outputs["eq_nan"] == []
+    assert_exact(result.outputs["times_minus_inf"], [("a", float("-inf"), 1_000, None),
+                                                     ("b", float("inf"), 2_000, None)])
 
 
 def test_source_key_and_timestamp_fields(backend):
