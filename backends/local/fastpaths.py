@@ -190,12 +190,10 @@ def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: l
             if start + size <= close:
                 ctx.late()
             else:
+                # as the kernel's loop: the aggregate first, then the state (a raising
+                # aggregator creates no window)
                 bucket = windows.get(start)
-                if bucket is None:
-                    bucket = windows[start] = {}
-                    bisect.insort(starts, start)
-                    first_close = starts[0] + size
-                cur = bucket.get(k)
+                cur = bucket.get(k) if bucket is not None else None
                 if count:
                     if cur is None:
                         agg = 1
@@ -209,6 +207,10 @@ def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: l
                     agg, mts = add(init(), v), ts
                 else:
                     agg, mts = add(cur[0], v), (cur[1] if cur[1] > ts else ts)
+                if bucket is None:
+                    bucket = windows[start] = {}
+                    bisect.insort(starts, start)
+                    first_close = starts[0] + size
                 bucket[k] = (agg, mts)
                 if not final:
                     append(Record(k, result(agg), mts, (start, start + size), origin(j)))

@@ -1,4 +1,5 @@
-"""Batched execution (``Executor.feed_many``) gives exactly what record-at-a-time gives."""
+"""The local executor's batched entry points (``feed_many``, ``feed_items``: batches, the ordered-run
+merge, columnar runs, fused tails) give exactly what record-at-a-time processing gives."""
 
 from __future__ import annotations
 

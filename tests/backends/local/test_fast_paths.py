@@ -1,0 +1,450 @@
+"""Every fast path the local backend registers (``backends/local/fastpaths.py``) equals the
+kernel rule it names, tested the same way for each: random batches (cut anywhere), random
+interleavings of inputs, user functions that raise on some records, and, for stateful
+operators, a snapshot/restore in the middle of the input. A fast path registered without a
+case here fails ``test_every_registered_fast_path_has_a_property_test``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import streamdsl as sd
+from streamdsl.backends.local import codegen, fastpaths, merge
+from streamdsl.backends.local.fastpaths import FAST_PATHS, Rows
+from streamdsl.ir.nodes import Fused
+from streamdsl.optimize import optimize
+from streamdsl.runtime.build import make_processor
+from streamdsl.runtime.ingest import make_ingest_items
+from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.ordering import merge_by_timestamp
+from streamdsl.runtime.records import Record
+from streamdsl.runtime.stateless import StageError
+
+
+class Boom(Exception):
+    pass
+
+
+def boom_on_7(x: Any) -> Any:
+    if x == 7 or (isinstance(x, dict) and x.get("v") == 7):
+        raise Boom(repr(x))
+    return x
+
+
+def _node(topo: sd.Topology, kind: str, optimized: bool = False):
+    plan = optimize(topo.plan()) if optimized else topo.plan()
+    return next(n for n in plan.topological() if n.kind == kind)
+
+
+def _sig(recs) -> list[tuple]:
+    """Every slot of a record (rows and OutputRecords: their four fields, origin None)."""
+    out = []
+    for r in recs:
+        if isinstance(r, Record):
+            out.append((r.key, repr(r.value), r.ts, r.window, r.origin))
+        else:
+            k, v, ts, w = r
+            out.append((k, repr(v), ts, w, None))
+    return out
+
+
+def _chunks(items: list, cuts: list[int]) -> list[list]:
+    bounds = sorted({0, len(items), *[c for c in cuts if c <= len(items)]})
+    return [items[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+
+
+def _failures() -> tuple[list, Callable]:
+    failed: list = []
+
+    def fail(rec: Record, exc: Exception) -> None:
+        err = exc.error if isinstance(exc, StageError) else exc
+        assert isinstance(err, (Boom, TypeError, ZeroDivisionError)), repr(err)
+        name = exc.stage.name if isinstance(exc, StageError) else None
+        failed.append((name, rec.origin, type(err).__name__))
+    return failed, fail
+
+
+cuts = st.lists(st.integers(min_value=0, max_value=30), max_size=4)
+keys = st.sampled_from(["x", "x", "y", 3, None, ("t", 1)])
+small = st.sampled_from([0, 1, 2, 7, 9, None])
+
+
+# ---- stateless-batch ---------------------------------------------------------------------------
+
+STAGES = {
+    "filter-expr": lambda s: s.filter(sd.col("v") > 1),
+    "filter-fn": lambda s: s.filter(lambda v: boom_on_7(v)["v"] != 2),
+    "map-expr": lambda s: s.map(sd.col("v") * 2),
+    "map-fn": lambda s: s.map(lambda v: {"v": boom_on_7(v)["v"]} if isinstance(v, dict) else {"v": v}),
+    "key_by-expr": lambda s: s.key_by(sd.col("v")),
+    "key_by-fn": lambda s: s.key_by(lambda v: None if v["v"] == 0 else v["v"] % 2),
+    "map_kv": lambda s: s.map_kv(lambda k, v: (k, {"v": v["v"], "k": boom_on_7(v)["v"]})),
+    "peek": lambda s: s.peek(lambda k, v: boom_on_7(v)),
+}
+LAST = {**STAGES,
+        "flat_map": lambda s: s.flat_map(lambda v: [v] * (boom_on_7(v)["v"] % 3)),
+        "flat_map_kv": lambda s: s.flat_map_kv(lambda k, v: [(k, v), (boom_on_7(v)["v"], v)])}
+
+
+def _stateless_node(names: list[str]):
+    t = sd.Topology("sl")
+    s = t.stream("in")
+    for n in names[:-1]:
+        s = STAGES[n](s)
+    LAST[names[-1]](s).to("out")
+    plan = optimize(t.plan())
+    (node,) = [n for n in plan.topological() if n.kind not in ("Source", "Sink")]
+    return node
+
+
+dict_vals = st.builds(lambda v: {"v": v}, small)
+stage_names = st.lists(st.sampled_from(sorted(STAGES)), min_size=0, max_size=3)
+
+
+def check_stateless_batch(data: st.DataObject) -> None:
+    names = data.draw(stage_names) + [data.draw(st.sampled_from(sorted(LAST)))]
+    node = _stateless_node(names)
+    fp = fastpaths.find("stateless-batch", node)
+    assert fp is not None, names
+    recs = [Record(k, v, i, None, ("in", i)) for i, (k, v) in
+            enumerate(data.draw(st.lists(st.tuples(keys, dict_vals), max_size=20)))]
+    proc = make_processor(node, Metrics())
+    fast = fp.build(proc)
+    ref_failed, ref_fail = _failures()
+    got_failed, got_fail = _failures()
+    ref, got = [], []
+    for chunk in _chunks(recs, data.draw(cuts)):
+        ref += fp.reference(proc, "in", chunk, ref_fail)
+        got += fast("in", chunk, got_fail)
+    assert (_sig(got), got_failed) == (_sig(ref), ref_failed), names
+
+
+# ---- tumbling windows --------------------------------------------------------------------------
+
+AGGREGATIONS = {
+    "count": lambda w: w.count(),
+    "aggregate": lambda w: w.aggregate(0, lambda agg, v: agg + 10 // v["v"]),  # raises on 0
+    "reduce": lambda w: w.reduce(lambda a, b: {"v": boom_on_7(a)["v"] + b["v"]}),
+    "agg": lambda w: w.agg(n=sd.count(), total=sd.sum("v")),
+}
+
+
+def _tumbling_node(agg: str, emit: str, grace: int):
+    t = sd.Topology("tw")
+    AGGREGATIONS[agg](t.stream("in").group_by_key()
+                      .window(sd.tumbling(seconds=10, grace=grace), emit=emit)).to_stream().to("out")
+    return _node(t, "Aggregate")
+
+
+tumbling_inputs = st.lists(st.tuples(keys | st.just(["unhashable"]),
+                                     st.builds(lambda v: {"v": v}, small) | st.none(),
+                                     st.integers(min_value=-3_000, max_value=8_000)), max_size=30)
+
+
+def _timestamps(raw) -> list[tuple]:
+    """Steps -> timestamps: mostly increasing, some out of order (and some late)."""
+    out, ts = [], 0
+    for k, v, step in raw:
+        ts = max(0, ts + step)
+        out.append((k, v, ts))
+    return out
+
+
+def _drive_stateful(node, items: list, chunks: list[list], snap_at: int,
+                    run: Callable[[Any, list, Callable], list]) -> tuple:
+    """Feed ``chunks`` through ``run(proc, chunk, fail)``; at chunk ``snap_at`` the state moves
+    into a fresh processor by snapshot/restore. Everything observable: outputs, failures,
+    state, what closing emits, and the counts."""
+    metrics = Metrics()
+    proc = make_processor(node, metrics)
+    failed, fail = _failures()
+    out: list = []
+    for i, chunk in enumerate(chunks):
+        if i == snap_at:
+            snap = proc.snapshot()
+            proc = make_processor(node, metrics)
+            proc.restore(copy.deepcopy(snap))
+        out += run(proc, chunk, fail)
+    state = proc.snapshot()
+    try:
+        end = _sig(proc.on_end())
+    except Exception as e:  # a user function raising while windows close
+        end = type(e).__name__
+    return (_sig(out), failed, repr(state), end, metrics.late, metrics.skipped)
+
+
+def _process_one_by_one(proc, chunk, fail):
+    out = []
+    for port, rec in chunk:
+        try:
+            out += proc.process(port, rec)
+        except Exception as e:
+            fail(rec, e)
+    return out
+
+
+def _tumbling_case(data: st.DataObject):
+    agg = data.draw(st.sampled_from(sorted(AGGREGATIONS)))
+    emit = data.draw(st.sampled_from(["changes", "final"]))
+    node = _tumbling_node(agg, emit, data.draw(st.sampled_from([0, 2_000])))
+    items = [("in", Record(k, v, ts, None, ("in", i)))
+             for i, (k, v, ts) in enumerate(_timestamps(data.draw(tumbling_inputs)))]
+    chunks = _chunks(items, data.draw(cuts))
+    snap_at = data.draw(st.integers(min_value=0, max_value=len(chunks)))
+    rows = emit == "final" and data.draw(st.booleans())
+    return node, items, chunks, snap_at, rows
+
+
+def check_tumbling_batch(data: st.DataObject) -> None:
+    node, items, chunks, snap_at, rows = _tumbling_case(data)
+    fp = fastpaths.find("tumbling-batch", node)
+    reference = _drive_stateful(node, items, [items], 1, _process_one_by_one)
+    assert _drive_stateful(node, items, chunks, snap_at, lambda p, c, f: fp.reference(
+        p, "in", [r for _, r in c], f)) == reference
+
+    def fast(proc, chunk, fail):
+        out = fp.build(proc, rows=rows)("in", [r for _, r in chunk], fail)
+        assert not rows or not out or type(out) is Rows
+        return out
+    got = _drive_stateful(node, items, chunks, snap_at, fast)
+    if rows:  # rows carry no origin; a window's results carry none either
+        assert [s[4] for s in reference[0]] == [None] * len(reference[0])
+    assert got == reference
+
+
+def check_tumbling_columns(data: st.DataObject) -> None:
+    node, items, chunks, snap_at, rows = _tumbling_case(data)
+    fp = fastpaths.find("tumbling-columns", node)
+    reference = _drive_stateful(node, items, [items], 1, _process_one_by_one)
+
+    def fast(proc, chunk, fail):
+        recs = [r for _, r in chunk]
+        return fp.build(proc, rows=rows)([r.key for r in recs], [r.value for r in recs],
+                                         [r.ts for r in recs], [r.origin[1] for r in recs],
+                                         "in", fail)
+    assert _drive_stateful(node, items, chunks, snap_at, fast) == reference
+
+
+# ---- stream-table join, columns into a sink ------------------------------------------------------
+
+def joiner(left, right):
+    if left == 7 or right == 7:
+        raise Boom(f"{left}/{right}")
+    return (left, right)
+
+
+def check_stream_table_join_to_sink(data: st.DataObject) -> None:
+    how = data.draw(st.sampled_from(["join", "left_join"]))
+    t = sd.Topology("st")
+    getattr(t.stream("s"), how)(t.table("t"), joiner).to("out")
+    node = _node(t, "StreamTableJoin")
+    fp = fastpaths.find("stream-table-join-to-sink", node, "left")
+    assert fastpaths.find("stream-table-join-to-sink", node, "right") is None
+    raw = data.draw(st.lists(st.tuples(st.booleans(), keys | st.just(["unhashable"]), small),
+                             max_size=30))
+    items = [("left" if left else "right", Record(k, v, i, None, ("s" if left else "t", i)))
+             for i, (left, k, v) in enumerate(raw)]
+    chunks = _chunks(items, data.draw(cuts))
+    snap_at = data.draw(st.integers(min_value=0, max_value=len(chunks)))
+    reference = _drive_stateful(node, items, [items], 1, _process_one_by_one)
+
+    def fast(proc, chunk, fail):
+        """Runs of stream records as columns into the sink, table records by the kernel."""
+        out, i = [], 0
+        while i < len(chunk):
+            j = i
+            while j < len(chunk) and chunk[j][0] == chunk[i][0]:
+                j += 1
+            recs = [r for _, r in chunk[i:j]]
+            if chunk[i][0] == "left":
+                outs = fp.build(proc)([r.key for r in recs], [r.value for r in recs],
+                                      [r.ts for r in recs], [r.origin[1] for r in recs], "s", fail)
+                out += [Record(o.key, o.value, o.timestamp, o.window, None) for o in outs]
+            else:
+                out += proc.process_batch("right", recs, fail)
+            i = j
+        return out
+    got = _drive_stateful(node, items, chunks, snap_at, fast)
+    # the sink's OutputRecords carry no origin
+    assert got[0] == [s[:4] + (None,) for s in reference[0]] and got[1:] == reference[1:]
+
+
+# ---- columnar ingest ------------------------------------------------------------------------------
+
+ingest_items = st.one_of(
+    st.builds(lambda k, ts, v: {"k": k, "ts": ts, "v": v}, keys, st.integers(0, 50), small),
+    st.just({"k": "x"}),                                     # no timestamp field
+    st.just({"ts": 5, "v": 1}),                              # no key field
+    st.just({"k": "y", "ts": -4, "v": 1}),                   # negative timestamp
+    st.just({"k": "y", "ts": 2.5, "v": 1}),                  # float timestamp
+    st.just({"key": "x", "value": {"k": "x", "ts": 7, "v": 2}, "timestamp": 7}),  # envelope
+    st.just({"k": "x", "ts": "1970-01-01T00:00:00.009Z", "v": 1}),  # ISO timestamp
+    st.just(("key", {"k": "z", "ts": 3, "v": 1}, 3)),         # (key, value, timestamp)
+    st.just(5),                                              # not a dict
+)
+
+
+def check_columnar_ingest(data: st.DataObject) -> None:
+    names = data.draw(st.lists(st.sampled_from(sorted(STAGES)), max_size=3))
+    t = sd.Topology("ci")
+    s = t.stream("in", key="k", timestamp="ts")
+    for n in names:
+        s = STAGES[n](s)
+    s.group_by_key().count().to_stream().to("out")
+    plan = t.plan()
+    source = plan.node("source-in")
+    stages = [n for n in plan.topological() if n.kind in
+              ("Filter", "Map", "KeyBy", "MapKV", "Peek")]
+    chain = [(n.name, n) for n in stages]
+    fp = fastpaths.find("columnar-ingest", source)
+    fast = fp.build(source, chain)
+    assert fast is not None
+    items = data.draw(st.lists(ingest_items, max_size=25))
+    ingest = fp.reference(source)
+    procs = [make_processor(n, Metrics()) for n in stages]
+    ref_bad, got_bad = [], []
+    ref_failed, ref_fail = _failures()
+    got_failed, got_fail = _failures()
+    ref_cols, got_cols = [], []
+    pos = 0
+    for chunk in _chunks(items, data.draw(cuts)):
+        recs = ingest(chunk, pos, lambda ev, why: ref_bad.append((ev.position, why)))
+        for proc in procs:
+            recs = proc.process_batch("in", recs, ref_fail)
+        ref_cols += [(r.key, repr(r.value), r.ts, r.origin) for r in recs]
+        ks, vs, tss, ps = fast(chunk, pos, lambda ev, why: got_bad.append((ev.position, why)),
+                               {n.name: got_fail for n in stages})
+        got_cols += [(k, repr(v), ts, ("in", p)) for k, v, ts, p in zip(ks, vs, tss, ps)]
+        pos += len(chunk)
+    assert (got_cols, got_failed, got_bad) == (ref_cols, ref_failed, ref_bad), names
+
+
+# ---- fused tails ------------------------------------------------------------------------------------
+
+TAIL_STAGES = {
+    "table-filter-expr": lambda s: s.filter(sd.col("n") > 1),
+    "table-filter-fn": lambda s: s.filter(lambda v: boom_on_7(v["n"]) % 2 == 0),
+}
+
+
+def check_fused_tail(data: st.DataObject) -> None:
+    """A counted table, then table filters, to_stream and linear stream stages, to a sink."""
+    first = data.draw(st.lists(st.sampled_from(["table-filter-expr", "table-filter-fn"]),
+                               max_size=2))
+    after = data.draw(st.lists(st.sampled_from(sorted(STAGES)), max_size=2))
+    t = sd.Topology("tail")
+    s = t.stream("in").group_by_key().agg(n=sd.count(), v=sd.max("v"))
+    for n in first:
+        s = TAIL_STAGES[n](s)
+    s = s.to_stream()
+    for n in after:
+        s = STAGES[n](s)
+    s.to("out")
+    plan = t.plan()
+    chain = [n for n in plan.topological() if n.kind not in ("Source", "Aggregate", "Repartition")]
+    assert all(fastpaths.find("fused-tail", n) for n in chain)
+    stages = [(n.name, st_) for n in chain
+              for st_ in (n.stages if isinstance(n, Fused) else (n,))]
+    use_rows = data.draw(st.booleans())
+    fn = codegen.compile_tail(stages, rows=use_rows)
+    raw = data.draw(st.lists(st.tuples(keys, st.none() | st.builds(
+        lambda n, v: {"n": n, "v": v}, small, small)), max_size=20))
+    recs = [Record(k, v, i, None, None if use_rows else ("in", i)) for i, (k, v) in enumerate(raw)]
+    procs = [make_processor(n, Metrics()) for n in chain]
+    ref_failed, ref_fail = _failures()
+    got_failed, got_fail = _failures()
+    ref, got = [], []
+    for chunk in _chunks(recs, data.draw(cuts)):
+        for rec in chunk:  # depth first: each record through the chain before the next
+            outs = [rec]
+            for proc in procs[:-1]:  # the sink builds OutputRecords of what reaches it
+                outs = proc.process_batch("in", outs, ref_fail)
+            ref += [(r.key, r.value, r.ts, r.window) for r in outs]
+        batch = Rows((r.key, r.value, r.ts, r.window) for r in chunk) if use_rows else chunk
+        got += fn(batch, {name: got_fail for name in {n.name for n in chain}})
+    assert (_sig(got), got_failed) == (_sig(ref), ref_failed), (first, after)
+
+
+# ---- the in-memory merge ----------------------------------------------------------------------------
+
+def check_ordered_run_merge(data: st.DataObject) -> None:
+    """Topics' records (some runs in timestamp order, some not, many ties) merged run by run
+    equal ``merge_by_timestamp`` of the whole topics (ties to the topic declared first)."""
+    n_topics = data.draw(st.integers(min_value=2, max_value=3))
+    topics = []
+    for j in range(n_topics):
+        tss = data.draw(st.lists(st.integers(min_value=0, max_value=12), max_size=15))
+        if data.draw(st.booleans()):
+            tss.sort()
+        topics.append([Record(j, None, ts, None, (f"t{j}", i)) for i, ts in enumerate(tss)])
+    run_size = data.draw(st.integers(min_value=1, max_value=6))
+    size = data.draw(st.integers(min_value=1, max_value=8))
+    runs = [[recs[i:i + run_size] for i in range(0, len(recs), run_size)] for recs in topics]
+    pending = [list(r) for r in runs]
+
+    def next_run(j: int):
+        if not pending[j]:
+            return None
+        recs = pending[j].pop(0)
+        tss = [r.ts for r in recs]
+        return recs, (tss if tss == sorted(tss) else None)
+    got: list = []
+
+    def flush(parts) -> None:
+        batch = sorted((s, r.origin) for recs, seqs in parts for r, s in zip(recs, seqs))
+        assert [s for s, _ in batch] == list(range(len(batch))), "sequence numbers"
+        got.extend(origin for _, origin in batch)
+    fp = fastpaths.find("ordered-run-merge", _node(_two_sources(), "Source"))
+    left = fp.build(n_topics, next_run, size, flush)
+    if left is not None:
+        j, rest = left
+        got.extend(r.origin for r in rest)
+        got.extend(r.origin for run in pending[j] for r in run)
+    reference = [r.origin for r in merge_by_timestamp(topics, lambda r: r.ts)]
+    assert got == reference
+    assert fp.build is merge.merge_runs
+
+
+def _two_sources() -> sd.Topology:
+    t = sd.Topology("m")
+    t.stream("a").merge(t.stream("b")).to("out")
+    return t
+
+
+CASES: dict[str, Callable[[st.DataObject], None]] = {
+    "stateless-batch": check_stateless_batch,
+    "tumbling-batch": check_tumbling_batch,
+    "tumbling-columns": check_tumbling_columns,
+    "stream-table-join-to-sink": check_stream_table_join_to_sink,
+    "columnar-ingest": check_columnar_ingest,
+    "fused-tail": check_fused_tail,
+    "ordered-run-merge": check_ordered_run_merge,
+}
+
+
+def test_every_registered_fast_path_has_a_property_test():
+    assert sorted(CASES) == sorted(fp.name for fp in FAST_PATHS)
+
+
+@pytest.mark.parametrize("name", [fp.name for fp in FAST_PATHS])
+@settings(max_examples=120)
+@given(data=st.data())
+def test_fast_path_equals_its_kernel_reference(name, data):
+    CASES[name](data)
+
+
+def test_a_fast_path_is_found_only_for_what_it_serves():
+    hopping = sd.Topology("h")
+    (hopping.stream("in").group_by_key().window(sd.hopping(sd.seconds(10), advance=sd.seconds(5)))
+     .count().to_stream().to("out"))
+    assert fastpaths.find("tumbling-batch", _node(hopping, "Aggregate")) is None
+    assert fastpaths.find("tumbling-batch", _tumbling_node("count", "final", 0)) is not None
+    assert fastpaths.find("stateless-batch", _tumbling_node("count", "final", 0)) is None
+    assert make_ingest_items is fastpaths.find("columnar-ingest",
+                                               _node(_two_sources(), "Source")).reference
