@@ -33,7 +33,9 @@ def test_settings_are_restored_and_what_the_run_left_alive_joins_the_oldest_gene
     with collector_for_a_run(young_threshold=10_000_000):
         assert gc.get_threshold()[0] == 10_000_000
         kept = [[i] for i in range(20_000)]  # tracked, alive, never collected young
-        assert gc.get_count()[0] >= 20_000
+        # no young collection ran (it would have reset the count); a few other objects of
+        # the process may have been freed meanwhile
+        assert gc.get_count()[0] >= 19_000
     assert gc.get_threshold() == thresholds
     # Handed to the oldest generation: the first allocation after the run does not start a
     # young collection over them.

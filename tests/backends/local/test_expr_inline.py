@@ -109,7 +109,7 @@ def _reference(node, recs):
 
 
 def _sig(recs):
-    return [(r.key, repr(r.value), r.ts, r.window, r.origin) for r in recs]
+    return [(repr(r.key), repr(r.value), r.ts, r.window, r.origin) for r in recs]
 
 
 @settings(max_examples=150)
@@ -132,8 +132,8 @@ def test_generated_loops_with_the_expression_equal_the_kernel(e, vals):
             tail = codegen.compile_tail([(node.name, node)])
             failed = []
             outs = tail(recs, {node.name: lambda r, err: failed.append((r.origin, type(err.error)))})
-            assert ([(o.key, repr(o.value), o.timestamp) for o in outs], failed) == (
-                [(r.key, repr(r.value), r.ts) for r in ref_out], ref_failed)
+            assert ([(repr(o.key), repr(o.value), o.timestamp) for o in outs], failed) == (
+                [(repr(r.key), repr(r.value), r.ts) for r in ref_out], ref_failed)
         # columnar ingest: dict items with key and timestamp fields
         items = [{**(v if isinstance(v, dict) else {}), "k": i % 2, "ts": i} for i, v in enumerate(vals)]
         irecs = [Record(it["k"], it, it["ts"], None, ("in", i)) for i, it in enumerate(items)]
@@ -143,5 +143,6 @@ def test_generated_loops_with_the_expression_equal_the_kernel(e, vals):
         failed = []
         ks, vs, tss, ps = cols(items, 0, lambda ev, reason: None,
                                {node.name: lambda r, err: failed.append((r.origin, type(err.error)))})
-        assert ([(k, repr(v), ts, ("in", p)) for k, v, ts, p in zip(ks, vs, tss, ps)], failed) == (
-            [(r.key, repr(r.value), r.ts, r.origin) for r in ref_out], ref_failed), e.describe()
+        assert ([(repr(k), repr(v), ts, ("in", p)) for k, v, ts, p in zip(ks, vs, tss, ps)],
+                failed) == ([(repr(r.key), repr(r.value), r.ts, r.origin) for r in ref_out],
+                            ref_failed), e.describe()
