@@ -54,8 +54,8 @@ class _Stage:
     def __call__(self, item: Any) -> list:
         runner = self._runner()
         if self.sub.head is None:
-            return runner.run_input(*item)
-        _key, (channel, counter, frontier, outs, errors, report) = item
+            return runner.run_input(*item)  # an io.InputBatch
+        _key, (channel, counter, frontier, outs, errors, report) = item  # a HeadOutput
         return runner.run_head(channel, counter, frontier, outs, errors, report)
 
 

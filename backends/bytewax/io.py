@@ -44,6 +44,7 @@ from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord, Reco
 
 from .cluster import note_crash
 from .inbox import CLOSED
+from .messages import InputBatch
 
 __all__ = ["EventSource", "merge_ingested", "merge_memory", "memory_items", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "truncate_file"]
 
@@ -179,7 +180,7 @@ class _EventPartition(StatefulSourcePartition):
             frontier = CLOSED if self.flush else self.seq - 1
         else:
             frontier = self.seq - 1
-        msg = (self.counter, frontier, start, items)
+        msg = InputBatch(self.counter, frontier, start, items)
         self.counter += 1
         if self.progress is not None and time.monotonic() - self._last_progress >= 0.5:
             self._last_progress = time.monotonic()

@@ -20,6 +20,7 @@ from streamdsl.runtime.records import OutputRecord
 
 from .inbox import CLOSED, END, NONE_YET, Block, InBlock, Inbox, OrderingError
 from .layout import ERRORS, Layout
+from .messages import HeadOutput
 from .stage import record_failure
 
 __all__ = ["OperatorLogic", "OutputLogic", "FatalAbort", "RunState"]
@@ -88,8 +89,8 @@ class OperatorLogic(StatefulBatchLogic):
 
     def on_batch(self, values: list) -> tuple[list, bool]:
         inbox = self.inbox
-        if self._channel[1] != values[0][1]:  # first batch: which key group this task is
-            self.group = values[0][1]
+        if self._channel[1] != values[0].group:  # first batch: which key group this task is
+            self.group = values[0].group
             self._channel = (self._channel[0], self.group)
         for _dest, _group, chan, counter, frontier, items, _delta, _report in values:
             inbox.add(chan, counter, frontier, items)
@@ -155,7 +156,7 @@ class OperatorLogic(StatefulBatchLogic):
     def _send(self, outs: list, errors: list, frontier: int, report: Metrics | None) -> list:
         if not outs and not errors and report is None and frontier == self.sent:
             return []
-        msg = (self._channel, self.counter, frontier, outs, errors, report)
+        msg = HeadOutput(self._channel, self.counter, frontier, outs, errors, report)
         self.counter += 1
         self.sent = frontier
         return [msg]
@@ -199,7 +200,7 @@ class OutputLogic(StatefulBatchLogic):
 
     def on_batch(self, values: list) -> tuple[list, bool]:
         if self.inbox is None:
-            self.dest = values[0][0]
+            self.dest = values[0].dest
             self.inbox = Inbox(self.run.layout.channels[self.dest])
         inbox = self.inbox
         for _dest, _group, chan, counter, frontier, items, delta, report in values:

@@ -26,6 +26,7 @@ from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import InputEvent, Record
 
 from .inbox import InBlock
+from .messages import Message
 from .keys import key_group
 from .layout import ERRORS, Layout, SubTopology
 
@@ -114,7 +115,8 @@ class StageRunner:
     ``run_head(channel, counter, frontier, outputs, errors, report)`` takes what a task of the
     head emitted (records with their positions) and returns one message per destination task,
     as ``(bytewax_key, (dest, group, channel, counter, frontier, items, metrics_delta,
-    report))``; the messages of one call all carry the same counter and frontier.
+    report))`` (a ``messages.Message``); the messages of one call all carry the same counter
+    and frontier.
     """
 
     def __init__(self, layout: Layout, sub: SubTopology, on_error: str):
@@ -366,15 +368,16 @@ class StageRunner:
             n = self._groups[i]
             tasks = self._tasks[i]
             if n == 1:
-                msg = (dest, 0, channel, counter, frontier, items[i],
-                       delta if dest == ERRORS else None, report if dest == ERRORS else None)
+                msg = Message(dest, 0, channel, counter, frontier, items[i],
+                              delta if dest == ERRORS else None, report if dest == ERRORS else None)
                 out.append((tasks[0], msg))
                 continue
             per: list[list] = [[] for _ in range(n)]
             for item in items[i]:  # (pos, (port, rec)): the record's key picks its task
                 per[key_group(item[1][1].key, n)].append(item)
             for g in range(n):
-                out.append((tasks[g], (dest, g, channel, counter, frontier, per[g], None, None)))
+                out.append((tasks[g], Message(dest, g, channel, counter, frontier, per[g], None,
+                                              None)))
         return out
 
 
