@@ -1,7 +1,8 @@
-"""Order keys: how the Beam backend restores the local executor's record order.
+"""Order keys: how the Beam backend restores the defined record order (depth first).
 
 Beam promises no order between elements, so every element carries a *lineage key*, a tuple
-of ints that sorts exactly as the local executor would have handled the records:
+of ints that sorts exactly as depth-first processing handles the records
+(docs/semantics.md, "Input order"):
 
 * an input event gets ``(0, *position)``: its place in the defined input order
   (DESIGN.md "Determinism": the timestamp-synchronized merge of the sources);
@@ -11,12 +12,12 @@ of ints that sorts exactly as the local executor would have handled the records:
 * records a stateful node emits when the input ends get ``(1, t)`` (``t``: the node's
   topological index) instead of an input position, then ``(i, j)`` per hop as above.
 
-The local executor pushes each record depth first: a node's outputs in order, each along
+Depth-first processing pushes each record: a node's outputs in order, each along
 the out edges in order, before the next input record. That is a pre-order walk of the call
 tree whose children are numbered ``(i, j)``, so sorting records by lineage key (tuples compare
-lexicographically) gives the order in which the executor handles them, at any node and at
+lexicographically) gives the order in which depth-first processing handles them, at any node and at
 the sinks. Keys are unique: ``j`` names the receiving node, so no two records share a key.
-At end of input the executor closes operators in topological order, pushing each one's
+At end of input operators are closed in topological order, pushing each one's
 results downstream before closing the next: ``(1, t)`` sorts after every input record and in
 that order.
 """

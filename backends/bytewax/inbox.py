@@ -8,7 +8,7 @@ upstream steps (and batches them as it likes), so no step relies on arrival orde
   timestamp-synchronized merge of the sources) entering the ``i``-th source node of its topic;
   each hop appends ``(j, e)``: ``j`` = index of the record among the outputs of the node that
   emitted it, ``e`` = index of the edge it travels on. Lexicographic order on positions *is*
-  depth-first preorder, so it is exactly the order in which the local executor processes the
+  depth-first preorder, so it is exactly the defined order (depth first, docs/semantics.md) in which a task processes the
   records, at one node and across nodes. Records emitted at end of input (windows closing)
   have positions ``(END, topological index of the operator, j, ...)``.
 * Steps exchange **messages**, one per processed batch, on logical **channels** (one per

@@ -91,7 +91,7 @@ class Layout:
             elif node.stateful:
                 self.dest_of[name] = "op:" + name
         self.sink_topics = list(dict.fromkeys(plan.sink_topics()))
-        #: source nodes per topic, in the order the local executor feeds them
+        #: source nodes per topic, in feeding order (the order of ``plan.sources()``)
         self.sources: dict[str, list[str]] = {}
         for s in plan.sources():
             self.sources.setdefault(s.topic, []).append(s.name)

@@ -5,7 +5,7 @@ processors, failures classified by ``runtime.failures``), one node at a time ove
 the local executor's batches do, for the nodes of one sub-topology; every record is tagged
 with its position (see :mod:`.inbox`). Records that reach a boundary are collected per
 destination; failures become dead letters or fatal errors addressed to the errors hub, at the
-position where the local executor would have met them.
+position where depth-first processing meets them.
 
 Records that need no node of the sub-topology skip the node-by-node run: a source node's
 records go straight to its one destination (an operator that processes batches in one call

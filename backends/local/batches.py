@@ -19,7 +19,7 @@ import networkx as nx
 from streamdsl.ir.nodes import Fused, TableFilter
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.build import SourceProcessor
-from streamdsl.runtime.drive import BRANCH, FN, NodeStep, drive
+from streamdsl.runtime.drive import BRANCH, NodeStep, drive
 from streamdsl.runtime.processors import StatelessProcessor
 from streamdsl.runtime.records import OutputRecord, Record
 from streamdsl.runtime.stateless import IDENTITY_KINDS, LINEAR

@@ -28,7 +28,7 @@ from itertools import repeat
 from operator import length_hint
 from typing import Any, Callable, Sequence
 
-from streamdsl.ir.nodes import Aggregate, Fused, Node, Source, StreamTableJoin
+from streamdsl.ir.nodes import Aggregate, Node, Source, StreamTableJoin
 from streamdsl.runtime.aggregate import TimeWindowAggregate
 from streamdsl.runtime.ingest import make_ingest_items
 from streamdsl.runtime.joins import StreamTableJoinProcessor
@@ -306,10 +306,6 @@ def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
 
 
 # ---- the catalogue ---------------------------------------------------------------------------------
-
-def _is(kinds: tuple[str, ...]) -> Callable[[Node, str], bool]:
-    return lambda node, port: node.kind in kinds
-
 
 FAST_PATHS: tuple[FastPath, ...] = (
     FastPath("stateless-batch", _LINEAR_KINDS, BATCH, StatelessProcessor.process_batch,

@@ -8,7 +8,7 @@ from typing import Callable
 from streamdsl.runtime.drive import BRANCH, FN, NodeStep
 from streamdsl.runtime.records import OutputRecord, Record
 
-from .graph import Target, Wiring
+from .graph import Wiring
 
 __all__ = ["compile_push", "Push", "Emit"]
 

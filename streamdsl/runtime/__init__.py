@@ -1,8 +1,10 @@
-"""Operator semantics shared by every backend: one implementation, several executors.
+"""The kernel: one definition of every operator rule, shared by every backend.
 
-Each IR node kind has a processor here (a small state machine over records, with its state in
-``store`` objects). The local backend pushes records through them directly; engine backends
-call the same processors from their own operators, so Kafka Streams semantics are written once.
+Each IR node kind has a processor here (``build.make_processor``: a small state machine over
+records, its state in ``store`` objects, its rule written once as one loop with several entry
+points), with ingest (``ingest``), the input order (``ordering``), how a node is driven and its
+failures routed (``drive``, ``failures``). Backends schedule these; what one adds for speed
+lives in its own folder and is tested equal to the rule here.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ same origin, the same reason.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ..errors import RecordError
 from ..ir.nodes import Node
