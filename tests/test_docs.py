@@ -23,3 +23,20 @@ def test_doc_examples_run(page, capsys):
     ns: dict = {"__name__": f"docs_{page}"}
     for i, code in enumerate(blocks):
         exec(compile(code, f"{DOCS / page}#block{i + 1}", "exec"), ns)
+
+
+#: The folder a page's bare file names (``executor.py``) refer to.
+INTERNALS = {"README.md": "streamdsl/runtime", "local.md": "backends/local",
+             "bytewax.md": "backends/bytewax", "beam.md": "backends/beam"}
+
+
+@pytest.mark.parametrize("page", sorted(INTERNALS))
+def test_internals_pages_name_files_that_exist(page):
+    """docs/internals describe the code by file name: every file they name exists."""
+    root = DOCS.parent
+    text = (DOCS / "internals" / page).read_text()
+    names = set(re.findall(r"`([\w/.]+\.py)", text))
+    assert names, f"{page} names no file"
+    for name in names:
+        path = root / name if "/" in name else root / INTERNALS[page] / name
+        assert path.exists(), f"docs/internals/{page} names {name}, which does not exist"

@@ -3,7 +3,7 @@
 It runs the kernel's processors (``streamdsl.runtime``) with the results of pushing records
 one at a time, depth first, as a Kafka Streams task does: ``TestDriver`` sessions record at
 a time, ``run`` in batches, columnar runs and fused loops that give the same results
-(``executor.py`` and the modules it names; docs/backends/local.md). Kafka inputs run in the
+(``executor.py`` and the modules it names; docs/internals/local.md). Kafka inputs run in the
 committing loop of ``kafka_run.py``.
 """
 
