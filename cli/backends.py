@@ -19,7 +19,7 @@ __all__ = ["backends_cmd", "backend_table"]
 
 #: Node kinds in the order the matrix lists them (sources to sinks, then the optimizer's).
 KIND_ORDER = ["Source", "Sink", "Filter", "Map", "MapKV", "FlatMap", "FlatMapKV", "KeyBy", "Peek",
-              "Merge", "Branch", "Repartition", "Aggregate", "TableAggregate", "TableFilter",
+              "Merge", "Branch", "Repartition", "Aggregate", "TableGroupBy", "TableAggregate", "TableFilter",
               "TableMap", "ToStream", "StreamStreamJoin", "StreamTableJoin", "TableTableJoin",
               "Fused"]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 
 from .ir.nodes import (Aggregate, Fused, Node, Repartition, Sink, Source, StreamStreamJoin,
-                       StreamTableJoin, TableAggregate, TableTableJoin)
+                       StreamTableJoin, TableAggregate, TableGroupBy, TableTableJoin)
 from .ir.plan import Plan
 from .windows import SessionWindow, SlidingWindow
 
@@ -67,8 +67,10 @@ def state_store(node: Node) -> str | None:
         if isinstance(w, SlidingWindow):
             return f"{store}: window store, one aggregate per key and sliding window, freed when it closes"
         return f"{store}: window store, one aggregate per key and window, freed when it closes"
+    if isinstance(node, TableGroupBy):
+        return f"{store}: key-value store, the latest row per key (to subtract it when it changes)"
     if isinstance(node, TableAggregate):
-        return f"{store}: key-value store, one aggregate per new key (and each row's old key)"
+        return f"{store}: key-value store, one aggregate per new key"
     if isinstance(node, StreamStreamJoin):
         return f"{store}: join buffers, each side's records kept for within + grace"
     if isinstance(node, StreamTableJoin):

@@ -169,7 +169,7 @@ class PipelineBuilder:
     visit_Filter = visit_Map = visit_MapKV = visit_FlatMap = visit_FlatMapKV = _per_record
     visit_KeyBy = visit_Peek = visit_Merge = visit_Branch = visit_Repartition = _per_record
     visit_TableFilter = visit_TableMap = visit_ToStream = visit_Fused = _per_record
-    visit_Aggregate = visit_TableAggregate = _per_task
+    visit_Aggregate = visit_TableGroupBy = visit_TableAggregate = _per_task
     visit_StreamStreamJoin = visit_StreamTableJoin = visit_TableTableJoin = _per_task
 
     def visit_Sink(self, node: Sink) -> None:

@@ -28,7 +28,8 @@ import numbers
 import zlib
 from typing import Any, Callable, Iterable, Iterator
 
-from streamdsl.ir.nodes import Aggregate, Node, StreamTableJoin, TableTableJoin
+from streamdsl.ir.nodes import (Aggregate, Node, StreamTableJoin, TableAggregate, TableGroupBy,
+                                TableTableJoin)
 from streamdsl.runtime.records import InputEvent
 
 __all__ = ["NEG_INF", "KEY_GROUPS", "input_key", "end_key", "merge_keys", "keys_only", "task_of",
@@ -80,12 +81,13 @@ KEY_GROUPS = 16
 def keys_only(node: Node) -> bool:
     """Whether ``node``'s state and results for a key depend only on that key's records.
 
-    True for non-windowed aggregations and stream-table and table-table joins: no stream
-    time, no expiry, no state shared between keys. Their records may be split by key.
+    True for non-windowed aggregations, table re-groupings and stream-table and table-table
+    joins: no stream time, no expiry, no state shared between keys. Their records may be
+    split by key.
     """
     if isinstance(node, Aggregate):
         return node.window is None
-    return isinstance(node, (StreamTableJoin, TableTableJoin))
+    return isinstance(node, (StreamTableJoin, TableTableJoin, TableGroupBy, TableAggregate))
 
 
 def task_of(rec: Any, groups: int) -> int:

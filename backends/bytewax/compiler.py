@@ -144,6 +144,7 @@ class FlowCompiler:
         self._stage(layout.sub_of_head[name], out, sid)
 
     visit_Aggregate = _operator
+    visit_TableGroupBy = _operator
     visit_TableAggregate = _operator
     visit_StreamStreamJoin = _operator
     visit_StreamTableJoin = _operator

@@ -15,8 +15,9 @@ and metrics; every sub-topology feeds it).
 
 **Tasks.** Every source has one partition, so, as in Kafka Streams, an operator whose results
 depend on its stream time (windowed aggregations, stream-stream joins) or on more than one key
-(table re-grouping) is *one task*: all its records meet in one place, in order. An operator
-whose state is purely per key (a non-windowed aggregation, a stream-table or table-table join)
+is *one task*: all its records meet in one place, in order. An operator
+whose state is purely per key (a non-windowed aggregation, a table re-grouping and its aggregate,
+a stream-table or table-table join)
 gives each key the same results whichever other keys it shares a task with, so it runs as
 ``key_groups`` tasks, ``op:<name>#<g>``, a record going to group ``key_group(key)``
 (:mod:`.keys`). A task is one Bytewax key, so tasks spread over the workers; the number of
@@ -31,8 +32,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from streamdsl.ir.nodes import (Aggregate, Node, Sink, Source, StreamTableJoin,
-                                TableTableJoin)
+from streamdsl.ir.nodes import (Aggregate, Node, Sink, Source, StreamTableJoin, TableAggregate,
+                                TableGroupBy, TableTableJoin)
 from streamdsl.ir.plan import Plan
 
 __all__ = ["Layout", "SubTopology", "ERRORS", "step_id", "per_key"]
@@ -55,7 +56,7 @@ def per_key(node: Node) -> bool:
     """Whether ``node``'s state and results are per key (no stream time, no other keys)."""
     if isinstance(node, Aggregate):
         return node.window is None
-    return isinstance(node, (StreamTableJoin, TableTableJoin))
+    return isinstance(node, (StreamTableJoin, TableTableJoin, TableGroupBy, TableAggregate))
 
 
 @dataclass

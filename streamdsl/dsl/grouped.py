@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..callsite import user_site
 from ..errors import TopologyError
 from ..ir.aggregators import AggFunc, Aggregator
-from ..ir.nodes import Aggregate, TableAggregate
+from ..ir.nodes import Aggregate, Repartition, TableAggregate, TableGroupBy
 from ..windows import SessionWindow, Window
 from .topology import Topology, _fn
 
@@ -128,8 +128,13 @@ class GroupedTable:
 
     def _aggregate(self, aggregator: Aggregator, name: str | None, site: str | None) -> "Table":
         from .table import Table
-        node = self._topo._add(TableAggregate, [(self._node, "in", None)], name=name, site=site,
-                               group_key=self._key, aggregator=aggregator)
+        # Kafka Streams' shape: the table's task turns each update into changes keyed by the
+        # new key, a repartition moves them to the new key's task, which aggregates them.
+        gb = self._topo._add(TableGroupBy, [(self._node, "in", None)], name=None, site=site,
+                             group_key=self._key)
+        rp = self._topo._add(Repartition, [(gb.name, "in")], name=None, site=site)
+        node = self._topo._add(TableAggregate, [(rp.name, "in")], name=name, site=site,
+                               aggregator=aggregator)
         return Table(self._topo, node.name)
 
     def count(self, *, name: str | None = None) -> "Table":

@@ -22,7 +22,7 @@ from .fn import Fn
 __all__ = [
     "Node", "Source", "Sink", "Filter", "Map", "MapKV", "FlatMap", "FlatMapKV", "KeyBy", "Peek",
     "Merge", "Branch", "Repartition", "Aggregate", "TableFilter", "TableMap", "ToStream",
-    "TableAggregate", "StreamStreamJoin", "StreamTableJoin", "TableTableJoin", "Fused",
+    "TableGroupBy", "TableAggregate", "StreamStreamJoin", "StreamTableJoin", "TableTableJoin", "Fused",
     "NODE_KINDS", "JOIN_HOWS", "EMIT_MODES",
 ]
 
@@ -287,18 +287,32 @@ class Aggregate(Node):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class TableGroupBy(Node):
+    """``table.group_by(key)``: each row update becomes two changes keyed by the new key, the
+    old row to subtract (keyed by its group) then the new row to add (Kafka Streams'
+    ``KTableRepartitionMap``); a ``Repartition`` then a ``TableAggregate`` follow."""
+
+    kind: ClassVar[str] = "TableGroupBy"
+    stateful: ClassVar[bool] = True
+    key_changing: ClassVar[bool] = True
+    group_key: Fn
+
+    def describe(self) -> str:
+        return f"group by {self.group_key.describe()}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class TableAggregate(Node):
-    """``table.group_by(key).count()/agg(...)``: subtract the old row, add the new one."""
+    """``table.group_by(key).count()/agg(...)``: the aggregate per new key of the changes a
+    ``TableGroupBy`` made, subtracting old rows and adding new ones."""
 
     kind: ClassVar[str] = "TableAggregate"
     stateful: ClassVar[bool] = True
-    key_changing: ClassVar[bool] = True
     output: ClassVar[str] = "table"
-    group_key: Fn
     aggregator: Aggregator
 
     def describe(self) -> str:
-        return f"group by {self.group_key.describe()}: {self.aggregator.describe()}"
+        return self.aggregator.describe()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -434,7 +448,8 @@ class Fused(Node):
 
 NODE_KINDS: dict[str, type[Node]] = {
     c.kind: c for c in (Source, Sink, Filter, Map, MapKV, FlatMap, FlatMapKV, KeyBy, Peek, Merge,
-                        Branch, Repartition, Aggregate, TableAggregate, TableFilter, TableMap,
+                        Branch, Repartition, Aggregate, TableGroupBy, TableAggregate, TableFilter,
+                        TableMap,
                         ToStream, StreamStreamJoin, StreamTableJoin, TableTableJoin, Fused)
 }
 

@@ -9,13 +9,13 @@ import networkx as nx
 
 from ..errors import ValidationError
 from .nodes import (Aggregate, Branch, Fused, Merge, Node, Repartition, Sink, Source,
-                    StreamStreamJoin, StreamTableJoin, TableAggregate, TableFilter, TableMap,
-                    TableTableJoin, ToStream)
+                    StreamStreamJoin, StreamTableJoin, TableAggregate, TableFilter, TableGroupBy,
+                    TableMap, TableTableJoin, ToStream)
 from .plan import Plan
 
 __all__ = ["validate"]
 
-_TABLE_INPUT = (TableFilter, TableMap, ToStream, TableAggregate)
+_TABLE_INPUT = (TableFilter, TableMap, ToStream, TableGroupBy)
 
 
 def validate(plan: Plan) -> Plan:
@@ -62,7 +62,10 @@ def validate(plan: Plan) -> Plan:
                 _err(node, "a stream-stream join needs within= (the join window)")
         if isinstance(node, TableTableJoin) and kinds != ["table", "table"]:
             _err(node, "a table-table join needs two tables")
-        if node.stateful and not isinstance(node, TableAggregate):
+        if isinstance(node, TableAggregate) and not _reads_table_group_by(plan, node.name):
+            _err(node, "a TableAggregate aggregates the changes of a TableGroupBy (through a "
+                       "Repartition); use table.group_by(...).count()/agg(...)")
+        if node.stateful and not isinstance(node, (TableAggregate, TableGroupBy)):
             for e in ins:
                 culprit = _key_changed_since_repartition(plan, e.src)
                 if culprit is not None:
@@ -113,6 +116,17 @@ def _key_changed_since_repartition(plan: Plan, name: str) -> str | None:
         if found:
             return found
     return None
+
+
+def _reads_table_group_by(plan: Plan, name: str) -> bool:
+    """Whether ``name``'s input is a ``TableGroupBy`` through repartitions only."""
+    ins = plan.in_edges(name)
+    if len(ins) != 1:
+        return False
+    up = plan.node(ins[0].src)
+    if isinstance(up, Repartition):
+        return _reads_table_group_by(plan, up.name)
+    return isinstance(up, TableGroupBy)
 
 
 def _is_windowed_table(plan: Plan, name: str) -> bool:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ..ir.nodes import (Aggregate, Branch, Node, Source, StreamStreamJoin, StreamTableJoin,
-                        TableAggregate, TableFilter, TableMap, TableTableJoin)
+                        TableAggregate, TableFilter, TableGroupBy, TableMap, TableTableJoin)
 from .aggregate import make_aggregate_processor
 from .joins import StreamStreamJoinProcessor, StreamTableJoinProcessor, TableTableJoinProcessor
 from .metrics import Metrics
 from .processors import BranchProcessor, OpContext, Processor, StatelessProcessor
 from .records import Record
-from .tables import (TableAggregateProcessor, TableFilterProcessor, TableMapProcessor,
-                     TableSourceProcessor)
+from .tables import (TableAggregateProcessor, TableFilterProcessor, TableGroupByProcessor,
+                     TableMapProcessor, TableSourceProcessor)
 
 __all__ = ["make_processor", "SourceProcessor"]
 
@@ -24,6 +24,7 @@ class SourceProcessor(Processor):
 
 # Node kinds with a processor class of their own; every other kind is stateless.
 _PROCESSORS: dict[type[Node], type[Processor]] = {
+    TableGroupBy: TableGroupByProcessor,
     TableAggregate: TableAggregateProcessor,
     StreamStreamJoin: StreamStreamJoinProcessor,
     StreamTableJoin: StreamTableJoinProcessor,

@@ -1,15 +1,16 @@
-"""Table operators: source materialization, filter, map, re-grouping aggregation."""
+"""Table operators: source materialization, filter, map, re-grouping (group by, aggregate)."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable, NamedTuple
 
-from ..ir.nodes import Source, TableAggregate, TableFilter, TableMap
+from ..ir.nodes import Source, TableAggregate, TableFilter, TableGroupBy, TableMap
 from .aggregation import build_agg_ops
 from .processors import OpContext, Processor
 from .records import Record
 
-__all__ = ["TableSourceProcessor", "TableFilterProcessor", "TableMapProcessor", "TableAggregateProcessor"]
+__all__ = ["TableSourceProcessor", "TableFilterProcessor", "TableMapProcessor", "Change",
+           "TableGroupByProcessor", "TableAggregateProcessor"]
 
 
 class TableSourceProcessor(Processor):
@@ -74,17 +75,24 @@ class TableMapProcessor(Processor):
         return [Record(rec.key, self.fn(rec.key, value), rec.ts, rec.window, rec.origin)]
 
 
-class TableAggregateProcessor(Processor):
-    """``table.group_by(f).agg(...)``: for each row update, subtract the old row from its
-    group and add the new row to its group (both forwarded, subtraction first). A count that
-    reaches 0 is a value, not a tombstone."""
+class Change(NamedTuple):
+    """What a table re-grouping sends the new key's aggregate: ``op`` is ``"-"`` (subtract
+    ``value``, the old row) or ``"+"`` (add ``value``, the new row)."""
 
-    def __init__(self, node: TableAggregate, ctx: OpContext):
+    op: str
+    value: Any
+
+
+class TableGroupByProcessor(Processor):
+    """``table.group_by(f)``: for each row update, the old row as a ``Change("-", old)`` keyed
+    by its group, then the new row as a ``Change("+", new)`` keyed by its group (Kafka Streams'
+    ``KTableRepartitionMap``). A tombstone sends only the subtraction; a row whose group key is
+    None is skipped (counted)."""
+
+    def __init__(self, node: TableGroupBy, ctx: OpContext):
         super().__init__(node, ctx)
-        self.ops = build_agg_ops(node.aggregator)
         self.group = node.group_key.compile_kv()
         self.rows = ctx.stores.kv("rows")  # source key -> value
-        self.aggs = ctx.stores.kv("aggregates")  # group key -> (agg, max_ts)
 
     def process(self, port: str, rec: Record) -> list[Record]:
         k = rec.key
@@ -93,29 +101,45 @@ class TableAggregateProcessor(Processor):
             return []
         old = self.rows.get(k)
         new = rec.value
-        if new is None:
-            self.rows.delete(k)
-        else:
-            self.rows.put(k, new)
         out: list[Record] = []
         if old is not None:
             g = self.group(k, old)
             if g is not None:
-                cur = self.aggs.get(g)
-                if cur is not None:
-                    agg, ts = self.ops.subtract(cur[0], old), max(cur[1], rec.ts)
-                    self.aggs.put(g, (agg, ts))
-                    out.append(Record(g, self.ops.result(agg), ts, None, rec.origin))
+                out.append(Record(g, Change("-", old), rec.ts, None, rec.origin))
         if new is not None:
             g = self.group(k, new)
             if g is None:
                 self.ctx.skipped()
             else:
-                cur = self.aggs.get(g)
-                if cur is None:
-                    agg, ts = self.ops.add(self.ops.init(), new), rec.ts
-                else:
-                    agg, ts = self.ops.add(cur[0], new), max(cur[1], rec.ts)
-                self.aggs.put(g, (agg, ts))
-                out.append(Record(g, self.ops.result(agg), ts, None, rec.origin))
+                out.append(Record(g, Change("+", new), rec.ts, None, rec.origin))
+        if new is None:
+            self.rows.delete(k)
+        else:
+            self.rows.put(k, new)
         return out
+
+
+class TableAggregateProcessor(Processor):
+    """``table.group_by(f).agg(...)``: applies the changes of a ``TableGroupBy`` to the
+    aggregate of their key, forwarding each result (a subtraction from a group with no
+    aggregate changes nothing). A count that reaches 0 is a value, not a tombstone."""
+
+    def __init__(self, node: TableAggregate, ctx: OpContext):
+        super().__init__(node, ctx)
+        self.ops = build_agg_ops(node.aggregator)
+        self.aggs = ctx.stores.kv("aggregates")  # group key -> (agg, max_ts)
+
+    def process(self, port: str, rec: Record) -> list[Record]:
+        g = rec.key
+        op, value = rec.value
+        cur = self.aggs.get(g)
+        if op == "-":
+            if cur is None:
+                return []
+            agg, ts = self.ops.subtract(cur[0], value), max(cur[1], rec.ts)
+        elif cur is None:
+            agg, ts = self.ops.add(self.ops.init(), value), rec.ts
+        else:
+            agg, ts = self.ops.add(cur[0], value), max(cur[1], rec.ts)
+        self.aggs.put(g, (agg, ts))
+        return [Record(g, self.ops.result(agg), ts, None, rec.origin)]
