@@ -34,6 +34,9 @@ class TestDriver:
         backend: backend name (``"local"``, ``"bytewax"``, ``"beam"``) or instance.
         optimize: run the optimizer passes first (default True).
         on_error: override the topology's ``on_error``.
+        partitions: partitions of every source (default: the topology's): a keyed record goes
+            to its key's partition (Kafka's default partitioner), a keyless one to
+            ``send count % partitions``; each task keeps its own state and stream time.
         **options: backend options (e.g. ``workers=2`` on bytewax).
 
     Each ``send`` is processed at once, in send order across sources, as Kafka Streams'
@@ -49,14 +52,17 @@ class TestDriver:
     __test__ = False  # not a pytest test class
 
     def __init__(self, topology: Topology | Plan, backend: str | Backend = "local", *,
-                 optimize: bool = True, on_error: str | None = None, **options: Any):
+                 optimize: bool = True, on_error: str | None = None,
+                 partitions: int | None = None, **options: Any):
         plan = topology.plan() if isinstance(topology, Topology) else topology
         if optimize:
             from .optimize import optimize as run_passes
             plan = run_passes(plan)
-        self.plan = plan
+        self.plan = plan.with_partitions(partitions)
         self.backend = get_backend(backend)
-        self._session = self.backend.session(plan, on_error=on_error, **options)
+        if partitions is not None:
+            options["partitions"] = partitions
+        self._session = self.backend.session(self.plan, on_error=on_error, **options)
         self._positions: dict[str, int] = {}
         self._closed = False
 

@@ -122,13 +122,24 @@ class LocalBackend(Backend):
         batched: ``TestDriver`` sessions replay the sends through the batched path of ``run``
             (``BatchedSession``) instead of processing each at once (``LocalSession``); the
             records are the same.
+        partitions: partitions of this instance's runs and sessions when they give none
+            (default: the plan's).
+
+    Every task of the plan (``<sub-topology>_<partition>``) runs in this process, each with its
+    own processors and stream time.
     """
 
     name = "local"
     capabilities = frozenset(NODE_KINDS)
 
-    def __init__(self, *, batched: bool = False):
+    def __init__(self, *, batched: bool = False, partitions: int | None = None):
         self.batched = batched
+        self.partitions = partitions
+
+    def _plan(self, plan: Plan, partitions: int | None) -> Plan:
+        """``plan`` with the run's partitions (given, else this instance's, else its own)."""
+        self.compile(plan)
+        return plan.with_partitions(partitions if partitions is not None else self.partitions)
 
     @property
     def version(self) -> str:
@@ -141,17 +152,17 @@ class LocalBackend(Backend):
         self.check(plan)
         return Executor(plan).execution_notes()
 
-    def session(self, plan: Plan, *, on_error: str | None = None,
+    def session(self, plan: Plan, *, on_error: str | None = None, partitions: int | None = None,
                 **options: Any) -> LocalSession | BatchedSession:
-        self.compile(plan)
+        plan = self._plan(plan, partitions)
         if options:
             raise TypeError(f"the local backend takes no options, got {sorted(options)}")
         return BatchedSession(plan, on_error) if self.batched else LocalSession(plan, on_error)
 
     def execute(self, plan: Plan, events: list[InputEvent], *, flush: bool = True,
-                on_error: str | None = None, **options: Any) -> RunResult:
-        self.compile(plan)
-        ex = Executor(plan, on_error=on_error)
+                on_error: str | None = None, partitions: int | None = None,
+                **options: Any) -> RunResult:
+        ex = Executor(self._plan(plan, partitions), on_error=on_error)
         ex.feed_many(events)
         if flush:
             ex.end()
@@ -160,10 +171,11 @@ class LocalBackend(Backend):
     def run(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
             on_error: str | None = None, dead_letter: Any = None,
             progress: Callable[[Metrics], None] | None = None, progress_every: float = 0.5,
-            **options: Any) -> RunResult:
+            partitions: int | None = None, **options: Any) -> RunResult:
         """Read ``inputs`` ({source: connector spec or URI}), write ``outputs`` ({sink: spec});
-        sinks without a spec are collected in the result."""
-        self.compile(plan)
+        sinks without a spec are collected in the result. ``partitions``: partitions of the
+        file and in-memory inputs (default: the plan's)."""
+        plan = self._plan(plan, partitions)
         inputs, outputs = resolve_io(plan, inputs, outputs)
         missing = [t for t in plan.source_topics() if t not in inputs]
         if missing:

@@ -16,10 +16,11 @@ from typing import Any, Callable
 
 import networkx as nx
 
-from streamdsl.ir.nodes import Fused, TableFilter
+from streamdsl.ir.nodes import Fused, Repartition, Source, TableFilter
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.build import SourceProcessor
 from streamdsl.runtime.drive import BRANCH, NodeStep, drive
+from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.processors import StatelessProcessor
 from streamdsl.runtime.records import OutputRecord, Record
 from streamdsl.runtime.stateless import IDENTITY_KINDS, LINEAR
@@ -33,10 +34,38 @@ __all__ = ["BatchGraph", "batchable", "Runner", "Inbox"]
 
 #: ``inbox[node]``: the parts a node receives in this batch
 Inbox = dict[str, list[Part]]
-#: a node's runner: its parts -> ``(out port, records, seqs)`` triples
+#: a node's runner: its parts -> ``(out port, records, seqs, partition)`` for each output part
 Runner = Callable[[list[Part]], Any]
 
 NodeFail = Callable[[str, "Record | None", Exception], None]
+
+
+def _merged(parts: list[Part]) -> Part:
+    """Parts (each in sequence order) as one, in sequence order."""
+    seqs_all: list[int] = []
+    recs_all: list[Record] = []
+    for p in parts:
+        seqs_all += p.seqs
+        recs_all += p.recs
+    order = sorted(range(len(seqs_all)), key=seqs_all.__getitem__)
+    return Part(parts[0].port, [recs_all[i] for i in order], [seqs_all[i] for i in order],
+                parts[0].partition)
+
+
+def _keys_cross_tasks(plan: Plan, sink: str) -> bool:
+    """Whether records of one key can reach ``sink`` from several tasks: a path from a source
+    with no stateful node or repartition on it (keyless records are spread over partitions),
+    or a key changed after the last one."""
+    def walk(name: str) -> bool:
+        node = plan.node(name)
+        if isinstance(node, Source):
+            return True
+        if node.stateful or isinstance(node, Repartition):
+            return False
+        if node.key_changing:
+            return True
+        return any(walk(e.src) for e in plan.in_edges(name))
+    return any(walk(e.src) for e in plan.in_edges(sink))
 
 
 def batchable(plan: Plan) -> bool:
@@ -59,15 +88,32 @@ def batchable(plan: Plan) -> bool:
 
 
 class BatchGraph:
-    """The batch runners of a plan's nodes, fused tails included."""
+    """The batch runners of a plan's nodes, fused tails included.
 
-    def __init__(self, wiring: Wiring, steps: dict[str, NodeStep], fail: NodeFail):
+    ``steps[name][p]`` is node ``name``'s step in the task of partition ``p`` (one shared step
+    for a stateless node). With several partitions, a ``Repartition`` splits each part by its
+    records' new keys, a stateful node runs each partition's parts through that task's
+    processor, and the nodes a repartition feeds merge the parts of one partition by sequence
+    number (what the records of several upstream tasks need to be in input order).
+    """
+
+    def __init__(self, wiring: Wiring, steps: dict[str, list[NodeStep]],
+                 partitioner: Partitioner, fail: NodeFail):
         self.wiring = wiring
         self.steps = steps
+        self.partitioner = partitioner
         self.fail = fail
         plan = wiring.plan
         g = plan.graph
         multi = {n for n in wiring.order if len(plan.in_edges(n)) > 1}
+        #: sinks that take several tasks' records of one key (merged back in input order)
+        self.merging_sinks: set[str] = set()
+        if partitioner.n > 1:
+            for n in wiring.order:
+                if isinstance(plan.node(n), Repartition):
+                    multi.update(g.successors(n))
+            self.merging_sinks = {s for s in wiring.writers if _keys_cross_tasks(plan, s)}
+            multi |= self.merging_sinks
         need: dict[str, bool] = {}
         for name in reversed(wiring.order):  # does anything downstream merge inputs?
             need[name] = any(s in multi or need[s] for s in g.successors(name))
@@ -89,10 +135,10 @@ class BatchGraph:
             name: tails.get(name) or self._make_runner(name, need[name]) for name in wiring.order}
 
     # ---- a node's batch function -------------------------------------------------------------------
-    def batch_fn(self, name: str) -> Callable[[str, list[Record], Any], list]:
-        """``(port, records, fail) -> outputs``: the node's registered fast path, else its
-        processor's ``process_batch``."""
-        step = self.steps[name]
+    def batch_fn(self, name: str, partition: int = 0) -> Callable[[str, list[Record], Any], list]:
+        """``(port, records, fail) -> outputs`` in the task of ``partition``: the node's
+        registered fast path, else its processor's ``process_batch``."""
+        step = self.steps[name][partition]
         for fp_name in ("stateless-batch", "tumbling-batch"):
             fp = fastpaths.find(fp_name, step.node)
             if fp is not None:
@@ -103,12 +149,13 @@ class BatchGraph:
 
     def fast_paths(self, name: str) -> list[str]:
         """Names of the fast paths node ``name`` runs with in batches."""
-        node = self.steps[name].node
+        node = self.steps[name][0].node
         return [n for n in ("stateless-batch", "tumbling-batch") if fastpaths.find(n, node)]
 
     # ---- runners -----------------------------------------------------------------------------------
     def _make_runner(self, name: str, need_seq: bool) -> Runner:  # noqa: C901 - one closure per case
-        step = self.steps[name]
+        steps = self.steps[name]
+        step = steps[0]
         node_fail = self.fail
 
         def fail(rec: Record, exc: Exception) -> None:
@@ -117,19 +164,43 @@ class BatchGraph:
         if name in self.wiring.writers:
             write = self.wiring.sink_output(name)
             new = tuple.__new__
+            merging = name in self.merging_sinks
 
             def sink_runner(parts: list[Part]):
+                if merging and len(parts) > 1:
+                    parts = [_merged(parts)]
                 for part in parts:
                     write([new(OutputRecord, (r.key, r.value, r.ts, r.window)) for r in part.recs])
                 return ()
             return sink_runner
 
+        if isinstance(step.node, Repartition) and self.partitioner.n > 1:
+            partition_of = self.partitioner
+
+            def repartition_runner(parts: list[Part]):
+                out = []
+                for _port, recs, seqs, part in parts:
+                    by: dict[int, tuple[list, list | None]] = {}
+                    for i, rec in enumerate(recs):
+                        k = rec.key
+                        q = part if k is None else partition_of(k, 0)
+                        got = by.get(q)
+                        if got is None:
+                            got = by[q] = ([], [] if seqs is not None else None)
+                        got[0].append(rec)
+                        if seqs is not None:
+                            got[1].append(seqs[i])
+                    out += [(None, recs_q, seqs_q, q) for q, (recs_q, seqs_q) in sorted(by.items())]
+                return out
+            return repartition_runner
+
         if step.kind is BRANCH:
             route = step.call
 
             def branch_runner(parts: list[Part]):
-                by_port: dict[str, tuple[list, list | None]] = {}
-                for port, recs, seqs in parts:
+                out = []
+                for port, recs, seqs, part in parts:
+                    by_port: dict[str, tuple[list, list | None]] = {}
                     for i, rec in enumerate(recs):
                         try:
                             r = route(rec)
@@ -143,44 +214,59 @@ class BatchGraph:
                             got[0].append(rec)
                             if got[1] is not None:
                                 got[1].append(seqs[i])
-                return [(r, recs, seqs) for r, (recs, seqs) in by_port.items()]
+                    out += [(r, recs, seqs, part) for r, (recs, seqs) in by_port.items()]
+                return out
             return branch_runner
 
         if isinstance(step.processor, SourceProcessor):  # forwards what it ingested
             def source_runner(parts: list[Part]):
-                return parts
+                return [(None, p.recs, p.seqs, p.partition) for p in parts]
             return source_runner
 
-        process_batch = self.batch_fn(name)
-        process_mixed = step.processor.process_mixed
+        batch_fns: dict[int, Callable] = {}
 
-        def one_by_one(items):
+        def batch_of(part: int) -> Callable:
+            fn = batch_fns.get(part)
+            if fn is None:
+                fn = batch_fns[part] = self.batch_fn(name, part)
+            return fn
+
+        def one_by_one(items, part: int):
             """Outputs and their sequence numbers, record by record (``drive``)."""
             outs: list[Record] = []
             oseqs: list[int] = []
-            for s, o, _ in drive(step, items, lambda s, rec, e: fail(rec, e)):
+            for s, o, _ in drive(steps[part], items, lambda s, rec, e: fail(rec, e)):
                 outs.extend(o)
                 oseqs.extend([s] * len(o))
-            return [(None, outs, oseqs)]
+            return (None, outs, oseqs, part)
 
-        def runner(parts: list[Part]):
+        def run_task(parts: list[Part], part: int):
             if len(parts) == 1:
-                port, recs, seqs = parts[0]
+                port, recs, seqs, _ = parts[0]
                 if need_seq and seqs is not None:
-                    return one_by_one(zip(seqs, itertools.repeat(port), recs))
-                return [(None, process_batch(port, recs, fail), None)]
+                    return one_by_one(zip(seqs, itertools.repeat(port), recs), part)
+                return (None, batch_of(part)(port, recs, fail), None, part)
             # Each part is in sequence order: a stable sort by sequence number merges them
             # (at C speed: Timsort merges the runs).
             seqs_all: list[int] = []
             pairs: list[tuple[str, Record]] = []
-            for port, recs, seqs in parts:
+            for port, recs, seqs, _ in parts:
                 seqs_all += seqs
                 pairs += zip(itertools.repeat(port, len(recs)), recs)
             order = sorted(range(len(seqs_all)), key=seqs_all.__getitem__)
             items = [pairs[i] for i in order]
             if need_seq:
-                return one_by_one((seqs_all[i], port, r) for i, (port, r) in zip(order, items))
-            return [(None, process_mixed(items, fail), None)]
+                return one_by_one(((seqs_all[i], port, r) for i, (port, r) in zip(order, items)),
+                                  part)
+            return (None, steps[part].processor.process_mixed(items, fail), None, part)
+
+        def runner(parts: list[Part]):
+            if len(parts) == 1:
+                return [run_task(parts, parts[0].partition)]
+            by: dict[int, list[Part]] = {}
+            for p in parts:
+                by.setdefault(p.partition, []).append(p)
+            return [run_task(ps, q) for q, ps in sorted(by.items())]
         return runner
 
     def _make_tail(self, name: str) -> tuple[Runner, list[str]] | None:
@@ -193,16 +279,16 @@ class BatchGraph:
         def eligible(n: str) -> bool:
             node = plan.node(n)
             if n in wiring.writers:
-                return True
-            if steps[n].kind is BRANCH or len(plan.in_edges(n)) != 1:
+                return n not in self.merging_sinks
+            if steps[n][0].kind is BRANCH or len(plan.in_edges(n)) != 1:
                 return False
             if isinstance(node, TableFilter) or node.kind in IDENTITY_KINDS:
-                return True
+                return not (isinstance(node, Repartition) and self.partitioner.n > 1)
             stages = node.stages if isinstance(node, Fused) else (node,)
-            return (isinstance(steps[n].processor, StatelessProcessor)
+            return (isinstance(steps[n][0].processor, StatelessProcessor)
                     and all(isinstance(st, LINEAR) for st in stages))
         if name in wiring.writers or not eligible(name) or \
-                isinstance(steps[name].processor, SourceProcessor):
+                isinstance(steps[name][0].processor, SourceProcessor):
             return None
         chain = [name]
         cur = name
@@ -250,11 +336,11 @@ class BatchGraph:
             parts = inbox.pop(name, None)
             if parts is None:
                 continue
-            for out_port, outs, seqs in runners[name](parts):
+            for out_port, outs, seqs, partition in runners[name](parts):
                 if outs:
                     for dst, port, want in edges[name]:
                         if want is None or want == out_port:
-                            part = Part(port, outs, seqs)
+                            part = Part(port, outs, seqs, partition)
                             got = inbox.get(dst)
                             if got is None:
                                 inbox[dst] = [part]

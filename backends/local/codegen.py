@@ -175,7 +175,7 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
     ``chain`` is ``[(owner node name, stage node)]``; ``fails[owner](rec, exc)`` reports a
     stage that raised (as a ``StageError`` naming the stage, with the record it received);
     ``bad(event, reason)`` gets an item that cannot be ingested. Equal to
-    ``processors.make_ingest_items`` followed by ``compile_batch`` of each stage, minus a
+    ``ingest.make_ingest_items`` followed by ``compile_batch`` of each stage, minus a
     ``Record`` per item: the next operator reads the columns (``Processor.process_columns``).
     """
     if getattr(source, "table", True) or source.key is None or source.timestamp is None \

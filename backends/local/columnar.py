@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 from streamdsl.ir.nodes import Fused
 from streamdsl.runtime.drive import BRANCH
+from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.processors import StatelessProcessor
 from streamdsl.runtime.records import InputEvent, Record
 from streamdsl.runtime.stateless import IDENTITY_KINDS
@@ -30,8 +31,9 @@ class Segment(NamedTuple):
     port: str
     #: ``{stage owner: fail(record, exception)}`` for the stateless stages on the way
     fails: dict[str, Callable]
-    #: ``columns(keys, values, timestamps, positions, source, fail) -> outputs``
-    columns: Callable
+    #: ``columns(partition)``: the operator's columnar fast path in that task,
+    #: ``(keys, values, timestamps, positions, source, fail) -> outputs``
+    columns: Callable[[int], Callable]
     #: the sink that is the operator's only output, when ``columns`` builds its records
     sink: str | None
     #: the nodes on the way, for ``explain``
@@ -55,7 +57,7 @@ class Segments:
             return self._segments[topic]
         self._segments[topic] = None
         wiring = self.wiring
-        steps = self.batches.steps
+        steps = {name: s[0] for name, s in self.batches.steps.items()}
         plan = wiring.plan
         (name,) = wiring.sources[topic]
         source = plan.node(name)
@@ -82,17 +84,29 @@ class Segments:
             cur = dst
         op_node = plan.node(dst)
         sink = wiring.direct_sink(dst, False)
-        columns = None
-        if sink is not None:
-            fp = fastpaths.find("stream-table-join-to-sink", op_node, port)
-            if fp is not None:
-                columns = fp.build(proc)
-        if columns is None:
+        if sink in self.batches.merging_sinks:
+            sink = None
+        tasks = self.batches.steps[dst]
+        built: dict[int, Callable] = {}
+        fp = fastpaths.find("stream-table-join-to-sink", op_node, port) if sink else None
+        if fp is not None:
+            def build(p: int) -> Any:
+                return fp.build(tasks[p].processor)
+        else:
             sink = None
             fp = fastpaths.find("tumbling-columns", op_node, port)
             if fp is None:
                 return None
-            columns = fp.build(proc, rows=dst in self.batches.rows_nodes)
+            rows = dst in self.batches.rows_nodes
+
+            def build(p: int) -> Any:
+                return fp.build(tasks[p].processor, rows=rows)
+
+        def columns(p: int) -> Callable:
+            fn = built.get(p)
+            if fn is None:
+                fn = built[p] = build(p)
+            return fn
         ingest_fp = fastpaths.find("columnar-ingest", source)
         ingest = ingest_fp.build(source, chain) if ingest_fp is not None else None
         if ingest is None:
@@ -123,15 +137,41 @@ class Segments:
         write = self.wiring.sink_output(seg.sink) if seg.sink is not None else None
         ingest, columns = seg.ingest, seg.columns
         run = self.batches.run
+        split = _splitter(self.batches.partitioner)
         for chunk, pos in chunks:
-            ks, vs, tss, ps = ingest(chunk, pos, bad, seg.fails)
-            outs = columns(ks, vs, tss, ps, topic, fail)
-            if write is not None:  # the operator built the sink's records itself
-                write(outs)
-            elif outs:
-                inbox: dict[str, list[Part]] = {}
-                for dst, dport, _ in targets:
-                    inbox.setdefault(dst, []).append(Part(dport, outs, None))
-                run(inbox)
+            for part, (ks, vs, tss, ps) in split(*ingest(chunk, pos, bad, seg.fails)):
+                outs = columns(part)(ks, vs, tss, ps, topic, fail)
+                if write is not None:  # the operator built the sink's records itself
+                    write(outs)
+                elif outs:
+                    inbox: dict[str, list[Part]] = {}
+                    for dst, dport, _ in targets:
+                        inbox.setdefault(dst, []).append(Part(dport, outs, None, part))
+                    run(inbox)
             if tick is not None:
                 tick()
+
+
+def _splitter(partitioner: Partitioner) -> Callable:
+    """``split(keys, values, timestamps, positions)``: the columns of each partition, as
+    ``[(partition, (keys, values, timestamps, positions))]`` in partition order."""
+    if partitioner.n == 1:
+        return lambda ks, vs, tss, ps: [(0, (ks, vs, tss, ps))]
+
+    def split(ks: list, vs: list, tss: list, ps: Any) -> list:
+        parts = list(map(partitioner, ks, ps))
+        order = sorted(range(len(parts)), key=parts.__getitem__)  # stable: keeps input order
+        out = []
+        i = 0
+        n = len(order)
+        while i < n:
+            q = parts[order[i]]
+            j = i
+            while j < n and parts[order[j]] == q:
+                j += 1
+            idx = order[i:j]
+            out.append((q, ([ks[x] for x in idx], [vs[x] for x in idx], [tss[x] for x in idx],
+                            [ps[x] for x in idx])))
+            i = j
+        return out
+    return split

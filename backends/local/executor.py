@@ -21,11 +21,14 @@ from operator import le
 from typing import Any, Callable, Iterable, Iterator
 
 from streamdsl.ir.plan import Plan
+from streamdsl.ir.tasks import sub_topology_of
 from streamdsl.runtime.drive import NodeStep, node_step
 from streamdsl.runtime.failures import failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest, make_ingest_items
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.ordering import merge_inputs
+from streamdsl.runtime.partitioning import Partitioner
+from streamdsl.runtime.processors import Processor
 from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord, Record
 
 from . import fastpaths
@@ -55,7 +58,8 @@ class Executor:
 
     def __init__(self, plan: Plan, *, on_error: str | None = None,
                  sink_writers: dict[str, SinkWriter] | None = None,
-                 dead_letter_writer: Callable[[DeadLetter], None] | None = None):
+                 dead_letter_writer: Callable[[DeadLetter], None] | None = None,
+                 partition_of: Callable[[Record], int] | None = None):
         self.plan = plan
         self.on_error = on_error or plan.on_error
         self.metrics = Metrics()
@@ -63,15 +67,49 @@ class Executor:
         self.outputs: dict[str, list[OutputRecord]] = self.wiring.outputs
         self.dead_letters: list[DeadLetter] = []
         self._dl_writer = dead_letter_writer
-        self.steps: dict[str, NodeStep] = {n.name: node_step(n, self.metrics)
-                                           for n in plan.topological()}
-        self.processors = {name: step.processor for name, step in self.steps.items()}
+        #: the partitions of the run: each sub-topology runs as that many tasks
+        self.partitions = plan.partitions
+        self.partitioner = Partitioner(plan.partitions)
+        partitioner = self.partitioner
+        #: ``partition_of(record)``: an ingested record's partition (by default its key's,
+        #: or its position's when it has none; a Kafka run gives the record's own partition)
+        self.partition_of = partition_of or (lambda rec: partitioner(rec.key, rec.origin[1]))
+        #: ``steps[name][p]``: node ``name`` in the task of partition ``p`` (a stateless node
+        #: shares one step between its tasks)
+        self.steps: dict[str, list[NodeStep]] = {}
+        for n in plan.topological():
+            if n.stateful:
+                self.steps[n.name] = [node_step(n, self.metrics) for _ in range(self.partitions)]
+            else:
+                self.steps[n.name] = [node_step(n, self.metrics)] * self.partitions
+        self.sub_topology = sub_topology_of(plan)
         self._ingest = {s.name: make_ingest(s) for s in plan.sources()}
         self.ended = False
-        self._push, self._emit = compile_push(self.wiring, self.steps, self._fail)
+        self._push, self._emit = compile_push(self.wiring, self.steps, partitioner, self._fail)
         self.batchable = batchable(plan)
-        self.batches = BatchGraph(self.wiring, self.steps, self._fail)
+        self.batches = BatchGraph(self.wiring, self.steps, partitioner, self._fail)
         self.segments = Segments(self.batches, self._bad)
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the plan keeps state (its snapshots are worth taking)."""
+        return any(n.stateful for n in self.plan.nodes())
+
+    def _parts(self, recs: list[Record], seqs: list[int] | None) -> list[Part]:
+        """Ingested records (of one source node) as one part per partition."""
+        if self.partitions == 1:
+            return [Part("in", recs, seqs, 0)]
+        partition_of = self.partition_of
+        by: dict[int, tuple[list, list | None]] = {}
+        for i, rec in enumerate(recs):
+            q = partition_of(rec)
+            got = by.get(q)
+            if got is None:
+                got = by[q] = ([], [] if seqs is not None else None)
+            got[0].append(rec)
+            if seqs is not None:
+                got[1].append(seqs[i])
+        return [Part("in", r, sq, q) for q, (r, sq) in sorted(by.items())]
 
     # ---- input ------------------------------------------------------------------------------------
     def feed(self, ev: InputEvent) -> None:
@@ -87,7 +125,7 @@ class Executor:
             except BadRecord as e:
                 self._bad(name, str(e), ev)
                 continue
-            self._push[name]("in", rec)
+            self._push[name]("in", rec, self.partition_of(rec))
 
     def feed_many(self, events: Iterable[InputEvent]) -> None:
         """Process events in order (in batches when that gives the same results)."""
@@ -123,7 +161,7 @@ class Executor:
             for name in names:
                 recs = self._ingest_many(name, events)
                 if recs:
-                    inbox[name] = [Part("in", recs, None)]
+                    inbox[name] = self._parts(recs, None)
         else:
             per_source: dict[str, tuple[list[Record], list[int]]] = {}
             in_by_source = self.metrics.in_by_source
@@ -145,7 +183,7 @@ class Executor:
                     got[0].append(rec)
                     got[1].append(i)
             for name, (recs, seqs) in per_source.items():
-                inbox[name] = [Part("in", recs, seqs)]
+                inbox[name] = self._parts(recs, seqs)
         self.batches.run(inbox)
 
     def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
@@ -201,7 +239,7 @@ class Executor:
             return None
 
         def flush(parts) -> None:
-            self.batches.run({names[j]: [Part("in", recs, seqs)]
+            self.batches.run({names[j]: self._parts(recs, seqs)
                               for j, (recs, seqs) in enumerate(parts) if recs})
             if tick is not None:
                 tick()
@@ -209,7 +247,7 @@ class Executor:
         if left is not None:  # one topic left: no more merging, no sequence numbers
             j, rest = left
             if rest:
-                self.batches.run({names[j]: [Part("in", rest, None)]})
+                self.batches.run({names[j]: self._parts(rest, None)})
             self._feed_alone(topics[j], chunks[topics[j]], tick)
 
     def _items_ingester(self, topic: str) -> Callable[[list, int], list[Record]]:
@@ -232,7 +270,7 @@ class Executor:
         for chunk, pos in chunks:
             recs = ingest(chunk, pos)
             if recs:
-                self.batches.run({name: [Part("in", recs, None)]})
+                self.batches.run({name: self._parts(recs, None)})
             if tick is not None:
                 tick()
 
@@ -257,19 +295,22 @@ class Executor:
         return merge_inputs(self.plan, inputs)
 
     def end(self) -> None:
-        """End of input: stream time goes to infinity, every window closes, in topological order."""
+        """End of input: stream time goes to infinity, every window closes, in topological
+        order (each node's tasks by partition)."""
         if self.ended:
             return
         self.ended = True
         for name in self.wiring.order:
-            try:
-                outs = self.processors[name].on_end()
-            except Exception as e:  # a user function failing while windows close
-                self._fail(name, None, e)
-                continue
             emit = self._emit[name]
-            for rec in outs:
-                emit(rec, None)
+            steps = self.steps[name]
+            for part, step in enumerate(steps[:1] if not steps[0].node.stateful else steps):
+                try:
+                    outs = step.processor.on_end()
+                except Exception as e:  # a user function failing while windows close
+                    self._fail(name, None, e)
+                    continue
+                for rec in outs:
+                    emit(rec, None, part)
 
     # ---- failures: the kernel's rules (runtime/failures.py) -----------------------------------
     def _fail(self, name: str, rec: Record | None, exc: Exception) -> None:
@@ -321,13 +362,32 @@ class Executor:
             used.add("ordered-run-merge")
         return [fp for fp in fastpaths.FAST_PATHS if fp.name in used]
 
+    def task_processors(self) -> dict[str, dict[str, Processor]]:
+        """Task id (``"<sub-topology>_<partition>"``) -> its stateful nodes' processors."""
+        out: dict[str, dict[str, Processor]] = {}
+        for name, steps in self.steps.items():
+            if steps[0].node.stateful:
+                sub = self.sub_topology[name]
+                for p, step in enumerate(steps):
+                    out.setdefault(f"{sub}_{p}", {})[name] = step.processor
+        return out
+
     def state_sizes(self) -> dict[str, int]:
-        """Number of state entries held per stateful operator."""
-        return {n: p.state_size() for n, p in self.processors.items() if p.node.stateful}
+        """Number of state entries held per stateful operator (all its tasks)."""
+        sizes: dict[str, int] = {}
+        for procs in self.task_processors().values():
+            for name, proc in procs.items():
+                sizes[name] = sizes.get(name, 0) + proc.state_size()
+        return sizes
 
     def snapshot(self) -> dict:
-        return {n: p.snapshot() for n, p in self.processors.items()}
+        """The state of every task: ``{task id: {node: its store snapshot}}``."""
+        return {task: {n: p.snapshot() for n, p in procs.items()}
+                for task, procs in self.task_processors().items()}
 
     def restore(self, snap: dict) -> None:
-        for n, s in snap.items():
-            self.processors[n].restore(s)
+        """Restore the tasks of ``snapshot()``'s result (all of them, or some)."""
+        tasks = self.task_processors()
+        for task, nodes in snap.items():
+            for n, s in nodes.items():
+                tasks[task][n].restore(s)

@@ -25,13 +25,15 @@ class Target(NamedTuple):
 
 
 class Part(NamedTuple):
-    """Records arriving at a node on one input in a batch. ``seqs`` (None when no node
-    downstream merges inputs) gives, per record, the position in the batch of the input record
-    it derives from: the order depth-first processing would deliver records in."""
+    """Records of one task arriving at a node on one input in a batch. ``seqs`` (None when no
+    node downstream merges inputs) gives, per record, the position in the batch of the input
+    record it derives from: the order depth-first processing would deliver records in.
+    ``partition`` is the task's partition (every record of a part has the same)."""
 
     port: str
     recs: list[Record]
     seqs: list[int] | None
+    partition: int = 0
 
 
 @dataclass(slots=True)

@@ -335,7 +335,7 @@ class _KafkaRun:
                                 dead_letter_writer=self._writer(self.dl.write) if self.dl else None)
         # A checkpoint is needed for operator state, and for the read positions of non-Kafka
         # inputs (a file is not read again from its start by the next run).
-        self.stateful = bool(self.other_in) or any(p.node.stateful for p in ex.processors.values())
+        self.stateful = bool(self.other_in) or ex.stateful
         consumer = self._consumer()
         self.consumer = consumer
         in_txn = False

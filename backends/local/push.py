@@ -1,27 +1,32 @@
 """Record at a time: a record is pushed depth first through the graph, as a Kafka Streams task
-does (what ``TestDriver`` sessions, diamond-shaped plans and end of input use)."""
+does (what ``TestDriver`` sessions, diamond-shaped plans and end of input use). Every call
+carries the partition of the record's task: a stateful node runs the processor of that task,
+a repartition moves the record to its new key's partition."""
 
 from __future__ import annotations
 
 from typing import Callable
 
+from streamdsl.ir.nodes import Repartition
 from streamdsl.runtime.drive import BRANCH, FN, NodeStep
+from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.records import OutputRecord, Record
 
 from .graph import Wiring
 
 __all__ = ["compile_push", "Push", "Emit"]
 
-#: ``push(port, record)``: process a record at a node and forward what it emits
-Push = Callable[[str, Record], None]
-#: ``emit(record, out_port)``: forward a node's output record to its targets
-Emit = Callable[[Record, "str | None"], None]
+#: ``push(port, record, partition)``: process a record at a node and forward what it emits
+Push = Callable[[str, Record, int], None]
+#: ``emit(record, out_port, partition)``: forward a node's output record to its targets
+Emit = Callable[[Record, "str | None", int], None]
 
 
-def compile_push(wiring: Wiring, steps: dict[str, NodeStep],
+def compile_push(wiring: Wiring, steps: dict[str, list[NodeStep]], partitioner: Partitioner,
                  fail: Callable[[str, Record | None, Exception], None]
                  ) -> tuple[dict[str, Push], dict[str, Emit]]:
-    """One closure per node that processes and forwards.
+    """One closure per node that processes and forwards (``steps[name][p]``: the node's step
+    in the task of partition ``p``).
 
     Built downstream-first, so each closure holds its targets directly: a record moves
     through the graph by plain function calls, without dictionary lookups.
@@ -30,12 +35,13 @@ def compile_push(wiring: Wiring, steps: dict[str, NodeStep],
     emit: dict[str, Emit] = {}
     for name in reversed(wiring.order):
         emit[name] = _make_emit([(push[t.dst], t.port, t.out) for t in wiring.edges[name]])
-        push[name] = _make_push(wiring, steps[name], emit[name], fail)
+        push[name] = _make_push(wiring, steps[name], emit[name], partitioner, fail)
     return push, emit
 
 
-def _make_push(wiring: Wiring, step: NodeStep, emit: Emit,
+def _make_push(wiring: Wiring, steps: list[NodeStep], emit: Emit, partitioner: Partitioner,
                node_fail: Callable[[str, Record | None, Exception], None]) -> Push:
+    step = steps[0]
     name = step.name
     writer = wiring.writers.get(name)
     metrics = wiring.metrics
@@ -43,59 +49,66 @@ def _make_push(wiring: Wiring, step: NodeStep, emit: Emit,
         topic = wiring.sink_topic[name]
         counter = metrics.out_by_sink
 
-        def sink(port: str, rec: Record) -> None:
+        def sink(port: str, rec: Record, part: int) -> None:
             metrics.records_out += 1
             counter[topic] += 1
             writer(OutputRecord(rec.key, rec.value, rec.ts, rec.window))
         return sink
+    if isinstance(step.node, Repartition):
+        def repartition(port: str, rec: Record, part: int) -> None:
+            # the new key's task; a record without a key stays where it is (a stateful
+            # operator skips it)
+            emit(rec, None, part if rec.key is None else partitioner(rec.key, 0))
+        return repartition
     call = step.call
     if step.kind is BRANCH:
-        def branch_push(port: str, rec: Record) -> None:
+        def branch_push(port: str, rec: Record, part: int) -> None:
             try:
                 r = call(rec)
             except Exception as e:
                 node_fail(name, rec, e)
                 return
             if r is not None:
-                emit(rec, r)
+                emit(rec, r, part)
         return branch_push
     if step.kind is FN:
-        def fn_push(port: str, rec: Record) -> None:
+        def fn_push(port: str, rec: Record, part: int) -> None:
             try:
                 outs = call(rec)
             except Exception as e:
                 node_fail(name, rec, e)
                 return
             for out in outs:
-                emit(out, None)
+                emit(out, None, part)
         return fn_push
+    calls = [s.call for s in steps]
 
-    def process_push(port: str, rec: Record) -> None:
+    def process_push(port: str, rec: Record, part: int) -> None:
         try:
-            outs = call(port, rec)
+            outs = calls[part](port, rec)
         except Exception as e:
             node_fail(name, rec, e)
             return
         for out in outs:
-            emit(out, None)
+            emit(out, None, part)
     return process_push
 
 
 def _make_emit(targets: list[tuple[Push, str, str | None]]) -> Emit:
     """Forwarding to the downstream closures (``out`` filters a branch's output port)."""
     if not targets:
-        return lambda rec, out_port: None
+        return lambda rec, out_port, part: None
     if len(targets) == 1 and targets[0][2] is None:
         fn, port, _ = targets[0]
-        return lambda rec, out_port: fn(port, rec)
+        return lambda rec, out_port, part: fn(port, rec, part)
     if all(t[2] is None for t in targets):
-        def fan_out(rec: Record, out_port: str | None) -> None:
+        def fan_out(rec: Record, out_port: str | None, part: int) -> None:
             for fn, port, _ in targets:
-                fn(port, rec)
+                fn(port, rec, part)
         return fan_out
 
-    def routed(rec: Record, out_port: str | None) -> None:
+    def routed(rec: Record, out_port: str | None, part: int) -> None:
         for fn, port, out in targets:
             if out is None or out == out_port:
-                fn(port, rec)
+                fn(port, rec, part)
     return routed

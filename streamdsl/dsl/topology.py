@@ -26,6 +26,11 @@ class Topology:
         name: the topology (application) name.
         on_error: ``"fail"`` (default) stops a run at the first bad record, naming it;
             ``"dead-letter"`` sends bad records, with their reason, to the dead-letter output.
+        partitions: partitions of every source read from files, in-memory lists and
+            ``TestDriver`` (default 1; a Kafka topic has its own): each sub-topology runs as
+            that many tasks, each with its own state and stream time (docs/semantics.md,
+            "Partitions and tasks"). A run, ``TestDriver`` or ``streamdsl run --partitions``
+            can override it.
 
     >>> import streamdsl as sd
     >>> topo = sd.Topology("demo")
@@ -34,15 +39,18 @@ class Topology:
     ['Source', 'Filter', 'Sink']
     """
 
-    def __init__(self, name: str, *, on_error: str = "fail"):
+    def __init__(self, name: str, *, on_error: str = "fail", partitions: int = 1):
         if not isinstance(name, str) or not name:
             raise TopologyError("a topology needs a non-empty name", site=user_site())
         if on_error not in ON_ERROR_MODES:
             raise TopologyError(f"on_error must be one of {ON_ERROR_MODES}, got {on_error!r}",
                                 site=user_site())
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+            raise TopologyError(f"partitions must be a positive int, got {partitions!r}",
+                                site=user_site())
         self.name = name
         self.on_error = on_error
-        self._plan = Plan(name, on_error=on_error)
+        self._plan = Plan(name, on_error=on_error, partitions=partitions)
 
     # ---- sources --------------------------------------------------------------------------
     def stream(self, name: str, key: Any = None, timestamp: Any = None, *,

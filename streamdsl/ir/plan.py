@@ -17,7 +17,7 @@ import orjson
 from ..errors import ValidationError
 from .nodes import Fused, Node, Sink, Source, node_output
 
-__all__ = ["Plan", "Edge"]
+__all__ = ["Plan", "Edge", "check_partitions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,12 @@ class Plan:
     ['src', 'out']
     """
 
-    def __init__(self, name: str, *, on_error: str = "fail"):
+    def __init__(self, name: str, *, on_error: str = "fail", partitions: int = 1):
         self.name = name
         self.on_error = on_error
+        #: partitions of every source read from files, in-memory lists and ``TestDriver``
+        #: (a Kafka topic has its own): the number of tasks of each sub-topology
+        self.partitions = check_partitions(partitions)
         self.graph = nx.MultiDiGraph()
         self._counter = 0
 
@@ -77,9 +80,17 @@ class Plan:
         return f"{base}-{n}"
 
     def copy(self) -> "Plan":
-        p = Plan(self.name, on_error=self.on_error)
+        p = Plan(self.name, on_error=self.on_error, partitions=self.partitions)
         p.graph = self.graph.copy()
         p._counter = self._counter
+        return p
+
+    def with_partitions(self, partitions: int | None) -> "Plan":
+        """This plan with ``partitions`` (None: unchanged; the same plan when equal)."""
+        if partitions is None or partitions == self.partitions:
+            return self
+        p = self.copy()
+        p.partitions = check_partitions(partitions)
         return p
 
     # ---- reading ----------------------------------------------------------------------
@@ -159,7 +170,11 @@ class Plan:
                  "inputs": [{"from": e.src, "port": e.port, **({"out": e.out} if e.out else {})}
                             for e in self.in_edges(n.name)]}
             nodes.append(d)
-        return {"name": self.name, "on_error": self.on_error, "nodes": nodes}
+        out: dict = {"name": self.name, "on_error": self.on_error}
+        if self.partitions != 1:
+            out["partitions"] = self.partitions
+        out["nodes"] = nodes
+        return out
 
     def to_json(self, *, indent: bool = True) -> str:
         opt = orjson.OPT_INDENT_2 if indent else 0
@@ -168,7 +183,7 @@ class Plan:
     @staticmethod
     def from_dict(d: dict) -> "Plan":
         from .serialize import node_from_dict
-        p = Plan(d["name"], on_error=d.get("on_error", "fail"))
+        p = Plan(d["name"], on_error=d.get("on_error", "fail"), partitions=d.get("partitions", 1))
         for nd in d["nodes"]:
             node = node_from_dict(nd)
             p.add(node, [(i["from"], i["port"], i.get("out")) for i in nd["inputs"]])
@@ -184,6 +199,13 @@ class Plan:
 
     def __repr__(self) -> str:
         return f"<Plan {self.name!r}: {len(self)} nodes>"
+
+
+def check_partitions(partitions: object) -> int:
+    """``partitions`` as a positive int, or ``ValidationError``."""
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+        raise ValidationError(f"partitions must be a positive int, got {partitions!r}")
+    return partitions
 
 
 def _port_order(port: str) -> tuple:

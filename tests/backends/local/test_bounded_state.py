@@ -30,7 +30,7 @@ def test_windowed_count_state_stays_bounded_over_2m_records():
         emitted += 1
 
     ex = Executor(plan, sink_writers={"out": sink})
-    agg = next(p for p in ex.processors.values() if p.node.stateful)
+    (agg,) = ex.task_processors()["0_0"].values()
     max_windows = max_entries = 0
     for i, ev in enumerate(_events(2_000_000, 1_000, 1)):
         ex.feed(ev)
@@ -53,7 +53,7 @@ def test_stream_stream_join_buffers_are_freed():
     left.left_join(right, within=sd.seconds(1)).to("out")
     plan = topo.plan()
     ex = Executor(plan, sink_writers={"out": lambda r: None})
-    join = next(p for p in ex.processors.values() if p.node.stateful)
+    (join,) = ex.task_processors()["0_0"].values()
     biggest = 0
     for i in range(100_000):
         ex.feed(InputEvent("l", None, {"k": i % 100, "ts": i * 10}, None, i))
