@@ -95,10 +95,13 @@ class Executor:
         """Whether the plan keeps state (its snapshots are worth taking)."""
         return any(n.stateful for n in self.plan.nodes())
 
-    def _parts(self, recs: list[Record], seqs: list[int] | None) -> list[Part]:
-        """Ingested records (of one source node) as one part per partition."""
+    def _parts(self, name: str, recs: list[Record], seqs: list[int] | None) -> list[Part]:
+        """Records ingested by source node ``name``, as one part per partition (with
+        sequence numbers when a node downstream merges the parts of several tasks)."""
         if self.partitions == 1:
             return [Part("in", recs, seqs, 0)]
+        if seqs is None and self.batches.need_seq[name]:
+            seqs = list(range(len(recs)))
         partition_of = self.partition_of
         by: dict[int, tuple[list, list | None]] = {}
         for i, rec in enumerate(recs):
@@ -161,7 +164,7 @@ class Executor:
             for name in names:
                 recs = self._ingest_many(name, events)
                 if recs:
-                    inbox[name] = self._parts(recs, None)
+                    inbox[name] = self._parts(name, recs, None)
         else:
             per_source: dict[str, tuple[list[Record], list[int]]] = {}
             in_by_source = self.metrics.in_by_source
@@ -183,7 +186,7 @@ class Executor:
                     got[0].append(rec)
                     got[1].append(i)
             for name, (recs, seqs) in per_source.items():
-                inbox[name] = self._parts(recs, seqs)
+                inbox[name] = self._parts(name, recs, seqs)
         self.batches.run(inbox)
 
     def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
@@ -239,7 +242,7 @@ class Executor:
             return None
 
         def flush(parts) -> None:
-            self.batches.run({names[j]: self._parts(recs, seqs)
+            self.batches.run({names[j]: self._parts(names[j], recs, seqs)
                               for j, (recs, seqs) in enumerate(parts) if recs})
             if tick is not None:
                 tick()
@@ -247,7 +250,7 @@ class Executor:
         if left is not None:  # one topic left: no more merging, no sequence numbers
             j, rest = left
             if rest:
-                self.batches.run({names[j]: self._parts(rest, None)})
+                self.batches.run({names[j]: self._parts(names[j], rest, None)})
             self._feed_alone(topics[j], chunks[topics[j]], tick)
 
     def _items_ingester(self, topic: str) -> Callable[[list, int], list[Record]]:
@@ -270,7 +273,7 @@ class Executor:
         for chunk, pos in chunks:
             recs = ingest(chunk, pos)
             if recs:
-                self.batches.run({name: self._parts(recs, None)})
+                self.batches.run({name: self._parts(name, recs, None)})
             if tick is not None:
                 tick()
 

@@ -107,10 +107,10 @@ def _check_ports(plan: Plan, node: Node, ins) -> None:
 def _key_changed_since_repartition(plan: Plan, name: str) -> str | None:
     """Name of a key-changing node between ``name`` and the nearest repartition/source/stateful node."""
     node = plan.node(name)
+    if node.key_changing:  # a Fused chain says whether one of its stages is
+        return name
     if isinstance(node, (Repartition, Source)) or node.stateful:
         return None
-    if node.key_changing or (isinstance(node, Fused) and node.key_changing):
-        return name
     for e in plan.in_edges(name):
         found = _key_changed_since_repartition(plan, e.src)
         if found:

@@ -133,10 +133,10 @@ def _bypass(plan: Plan, name: str) -> None:
 
 def _key_changed(plan: Plan, name: str) -> bool:
     node = plan.node(name)
+    if node.key_changing:  # a table re-grouping is stateful and changes the key
+        return True
     if isinstance(node, (Repartition, Source)) or node.stateful:
         return False
-    if node.key_changing:
-        return True
     return any(_key_changed(plan, e.src) for e in plan.in_edges(name))
 
 

@@ -27,8 +27,10 @@ from typing import Any, Iterable
 
 import pytest
 
-#: Backends every conformance test runs on.
-BACKENDS = ["local", "local-batched", "bytewax", "bytewax-2w", "bytewax-2p", "beam", "beam-mp"]
+#: Backends every conformance test runs on, each at 1 partition and (``-p3``) at 3.
+BASE_BACKENDS = ["local", "local-batched", "bytewax", "bytewax-2w", "bytewax-2p", "beam",
+                 "beam-mp"]
+BACKENDS = [b for base in BASE_BACKENDS for b in (base, f"{base}-p3")]
 
 
 def selected_backends() -> list[str]:
@@ -87,6 +89,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         callspec = getattr(item, "callspec", None)
         variant = callspec.params.get("backend") if callspec is not None else None
+        if isinstance(variant, str) and variant.endswith("-p3"):
+            variant = variant[:-3]
         cases = VARIANT_CASES.get(variant) if isinstance(variant, str) else None
         (drop if cases is not None and item.originalname not in cases else keep).append(item)
     if drop:
@@ -94,14 +98,29 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+def make_backend(param: str):
+    """The backend a parametrisation id names: ``<name or variant>[-p<N>]``."""
+    from streamdsl.backend import get_backend
+
+    base, _, parts = param.rpartition("-p")
+    if not base or not parts.isdigit():
+        base, parts = param, ""
+    name, options = VARIANTS.get(base, (base, {}))
+    if parts:
+        options = {**options, "partitions": int(parts)}
+    if not options:
+        return name
+    return type(get_backend(name))(**options)
+
+
+def partitions_of(backend) -> int:
+    """The partitions a conformance backend runs with."""
+    return getattr(backend, "partitions", None) or 1 if not isinstance(backend, str) else 1
+
+
 @pytest.fixture(params=selected_backends())
 def backend(request):
-    if request.param in VARIANTS:
-        from streamdsl.backend import get_backend
-
-        name, options = VARIANTS[request.param]
-        return type(get_backend(name))(**options)
-    return request.param
+    return make_backend(request.param)
 
 
 # --------------------------------------------------------------------------- records

@@ -130,19 +130,20 @@ def test_ss_left_join_unmatched_left_emitted_at_end_of_input(backend):
 
 def test_ss_left_join_unmatched_left_waits_for_window_and_grace(backend):
     """Left join, within 5s, grace 1s: L@1s is emitted with None only once
-    1s + 5s + 1s < stream time, i.e. not at stream time 7s, yes at 7.001s."""
+    1s + 5s + 1s < stream time, i.e. not at stream time 7s, yes at 7.001s. (k1, k8 and k9 share
+    a task at 1 and 3 partitions.)"""
     topo = _ss("left", grace=sd.seconds(1))
     with TestDriver(topo, backend=backend) as d:
         send_all(d, [("left", "k1", "a", 1_000)])
         assert out(d, "out") == []
-        send_all(d, [("left", "k2", "b", 7_000)])
+        send_all(d, [("left", "k8", "b", 7_000)])
         assert out(d, "out") == []           # 7s is not > 7s
-        send_all(d, [("left", "k3", "c", 7_001)])
+        send_all(d, [("left", "k9", "c", 7_001)])
         assert_exact(out(d, "out"), [("k1", ("a", None), 1_000, None)])
         assert_changes(out(d, "out", flush=True), [
             ("k1", ("a", None), 1_000, None),
-            ("k2", ("b", None), 7_000, None),
-            ("k3", ("c", None), 7_001, None),
+            ("k8", ("b", None), 7_000, None),
+            ("k9", ("c", None), 7_001, None),
         ])
 
 
@@ -171,17 +172,17 @@ def test_ss_left_join_never_emits_right_with_null(backend):
 def test_ss_left_join_expired_records_emitted_in_timestamp_order_before_trigger_results(backend):
     """When a record advances stream time, the expired unmatched records are emitted first,
     in timestamp order (b@1s before a@2s although a arrived first), then the trigger's own
-    join result."""
+    join result. (k1, k8 and k9 share a task at 1 and 3 partitions.)"""
     topo = _ss("left")
     with TestDriver(topo, backend=backend) as d:
-        send_all(d, [("left", "k1", "a", 2_000), ("left", "k2", "b", 1_000),
-                     ("left", "k3", "c", 6_000)])
+        send_all(d, [("left", "k1", "a", 2_000), ("left", "k8", "b", 1_000),
+                     ("left", "k9", "c", 6_000)])
         assert out(d, "out") == []           # 1s + 5s = 6s is not < 6s
-        send_all(d, [("right", "k3", "z", 7_001)])
+        send_all(d, [("right", "k9", "z", 7_001)])
         assert_exact(out(d, "out"), [
-            ("k2", ("b", None), 1_000, None),
+            ("k8", ("b", None), 1_000, None),
             ("k1", ("a", None), 2_000, None),
-            ("k3", ("c", "z"), 7_001, None),
+            ("k9", ("c", "z"), 7_001, None),
         ])
 
 
@@ -198,17 +199,18 @@ def test_ss_outer_join_unmatched_both_sides_at_end_of_input(backend):
 
 
 def test_ss_outer_join_unmatched_right_waits_for_window(backend):
-    """Outer join, within 5s, grace 0: R@1s is emitted as (None, r) once 1s + 5s < stream time."""
+    """Outer join, within 5s, grace 0: R@1s is emitted as (None, r) once 1s + 5s < stream time.
+    (k1, k8 and k9 share a task at 1 and 3 partitions.)"""
     topo = _ss("outer")
     with TestDriver(topo, backend=backend) as d:
-        send_all(d, [("right", "k1", "x", 1_000), ("left", "k2", "b", 6_000)])
+        send_all(d, [("right", "k1", "x", 1_000), ("left", "k8", "b", 6_000)])
         assert out(d, "out") == []
-        send_all(d, [("left", "k3", "c", 6_001)])
+        send_all(d, [("left", "k9", "c", 6_001)])
         assert_exact(out(d, "out"), [("k1", (None, "x"), 1_000, None)])
         assert_changes(out(d, "out", flush=True), [
             ("k1", (None, "x"), 1_000, None),
-            ("k2", ("b", None), 6_000, None),
-            ("k3", ("c", None), 6_001, None),
+            ("k8", ("b", None), 6_000, None),
+            ("k9", ("c", None), 6_001, None),
         ])
 
 

@@ -233,16 +233,17 @@ def test_session_sessions_are_per_key(backend):
 
 def test_session_final_only_after_gap_and_grace(backend):
     """A session's final result comes out once stream time passes end + gap + grace:
-    [1s,3s] with gap 5s: not at stream time 7s, yes at 9s."""
+    [1s,3s] with gap 5s: not at stream time 7s, yes at 9s. (a and c share a task at 1 and 3
+    partitions.)"""
     topo = _count(sd.session(sd.seconds(5)), emit="final")
     with TestDriver(topo, backend=backend) as d:
-        send_all(d, [("in", "a", "x", 1_000), ("in", "a", "x", 3_000), ("in", "b", "x", 7_000)])
+        send_all(d, [("in", "a", "x", 1_000), ("in", "a", "x", 3_000), ("in", "c", "x", 7_000)])
         assert out(d, "out") == []
-        send_all(d, [("in", "b", "x", 9_000)])
+        send_all(d, [("in", "c", "x", 9_000)])
         assert_exact(out(d, "out"), [("a", 2, 3_000, (1_000, 3_000))])
         assert_final(out(d, "out", flush=True), [
             ("a", 2, 3_000, (1_000, 3_000)),
-            ("b", 2, 9_000, (7_000, 9_000)),
+            ("c", 2, 9_000, (7_000, 9_000)),
         ])
 
 
@@ -294,10 +295,11 @@ def test_record_accepted_one_ms_before_end_plus_grace(backend):
 
 def test_stream_time_is_shared_across_keys(backend):
     """Lateness is judged against the operator's stream time, not the key's own history:
-    b@5s after a@15s is late for [0,10s) (grace 0) although b has never been seen."""
+    c@5s after a@15s is late for [0,10s) (grace 0) although c has never been seen. (a and c
+    share a task at 1 and 3 partitions.)"""
     topo = _count(sd.tumbling(S10))
     with TestDriver(topo, backend=backend) as d:
-        send_all(d, [("in", "a", "x", 15_000), ("in", "b", "x", 5_000)])
+        send_all(d, [("in", "a", "x", 15_000), ("in", "c", "x", 5_000)])
         got = out(d, "out", flush=True)
         metrics = d.metrics()
     assert_changes(got, [("a", 1, 15_000, (10_000, 20_000))])
@@ -308,42 +310,44 @@ def test_stream_time_is_shared_across_keys(backend):
 
 def test_emit_final_appears_only_when_stream_time_reaches_end_plus_grace(backend):
     """Emit final: W=[0,10s) with grace 2s is emitted when stream time >= 12s (checked as
-    records arrive), not before; flush=False shows the progress."""
+    records arrive), not before; flush=False shows the progress. (a and c share a task at 1 and
+    3 partitions.)"""
     topo = _count(sd.tumbling(S10, grace=sd.seconds(2)), emit="final")
     with TestDriver(topo, backend=backend) as d:
         send_all(d, [("in", "a", "x", 1_000), ("in", "a", "x", 5_000)])
         assert out(d, "out") == []
         send_all(d, [("in", "a", "x", 11_000)])
         assert out(d, "out") == []           # 11s < 10s + 2s
-        send_all(d, [("in", "b", "x", 11_999)])
+        send_all(d, [("in", "c", "x", 11_999)])
         assert out(d, "out") == []
-        send_all(d, [("in", "b", "x", 12_000)])
+        send_all(d, [("in", "c", "x", 12_000)])
         assert_exact(out(d, "out"), [("a", 2, 5_000, (0, 10_000))])
         assert_final(out(d, "out", flush=True), [
             ("a", 2, 5_000, (0, 10_000)),
             ("a", 1, 11_000, (10_000, 20_000)),
-            ("b", 2, 12_000, (10_000, 20_000)),
+            ("c", 2, 12_000, (10_000, 20_000)),
         ])
 
 
 def test_emit_final_windows_closing_together_ordered_by_end_then_key(backend):
     """Several windows closing at once come out ordered by (window end, key):
-    z's [0,10s) first, then [10s,20s) for b before c although c arrived first."""
+    z's [0,10s) first, then [10s,20s) for b before d although d arrived first. (z, d, b and e
+    share a task at 1 and 3 partitions.)"""
     topo = _count(sd.tumbling(S10, grace=sd.seconds(5)), emit="final")
     with TestDriver(topo, backend=backend) as d:
-        send_all(d, [("in", "z", "x", 3_000), ("in", "c", "x", 12_000), ("in", "b", "x", 14_000)])
+        send_all(d, [("in", "z", "x", 3_000), ("in", "d", "x", 12_000), ("in", "b", "x", 14_000)])
         assert out(d, "out") == []           # stream time 14s < 10s + 5s
-        send_all(d, [("in", "a", "x", 26_000)])   # 26s - 5s = 21s closes both windows
+        send_all(d, [("in", "e", "x", 26_000)])   # 26s - 5s = 21s closes both windows
         assert_exact(out(d, "out"), [
             ("z", 1, 3_000, (0, 10_000)),
             ("b", 1, 14_000, (10_000, 20_000)),
-            ("c", 1, 12_000, (10_000, 20_000)),
+            ("d", 1, 12_000, (10_000, 20_000)),
         ])
         assert_final(out(d, "out", flush=True), [
             ("z", 1, 3_000, (0, 10_000)),
             ("b", 1, 14_000, (10_000, 20_000)),
-            ("c", 1, 12_000, (10_000, 20_000)),
-            ("a", 1, 26_000, (20_000, 30_000)),
+            ("d", 1, 12_000, (10_000, 20_000)),
+            ("e", 1, 26_000, (20_000, 30_000)),
         ])
 
 
