@@ -100,6 +100,9 @@ def backend_options(be: Backend, options: dict[str, Any], passthrough: list[str]
               help="What a bad record does (default: the topology's on_error).")
 @click.option("--dead-letter", "dead_letter", metavar="PATH",
               help="Write dead letters (JSON lines) here; implies --on-error dead-letter.")
+@click.option("--partitions", "-p", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Partitions of file and in-memory inputs (default: the topology's): each "
+                   "sub-topology runs as N tasks (a Kafka topic has its own partitions).")
 @click.option("--no-optimize", is_flag=True, help="Run the plan as written.")
 @click.option("--passes", metavar="P1,P2", help="Run only these optimizer passes, in order.")
 @click.option("--option", "-O", "option_pairs", multiple=True, metavar="KEY=VALUE",
@@ -110,8 +113,8 @@ def backend_options(be: Backend, options: dict[str, Any], passthrough: list[str]
 @click.pass_context
 def run_cmd(ctx: click.Context, file: str, backend: str, inputs: tuple[str, ...],
             outputs: tuple[str, ...], on_error: str | None, dead_letter: str | None,
-            no_optimize: bool, passes: str | None, option_pairs: tuple[str, ...],
-            progress: bool, quiet: bool) -> None:
+            partitions: int | None, no_optimize: bool, passes: str | None,
+            option_pairs: tuple[str, ...], progress: bool, quiet: bool) -> None:
     """Run FILE's topology on BACKEND.
 
     Sources read the file's INPUTS unless --input says otherwise; sinks go to stdout as JSON
@@ -125,7 +128,7 @@ def run_cmd(ctx: click.Context, file: str, backend: str, inputs: tuple[str, ...]
     opts = {k: coerce(v) for k, v in parse_pairs(option_pairs, "--option").items()}
     opts.update(_extra_options(list(ctx.args)))
     opts = backend_options(be, opts, ctx.meta.get(PASSTHROUGH_KEY))
-    plan = optimized(loaded.plan, enabled=not no_optimize, passes=passes)
+    plan = optimized(loaded.plan, enabled=not no_optimize, passes=passes).with_partitions(partitions)
 
     ins = {**loaded.inputs, **parse_pairs(inputs, "--input")}
     outs = {**loaded.outputs, **parse_pairs(outputs, "--output")}

@@ -126,6 +126,8 @@ class BeamBackend(Backend):
     name = "beam"
     capabilities = frozenset(NODE_KINDS)
     options_help = {
+        "partitions": "partitions of file and in-memory inputs (default: the topology's); each "
+                      "stateful operator that is not per key groups its records by partition",
         "runner": "Beam runner: DirectRunner (default; Beam's FnApiRunner), FlinkRunner, "
                   "SparkRunner, DataflowRunner, PrismRunner...",
         "pipeline_args": "Beam pipeline options as command-line flags, e.g. "
@@ -157,6 +159,7 @@ class BeamBackend(Backend):
             UnsupportedNodeError: a node kind this backend does not run (before anything runs).
         """
         self.check(plan)
+        plan, options = self._partitioned(plan, options)
         inputs: dict[str, list] = {t: [] for t in plan.source_topics()}
         for p, ev in enumerate(events or ()):
             if ev.topic not in inputs:
@@ -207,10 +210,18 @@ class BeamBackend(Backend):
                        collected_sinks=[t for t in plan.sink_topics() if sinks.get(t) is None],
                        in_process=in_process)
 
+    def _partitioned(self, plan: Plan, options: dict) -> tuple[Plan, dict]:
+        """``plan`` with the run's ``partitions`` (an option, or this instance's default), and
+        the other options (Beam's own)."""
+        options = dict(options)
+        partitions = options.pop("partitions", self.default_options.get("partitions"))
+        return plan.with_partitions(partitions), options
+
     def _runner(self, options: dict) -> tuple[Any, Any, bool]:
         from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
                                                           StandardOptions, TypeOptions)
         opts = {**self.default_options, **options}
+        opts.pop("partitions", None)
         runner = opts.pop("runner", None)
         args = list(opts.pop("pipeline_args", None) or [])
         po = PipelineOptions(args, **opts)
@@ -231,6 +242,7 @@ class BeamBackend(Backend):
         from apache_beam.options.pipeline_options import PipelineOptions
         opts = {**self.default_options, **options}
         opts.pop("runner", None)
+        opts.pop("partitions", None)
         args = opts.pop("pipeline_args", None) or []
         if not isinstance(args, (list, tuple)):
             raise TypeError("pipeline_args must be a list of command-line flags")
@@ -267,6 +279,7 @@ class BeamBackend(Backend):
         CSV outputs are written by the pipeline; others (stdout, memory, none) are collected.
         """
         self.check(plan)
+        plan, options = self._partitioned(plan, options)
         inputs, outputs = resolve_io(plan, inputs, outputs)
         topics = plan.source_topics()
         missing = [t for t in topics if t not in inputs]

@@ -30,7 +30,7 @@ from streamdsl.ir.nodes import Fused, Node, Peek, Sink, Source
 from streamdsl.ir.plan import Plan
 
 from .dofns import EdgeSpec, RecordFn, SinkFn, SourceFn, TaskFn, WriteSortedFn, sink_channel
-from .ordering import KEY_GROUPS, keys_only
+from .ordering import task_router
 from .runstate import RunState
 
 __all__ = ["PipelineBuilder", "groups_by_task"]
@@ -43,11 +43,14 @@ def groups_by_task(node: Node) -> bool:
     return isinstance(node, Fused) and any(isinstance(s, Peek) for s in node.stages)
 
 
-def _groups(node: Node) -> int:
-    """Task groups of a node's GroupByKey (0: the node takes records one by one)."""
+def _groups(node: Node, partitions: int) -> tuple[int, Any]:
+    """Task groups of a node's GroupByKey (0: the node takes records one by one) and the
+    route of a record to its group (``ordering.task_router``)."""
     if not groups_by_task(node):
-        return 0
-    return KEY_GROUPS if keys_only(node) else 1
+        return 0, None
+    if not node.stateful:
+        return 1, None
+    return task_router(node, partitions)
 
 
 class _Stage(beam.PTransform):
@@ -126,11 +129,14 @@ class PipelineBuilder:
     def _edges(self, node: Node) -> list[EdgeSpec]:
         outs = self.plan.out_edges(node.name)
         multi = len(outs) > 1
-        return [(e.port, e.out, _groups(self.plan.node(e.dst)), f"e{j}" if multi else None)
-                for j, e in enumerate(outs)]
+        out = []
+        for j, e in enumerate(outs):
+            groups, route = _groups(self.plan.node(e.dst), self.plan.partitions)
+            out.append(EdgeSpec(e.port, e.out, groups, f"e{j}" if multi else None, route))
+        return out
 
     def _tags(self, edges: list[EdgeSpec]) -> list[str]:
-        return [tag for _, _, _, tag in edges if tag is not None]
+        return [e.tag for e in edges if e.tag is not None]
 
     def _inputs(self, node: Node) -> Any:
         pcolls = []

@@ -39,7 +39,7 @@ from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import DeadLetter, OutputRecord, Record
 
-from .ordering import NEG_INF, end_key, merge_keys, task_of
+from .ordering import NEG_INF, end_key, merge_keys
 from .runstate import RunState, lookup, spool_write
 
 __all__ = ["NAMESPACE", "DEAD_LETTERS", "DEAD", "FATAL", "EdgeSpec", "SourceFn", "RecordFn",
@@ -65,6 +65,8 @@ class EdgeSpec(NamedTuple):
     groups: int
     #: output tag, or None for the main output
     tag: str | None
+    #: ``route(key) -> task group`` when ``groups > 1`` (``ordering.task_router``)
+    route: Any = None
 
 _by_key = itemgetter(0)
 _dumps, _loads, _PROTOCOL = pickle.dumps, pickle.loads, pickle.HIGHEST_PROTOCOL
@@ -223,14 +225,14 @@ class _NodeFn(_RunFn):
     def _outbox(self) -> list:
         """Empty output buffers, one per out edge: a list, or ``{task: list}`` for an edge
         into a node split over several task groups."""
-        return [{} if groups > 1 else [] for _port, _out, groups, _tag in self.edges]
+        return [{} if e.groups > 1 else [] for e in self.edges]
 
     def _emitter(self) -> Any:
         """``emit(lkey, outs, box, route=None)``: add a call's output records ``outs`` (a
         list) to the buffers ``box``, along the out edges (those of ``route`` for a branch)."""
         edges = self.edges
-        if len(edges) == 1 and edges[0][1] is None and edges[0][2] <= 1:
-            port, _out, groups, _tag = edges[0]
+        if len(edges) == 1 and edges[0].out is None and edges[0].groups <= 1:
+            port, groups = edges[0].port, edges[0].groups
             if groups:  # into a single-task node: records packed as plain tuples
                 def emit_packed(lkey: tuple, outs: list, box: list, route: Any = None) -> None:
                     append = box[0].append
@@ -249,7 +251,7 @@ class _NodeFn(_RunFn):
 
         def emit(lkey: tuple, outs: list, box: list, route: Any = None) -> None:
             for i, r in enumerate(outs):
-                for j, (port, out, groups, _tag) in enumerate(edges):
+                for j, (port, out, groups, _tag, task_of) in enumerate(edges):
                     if out is not None and out != route:
                         continue
                     if not groups:
@@ -259,7 +261,7 @@ class _NodeFn(_RunFn):
                     if groups == 1:
                         box[j].append(item)
                     else:
-                        task = task_of(r, groups)
+                        task = task_of(r.key)
                         lst = box[j].get(task)
                         if lst is None:
                             box[j][task] = [item]
@@ -269,7 +271,7 @@ class _NodeFn(_RunFn):
 
     def _drain(self, box: list) -> Iterator[Any]:
         """The elements of the buffers ``box`` (emptied): one batch per edge and task."""
-        for j, (_port, _out, groups, tag) in enumerate(self.edges):
+        for j, (_port, _out, groups, tag, _route) in enumerate(self.edges):
             b = box[j]
             if not b:
                 continue
@@ -435,7 +437,7 @@ class TaskFn(_NodeFn):
         self.topo_index = topo_index
 
     def process(self, task_batches: tuple) -> Iterator[Any]:
-        _task, batches = task_batches
+        task, batches = task_batches
         items = _unpack(batches)
         self.step = node_step(self.node, self.metrics)  # one fresh processor per task
         self.proc = self.step.processor
@@ -445,7 +447,7 @@ class TaskFn(_NodeFn):
         del items
         if self.flush:
             box = self._outbox()
-            key = end_key(self.topo_index)
+            key = end_key(self.topo_index, task)
             try:
                 outs = self.proc.on_end()
             except Exception as e:  # a user function failing while windows close

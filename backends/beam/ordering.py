@@ -9,8 +9,9 @@ of ints that sorts exactly as depth-first processing handles the records
 * a source node ``s`` reading the event appends its index among the nodes reading that topic;
 * a node forwarding its ``i``-th output record of one call along its ``j``-th out edge
   appends ``(i, j)``;
-* records a stateful node emits when the input ends get ``(1, t)`` (``t``: the node's
-  topological index) instead of an input position, then ``(i, j)`` per hop as above.
+* records a stateful node emits when the input ends get ``(1, t, g)`` (``t``: the node's
+  topological index, ``g``: its task) instead of an input position, then ``(i, j)`` per hop
+  as above.
 
 Depth-first processing pushes each record: a node's outputs in order, each along
 the out edges in order, before the next input record. That is a pre-order walk of the call
@@ -18,8 +19,8 @@ tree whose children are numbered ``(i, j)``, so sorting records by lineage key (
 lexicographically) gives the order in which depth-first processing handles them, at any node and at
 the sinks. Keys are unique: ``j`` names the receiving node, so no two records share a key.
 At end of input operators are closed in topological order, pushing each one's
-results downstream before closing the next: ``(1, t)`` sorts after every input record and in
-that order.
+results downstream before closing the next: ``(1, t, g)`` sorts after every input record and
+in that order.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from typing import Any, Callable, Iterable, Iterator
 
 from streamdsl.ir.nodes import (Aggregate, Node, StreamTableJoin, TableAggregate, TableGroupBy,
                                 TableTableJoin)
+from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.records import InputEvent
 
-__all__ = ["NEG_INF", "KEY_GROUPS", "input_key", "end_key", "merge_keys", "keys_only", "task_of",
-           "stable_hash"]
+__all__ = ["NEG_INF", "KEY_GROUPS", "input_key", "end_key", "merge_keys", "keys_only",
+           "task_router", "KeyGroupRoute", "PartitionRoute", "stable_hash"]
 
 #: The timestamp ``merge_inputs`` gives an undecodable event (it goes first).
 NEG_INF = -(1 << 62)
@@ -44,9 +46,10 @@ def input_key(*position: int) -> tuple:
     return (0, *position)
 
 
-def end_key(topo_index: int) -> tuple:
-    """Lineage key prefix of what a node emits when the input ends."""
-    return (1, topo_index)
+def end_key(topo_index: int, task: int = 0) -> tuple:
+    """Lineage key prefix of what a node's task emits when the input ends (operators in
+    topological order, each one's tasks in order: what the local backend does)."""
+    return (1, topo_index, task)
 
 
 def merge_keys(events: Iterable[InputEvent], source_index: int,
@@ -90,18 +93,42 @@ def keys_only(node: Node) -> bool:
     return isinstance(node, (StreamTableJoin, TableTableJoin, TableGroupBy, TableAggregate))
 
 
-def task_of(rec: Any, groups: int) -> int:
-    """The group a record joins at a stateful operator (``groups`` of them).
+class KeyGroupRoute:
+    """``key -> group`` for an operator whose results per key depend on that key's records
+    only (``keys_only``): any split by key gives the same results, so its records are spread
+    over ``groups`` groups by a hash of the key that equal keys share in every process."""
 
-    A Kafka Streams task owns a partition's keys and keeps one stream time across them, so
-    lateness, window closing and join expiry of one key depend on the other keys' records.
-    Every source has one partition (DESIGN.md), hence one task per operator: all its records
-    meet, sorted, in one place (``groups == 1``). An operator whose results per key depend on
-    that key's records only (``keys_only``) gives the same results on any split by key: its
-    records are spread over ``KEY_GROUPS`` groups by a hash of the key that equal keys share
-    in every process.
-    """
-    return 0 if groups == 1 else stable_hash(rec.key) % groups
+    def __init__(self, groups: int):
+        self.groups = groups
+
+    def __call__(self, key: Any) -> int:
+        return stable_hash(key) % self.groups
+
+
+class PartitionRoute:
+    """``key -> task`` for any other stateful operator: the key's partition of ``n``
+    (``streamdsl.runtime.partitioning``). A Kafka Streams task owns a partition's keys and keeps
+    one stream time across them, so lateness, window closing and join expiry of one key depend
+    on the other keys of its partition: the records of a task meet, sorted, in one place. (At a
+    stateful operator a record's key gives its partition: sources partition by key, and a key
+    change before a stateful operator is followed by a repartition.) A null key goes to task
+    0: the operator skips it."""
+
+    def __init__(self, n: int):
+        self.partitioner = Partitioner(n)
+
+    def __call__(self, key: Any) -> int:
+        return 0 if key is None else self.partitioner(key, 0)
+
+
+def task_router(node: Node, partitions: int) -> tuple[int, Any]:
+    """``(task groups, route)`` of a stateful node's ``GroupByKey``: ``KEY_GROUPS`` key groups
+    for a per-key operator, one task per partition for any other (``route`` None: one task)."""
+    if keys_only(node):
+        return KEY_GROUPS, KeyGroupRoute(KEY_GROUPS)
+    if partitions > 1:
+        return partitions, PartitionRoute(partitions)
+    return 1, None
 
 
 def stable_hash(key: Any) -> int:

@@ -39,6 +39,8 @@ from .logic import RunState
 __all__ = ["BytewaxBackend", "Layout", "ClusterError"]
 
 _OPTIONS_HELP = {
+    "partitions": "partitions of file and in-memory inputs (default: the topology's); each "
+                  "stateful operator that is not per key runs one task per partition",
     "workers": "worker threads per process (default 1)",
     "processes": "processes in the cluster, forked on free localhost ports (default 1)",
     "batch_size": "input events per Bytewax batch (default 1000)",
@@ -90,7 +92,8 @@ class BytewaxBackend(Backend):
         for k, v in given.items():
             if v is None:
                 continue
-            if k in ("workers", "processes", "batch_size", "recovery_partitions", "key_groups"):
+            if k in ("workers", "processes", "batch_size", "recovery_partitions", "key_groups",
+                     "partitions"):
                 v = int(v)
                 if v < 1:
                     raise ValueError(f"bytewax option {k} must be >= 1, got {v}")
@@ -111,6 +114,7 @@ class BytewaxBackend(Backend):
         """
         opts = self._options(options)
         self.check(plan)
+        plan = plan.with_partitions(opts.get("partitions"))
         return _BoundedFlow(self, plan, None, _key_groups(opts)).flow
 
     # ---- bounded runs (TestDriver) -----------------------------------------------------------------
@@ -123,6 +127,7 @@ class BytewaxBackend(Backend):
         """
         opts = self._bounded_options(options)
         self.check(plan)
+        plan = plan.with_partitions(opts.get("partitions"))
         return _BoundedFlow(self, plan, on_error, _key_groups(opts)).execute(list(events), flush,
                                                                             opts)
 
@@ -131,7 +136,7 @@ class BytewaxBackend(Backend):
         events sent so far through it (see ``ReplaySession``)."""
         opts = self._bounded_options(options)
         self.check(plan)
-        return _Session(self, plan, on_error, opts)
+        return _Session(self, plan.with_partitions(opts.get("partitions")), on_error, opts)
 
     def _bounded_options(self, options: dict) -> dict:
         opts = self._options(options)
@@ -170,6 +175,7 @@ class BytewaxBackend(Backend):
         """
         opts = self._options(options)
         self.check(plan)
+        plan = plan.with_partitions(opts.get("partitions"))
         inputs, outputs = resolve_io(plan, inputs, outputs)
         missing = [t for t in plan.source_topics() if t not in inputs]
         if missing:

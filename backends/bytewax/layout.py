@@ -31,10 +31,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from streamdsl.ir.nodes import (Aggregate, Node, Sink, Source, StreamTableJoin, TableAggregate,
                                 TableGroupBy, TableTableJoin)
 from streamdsl.ir.plan import Plan
+from streamdsl.runtime.partitioning import Partitioner
+
+from .keys import key_group
 
 __all__ = ["Layout", "SubTopology", "ERRORS", "step_id", "per_key"]
 
@@ -82,6 +86,11 @@ class Layout:
     def __init__(self, plan: Plan, key_groups: int = 1):
         self.plan = plan
         self.key_groups = max(1, int(key_groups))
+        #: the run's partitions: a stateful operator that is not per key runs one task per
+        #: partition, a record going to its key's partition (docs/semantics.md, "Partitions
+        #: and tasks": at a stateful operator a record's key gives its task)
+        self.partitions = plan.partitions
+        self._partitioner = Partitioner(plan.partitions)
         self.order = [n.name for n in plan.topological()]
         self.topo_index = {n: i for i, n in enumerate(self.order)}
         self.dest_of: dict[str, str] = {}
@@ -102,8 +111,8 @@ class Layout:
                 self.subs.append(self._cut(len(self.subs), name))
         self.sub_of_head = {s.head: s for s in self.subs if s.head is not None}
         for s in self.subs:
-            if s.head is not None and per_key(plan.node(s.head)):
-                s.groups = self.key_groups
+            if s.head is not None:
+                s.groups = self.key_groups if per_key(plan.node(s.head)) else self.partitions
         #: destination -> its tasks' Bytewax keys (one, or one per key group)
         self.tasks: dict[str, list[str]] = {}
         self.channels: dict[str, list[tuple[int, int]]] = {}
@@ -117,8 +126,20 @@ class Layout:
         self.dests = list(self.channels)
 
     def groups_of(self, dest: str) -> int:
-        """Key groups of a destination (1 unless it is a per-key operator)."""
+        """Tasks of a destination: key groups of a per-key operator, partitions of another
+        stateful operator, 1 for a sink or the errors hub."""
         return len(self.tasks[dest])
+
+    def router(self, dest: str) -> Callable[[Any], int]:
+        """``key -> task index`` at ``dest`` (one of ``groups_of(dest)``): a per-key
+        operator's key group, another stateful operator's partition (a key of None: task 0;
+        the operator skips the record)."""
+        n = self.groups_of(dest)
+        head = dest[3:] if dest.startswith("op:") else None
+        if head is not None and per_key(self.plan.node(head)):
+            return lambda key: key_group(key, n)
+        partitioner = self._partitioner
+        return lambda key: 0 if key is None else partitioner(key, 0)
 
     def _cut(self, sid: int, head: str | None) -> SubTopology:
         plan = self.plan
@@ -217,7 +238,9 @@ class Layout:
         lines = []
         for s in self.subs:
             head = s.head or "input"
-            tasks = f" ({s.groups} key groups)" if s.groups > 1 else ""
+            kind = "key groups" if s.head is not None and per_key(self.plan.node(s.head)) \
+                else "partitions"
+            tasks = f" ({s.groups} {kind})" if s.groups > 1 else ""
             lines.append(f"[{s.id}] {head}{tasks}: runs {', '.join(s.members) or '-'} -> "
                          f"{', '.join(s.dests)}")
         return "\n".join(lines)

@@ -27,7 +27,6 @@ from streamdsl.runtime.records import InputEvent, Record
 
 from .inbox import InBlock
 from .messages import Message
-from .keys import key_group
 from .layout import ERRORS, Layout, SubTopology
 
 __all__ = ["Fatal", "StageRunner", "record_failure", "bad_input", "hub_payload", "Target"]
@@ -129,6 +128,7 @@ class StageRunner:
         self._buf: list[tuple[int, Any]] = []
         self._dest_index = {d: i for i, d in enumerate(sub.dests)}
         self._groups = [layout.groups_of(d) for d in sub.dests]
+        self._routes = [layout.router(d) for d in sub.dests]
         self._tasks = [layout.tasks[d] for d in sub.dests]
         self._errors_index = self._dest_index[ERRORS]
         self._members = list(sub.members)
@@ -373,8 +373,9 @@ class StageRunner:
                 out.append((tasks[0], msg))
                 continue
             per: list[list] = [[] for _ in range(n)]
+            route = self._routes[i]
             for item in items[i]:  # (pos, (port, rec)): the record's key picks its task
-                per[key_group(item[1][1].key, n)].append(item)
+                per[route(item[1][1].key)].append(item)
             for g in range(n):
                 out.append((tasks[g], Message(dest, g, channel, counter, frontier, per[g], None,
                                               None)))

@@ -162,11 +162,16 @@ def test_equal_keys_meet_in_the_same_key_group():
     """Per-key operators are split by key: keys a dict store treats as one must not part."""
     from decimal import Decimal
 
-    from streamdsl.backends.beam.ordering import KEY_GROUPS, task_of
-    from streamdsl.runtime.records import Record
+    from streamdsl.backends.beam.ordering import KEY_GROUPS, KeyGroupRoute, PartitionRoute
+    route = KeyGroupRoute(KEY_GROUPS)
     for same in ([2, 2.0, True + 1, Decimal(2)], ["k", "k"], [("a", 1), ("a", 1.0)], [None]):
-        assert len({task_of(Record(k, None, 0), KEY_GROUPS) for k in same}) == 1, same
-    assert len({task_of(Record(f"user-{i}", None, 0), KEY_GROUPS) for i in range(100)}) > 1
+        assert len({route(k) for k in same}) == 1, same
+    assert len({route(f"user-{i}") for i in range(100)}) > 1
+    # other stateful operators: a key's partition, as every backend computes it
+    from streamdsl.runtime.partitioning import partition_of
+    assert [PartitionRoute(3)(k) for k in ("a", "b", 7)] == [partition_of(k, 0, 3)
+                                                             for k in ("a", "b", 7)]
+    assert PartitionRoute(3)(None) == 0
 
 
 # ---- files, dead letters, failures -------------------------------------------------------------
