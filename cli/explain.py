@@ -25,10 +25,13 @@ __all__ = ["explain", "explain_text", "plan_diff"]
               help="Show each operator's file:line.")
 @click.option("--backend", "-b", default="local", show_default=True,
               help="Also say how this backend runs the optimized plan.")
-def explain(file: str, passes: str | None, brief: bool, sites: bool, backend: str) -> None:
+@click.option("--partitions", "-p", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Show the tasks of a run with N partitions (default: the topology's).")
+def explain(file: str, passes: str | None, brief: bool, sites: bool, backend: str,
+            partitions: int | None) -> None:
     """Show the plan as written, then each optimizer pass: its name, what it changed and why,
     and the plan after it."""
-    plan = load_target(file).plan
+    plan = load_target(file).plan.with_partitions(partitions)
     click.echo(explain_text(plan, parse_passes(passes), brief=brief, sites=sites,
                             backend=backend))
 

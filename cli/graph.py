@@ -27,13 +27,17 @@ GRAPHVIZ_HINT = ("install Graphviz: apt-get install graphviz (macOS: brew instal
 @click.option("--passes", metavar="P1,P2", help="With --optimized: run only these passes, in order.")
 @click.option("--sites/--no-sites", default=True, show_default=True,
               help="Show each operator's file:line.")
+@click.option("--partitions", "-p", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Show the tasks of a run with N partitions (default: the topology's).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write to this file instead of stdout.")
 def graph(file: str, fmt: str, use_optimizer: bool, passes: str | None, sites: bool,
-          output: str | None) -> None:
-    """Draw the topology's dataflow graph: sources, sinks, operators with their windows,
-    joins and state stores, and repartitions."""
+          partitions: int | None, output: str | None) -> None:
+    """Draw the topology's dataflow graph, cut into sub-topologies and tasks as Kafka Streams
+    cuts one: sources, sinks, operators with their windows, joins and state stores, and
+    repartitions (the text form reads like Kafka Streams' Topology.describe())."""
     plan = optimized(load_target(file).plan, enabled=use_optimizer, passes=passes)
+    plan = plan.with_partitions(partitions)
     if fmt in ("svg", "png"):
         data = to_image(render(plan, "dot", sites=sites), fmt)
         if output is None and fmt == "png" and sys.stdout.isatty():

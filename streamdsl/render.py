@@ -30,6 +30,7 @@ import os
 from .ir.nodes import (Aggregate, Fused, Node, Repartition, Sink, Source, StreamStreamJoin,
                        StreamTableJoin, TableAggregate, TableGroupBy, TableTableJoin)
 from .ir.plan import Plan
+from .ir.tasks import repartition_topic, sub_topologies
 from .windows import SessionWindow, SlidingWindow
 
 __all__ = ["render_text", "render_mermaid", "render_dot", "render_json", "render", "short_site",
@@ -113,26 +114,68 @@ def describe_node(node: Node) -> str:
 
 
 def render_text(plan: Plan, *, sites: bool = True) -> str:
-    """The plan as indented text, one block per operator in topological order."""
+    """The plan as Kafka Streams' ``Topology.describe()`` shows a topology: sub-topologies
+    with their tasks, each one's sources, processors and sinks in topological order, ``-->``
+    to the nodes a node feeds and ``<--`` from those feeding it; each node with what it does,
+    its state store and its file:line. A repartition is a sink of one sub-topology and a
+    source of the next (``streamdsl.ir.tasks``)."""
     head, lines = _summary(plan)
-    out = [head] + ["  " + x for x in lines] + [""]
-    for n in plan.topological():
-        where = f"  [{short_site(n.site)}]" if sites and n.site else ""
-        out.append(f"  {n.kind} {n.name}{where}")
-        if isinstance(n, Fused):
-            for s in n.stages:
-                w = f"  [{short_site(s.site)}]" if sites and s.site else ""
-                out.append(f"      | {s.kind} {s.name}: {s.describe()}{w}")
-        else:
-            d = describe_node(n)
-            if d:
-                out.append(f"      {d}")
-        store = state_store(n)
-        if store:
-            out.append(f"      state: {store}")
-        for e in plan.out_edges(n.name):
-            label = _edge_label(e.port, e.out, 0)
-            out.append(f"      --> {e.dst}" + (f" ({label})" if label else ""))
+    subs = sub_topologies(plan)
+    n = plan.partitions
+    ntasks = len(subs) * n
+    lines.append(f"tasks:   {n} partition{'s' * (n != 1)}: {len(subs)} sub-topolog"
+                 f"{'ies' if len(subs) != 1 else 'y'}, {ntasks} task{'s' * (ntasks != 1)}")
+    out = [head] + ["  " + x for x in lines]
+
+    def where(node: Node) -> str:
+        return f"  [{short_site(node.site)}]" if sites and node.site else ""
+
+    def targets(name: str, members: set[str]) -> list[str]:
+        outs = []
+        for e in plan.out_edges(name):
+            if e.dst in members:
+                label = _edge_label(e.port, e.out, 0)
+                outs.append(f"      --> {e.dst}" + (f" ({label})" if label else ""))
+        return outs
+
+    def sources_of(name: str) -> list[str]:
+        ins = [e.src for e in plan.in_edges(name)]
+        return [f"      <-- {', '.join(ins)}"] if ins else []
+
+    for sub in subs:
+        members = set(sub.nodes)
+        out += ["", f"  Sub-topology: {sub.id} (tasks: "
+                    f"{' '.join(f'{sub.id}_{p}' for p in range(n))})"]
+        for rp in sub.reads:
+            out.append(f"    Source: {rp} (topics: [{repartition_topic(plan, rp)}])")
+            out += targets(rp, members)
+        for name in sub.nodes:
+            node = plan.node(name)
+            if isinstance(node, Source):
+                out.append(f"    Source: {name} (topics: [{node.topic}]){where(node)}")
+            elif isinstance(node, Sink):
+                out.append(f"    Sink: {name} (topic: {node.topic}){where(node)}")
+            elif isinstance(node, Repartition):
+                out.append(f"    Sink: {name} (topic: {repartition_topic(plan, name)})"
+                           f"{where(node)}")
+            else:
+                store = state_store(node)
+                stores = f"; stores: [{store.split(':', 1)[0]}]" if store else ""
+                out.append(f"    Processor: {name} ({node.kind}{stores}){where(node)}")
+            if isinstance(node, Fused):
+                for st in node.stages:
+                    out.append(f"        | {st.kind} {st.name}: {st.describe()}{where(st)}")
+            else:
+                d = describe_node(node)
+                if d and not isinstance(node, Sink):
+                    out.append(f"        {d}")
+            store = state_store(node)
+            if store:
+                out.append(f"        state: {store}")
+            if not isinstance(node, (Sink, Repartition)):
+                out += targets(name, members)
+            if not isinstance(node, Source):
+                out += sources_of(name)
     return "\n".join(out)
 
 
@@ -158,6 +201,12 @@ def _label_lines(node: Node, sites: bool) -> list[str]:
     return lines
 
 
+def _sub_label(plan: Plan, sub) -> str:
+    n = plan.partitions
+    return (f"Sub-topology {sub.id}: {n} task{'s' * (n != 1)} "
+            f"({', '.join(f'{sub.id}_{p}' for p in range(n))})")
+
+
 def _mermaid_escape(s: str) -> str:
     return (s.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;")
             .replace(">", "#gt;"))
@@ -168,19 +217,23 @@ def render_mermaid(plan: Plan, *, sites: bool = True) -> str:
     stateful operators cylinders (they hold a state store)."""
     ids = _ids(plan)
     out = ["flowchart TD", f"  %% Topology {plan.name}"]
-    for n in plan.topological():
-        label = "<br/>".join(_mermaid_escape(x) for x in _label_lines(n, sites))
-        i = ids[n.name]
-        if isinstance(n, Source):
-            out.append(f'  {i}(["{label}"])')
-        elif isinstance(n, Sink):
-            out.append(f'  {i}[/"{label}"/]')
-        elif isinstance(n, Repartition):
-            out.append(f'  {i}{{{{"{label}"}}}}')
-        elif n.stateful:
-            out.append(f'  {i}[("{label}")]')
-        else:
-            out.append(f'  {i}["{label}"]')
+    for sub in sub_topologies(plan):
+        out.append(f'  subgraph s{sub.id} ["{_mermaid_escape(_sub_label(plan, sub))}"]')
+        for name in sub.nodes:
+            n = plan.node(name)
+            label = "<br/>".join(_mermaid_escape(x) for x in _label_lines(n, sites))
+            i = ids[n.name]
+            if isinstance(n, Source):
+                out.append(f'    {i}(["{label}"])')
+            elif isinstance(n, Sink):
+                out.append(f'    {i}[/"{label}"/]')
+            elif isinstance(n, Repartition):
+                out.append(f'    {i}{{{{"{label}"}}}}')
+            elif n.stateful:
+                out.append(f'    {i}[("{label}")]')
+            else:
+                out.append(f'    {i}["{label}"]')
+        out.append("  end")
     for n in plan.topological():
         for e in plan.out_edges(n.name):
             label = _edge_label(e.port, e.out, 0)
@@ -203,19 +256,24 @@ def render_dot(plan: Plan, *, sites: bool = True) -> str:
            f'  label="Topology {_dot_escape(plan.name)}"; labelloc=t;',
            '  node [fontname="Helvetica", fontsize=10, shape=box, style=rounded];',
            '  edge [fontname="Helvetica", fontsize=9];']
-    for n in plan.topological():
-        label = "\\n".join(_dot_escape(x) for x in _label_lines(n, sites))
-        if isinstance(n, Source):
-            attrs = 'shape=ellipse, style=filled, fillcolor="#dbeafe"'
-        elif isinstance(n, Sink):
-            attrs = 'shape=parallelogram, style=filled, fillcolor="#dcfce7"'
-        elif isinstance(n, Repartition):
-            attrs = 'shape=hexagon, style=filled, fillcolor="#fef3c7"'
-        elif n.stateful:
-            attrs = 'shape=cylinder, style=filled, fillcolor="#fee2e2"'
-        else:
-            attrs = "shape=box, style=rounded"
-        out.append(f'  {ids[n.name]} [label="{label}", {attrs}];')
+    for sub in sub_topologies(plan):
+        out += [f"  subgraph cluster_{sub.id} {{",
+                f'    label="{_dot_escape(_sub_label(plan, sub))}"; style=dashed;']
+        for name in sub.nodes:
+            n = plan.node(name)
+            label = "\\n".join(_dot_escape(x) for x in _label_lines(n, sites))
+            if isinstance(n, Source):
+                attrs = 'shape=ellipse, style=filled, fillcolor="#dbeafe"'
+            elif isinstance(n, Sink):
+                attrs = 'shape=parallelogram, style=filled, fillcolor="#dcfce7"'
+            elif isinstance(n, Repartition):
+                attrs = 'shape=hexagon, style=filled, fillcolor="#fef3c7"'
+            elif n.stateful:
+                attrs = 'shape=cylinder, style=filled, fillcolor="#fee2e2"'
+            else:
+                attrs = "shape=box, style=rounded"
+            out.append(f'    {ids[n.name]} [label="{label}", {attrs}];')
+        out.append("  }")
     for n in plan.topological():
         for e in plan.out_edges(n.name):
             label = _edge_label(e.port, e.out, 0)

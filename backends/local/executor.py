@@ -332,9 +332,15 @@ class Executor:
     # ---- introspection --------------------------------------------------------------------------------
     def execution_notes(self) -> list[str]:
         """How this executor runs the plan (``streamdsl explain`` prints these)."""
+        tasks = []
+        if self.partitions > 1:
+            n = len({s for s in self.sub_topology.values()}) * self.partitions
+            tasks = [f"{n} tasks ({self.partitions} partitions), all in this process: each "
+                     "stateful operator has its own state and stream time per partition"]
         if not self.batchable:
-            return ["record at a time: an operator has two inputs fed by the same source topic"]
-        out = [f"batched: runs of up to {self.BATCH} input records, operator by operator"]
+            return tasks + ["record at a time: an operator has two inputs fed by the same "
+                            "source topic"]
+        out = tasks + [f"batched: runs of up to {self.BATCH} input records, operator by operator"]
         for topic, names in self.wiring.sources.items():
             seg = self.segments.segment(topic) if len(names) == 1 else None
             if seg is not None:

@@ -34,7 +34,10 @@ def test_graph_optimized_snapshot(name):
 def test_graph_shows_windows_joins_stores_and_repartitions():
     out = invoke("graph", topo("fraud_detection")).output
     assert "count() over tumbling(size=5min, grace=1min), emit final" in out
-    assert "Repartition repartition-1" in out and "shuffle by key" in out
+    assert ("Sink: repartition-1 (topic: fraud-detection-repartition-1-repartition)" in out
+            and "shuffle by key" in out)
+    assert "Sub-topology: 1 (tasks: 1_0)" in out
+    assert "Source: repartition-1 (topics: [fraud-detection-repartition-1-repartition])" in out
     assert "state: aggregate-1-store: window store" in out
     assert "sources: authorization_attempts (stream)" in out
     assert "sinks:   possible_fraud (stream)" in out
@@ -75,4 +78,21 @@ def test_graph_no_sites_and_passes():
                "--no-sites")
     assert r.exit_code == 0
     assert "Fused" not in r.output and "order_enrichment.py" not in r.output
-    assert r.output.index("Filter filter-1") < r.output.index("KeyBy keyby-1")
+    assert r.output.index("Processor: filter-1 (Filter)") < r.output.index("Processor: keyby-1 (KeyBy)")
+
+
+def test_graph_shows_the_tasks_of_n_partitions():
+    """The text form reads like Kafka Streams' Topology.describe(), with each sub-topology's
+    tasks; --partitions shows those of another partition count."""
+    r = invoke("graph", topo("order_enrichment"), "--optimized", "--no-sites", "--partitions", "3")
+    assert r.exit_code == 0, r.output
+    assert "tasks:   3 partitions: 2 sub-topologies, 6 tasks" in r.output
+    assert "Sub-topology: 0 (tasks: 0_0 0_1 0_2)" in r.output
+    assert "Sub-topology: 1 (tasks: 1_0 1_1 1_2)" in r.output
+    lines = r.output.splitlines()
+    i = lines.index("    Processor: streamtablejoin-1 (StreamTableJoin; stores: "
+                    "[streamtablejoin-1-store])")
+    assert "      --> sink-enriched_orders" in lines[i:i + 6]
+    assert "      <-- repartition-1, source-customers" in lines[i:i + 6]
+    mermaid = invoke("graph", topo("order_enrichment"), "--format", "mermaid", "-p", "2").output
+    assert 'subgraph s1 ["Sub-topology 1: 2 tasks (1_0, 1_1)"]' in mermaid
