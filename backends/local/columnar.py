@@ -137,10 +137,13 @@ class Segments:
         write = self.wiring.sink_output(seg.sink) if seg.sink is not None else None
         ingest, columns = seg.ingest, seg.columns
         run = self.batches.run
-        split = _splitter(self.batches.partitioner)
+        partitions_of = _partitions(self.batches.partitioner)
         for chunk, pos in chunks:
-            for part, (ks, vs, tss, ps) in split(*ingest(chunk, pos, bad, seg.fails)):
-                outs = columns(part)(ks, vs, tss, ps, topic, fail)
+            ks, vs, tss, ps = ingest(chunk, pos, bad, seg.fails)
+            parts = partitions_of(ks, ps)
+            # each task takes its rows in one pass over the columns (partition order)
+            for part in (sorted(set(parts)) if parts is not None else (0,)):
+                outs = columns(part)(ks, vs, tss, ps, topic, fail, parts, part)
                 if write is not None:  # the operator built the sink's records itself
                     write(outs)
                 elif outs:
@@ -152,26 +155,21 @@ class Segments:
                 tick()
 
 
-def _splitter(partitioner: Partitioner) -> Callable:
-    """``split(keys, values, timestamps, positions)``: the columns of each partition, as
-    ``[(partition, (keys, values, timestamps, positions))]`` in partition order."""
+def _partitions(partitioner: Partitioner) -> Callable[[list, Any], list | None]:
+    """``partitions(keys, positions)``: each row's partition (None with one partition), from
+    the partitioner's cache by one C-level ``map``; a miss, or a null key, takes the
+    partitioner."""
     if partitioner.n == 1:
-        return lambda ks, vs, tss, ps: [(0, (ks, vs, tss, ps))]
+        return lambda ks, ps: None
+    cache_get = partitioner.cache.get
 
-    def split(ks: list, vs: list, tss: list, ps: Any) -> list:
-        parts = list(map(partitioner, ks, ps))
-        order = sorted(range(len(parts)), key=parts.__getitem__)  # stable: keeps input order
-        out = []
-        i = 0
-        n = len(order)
-        while i < n:
-            q = parts[order[i]]
-            j = i
-            while j < n and parts[order[j]] == q:
-                j += 1
-            idx = order[i:j]
-            out.append((q, ([ks[x] for x in idx], [vs[x] for x in idx], [tss[x] for x in idx],
-                            [ps[x] for x in idx])))
-            i = j
-        return out
-    return split
+    def partitions(ks: list, ps: Any) -> list:
+        try:
+            parts = list(map(cache_get, ks))
+        except TypeError:  # an unhashable key
+            parts = [None] * len(ks)
+        if None in parts:
+            parts = [q if q is not None else partitioner(k, p)
+                     for q, k, p in zip(parts, ks, ps)]
+        return parts
+    return partitions

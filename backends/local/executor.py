@@ -83,6 +83,9 @@ class Executor:
             else:
                 self.steps[n.name] = [node_step(n, self.metrics)] * self.partitions
         self.sub_topology = sub_topology_of(plan)
+        #: input records per batch: ``BATCH`` for each partition, so that every task's share of
+        #: a batch is as large as one partition's batch
+        self._batch_size = self.BATCH * self.partitions
         self._ingest = {s.name: make_ingest(s) for s in plan.sources()}
         self.ended = False
         self._push, self._emit = compile_push(self.wiring, self.steps, partitioner, self._fail)
@@ -136,7 +139,7 @@ class Executor:
             for ev in events:
                 self.feed(ev)
             return
-        size = self.BATCH
+        size = self._batch_size
         if isinstance(events, list):
             for i in range(0, len(events), size):
                 self._feed_batch(events[i:i + size])
@@ -278,8 +281,9 @@ class Executor:
                 tick()
 
     def _chunks(self, topic: str, items: Iterable[Any], pos: int = 0) -> Iterator[tuple[list, int]]:
-        """``(run of up to BATCH items, position of its first)``, counted as read."""
-        size = self.BATCH
+        """``(run of up to BATCH items per partition, position of its first)``, counted as
+        read."""
+        size = self._batch_size
         metrics = self.metrics
         if isinstance(items, list):
             chunks: Iterator[list] = (items[i:i + size] for i in range(0, len(items), size))

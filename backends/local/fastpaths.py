@@ -10,9 +10,11 @@ Entry points, by ``FastPath.entry``:
 
 * ``batch``: ``fn(port, records, fail) -> records``, equal to the processor's
   ``process_batch``;
-* ``columns``: ``fn(keys, values, timestamps, positions, source, fail) -> records``, equal to
-  ``process_batch`` over the ``Record`` s those columns make (window None, origin
-  ``(source, position)``); ``rows`` variants return ``Rows`` instead of records;
+* ``columns``: ``fn(keys, values, timestamps, positions, source, fail, parts=None, part=0)
+  -> records``, equal to ``process_batch`` over the ``Record`` s those columns make (window
+  None, origin ``(source, position)``), with ``parts`` (a partition per row) over the rows of
+  partition ``part`` only (one task's share of a run); ``rows`` variants return ``Rows``
+  instead of records;
 * ``columns-to-sink``: the same, returning the sink's ``OutputRecord`` s (the operator's only
   output is a sink);
 * ``ingest-columns``, ``tail``, ``merge``: generated ingest, fused tails and the in-memory
@@ -24,7 +26,8 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from itertools import repeat
+from functools import partial
+from itertools import compress, count, repeat
 from operator import length_hint
 from typing import Any, Callable, Sequence
 
@@ -108,33 +111,37 @@ def _tumbling_batch(proc: TimeWindowAggregate, rows: bool = False) -> Callable:
 
 def _tumbling_columns(proc: TimeWindowAggregate, rows: bool = False) -> Callable:
     def columns(keys: list, values: list, timestamps: list, positions: Sequence[int],
-                source: str, fail: Fail) -> list:
+                source: str, fail: Fail, parts: list | None = None, part: int = 0) -> list:
         def record(j: int) -> Record:
             return Record(keys[j], values[j], timestamps[j], None, (source, positions[j]))
         return _tumbling(proc, keys, values, timestamps, record,
-                         lambda j: (source, positions[j]), fail, rows)
+                         lambda j: (source, positions[j]), fail, rows, parts, part)
     return columns
 
 
 def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: list, record: Callable,
-              origin: Callable, fail: Fail, rows: bool) -> list:
+              origin: Callable, fail: Fail, rows: bool, parts: list | None = None,
+              part: int = 0) -> list:
     """The batch loop of a tumbling window; ``record(j)`` / ``origin(j)`` give input
     ``j``'s record (for a failure) and origin (for an emitted update). With ``rows`` an
-    emit-final window returns ``Rows`` (it emits nothing else)."""
+    emit-final window returns ``Rows`` (it emits nothing else). With ``parts`` (a partition
+    per row) only the rows of partition ``part`` are processed: several tasks' rows in one
+    run of columns, each task's in one pass (``itertools.compress``: no reordered copies)."""
+    mask = None if parts is None else list(map(part.__eq__, parts))
     meta = proc.meta_data
     windows = proc.windows
     starts = meta["starts"]
     size, grace, final = proc.size, proc.grace, proc.final
     ops = proc.ops
     add, init, result = ops.add, ops.init, ops.result
-    count = ops.spec.kind == "count"
+    is_count = ops.spec.kind == "count"
     ctx = proc.ctx
     out: list = Rows() if rows and final else []
     append = out.append
     st = meta["stream_time"]
     close = st - grace
     first_close = starts[0] + size if starts else 1 << 62
-    if count and final and None not in keys and None not in values:
+    if is_count and final and None not in keys and None not in values:
         # No user code runs, no update is emitted, no record is skipped; consecutive
         # records mostly fall in the same window (kept at hand). The one thing that can
         # fail is an unhashable key: the failing record is reported and the loop resumes
@@ -142,7 +149,7 @@ def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: l
         last_start = None
         bucket = None
         key_it = iter(keys)
-        it = zip(key_it, timestamps)
+        it = zip(key_it, timestamps) if mask is None else compress(zip(key_it, timestamps), mask)
         while True:
             try:
                 for k, ts in it:
@@ -175,9 +182,8 @@ def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: l
                 fail(record(len(keys) - length_hint(key_it) - 1), e)
         meta["stream_time"] = st
         return out
-    j = -1
-    for k, v, ts in zip(keys, values, timestamps):
-        j += 1
+    rows_in = zip(count(), keys, values, timestamps)
+    for j, k, v, ts in (rows_in if mask is None else compress(rows_in, mask)):
         if k is None or v is None:
             ctx.skipped()
             continue
@@ -194,7 +200,7 @@ def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: l
                 # aggregator creates no window)
                 bucket = windows.get(start)
                 cur = bucket.get(k) if bucket is not None else None
-                if count:
+                if is_count:
                     if cur is None:
                         agg = 1
                         mts = ts
@@ -252,11 +258,13 @@ def _expire(proc: TimeWindowAggregate, close: int, out: list) -> None:
 
 def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
                        timestamps: list, positions: Sequence[int], source: str,
-                       fail: Fail) -> list[OutputRecord]:
+                       fail: Fail, parts: list | None = None,
+                       part: int = 0) -> list[OutputRecord]:
     """The stream side over columns when a sink is the join's only output: the outputs are
     built as plain tuples and made the sink's ``OutputRecord``s by one C-level map (cheaper
     than a ``tuple.__new__`` call per record from the loop); a failing record's position is
-    found from where the keys' iterator stands."""
+    found from where the keys' iterator stands. With ``parts`` (a partition per row), only
+    the rows of partition ``part`` (this task's)."""
     get = proc.table.data.get
     joiner = proc.joiner
     left_join = proc.left_join
@@ -269,7 +277,7 @@ def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
     # reports it. A record with a null key or value is counted as skipped, a record
     # without a row gives nothing.
     rows = None
-    if not left_join:
+    if not left_join and parts is None:
         try:
             rows = list(map(get, keys))
         except TypeError:
@@ -292,7 +300,10 @@ def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
         if skipped:
             ctx.skipped(skipped)
     else:
-        for k, v, ts, p in zip(keys, values, timestamps, positions):
+        data = zip(keys, values, timestamps, positions)
+        if parts is not None:
+            data = compress(data, map(part.__eq__, parts))
+        for k, v, ts, p in data:
             if k is None or v is None:
                 ctx.skipped()
                 continue
@@ -323,8 +334,7 @@ FAST_PATHS: tuple[FastPath, ...] = (
     FastPath("stream-table-join-to-sink", ("StreamTableJoin",), COLUMNS_TO_SINK,
              StreamTableJoinProcessor.process_batch,
              lambda node, port: isinstance(node, StreamTableJoin) and port == "left",
-             lambda proc: lambda keys, values, timestamps, positions, source, fail:
-             _stream_table_sink(proc, keys, values, timestamps, positions, source, fail),
+             lambda proc: partial(_stream_table_sink, proc),
              "stream records looked up by one map() and made the sink's OutputRecords by one "
              "map()"),
     FastPath("columnar-ingest", ("Source",), INGEST_COLUMNS, make_ingest_items,
