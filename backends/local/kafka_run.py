@@ -56,6 +56,7 @@ CHECKPOINT_SUFFIX = "-checkpoint"
 _NEG_INF = -(1 << 62)
 _PAUSE_AT = 20_000  # buffered records of one partition before it is paused (back-pressure)
 _RESUME_AT = 2_000
+SESSION_TIMEOUT_MS = 6000  # the consumer's default session.timeout.ms (see ``_consumer``)
 _CHUNK = 256  # records fed to the executor at once (a stop waits for the chunk in flight)
 
 
@@ -158,6 +159,8 @@ class _KafkaRun:
             raise ConnectorError("the Kafka inputs of one run share one consumer group, got "
                                  + ", ".join(sorted(groups)) + "; give the same ?group= to each")
         self.group = groups.pop() if groups else plan.name
+        self.key_used = {t: kc.uses_kafka_key(s for s in plan.sources() if s.topic == t)
+                         for t in self.kafka_in}
         self.source_of: dict[str, str] = {}
         for source, s in self.kafka_in.items():
             if s.topic in self.source_of:
@@ -207,6 +210,10 @@ class _KafkaRun:
             "group.id": self.group, "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "enable.partition.eof": True,
             "isolation.level": "read_committed",
+            # A short session: a member joins a group after up to about the session timeout
+            # (librdkafka's default, 45 s, made the first run wait 23 s on the test broker);
+            # 6 s is the smallest a Kafka broker accepts by default (group.min.session.timeout.ms).
+            "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": SESSION_TIMEOUT_MS // 3,
             # A partition at its end is known only when a fetch comes back empty; until then it
             # holds the merge back, so empty fetches must return soon.
             "fetch.wait.max.ms": 100})
@@ -464,7 +471,17 @@ class _KafkaRun:
                 ch.eof = False
                 ch.paused = False
 
+    def _status(self, text: str) -> None:
+        """Say what the run waits for (``progress.status``, when the callback has one: the
+        CLI's progress line), while no record moves."""
+        log.info("%s", text)
+        status = getattr(self.progress, "status", None)
+        if status is not None:
+            status(text)
+
     def _wait_for_assignment(self) -> None:
+        self._status(f"joining consumer group {self.group!r} "
+                     f"({len(self.expected)} partition(s) of {', '.join(sorted(self.source_of))}) ...")
         deadline = time.monotonic() + self.assignment_timeout
         while self.assigned != self.expected:
             if self.stop:
@@ -496,7 +513,8 @@ class _KafkaRun:
             if ch is None:  # not ours any more
                 continue
             spec = self.kafka_in[ch.source]
-            ev = kc.decode_message(ch.source, msg, spec.key_format, spec.value_format)
+            ev = kc.decode_message(ch.source, msg, spec.key_format, spec.value_format,
+                                   key_used=self.key_used[ch.source])
             ch.buf.append((self._ts(ev), ev))
             ch.eof = False
             got = True
@@ -579,6 +597,8 @@ class _KafkaRun:
                 partial_since = None
             elif partial_since is None:
                 partial_since = now
+                self._status(f"waiting for consumer group {self.group!r} to assign "
+                             f"{len(self.expected) - len(self.assigned)} partition(s) back ...")
             elif now - partial_since > self.assignment_timeout:
                 raise ConnectorError(
                     f"consumer group {self.group!r} has given this run {len(self.assigned)} of "

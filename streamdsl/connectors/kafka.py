@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
@@ -40,6 +40,7 @@ from .uri import parse_uri
 __all__ = [
     "FORMATS", "KafkaSpec", "kafka_spec", "is_kafka", "read_kafka", "read_kafka_partition",
     "topic_partitions", "ensure_topics", "read_to_end", "KafkaSink", "KafkaDeadLetterSink", "decode_message",
+    "uses_kafka_key",
     "encode_key", "encode_value", "dead_letter_json",
 ]
 
@@ -152,26 +153,38 @@ def _decode(data: bytes | None, fmt: str, what: str) -> Any:
         raise _DecodeError(f"invalid JSON {what}: {e}") from None
 
 
-def decode_message(source: str, msg: Any, key_format: str, value_format: str) -> InputEvent:
+def decode_message(source: str, msg: Any, key_format: str, value_format: str, *,
+                   key_used: bool = True) -> InputEvent:
     """A consumed ``confluent_kafka.Message`` as an input event of ``source``.
 
     ``position`` is ``(partition, offset)``; ``timestamp`` is the Kafka record timestamp (None if
     the record has none). An undecodable key or value gives an event with ``error`` set and the
-    raw text as value.
+    raw text as value. With ``key_used=False`` (the source takes its key from the value, see
+    ``uses_kafka_key``) the key is not decoded: the event carries its text (undecodable bytes
+    replaced), for dead letters only, and a key in another encoding fails nothing.
     """
     ts_type, ts = msg.timestamp()
     timestamp = ts if ts_type != 0 and ts is not None and ts >= 0 else None
     position = (msg.partition(), msg.offset())
     raw_key, raw_value = msg.key(), msg.value()
-    try:
-        key = _decode(raw_key, key_format, "key")
-    except _DecodeError as e:
-        return InputEvent(source, None, _text(raw_value), timestamp, position, str(e))
+    if not key_used:
+        key = _text(raw_key)
+    else:
+        try:
+            key = _decode(raw_key, key_format, "key")
+        except _DecodeError as e:
+            return InputEvent(source, None, _text(raw_value), timestamp, position, str(e))
     try:
         value = _decode(raw_value, value_format, "value")
     except _DecodeError as e:
         return InputEvent(source, key, _text(raw_value), timestamp, position, str(e))
     return InputEvent(source, key, value, timestamp, position)
+
+
+def uses_kafka_key(sources: Iterable[Any]) -> bool:
+    """Whether records of a topic read by these ``Source`` nodes need their Kafka key: a stream
+    that declares ``key=`` takes it from the value (a table still keys its tombstones by it)."""
+    return any(s.table or s.key is None for s in sources)
 
 
 def _text(data: bytes | None) -> str | None:
