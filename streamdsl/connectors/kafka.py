@@ -26,6 +26,7 @@ The local backend's continuous, committing run loop is in ``kafka_run.py``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
@@ -78,7 +79,13 @@ class KafkaSpec:
     def client_config(self, **extra: Any) -> dict[str, Any]:
         """librdkafka configuration: our defaults, then ``extra``, then the user's options."""
         conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers,
-                                "logger": logging.getLogger("streamdsl.kafka.librdkafka")}
+                                "logger": logging.getLogger("streamdsl.kafka.librdkafka"),
+                                # librdkafka's default ("rebootstrap") forgets the brokers once
+                                # all are unreachable; a transaction open at that moment then
+                                # waited forever in send_offsets_to_transaction after the
+                                # broker came back (a 4 s outage, librdkafka 2.x). Without it
+                                # the client reconnects to the brokers it knows.
+                                "metadata.recovery.strategy": "none"}
         conf.update(extra)
         conf.update(self.config)
         return conf
@@ -247,6 +254,36 @@ def dead_letter_json(dl: DeadLetter, kafka_topic: str | None = None) -> bytes:
         d["partition"], d["offset"] = pos
         d["topic"] = kafka_topic
     return _json(d)
+
+
+# ---- calls that must not hang ------------------------------------------------------------------
+
+class BrokerStall(ConnectorError):
+    """A librdkafka call did not return within its deadline."""
+
+
+def call_with_deadline(fn: Callable[..., Any], *args: Any, timeout: float, what: str) -> Any:
+    """``fn(*args)`` (a blocking librdkafka call given ``timeout`` itself), waited for at most
+    ``timeout`` + 2 s: transactional calls have blocked far past their own timeout (see
+    ``metadata.recovery.strategy`` above). A call still blocked then is left to its (daemon)
+    thread, with its client, and ``BrokerStall`` is raised; the caller must not use that
+    client again."""
+    box: list[tuple[bool, Any]] = []
+
+    def call() -> None:
+        try:
+            box.append((True, fn(*args)))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box.append((False, e))
+    t = threading.Thread(target=call, name=f"streamdsl-kafka-{what}", daemon=True)
+    t.start()
+    t.join(timeout + 2)
+    if not box:
+        raise BrokerStall(f"Kafka {what} did not return within {timeout + 2:g} s")
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
 
 
 # ---- admin ----------------------------------------------------------------------------------------
@@ -445,13 +482,15 @@ def make_producer(spec: KafkaSpec, **extra: Any) -> Any:
 
 def produce(producer: Any, topic: str, key: bytes | None, value: bytes | None,
             timestamp: int | None, on_delivery: Callable[[Any, Any], None], *,
-            partition: int | None = None) -> None:
+            partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> None:
     """``producer.produce`` that waits for room when librdkafka's local queue is full."""
     kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": on_delivery}
     if timestamp is not None:
         kwargs["timestamp"] = timestamp
     if partition is not None:
         kwargs["partition"] = partition
+    if headers:
+        kwargs["headers"] = headers
     while True:
         try:
             producer.produce(topic, **kwargs)
@@ -475,6 +514,8 @@ class _KafkaWriter:
         self._own = producer is None
         self.producer = producer if producer is not None else make_producer(self.spec)
         self.tracker = tracker if tracker is not None else DeliveryTracker()
+        #: headers of every record written (the local run's exactly_once sets the transaction's)
+        self.headers: list[tuple[str, bytes]] | None = None
 
     def flush(self, timeout: float = _TIMEOUT) -> None:
         left = self.producer.flush(timeout)
@@ -502,7 +543,8 @@ class KafkaSink(_KafkaWriter):
 
     def write(self, rec: OutputRecord) -> None:
         produce(self.producer, self.spec.topic, encode_key(rec, self.spec.key_format),
-                encode_value(rec.value, self.spec.value_format), rec.timestamp, self.tracker)
+                encode_value(rec.value, self.spec.value_format), rec.timestamp, self.tracker,
+                headers=self.headers)
         self.written += 1
 
 
@@ -520,6 +562,7 @@ class KafkaDeadLetterSink(_KafkaWriter):
 
     def write(self, dl: DeadLetter) -> None:
         value = dead_letter_json(dl, self.kafka_topics.get(dl.source or ""))
-        produce(self.producer, self.spec.topic, None, value, None, self.tracker)
+        produce(self.producer, self.spec.topic, None, value, None, self.tracker,
+                headers=self.headers)
 
     __call__ = write
