@@ -632,12 +632,13 @@ class _KafkaRun:
                 ch.buf.append((self._ts(ev), ev))
         return ch.buf[0] if ch.buf else None
 
-    def _drain(self) -> None:
-        """Feed records in merge order while every channel can say what comes next.
+    def _drain(self, until: float) -> None:
+        """Feed records in merge order while every channel can say what comes next, until the
+        monotonic time ``until`` (the next commit is due).
 
         Records are taken in chunks and fed with ``Executor.feed_many`` (the batched path the
         file runs use, which gives the results of record-at-a-time processing); stops (Ctrl-C,
-        ``max_records``) take effect between chunks.
+        ``max_records``, ``until``) take effect between chunks.
         """
         ck = kc._require_kafka()
         while not self.stop:
@@ -674,7 +675,7 @@ class _KafkaRun:
             self.dirty = True
             if self.max_records is not None and self.fed >= self.max_records:
                 self.stop = "max_records"
-            if len(chunk) < limit:
+            if len(chunk) < limit or time.monotonic() >= until:
                 return
 
     def _loop(self) -> None:
@@ -705,7 +706,7 @@ class _KafkaRun:
             busy = any(ch.buf for ch in self.channels)
             if self._receive(self.consumer.consume(1000, 0.02 if busy else 0.1)):
                 last_arrival = time.monotonic()
-            self._drain()
+            self._drain(last_commit + self.commit_interval)
             now = time.monotonic()
             if self.stop:
                 break

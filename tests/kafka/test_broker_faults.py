@@ -28,10 +28,10 @@ TOPOLOGY = str(Path(slow_counts.__file__))
 N = 1_500
 
 
-def expected() -> Counter:
+def expected(n: int = N) -> Counter:
     res = get_backend("local").run(slow_counts.topology.plan(),
                                    {"attempts": {"type": "memory",
-                                                 "records": slow_counts.records(N)}}, {})
+                                                 "records": slow_counts.records(n)}}, {})
     return Counter((r.key, r.value, r.timestamp, r.window) for r in res.outputs["counts"])
 
 
@@ -40,9 +40,9 @@ def as_counter(msgs) -> Counter:
                     (m.key_json["window_start"], m.key_json["window_end"])) for m in msgs)
 
 
-def _setup(kafka: Kafka) -> tuple[str, str, str]:
+def _setup(kafka: Kafka, n: int = N) -> tuple[str, str, str]:
     src = kafka.topic("attempts", partitions=2)
-    kafka.produce(src, [(r["card_number"], r, None, None) for r in slow_counts.records(N)])
+    kafka.produce(src, [(r["card_number"], r, None, None) for r in slow_counts.records(n)])
     return src, kafka.name("counts"), kafka.name("faults")
 
 
