@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -333,7 +334,8 @@ def _reader(spec: KafkaSpec) -> Any:
     return ck.Consumer(spec.client_config(**{
         "group.id": spec.group or "streamdsl-reader", "enable.auto.commit": False,
         "enable.partition.eof": True, "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed", "fetch.wait.max.ms": 50}))
+        "isolation.level": "read_committed", "fetch.wait.max.ms": 50,
+        "queued.max.messages.kbytes": 16384}))  # librdkafka's prefetch: 16 MB, not 64
 
 
 def _start_offsets(consumer: Any, spec: KafkaSpec, partitions: list[int]) -> list[Any]:
@@ -378,48 +380,119 @@ def read_to_end(consumer: Any, topic: str, tps: list[Any], timeout: float) -> di
     return out
 
 
-def _read_events(consumer: Any, source: str, spec: KafkaSpec, tps: list[Any],
-                 timeout: float) -> dict[int, list[InputEvent]]:
-    raw = read_to_end(consumer, spec.topic, tps, timeout)
-    return {p: [decode_message(source, m, spec.key_format, spec.value_format) for m in msgs]
-            for p, msgs in raw.items()}
+class _Partitions:
+    """A bounded, streamed read of some partitions of one topic, each from its start offset up
+    to its end (librdkafka's partition-EOF event, when the read catches up with the partition;
+    not the high watermark, which Tansu 0.6 reports wrong), as one iterator per partition.
+
+    One consumer reads them all; a partition with ``_PAUSE_AT`` records buffered that nobody
+    takes is paused until it is down to ``_RESUME_AT``, so memory stays bounded whatever the
+    topic's size (the consumer's own prefetch is capped by ``queued.max.messages.kbytes``).
+    """
+
+    def __init__(self, source: str, spec: KafkaSpec, partitions: list[int],
+                 start: dict[int, int] | None, *, key_used: bool, timeout: float):
+        self.source, self.spec, self.key_used, self.timeout = source, spec, key_used, timeout
+        self.consumer = _reader(spec)
+        tps = _start_offsets(self.consumer, spec, partitions)
+        for tp in tps:
+            if start and tp.partition in start:
+                tp.offset = start[tp.partition]
+        self.buf: dict[int, deque[InputEvent]] = {tp.partition: deque() for tp in tps}
+        self.done: set[int] = set()
+        self.paused: set[int] = set()
+        self.consumer.assign(tps)
+
+    def events(self, partition: int) -> Iterator[InputEvent]:
+        buf = self.buf[partition]
+        while True:
+            while buf:
+                yield buf.popleft()
+                if partition in self.paused and len(buf) <= _RESUME_AT:
+                    self._toggle(partition, pause=False)
+            if partition in self.done:
+                return
+            self._fetch(partition)
+
+    def _toggle(self, partition: int, *, pause: bool) -> None:
+        tp = [_require_kafka().TopicPartition(self.spec.topic, partition)]
+        if pause:
+            self.consumer.pause(tp)
+            self.paused.add(partition)
+        else:
+            self.consumer.resume(tp)
+            self.paused.discard(partition)
+
+    def _fetch(self, wanted: int) -> None:
+        ck = _require_kafka()
+        deadline = time.monotonic() + self.timeout
+        while not self.buf[wanted] and wanted not in self.done:
+            if time.monotonic() > deadline:
+                raise ConnectorError(f"reading Kafka topic {self.spec.topic!r}: partition {wanted} "
+                                     f"did not reach its end within {self.timeout:g} s")
+            for msg in self.consumer.consume(1000, 0.2):
+                err = msg.error()
+                p = msg.partition()
+                if err is not None:
+                    if err.code() == ck.KafkaError._PARTITION_EOF:
+                        self.done.add(p)
+                        continue
+                    if err.fatal() or err.code() in _TOPIC_ERRORS:
+                        raise ConnectorError(f"reading Kafka topic {self.spec.topic!r}: {err.str()}")
+                    log.warning("kafka: %s", err.str())
+                    continue
+                if p in self.done:  # written after this read reached the partition's end
+                    continue
+                buf = self.buf[p]
+                buf.append(decode_message(self.source, msg, self.spec.key_format,
+                                          self.spec.value_format, key_used=self.key_used))
+                if p != wanted and p not in self.paused and len(buf) >= _PAUSE_AT:
+                    self._toggle(p, pause=True)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+_PAUSE_AT = 20_000  # records of a partition buffered while another one is read
+_RESUME_AT = 2_000
 
 
 def read_kafka_partition(source: str, spec: dict | str | KafkaSpec, partition: int, *,
-                         timeout: float = _TIMEOUT) -> list[InputEvent]:
+                         timeout: float = _TIMEOUT, key_used: bool = True) -> list[InputEvent]:
     """The events of one partition, from the group's committed offset (else the beginning) to
     the end at the time of reading: the bounded offset range a batch engine reads per partition."""
     ks = spec if isinstance(spec, KafkaSpec) else kafka_spec(spec)
-    consumer = _reader(ks)
+    reader = _Partitions(source, ks, [partition], None, key_used=key_used, timeout=timeout)
     try:
-        tps = _start_offsets(consumer, ks, [partition])
-        return _read_events(consumer, source, ks, tps, timeout)[partition]
+        return list(reader.events(partition))
     finally:
-        consumer.close()
+        reader.close()
 
 
 def read_kafka(topic: str, spec: dict | str | KafkaSpec, *,
                timestamp_of: Callable[[InputEvent], int] | None = None,
-               timeout: float = _TIMEOUT) -> Iterator[InputEvent]:
-    """A bounded read of a Kafka topic as the input events of source ``topic``.
+               timeout: float = _TIMEOUT, start: dict[int, int] | None = None,
+               key_used: bool = True) -> Iterator[InputEvent]:
+    """A bounded read of a Kafka topic as the input events of source ``topic``, streamed.
 
-    Reads every partition from the group's committed offsets (the beginning without a group or
-    commit) up to its end when the read starts, commits nothing, and yields the partitions merged
-    in timestamp-synchronized order (``timestamp_of(event)``, default the Kafka record timestamp;
-    ties by partition), the order the local backend's Kafka run uses too.
+    Reads every partition from ``start[partition]`` if given, else the group's committed offset
+    (the beginning without a group or commit), up to its end when the read starts; commits
+    nothing; yields the partitions merged in timestamp-synchronized order
+    (``timestamp_of(event)``, default the Kafka record timestamp; ties by partition), the order
+    the local backend's Kafka run uses too. Records are read as they are taken, a bounded
+    number ahead (see ``_Partitions``), never the whole topic at once. ``key_used=False``: see
+    ``decode_message``.
     """
     ks = spec if isinstance(spec, KafkaSpec) else kafka_spec(spec)
     partitions = topic_partitions(ks)
     if not partitions:
         raise ConnectorError(f"Kafka topic {ks.topic!r} does not exist at {ks.bootstrap_servers}")
-    consumer = _reader(ks)
+    reader = _Partitions(topic, ks, partitions, start, key_used=key_used, timeout=timeout)
     try:
-        per_partition = _read_events(consumer, topic, ks, _start_offsets(consumer, ks, partitions),
-                                     timeout)
+        yield from merge_by_timestamp([reader.events(p) for p in partitions],
+                                      timestamp_of or _kafka_ts)
     finally:
-        consumer.close()
-    ts = timestamp_of or _kafka_ts
-    yield from merge_by_timestamp([per_partition[p] for p in partitions], ts)
+        reader.close()
 
 
 def _kafka_ts(ev: InputEvent) -> int:
