@@ -335,7 +335,8 @@ def _reader(spec: KafkaSpec) -> Any:
         "group.id": spec.group or "streamdsl-reader", "enable.auto.commit": False,
         "enable.partition.eof": True, "auto.offset.reset": "earliest",
         "isolation.level": "read_committed", "fetch.wait.max.ms": 50,
-        "queued.max.messages.kbytes": 16384}))  # librdkafka's prefetch: 16 MB, not 64
+        # librdkafka's prefetch, 8 MB (its defaults: a 64 MB queue, 50 MB fetches)
+        "queued.max.messages.kbytes": 8192, "fetch.max.bytes": 8 << 20}))
 
 
 def _start_offsets(consumer: Any, spec: KafkaSpec, partitions: list[int]) -> list[Any]:
@@ -453,8 +454,8 @@ class _Partitions:
         self.consumer.close()
 
 
-_PAUSE_AT = 20_000  # records of a partition buffered while another one is read
-_RESUME_AT = 2_000
+_PAUSE_AT = 5_000  # records of a partition buffered while another one is read
+_RESUME_AT = 1_000
 
 
 def read_kafka_partition(source: str, spec: dict | str | KafkaSpec, partition: int, *,
