@@ -269,7 +269,7 @@ class _KafkaRun:
 
     def _on_error(self, err: Any) -> None:
         """librdkafka's client-level errors (served by ``consume``): remember when the broker
-        was last unreachable; a fatal one stops the run at the next commit."""
+        was last unreachable (for the bound on waiting for partitions, and the message)."""
         if err.code() in _UNREACHABLE:
             self.broker_error = (time.monotonic(), err.str())
         log.debug("kafka consumer: %s", err.str())
@@ -778,7 +778,8 @@ class _KafkaRun:
         return [ck.TopicPartition(t, p, off) for (t, p), off in sorted(positions.items())]
 
     def _kafka_writers(self) -> list[Any]:
-        return [w for w in [*self.sinks.values(), self.dl] if isinstance(w, kc._KafkaWriter)]
+        return [w for w in [*self.sinks.values(), self.dl]
+                if isinstance(w, (kc.KafkaSink, kc.KafkaDeadLetterSink))]
 
     def _commit_transaction(self, state: bytes, positions: dict) -> None:
         headers = [(TXN_HEADER, self._txn_id().encode())]

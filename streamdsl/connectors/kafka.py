@@ -335,8 +335,7 @@ def _reader(spec: KafkaSpec) -> Any:
         "group.id": spec.group or "streamdsl-reader", "enable.auto.commit": False,
         "enable.partition.eof": True, "auto.offset.reset": "earliest",
         "isolation.level": "read_committed", "fetch.wait.max.ms": 50,
-        # librdkafka's prefetch, 8 MB (its defaults: a 64 MB queue, 50 MB fetches)
-        "queued.max.messages.kbytes": 8192, "fetch.max.bytes": 8 << 20}))
+        "queued.max.messages.kbytes": 8192}))  # librdkafka's prefetch queue: 8 MB, not 64
 
 
 def _start_offsets(consumer: Any, spec: KafkaSpec, partitions: list[int]) -> list[Any]:

@@ -55,7 +55,8 @@ def test_a_used_key_that_does_not_decode_is_a_dead_letter(kafka: Kafka, backend:
     assert [(r.key, r.value) for r in res.outputs["counts"]] == [("c2", 1)]
 
 
-def test_the_consumer_joins_with_a_short_session_by_default():
+def test_the_consumer_joins_with_a_short_session_by_default(monkeypatch):
+    import confluent_kafka
     topo = sd.Topology("t")
     topo.stream("s").to("out")
 
@@ -65,13 +66,8 @@ def test_the_consumer_joins_with_a_short_session_by_default():
                         until_idle=None, max_records=None, commit_interval=1,
                         assignment_timeout=1)
         conf: dict = {}
-        import confluent_kafka
-        real = confluent_kafka.Consumer
-        try:
-            confluent_kafka.Consumer = lambda c: conf.update(c)   # noqa: E731
-            run._consumer()
-        finally:
-            confluent_kafka.Consumer = real
+        monkeypatch.setattr(confluent_kafka, "Consumer", conf.update)
+        run._consumer()
         return conf
 
     conf = consumer_conf("kafka://127.0.0.1:1/s")
