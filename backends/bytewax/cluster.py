@@ -22,8 +22,8 @@ import sys
 import threading
 import time
 import traceback
-from multiprocessing.connection import wait
 from datetime import timedelta
+from multiprocessing.connection import wait
 from typing import Any
 
 from bytewax.dataflow import Dataflow
