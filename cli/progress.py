@@ -53,6 +53,16 @@ class Progress:
             self._live.__exit__(*exc)
             self._live = None
 
+    def status(self, text: str) -> None:
+        """Show what the run is waiting for while no record moves (a backend calls it if the
+        callback has it, e.g. the Kafka run's "joining consumer group ...")."""
+        if not self.enabled:
+            return
+        if self._live is not None:
+            self._live.update(self._text(text))
+        else:
+            click.echo(f"progress: {text}", err=True)
+
     def __call__(self, metrics: Metrics) -> None:
         self.last = metrics
         if not self.enabled:

@@ -23,10 +23,17 @@ DATA = os.path.join(HERE, "data", "authorization_attempts.jsonl")
 
 
 def produce_fraud(bootstrap: str, topic: str = "authorization_attempts", *, partitions: int = 2,
-                  path: str = DATA) -> int:
-    """Produce every line of ``path`` to ``topic``; returns the number of records written."""
+                  path: str = DATA, config: dict | None = None) -> int:
+    """Produce every line of ``path`` to ``topic``; returns the number of records written.
+
+    ``config``: more librdkafka producer options. Any number of lines can be produced: when the
+    producer's local queue (``queue.buffering.max.messages``) is full, it waits for deliveries
+    to make room.
+    """
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
+
+    from streamdsl.connectors.kafka import produce
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     if topic not in admin.list_topics(timeout=10).topics:
@@ -34,7 +41,7 @@ def produce_fraud(bootstrap: str, topic: str = "authorization_attempts", *, part
             fut.result(10)
     # murmur2: the partitioner Kafka's Java clients (and so Kafka Streams) use for keyed records.
     producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random",
-                         "enable.idempotence": True, "linger.ms": 5})
+                         "enable.idempotence": True, "linger.ms": 5, **(config or {})})
     errors: list[str] = []
 
     def delivered(err, msg) -> None:
@@ -47,9 +54,8 @@ def produce_fraud(bootstrap: str, topic: str = "authorization_attempts", *, part
             if not line.strip():
                 continue
             row = orjson.loads(line)
-            producer.produce(topic, key=str(row["card_number"]).encode(), value=line.strip(),
-                             timestamp=int(row["ts"]), on_delivery=delivered)
-            producer.poll(0)
+            produce(producer, topic, str(row["card_number"]).encode(), line.strip(),
+                    int(row["ts"]), delivered)
             n += 1
     left = producer.flush(30)
     if left or errors:

@@ -18,12 +18,14 @@ depends on how Bytewax schedules, batches or routes items between workers.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 from datetime import timedelta
 from typing import Any, Callable, Iterable
 
 from streamdsl.backend import Backend, ReplaySession, RunResult, resolve_io
 from streamdsl.connectors import open_source
+from streamdsl.connectors.kafka import is_kafka
 from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.metrics import Metrics
@@ -194,15 +196,19 @@ class BytewaxBackend(Backend):
                        recovery=recovery_dir is not None)
 
         memory = memory_items(plan, inputs)
+        kafka_topics = frozenset(t for t, spec in inputs.items() if is_kafka(spec))
 
-        def open_events() -> Iterable[Any]:
+        def open_events(read: dict | None = None) -> Iterable[Any]:
+            """The merged inputs; ``read`` (runs with Kafka inputs): where each starts."""
             if memory is not None:  # in-memory inputs: no InputEvent per item
                 return merge_memory(plan, memory)
-            return merge_ingested(plan, {t: open_source(t, spec) for t, spec in inputs.items()})
+            return merge_ingested(plan, {t: _open_input(plan, t, spec, (read or {}).get(t))
+                                         for t, spec in inputs.items()})
 
         source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
                              progress=progress if processes <= 1 else None,
-                             stop=lambda: run.fatal is not None, ingested=True)
+                             stop=lambda: run.fatal is not None, ingested=True,
+                             kafka_topics=kafka_topics)
         kw: dict = {}
         resuming = False
         if recovery_dir is not None:
@@ -247,6 +253,18 @@ class BytewaxBackend(Backend):
         if progress is not None:
             progress(result.metrics)
         return result
+
+
+def _open_input(plan: Plan, topic: str, spec: Any, start: Any) -> Iterable[InputEvent]:
+    """One input's events: a Kafka topic streamed from ``start`` ({partition: offset}; else the
+    group's committed offsets), its key decoded only if the topic's sources use it; any other
+    input from its beginning, the first ``start`` events skipped."""
+    if is_kafka(spec):
+        from streamdsl.connectors.kafka import read_kafka, uses_kafka_key
+        return read_kafka(topic, spec, start=start,
+                          key_used=uses_kafka_key(s for s in plan.sources() if s.topic == topic))
+    events = open_source(topic, spec)
+    return itertools.islice(events, start, None) if start else events
 
 
 def _key_groups(opts: dict) -> int:

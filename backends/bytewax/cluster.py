@@ -2,23 +2,28 @@
 
 * ``processes == 1, workers == 1``: ``bytewax.testing.run_main`` in this thread;
 * ``processes == 1, workers > 1``: ``cluster_main(flow, [], 0, worker_count_per_proc=workers)``;
-* ``processes > 1``: this process forks ``processes`` children on free localhost ports, each
-  running ``cluster_main`` as one process of the cluster (``workers`` threads each). Forking
-  (rather than spawning) hands the children the compiled flow, user functions included,
-  without pickling it. Each child writes what its terminal step collected to a file; the
-  parent gathers them.
+* ``processes > 1``: ``processes`` children (``multiprocessing``, started by fork) on free
+  localhost ports, each running ``cluster_main`` as one process of the cluster (``workers``
+  threads each). Forking (rather than spawning) hands the children the compiled flow, user
+  functions included, without pickling it. Each child sends what its terminal step collected
+  back through a pipe. The children end with the launcher, however it ends (``_end_with``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import multiprocessing
 import os
 import pickle
+import signal
 import socket
 import sys
-import tempfile
+import threading
 import time
 import traceback
 from datetime import timedelta
+from multiprocessing.connection import wait
 from typing import Any
 
 from bytewax.dataflow import Dataflow
@@ -53,12 +58,9 @@ def root_cause(exc: BaseException) -> BaseException:
 
 
 def _free_ports(n: int) -> list[int]:
-    socks = []
+    """``n`` ports the OS gives out now (bound to port 0 together, so they differ)."""
+    socks = [socket.create_server(("127.0.0.1", 0)) for _ in range(n)]
     try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
@@ -66,17 +68,17 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _listening(port: int) -> bool:
-    """Whether a socket listens on ``port`` (Linux ``/proc/net/tcp``; without it, assume so)."""
+    """Whether a socket listens on 127.0.0.1:``port``: binding it then fails, even with
+    SO_REUSEADDR (which lets the bind succeed, and the listener bind after it, otherwise)."""
+    s = socket.socket()
     try:
-        with open("/proc/net/tcp") as f:
-            next(f)
-            for line in f:
-                parts = line.split()
-                if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                    return True
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return False
     except OSError:
         return True
-    return False
+    finally:
+        s.close()
 
 
 def execute_flow(flow: Dataflow, collected: list, *, workers: int = 1, processes: int = 1,
@@ -100,46 +102,47 @@ def execute_flow(flow: Dataflow, collected: list, *, workers: int = 1, processes
 
 def _run_processes(flow: Dataflow, collected: list, workers: int, processes: int, kw: dict,
                    timeout: float | None, run_state: Any) -> list:
-    ports = _free_ports(processes)
-    addresses = [f"127.0.0.1:{p}" for p in ports]
-    tmp = tempfile.mkdtemp(prefix="streamdsl-bytewax-")
-    files = [os.path.join(tmp, f"proc-{i}.pkl") for i in range(processes)]
-    pids = []
+    # fork: the children get the compiled flow, user functions included, without pickling it.
+    ctx = multiprocessing.get_context("fork")
+    addresses = [f"127.0.0.1:{p}" for p in _free_ports(processes)]
+    procs: list[Any] = []
+    results: dict[int, dict] = {}
     sys.stdout.flush()
     sys.stderr.flush()
     try:
+        receivers = {}
         for i in range(processes):
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the child
-                _child(flow, collected, addresses, i, workers, kw, files[i], run_state)
-            pids.append(pid)
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child, name=f"streamdsl-bytewax-{i}", daemon=True,
+                               args=(flow, collected, addresses, i, workers, kw, send, run_state,
+                                     os.getpid()))
+            proc.start()
+            send.close()  # the child's end: EOF here once the child is gone
+            procs.append(proc)
+            receivers[recv] = i
             if i == 0:
-                # Process 0 accepts the others' connections; let it listen first so they do
-                # not hit "connection refused" and back off for a second.
-                deadline = time.monotonic() + 2.0
-                while not _listening(ports[0]) and time.monotonic() < deadline:
+                # Process 0 accepts the others' connections; one that finds it not listening
+                # yet backs off for a second (Timely's retry), so let it listen first.
+                port = int(addresses[0].rsplit(":", 1)[1])
+                ready_by = time.monotonic() + 2.0
+                while not _listening(port) and proc.is_alive() and time.monotonic() < ready_by:
                     time.sleep(0.002)
         deadline = None if timeout is None else time.monotonic() + timeout
-        codes = {}
-        while len(codes) < len(pids):
-            for pid in pids:
-                if pid in codes:
-                    continue
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    codes[pid] = os.waitstatus_to_exitcode(status)
-            if len(codes) < len(pids):
-                if deadline is not None and time.monotonic() > deadline:
-                    raise ClusterError(f"the {processes}-process run did not finish in {timeout}s")
-                time.sleep(0.002)
-        results = []
-        for fn in files:
-            if os.path.exists(fn):
-                with open(fn, "rb") as f:
-                    results.append(pickle.load(f))
-            else:
-                results.append({"items": [], "error": None, "trace": "the process died"})
-        errors = [r for r in results if r["error"] is not None or r.get("trace")]
+        while receivers:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise ClusterError(f"the {processes}-process run did not finish in {timeout}s")
+            for conn in wait(list(receivers), left):
+                i = receivers.pop(conn)
+                try:
+                    results[i] = conn.recv()
+                except EOFError:
+                    results[i] = {"items": [], "error": None, "trace": "the process died"}
+                conn.close()
+        for proc in procs:
+            proc.join()
+        ordered = [results[i] for i in range(processes)]
+        errors = [r for r in ordered if r["error"] is not None or r.get("trace")]
         if errors:
             # Prefer the process that raised a real error over the ones that merely saw a
             # peer disappear (Bytewax panics in every other process of the cluster).
@@ -149,28 +152,45 @@ def _run_processes(flow: Dataflow, collected: list, workers: int, processes: int
             traces = "\n".join(r.get("trace") or "" for r in errors)
             raise ClusterError(f"a process of the {processes}-process run failed:\n{traces}")
         out = []
-        for r in results:
+        for r in ordered:
             out.extend(r["items"])
         return out
     finally:
-        for pid in pids:
-            try:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-        for fn in files:
-            if os.path.exists(fn):
-                os.unlink(fn)
-        os.rmdir(tmp)
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
 
 
 def _is_peer_failure(exc: BaseException) -> bool:
     return "panic" in type(exc).__name__.lower() or "panic" in str(exc).lower()
 
 
+def _end_with(parent: int) -> None:  # pragma: no cover - runs in the child
+    """End this process when ``parent`` (the launcher) does, however it ends (SIGKILL too):
+    the kernel's parent-death signal on Linux; elsewhere, or as well, a thread waiting on the
+    parent's sentinel (multiprocessing's pipe from the launcher, at EOF once it is gone)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it ended before the signal was armed
+        os._exit(1)
+    sentinel = multiprocessing.parent_process().sentinel
+
+    def watch() -> None:
+        wait([sentinel])
+        os._exit(1)
+    threading.Thread(target=watch, name="streamdsl-launcher-watch", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _child(flow: Dataflow, collected: list, addresses: list[str], index: int, workers: int,
-           kw: dict, path: str, run_state: Any) -> None:  # pragma: no cover - runs in the child
+           kw: dict, conn: Any, run_state: Any, parent: int) -> None:  # pragma: no cover - child
+    _end_with(parent)
     code = 0
     result: dict = {"items": collected, "error": None, "trace": None}
     try:
@@ -193,12 +213,11 @@ def _child(flow: Dataflow, collected: list, addresses: list[str], index: int, wo
         except Exception:
             result["error"] = None
     try:
-        with open(path, "wb") as f:
-            try:
-                pickle.dump(result, f)
-            except Exception as e:
-                pickle.dump({"items": [], "error": None,
-                             "trace": f"cannot send the results to the parent: {e!r}"}, f)
+        try:
+            conn.send(result)
+        except Exception as e:
+            conn.send({"items": [], "error": None,
+                       "trace": f"cannot send the results to the parent: {e!r}"})
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import itertools
@@ -152,11 +153,18 @@ def _merge_records(streams: list[Iterator[Any]]) -> Iterator[Any]:
 
 
 class _EventPartition(StatefulSourcePartition):
-    def __init__(self, events: Iterator, resume: tuple | None, *, flush: bool,
+    def __init__(self, open_events: Callable[..., Iterator], resume: tuple | None, *, flush: bool,
                  batch_size: int, progress: Callable[[Metrics], None] | None,
-                 stop: Callable[[], bool], ingested: bool):
-        self.seq, self.counter, self.done = resume if resume is not None else (0, 0, False)
-        self.events = itertools.islice(events, self.seq, None) if self.seq else events
+                 stop: Callable[[], bool], ingested: bool, kafka_topics: frozenset[str]):
+        self.seq, self.counter, self.done = resume[:3] if resume is not None else (0, 0, False)
+        self.kafka_topics = kafka_topics
+        if kafka_topics:  # positions per input: resume from them, nothing read twice
+            self.read: dict[str, Any] | None = copy.deepcopy(resume[3]) if resume else {}
+            self.events = iter(open_events(self.read))
+        else:             # read the inputs again and skip what was emitted
+            self.read = None
+            events = iter(open_events())
+            self.events = itertools.islice(events, self.seq, None) if self.seq else events
         self.ingested = ingested
         self.flush = flush
         self.batch_size = batch_size
@@ -175,6 +183,8 @@ class _EventPartition(StatefulSourcePartition):
             note_crash(e)
             raise
         self.seq = start + len(items)
+        if self.read is not None:
+            self._advance(items)
         if len(items) < self.batch_size:
             self.done = True
             frontier = CLOSED if self.flush else self.seq - 1
@@ -187,8 +197,21 @@ class _EventPartition(StatefulSourcePartition):
             self.progress(Metrics(records_in=self.seq))
         return [msg]
 
+    def _advance(self, items: list) -> None:
+        """Note where each input is after ``items``: a Kafka partition's next offset, the number
+        of events read from any other input."""
+        read, kafka = self.read, self.kafka_topics
+        for item in items:
+            topic, pos = item.origin if type(item) is Record else (item[0].topic, item[0].position)
+            if topic in kafka:
+                read.setdefault(topic, {})[pos[0]] = pos[1] + 1
+            else:
+                read[topic] = read.get(topic, 0) + 1
+
     def snapshot(self) -> tuple:
-        return (self.seq, self.counter, self.done)
+        if self.read is None:
+            return (self.seq, self.counter, self.done)
+        return (self.seq, self.counter, self.done, copy.deepcopy(self.read))
 
 
 class EventSource(FixedPartitionedSource):
@@ -197,17 +220,24 @@ class EventSource(FixedPartitionedSource):
     Args:
         open_events: returns an iterator of ``InputEvent`` in the defined input order (or,
             with ``ingested``, of ``(InputEvent, Record | None)`` as ``merge_ingested`` gives).
+            With ``kafka_topics`` it takes where to start: ``{topic: {partition: offset}}`` for
+            those topics, ``{topic: events to skip}`` for the others (what a snapshot holds,
+            ``{}`` at first).
         flush: after the last event, close the input (every window closes); otherwise the
             input just stops (``TestDriver.output(flush=False)``).
         batch_size: events per message.
         progress: called now and then with the events read so far.
         stop: when it returns True, the input ends early (the run has failed).
+        kafka_topics: inputs read from Kafka: the snapshot holds every input's position, and a
+            resumed run starts there instead of reading everything again and skipping it.
     """
 
-    def __init__(self, open_events: Callable[[], Iterator[InputEvent]], *, flush: bool = True,
+    def __init__(self, open_events: Callable[..., Iterator[InputEvent]], *, flush: bool = True,
                  batch_size: int = 1000, progress: Callable[[Metrics], None] | None = None,
-                 stop: Callable[[], bool] = lambda: False, ingested: bool = False):
+                 stop: Callable[[], bool] = lambda: False, ingested: bool = False,
+                 kafka_topics: frozenset[str] = frozenset()):
         self.open_events = open_events
+        self.kafka_topics = kafka_topics
         self.ingested = ingested
         self.flush = flush
         self.batch_size = batch_size
@@ -218,9 +248,10 @@ class EventSource(FixedPartitionedSource):
         return ["input"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _EventPartition:
-        return _EventPartition(iter(self.open_events()), resume_state, flush=self.flush,
+        return _EventPartition(self.open_events, resume_state, flush=self.flush,
                                batch_size=self.batch_size, progress=self.progress,
-                               stop=self.stop, ingested=self.ingested)
+                               stop=self.stop, ingested=self.ingested,
+                               kafka_topics=self.kafka_topics)
 
 
 class _Collect(StatelessSinkPartition):

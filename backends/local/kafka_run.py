@@ -28,13 +28,15 @@ incrementally and commits as it goes:
 
 from __future__ import annotations
 
+import copy
 import logging
 import pickle
 import signal
 import threading
 import time
+import uuid
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from streamdsl.connectors import kafka as kc
 from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
@@ -46,16 +48,23 @@ from streamdsl.runtime.records import InputEvent
 
 from .executor import Executor
 
-__all__ = ["run_kafka", "GUARANTEES", "CHECKPOINT_SUFFIX"]
+__all__ = ["run_kafka", "GUARANTEES", "CHECKPOINT_SUFFIX", "TXN_HEADER", "SESSION_TIMEOUT_MS"]
 
 log = logging.getLogger("streamdsl.kafka")
 
 GUARANTEES = {"at_least_once": "at_least_once", "exactly_once": "exactly_once",
               "exactly_once_v2": "exactly_once"}
 CHECKPOINT_SUFFIX = "-checkpoint"
+#: Header of every record an exactly_once run writes: ``<run id>-<commit number>``, the
+#: transaction's id. The checkpoint of that transaction names it and its parent (the last
+#: commit before it), so the committed transactions can be told from aborted ones without
+#: the broker's help (see ``tests/kafka/eos_check.py``).
+TXN_HEADER = "streamdsl.txn"
+_CALL_TIMEOUT = 10.0  # seconds given to one transactional call (it is retried within broker_timeout)
 _NEG_INF = -(1 << 62)
 _PAUSE_AT = 20_000  # buffered records of one partition before it is paused (back-pressure)
 _RESUME_AT = 2_000
+SESSION_TIMEOUT_MS = 6000  # the consumer's default session.timeout.ms (see ``_consumer``)
 _CHUNK = 256  # records fed to the executor at once (a stop waits for the chunk in flight)
 
 
@@ -64,7 +73,8 @@ def run_kafka(plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
               progress: Callable[[Metrics], None] | None = None, progress_every: float = 0.5,
               processing_guarantee: str = "at_least_once", until_idle: float | None = None,
               max_records: int | None = None, commit_interval: float = 1.0,
-              assignment_timeout: float = 60.0, **options: Any) -> Any:
+              assignment_timeout: float = 60.0, broker_timeout: float = 60.0,
+              **options: Any) -> Any:
     """Run ``plan`` over inputs of which at least one is a Kafka topic (see the module doc).
 
     Args:
@@ -73,21 +83,45 @@ def run_kafka(plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
         max_records: stop (without ending the input) after this many input records.
         commit_interval: seconds between commits.
         assignment_timeout: seconds to wait for the group to assign every partition.
+        broker_timeout: seconds a run keeps retrying commits that the broker does not accept
+            (unreachable, a rebalance, a transaction that cannot commit) before it stops.
 
     Raises:
-        ConnectorError: misconfiguration, Kafka unreachable, a missing input topic, or a write
-            that failed (nothing is committed past it).
+        ConnectorError: misconfiguration, Kafka unreachable, a missing input topic, a write
+            that failed, or no commit accepted for ``broker_timeout`` s (nothing is committed
+            past what was written).
         KeyboardInterrupt: after a clean, committed stop on Ctrl-C.
     """
     if options:
         raise TypeError(f"unknown option(s) for a Kafka run: {', '.join(sorted(options))}; known: "
                         "processing_guarantee, until_idle, max_records, commit_interval, "
-                        "assignment_timeout")
+                        "assignment_timeout, broker_timeout")
     run = _KafkaRun(plan, inputs, outputs, on_error=on_error, dead_letter=dead_letter,
                     progress=progress, progress_every=progress_every,
                     guarantee=processing_guarantee, until_idle=until_idle, max_records=max_records,
-                    commit_interval=commit_interval, assignment_timeout=assignment_timeout)
-    return run.run()
+                    commit_interval=commit_interval, assignment_timeout=assignment_timeout,
+                    broker_timeout=broker_timeout)
+    ck = kc._require_kafka()
+    try:
+        return run.run()
+    except ck.KafkaException as e:  # whatever librdkafka raised that the loop did not expect
+        err = e.args[0] if e.args else e
+        reason = err.str() if hasattr(err, "str") else str(err)
+        raise ConnectorError(f"Kafka at {run.base.bootstrap_servers} (group {run.group!r}): "
+                             f"{reason}") from None
+
+
+class _Committed(NamedTuple):
+    """What the last commit covered: where an exactly_once run goes back to when a transaction
+    cannot commit."""
+
+    state: bytes               # the executor's snapshot, pickled
+    positions: dict            # (topic, partition) -> next offset
+    consumed: dict             # non-Kafka source -> records read
+    metrics: Metrics
+    fed: int
+    ended: bool
+    txn: str | None            # the transaction's id (the checkpoint's and outputs' header)
 
 
 class _Channel:
@@ -115,7 +149,8 @@ class _KafkaRun:
     def __init__(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
                  on_error: str | None, dead_letter: Any, progress: Callable[[Metrics], None] | None,
                  progress_every: float, guarantee: str, until_idle: float | None,
-                 max_records: int | None, commit_interval: float, assignment_timeout: float):
+                 max_records: int | None, commit_interval: float, assignment_timeout: float,
+                 broker_timeout: float = 60.0):
         if guarantee not in GUARANTEES:
             raise ConnectorError(f"processing_guarantee must be one of {', '.join(GUARANTEES)}, "
                                  f"got {guarantee!r}")
@@ -129,6 +164,7 @@ class _KafkaRun:
         self.max_records = max_records
         self.commit_interval = float(commit_interval)
         self.assignment_timeout = float(assignment_timeout)
+        self.broker_timeout = float(broker_timeout)
         self.progress = progress
         self.progress_every = progress_every
         self.on_error = on_error
@@ -158,6 +194,8 @@ class _KafkaRun:
             raise ConnectorError("the Kafka inputs of one run share one consumer group, got "
                                  + ", ".join(sorted(groups)) + "; give the same ?group= to each")
         self.group = groups.pop() if groups else plan.name
+        self.key_used = {t: kc.uses_kafka_key(s for s in plan.sources() if s.topic == t)
+                         for t in self.kafka_in}
         self.source_of: dict[str, str] = {}
         for source, s in self.kafka_in.items():
             if s.topic in self.source_of:
@@ -195,6 +233,11 @@ class _KafkaRun:
         self.dirty = False
         self.ended = False
         self.seq = 0
+        self.run_id = uuid.uuid4().hex[:12]
+        self.committed: _Committed | None = None
+        self.producer_ok = True  # False: the transactional producer must be replaced
+        self.broker_error: tuple[float, str] | None = None  # (when, what): the last "unreachable"
+        self.failing_since: float | None = None  # when commits started to fail (None: they do not)
 
     # ---- set-up ------------------------------------------------------------------------------------
     def _spec(self, topic: str, **changes: Any) -> kc.KafkaSpec:
@@ -207,11 +250,29 @@ class _KafkaRun:
             "group.id": self.group, "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "enable.partition.eof": True,
             "isolation.level": "read_committed",
+            # A short session: a member joins a group after up to about the session timeout
+            # (librdkafka's default, 45 s, made the first run wait 23 s on the test broker);
+            # 6 s is the smallest a Kafka broker accepts by default (group.min.session.timeout.ms).
+            "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": SESSION_TIMEOUT_MS // 3,
             # A partition at its end is known only when a fetch comes back empty; until then it
             # holds the merge back, so empty fetches must return soon.
-            "fetch.wait.max.ms": 100})
+            "fetch.wait.max.ms": 100,
+            "error_cb": self._on_error})
         conf.update(self.config)
+        self.session_timeout = int(conf["session.timeout.ms"]) / 1000
         return ck.Consumer(conf)
+
+    def _broker_down(self, since: float) -> bool:
+        """Whether librdkafka said the broker was unreachable after ``since`` - a session."""
+        return (self.broker_error is not None
+                and self.broker_error[0] >= since - self.session_timeout)
+
+    def _on_error(self, err: Any) -> None:
+        """librdkafka's client-level errors (served by ``consume``): remember when the broker
+        was last unreachable (for the bound on waiting for partitions, and the message)."""
+        if err.code() in _UNREACHABLE:
+            self.broker_error = (time.monotonic(), err.str())
+        log.debug("kafka consumer: %s", err.str())
 
     def _open_outputs(self) -> None:
         self.trackers: dict[str, kc.DeliveryTracker] = {}
@@ -261,16 +322,28 @@ class _KafkaRun:
     def _positions(self) -> dict[tuple[str, int], int]:
         return {k: ch.next_offset for k, ch in self.kchan.items() if ch.next_offset is not None}
 
-    def _checkpoint_bytes(self) -> bytes:
-        snap = {"version": 1, "topology": self.plan.name, "nodes": self._fingerprint(),
-                "seq": self.seq, "positions": self._positions(), "ended": self.ended,
-                "consumed": {ch.source: ch.consumed for ch in self.channels if ch.topic is None},
-                "state": self.ex.snapshot()}
+    def _txn_id(self) -> str:
+        return f"{self.run_id}-{self.seq}"
+
+    def _consumed(self) -> dict[str, int]:
+        return {ch.source: ch.consumed for ch in self.channels if ch.topic is None}
+
+    def _state_bytes(self) -> bytes:
         try:
-            return pickle.dumps(snap, protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps(self.ex.snapshot(), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
             raise ConnectorError(f"cannot checkpoint the state of topology {self.plan.name!r}: "
                                  f"{type(e).__name__}: {e}; aggregate values must be picklable") from e
+
+    def _checkpoint_bytes(self, state: bytes, positions: dict) -> bytes:
+        # version 2: "state" is the executor's snapshot pickled on its own (version 1: as is),
+        # so that the same bytes serve a rewind (_Committed) without pickling twice
+        snap = {"version": 2, "topology": self.plan.name, "nodes": self._fingerprint(),
+                "seq": self.seq, "positions": positions, "ended": self.ended,
+                "consumed": self._consumed(), "state": state,
+                "txn": self._txn_id() if self.eos else None,
+                "parent": self.committed.txn if self.committed is not None else None}
+        return pickle.dumps(snap, protocol=pickle.HIGHEST_PROTOCOL)
 
     def _load_checkpoint(self, consumer: Any) -> dict | None:
         ck = kc._require_kafka()
@@ -324,8 +397,7 @@ class _KafkaRun:
         kc._require_kafka()
         self._discover()
         self._open_outputs()
-        main = self.producers[self.base.bootstrap_servers]
-        self.main = main
+        self.main = self.producers[self.base.bootstrap_servers]
         # exactly_once: outputs wait in memory until the commit writes them in its transaction.
         # A failure while processing then leaves nothing in the output topics at all (a broker
         # that shows aborted records to read_committed readers, such as Tansu, shows nothing).
@@ -338,51 +410,55 @@ class _KafkaRun:
         self.stateful = bool(self.other_in) or ex.stateful
         consumer = self._consumer()
         self.consumer = consumer
-        in_txn = False
         restore_sigint = self._install_sigint()
         try:
-            if self.eos:
-                main.init_transactions(kc._TIMEOUT)  # fences an older instance, aborts its open txn
+            if self.eos:  # fences an older instance, aborts its open transaction
+                self._call("init_transactions", self.main.init_transactions, timeout=kc._TIMEOUT)
             skip: dict[str, int] = {}
+            parent = None
             if self.stateful:
                 ckpt = self._load_checkpoint(consumer)
                 if ckpt is not None:
-                    ex.restore(ckpt["state"])
+                    state = ckpt["state"]
+                    ex.restore(pickle.loads(state) if isinstance(state, bytes) else state)
                     self.start_offsets = dict(ckpt["positions"])
                     skip = dict(ckpt.get("consumed", {}))
                     self.seq = ckpt["seq"]
+                    parent = ckpt.get("txn")
                     log.info("restored checkpoint %s of group %s", self.seq, self.group)
-            for source, spec in self.other_in.items():
-                ch = _Channel(source, self.order[source])
-                ch.it = iter(open_source(source, spec))
-                for _ in range(skip.get(source, 0)):
-                    if next(ch.it, None) is None:
-                        break
-                    ch.consumed += 1
-                self.channels.append(ch)
+            self.channels.extend(self._open_other(source, skip.get(source, 0))
+                                 for source in self.other_in)
             self.ingest = {}
             for s in self.plan.sources():
                 self.ingest.setdefault(s.topic, make_ingest(s))
             self._start_from_committed(consumer)
+            self.committed = _Committed(self._state_bytes(), dict(self.start_offsets), skip,
+                                        copy.deepcopy(ex.metrics), 0, False, parent)
             consumer.subscribe(sorted(self.source_of), on_assign=self._on_assign,
                                on_revoke=self._on_revoke)
             self._wait_for_assignment()
             if self.eos:
-                main.begin_transaction()
-                in_txn = True
-            self._loop()
-            if not self.stop and self.until_idle is not None:
-                ex.end()
-                self.ended = True
-                self.dirty = True
-            self._commit(final=True)
-            in_txn = False
+                self.main.begin_transaction()
+            while True:
+                self._loop()
+                if not self.stop and self.until_idle is not None and not self.ended:
+                    ex.end()
+                    self.ended = True
+                    self.dirty = True
+                if self._commit_final():
+                    break
+                # exactly_once: the transaction was aborted and the run went back to its last
+                # commit; read and process from there again (a Ctrl-C stops here instead)
+                if self.stop == "interrupt":
+                    break
         except BaseException:
-            if in_txn:
+            if self.eos and self.producer_ok:
+                # Briefly: a transaction left open is aborted by the broker after
+                # transaction.timeout.ms, or at once by the next run's init_transactions.
                 try:
-                    main.abort_transaction(10)
+                    self._call("abort_transaction", self.main.abort_transaction, timeout=2.0)
                 except Exception as e:  # the original error matters more
-                    log.warning("could not abort the Kafka transaction: %s", e)
+                    log.debug("could not abort the Kafka transaction: %s", e)
             raise
         finally:
             restore_sigint()
@@ -391,7 +467,7 @@ class _KafkaRun:
             finally:
                 if not self.eos:
                     for p in self.producers.values():
-                        p.flush(10)
+                        p.flush(min(10.0, self.broker_timeout))
                 for s in self.sinks.values():
                     if not isinstance(s, kc.KafkaSink):
                         s.close()
@@ -402,6 +478,26 @@ class _KafkaRun:
         if self.stop == "interrupt":
             raise KeyboardInterrupt
         return RunResult(ex.outputs, ex.dead_letters, ex.metrics)
+
+    def _open_other(self, source: str, skip: int) -> _Channel:
+        """The channel of a non-Kafka input, its first ``skip`` records already read."""
+        ch = _Channel(source, self.order[source])
+        ch.it = iter(open_source(source, self.other_in[source]))
+        for _ in range(skip):
+            if next(ch.it, None) is None:
+                break
+            ch.consumed += 1
+        return ch
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any,
+              timeout: float | None = None) -> Any:
+        """A transactional call ``fn(*args, timeout)`` that returns or raises in bounded time:
+        by default at most _CALL_TIMEOUT s, and not much past broker_timeout after the last
+        commit."""
+        if timeout is None:
+            left = self._failing_since() + self.broker_timeout - time.monotonic()
+            timeout = max(1.0, min(_CALL_TIMEOUT, left))
+        return kc.call_with_deadline(fn, *args, timeout, timeout=timeout, what=what)
 
     def _writer(self, write: Callable[[Any], None]) -> Callable[[Any], None]:
         if not self.eos:
@@ -464,7 +560,18 @@ class _KafkaRun:
                 ch.eof = False
                 ch.paused = False
 
-    def _wait_for_assignment(self) -> None:
+    def _status(self, text: str) -> None:
+        """Say what the run waits for (``progress.status``, when the callback has one: the
+        CLI's progress line), while no record moves."""
+        log.info("%s", text)
+        status = getattr(self.progress, "status", None)
+        if status is not None:
+            status(text)
+
+    def _wait_for_assignment(self, *, quiet: bool = False) -> None:
+        if not quiet and self.assigned != self.expected:
+            self._status(f"joining consumer group {self.group!r} ({len(self.expected)} "
+                         f"partition(s) of {', '.join(sorted(self.source_of))}) ...")
         deadline = time.monotonic() + self.assignment_timeout
         while self.assigned != self.expected:
             if self.stop:
@@ -496,7 +603,8 @@ class _KafkaRun:
             if ch is None:  # not ours any more
                 continue
             spec = self.kafka_in[ch.source]
-            ev = kc.decode_message(ch.source, msg, spec.key_format, spec.value_format)
+            ev = kc.decode_message(ch.source, msg, spec.key_format, spec.value_format,
+                                   key_used=self.key_used[ch.source])
             ch.buf.append((self._ts(ev), ev))
             ch.eof = False
             got = True
@@ -524,12 +632,13 @@ class _KafkaRun:
                 ch.buf.append((self._ts(ev), ev))
         return ch.buf[0] if ch.buf else None
 
-    def _drain(self) -> None:
-        """Feed records in merge order while every channel can say what comes next.
+    def _drain(self, until: float) -> None:
+        """Feed records in merge order while every channel can say what comes next, until the
+        monotonic time ``until`` (the next commit is due).
 
         Records are taken in chunks and fed with ``Executor.feed_many`` (the batched path the
         file runs use, which gives the results of record-at-a-time processing); stops (Ctrl-C,
-        ``max_records``) take effect between chunks.
+        ``max_records``, ``until``) take effect between chunks.
         """
         ck = kc._require_kafka()
         while not self.stop:
@@ -566,7 +675,7 @@ class _KafkaRun:
             self.dirty = True
             if self.max_records is not None and self.fed >= self.max_records:
                 self.stop = "max_records"
-            if len(chunk) < limit:
+            if len(chunk) < limit or time.monotonic() >= until:
                 return
 
     def _loop(self) -> None:
@@ -579,6 +688,15 @@ class _KafkaRun:
                 partial_since = None
             elif partial_since is None:
                 partial_since = now
+                self._status(f"waiting for consumer group {self.group!r} to assign "
+                             f"{len(self.expected) - len(self.assigned)} partition(s) back ...")
+            elif self._broker_down(partial_since):  # the partitions went with the broker
+                if now - partial_since > self.broker_timeout:
+                    raise ConnectorError(
+                        f"Kafka at {self.base.bootstrap_servers} unreachable for "
+                        f"{self.broker_timeout:g} s (group {self.group!r}; last error: "
+                        f"{self.broker_error[1]}); everything up to the last commit is kept: "
+                        "run again with the same group to continue")
             elif now - partial_since > self.assignment_timeout:
                 raise ConnectorError(
                     f"consumer group {self.group!r} has given this run {len(self.assigned)} of "
@@ -588,7 +706,7 @@ class _KafkaRun:
             busy = any(ch.buf for ch in self.channels)
             if self._receive(self.consumer.consume(1000, 0.02 if busy else 0.1)):
                 last_arrival = time.monotonic()
-            self._drain()
+            self._drain(last_commit + self.commit_interval)
             now = time.monotonic()
             if self.stop:
                 break
@@ -596,54 +714,250 @@ class _KafkaRun:
                     and all(not ch.buf and (ch.eof or ch.exhausted) for ch in self.channels)):
                 break  # idle: every partition read to its end, nothing new for until_idle s
             if self.dirty and owns_all and now - last_commit >= self.commit_interval:
-                self._commit(final=False)
+                self._commit()
                 last_commit = now
             if self.progress is not None and now - last_progress >= self.progress_every:
                 self.progress(self.ex.metrics)
                 last_progress = now
 
-    def _commit(self, *, final: bool) -> None:
+    # ---- commits -----------------------------------------------------------------------------
+    # A broker error never ends a run at once: at_least_once retries the commit (the outputs it
+    # covers are written already); exactly_once aborts the transaction and goes back to the last
+    # commit (state, offsets and counters: ``_rewind``). Only when no commit was accepted for
+    # broker_timeout seconds, or the error is fatal (a fenced producer), does the run stop, with
+    # a ConnectorError: its last commit is intact and a new run continues from it.
+
+    def _commit_final(self) -> bool:
+        """The run's last commit; False when exactly_once went back to its last commit (the
+        records since then must be processed again)."""
+        while not self._commit(final=True):
+            if self.eos:
+                return False
+            time.sleep(0.2)
+            self._wait_for_assignment(quiet=True)  # a rebalance first gives the partitions back
+        return True
+
+    def _commit(self, *, final: bool = False) -> bool:
+        """Commit what was processed so far; False if the broker did not accept it (see above)."""
         ck = kc._require_kafka()
-        offsets = [ck.TopicPartition(t, p, off) for (t, p), off in sorted(self._positions().items())]
-        main = self.main
-        tracker = self.trackers[self.base.bootstrap_servers]
         if not self.dirty:
-            if self.eos and final:
-                main.commit_transaction(kc._TIMEOUT)
-            return
+            if self.eos and final:  # the open transaction holds nothing
+                self._retry("abort_transaction", self._abort_once)
+            return True
+        if self.assigned != self.expected:  # offsets of partitions not ours cannot be committed
+            self._check_deadline("the group has not given back every partition"
+                                 + (f"; {self.broker_error[1]}"
+                                    if self._broker_down(self._failing_since()) else ""))
+            return False
         self.seq += 1
-        if self.eos:
-            for write, item in self.pending:
-                write(item)
-            self.pending.clear()
-            if self.stateful:
-                kc.produce(main, self.checkpoint_topic, self.group.encode(), self._checkpoint_bytes(),
-                           None, tracker, partition=0)
-            if offsets:
-                main.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(),
-                                                 kc._TIMEOUT)
-            main.commit_transaction(kc._TIMEOUT)
-            tracker.check()
-            if not final:
-                main.begin_transaction()
-        else:
-            for bs, p in self.producers.items():
-                left = p.flush(kc._TIMEOUT)
-                if left:
-                    raise ConnectorError(f"{left} record(s) not delivered to Kafka at {bs} within "
-                                         f"{kc._TIMEOUT:g} s; offsets not committed")
-                self.trackers[bs].check()
-            for s in self.sinks.values():
-                flush = getattr(s, "flush", None)
-                if flush is not None and not isinstance(s, kc.KafkaSink):
-                    flush()
-            if self.stateful:
-                kc.produce(main, self.checkpoint_topic, self.group.encode(), self._checkpoint_bytes(),
-                           None, tracker, partition=0)
-                if main.flush(kc._TIMEOUT):
-                    raise ConnectorError("the checkpoint was not written to Kafka; offsets not committed")
-                tracker.check()
-            if offsets:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+        positions = self._positions()
+        state = self._state_bytes() if self.stateful or self.eos else b""
+        try:
+            if self.eos:
+                self._commit_transaction(state, positions)
+            else:
+                self._commit_offsets(state, positions)
+        except (ck.KafkaException, kc.BrokerStall) as e:
+            return self._commit_failed(e, state, positions, final)
+        self._committed_now(state, positions, final)
+        return True
+
+    def _committed_now(self, state: bytes, positions: dict, final: bool) -> None:
         self.dirty = False
+        self.failing_since = None
+        if self.eos:
+            self.committed = _Committed(state, positions, self._consumed(),
+                                        copy.deepcopy(self.ex.metrics), self.fed, self.ended,
+                                        self._txn_id())
+            if not final:
+                self.main.begin_transaction()
         log.debug("committed %s (%d records so far)", self.seq, self.fed)
+
+    def _offsets(self, positions: dict) -> list[Any]:
+        ck = kc._require_kafka()
+        return [ck.TopicPartition(t, p, off) for (t, p), off in sorted(positions.items())]
+
+    def _kafka_writers(self) -> list[Any]:
+        return [w for w in [*self.sinks.values(), self.dl]
+                if isinstance(w, (kc.KafkaSink, kc.KafkaDeadLetterSink))]
+
+    def _commit_transaction(self, state: bytes, positions: dict) -> None:
+        headers = [(TXN_HEADER, self._txn_id().encode())]
+        for w in self._kafka_writers():
+            w.headers = headers
+        for write, item in self.pending:
+            write(item)
+        self.pending.clear()
+        tracker = self.trackers[self.base.bootstrap_servers]
+        if self.stateful:
+            kc.produce(self.main, self.checkpoint_topic, self.group.encode(),
+                       self._checkpoint_bytes(state, positions), None, tracker, partition=0,
+                       headers=headers)
+        offsets = self._offsets(positions)
+        if offsets:
+            self._call("send_offsets_to_transaction", self.main.send_offsets_to_transaction,
+                       offsets, self.consumer.consumer_group_metadata())
+        self._call("commit_transaction", self.main.commit_transaction)
+        tracker.check()
+
+    def _commit_offsets(self, state: bytes, positions: dict) -> None:
+        for bs, p in self.producers.items():
+            left = p.flush(self.broker_timeout)
+            if left:
+                raise ConnectorError(f"{left} record(s) not delivered to Kafka at {bs} within "
+                                     f"{self.broker_timeout:g} s; offsets not committed")
+            self.trackers[bs].check()
+        for s in self.sinks.values():
+            flush = getattr(s, "flush", None)
+            if flush is not None and not isinstance(s, kc.KafkaSink):
+                flush()
+        if self.stateful:
+            tracker = self.trackers[self.base.bootstrap_servers]
+            kc.produce(self.main, self.checkpoint_topic, self.group.encode(),
+                       self._checkpoint_bytes(state, positions), None, tracker, partition=0)
+            if self.main.flush(self.broker_timeout):
+                raise ConnectorError(f"the checkpoint was not written to Kafka at "
+                                     f"{self.base.bootstrap_servers} within "
+                                     f"{self.broker_timeout:g} s; offsets not committed")
+            tracker.check()
+        offsets = self._offsets(positions)
+        if offsets:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _commit_failed(self, e: BaseException, state: bytes, positions: dict, final: bool) -> bool:
+        self._check_retriable(e)
+        if not self.eos:
+            log.warning("commit %s of group %s failed (%s); retrying", self.seq, self.group,
+                        _reason(e))
+            return False
+        log.warning("the transaction of commit %s of group %s failed (%s); aborting it",
+                    self.seq, self.group, _reason(e))
+        if isinstance(e, kc.BrokerStall):
+            self.producer_ok = False  # still blocked in its call: never used again
+        self._retry("abort_transaction", self._abort_once)
+        # A commit that timed out may have reached the broker all the same; the group's
+        # committed offsets tell (they move with the transaction, and only if it commits).
+        if positions != self.committed.positions and self._retry(
+                "committed", lambda: self._offsets_committed(positions)):
+            self._committed_now(state, positions, final)
+            return True
+        self._rewind()
+        self.main.begin_transaction()
+        return False
+
+    def _check_retriable(self, e: BaseException) -> None:
+        """Raise ConnectorError if ``e`` is fatal or commits have failed for broker_timeout s."""
+        err = e.args[0] if e.args and hasattr(e.args[0], "fatal") else None
+        if err is not None and err.fatal():
+            fenced = "fenced" in err.str().lower() or err.code() in _FENCED
+            raise ConnectorError(
+                f"Kafka at {self.base.bootstrap_servers} (group {self.group!r}): {err.str()}"
+                + (f"; another run with transactional_id {self.transactional_id!r} took over"
+                   if fenced else "")) from None
+        self._check_deadline(_reason(e))
+
+    def _failing_since(self) -> float:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        return self.failing_since
+
+    def _check_deadline(self, reason: str) -> None:
+        if time.monotonic() - self._failing_since() > self.broker_timeout:
+            raise ConnectorError(
+                f"Kafka at {self.base.bootstrap_servers} (group {self.group!r}) accepted no "
+                f"commit for {self.broker_timeout:g} s (last error: {reason}); everything up to "
+                "the last commit is kept: run again with the same group to continue") from None
+
+    def _retry(self, what: str, once: Callable[[], Any]) -> Any:
+        """``once()`` until it succeeds, within broker_timeout of the last commit."""
+        ck = kc._require_kafka()
+        while True:
+            try:
+                return once()
+            except (ck.KafkaException, kc.BrokerStall) as e:
+                self._check_retriable(e)
+                if isinstance(e, kc.BrokerStall):
+                    self.producer_ok = False
+                log.debug("%s failed (%s); retrying", what, _reason(e))
+                time.sleep(0.5)
+
+    def _abort_once(self) -> None:
+        """Abort the open transaction; a producer that cannot is replaced by a new one with the
+        same transactional.id, whose ``init_transactions`` fences it and aborts its transaction."""
+        if self.producer_ok:
+            try:
+                self._call("abort_transaction", self.main.abort_transaction)
+            except Exception:
+                self.producer_ok = False
+                raise
+            self.main.poll(0)  # the delivery reports of the purged records: not failures of ours
+            for t in self.trackers.values():
+                t.errors.clear()
+            return
+        old = self.main
+        self.main = kc.make_producer(self._spec(self.base.topic),
+                                     **{"transactional.id": self.transactional_id})
+        self.producers[self.base.bootstrap_servers] = self.main
+        for w in self._kafka_writers():
+            if w.producer is old:
+                w.producer = self.main
+        self._call("init_transactions", self.main.init_transactions)
+        self.producer_ok = True
+
+    def _offsets_committed(self, positions: dict) -> bool:
+        got = self.consumer.committed(self._offsets(positions), timeout=_CALL_TIMEOUT)
+        return all(tp.offset == positions[(tp.topic, tp.partition)] for tp in got)
+
+    def _rewind(self) -> None:
+        """Go back to the last commit: operator state, counters, input positions."""
+        ck = kc._require_kafka()
+        c = self.committed
+        self.ex.restore(pickle.loads(c.state))
+        self.ex.metrics.__dict__.update(copy.deepcopy(c.metrics).__dict__)
+        self.fed, self.ended = c.fed, c.ended
+        self.pending.clear()
+        self.dirty = False
+        if self.stop == "max_records":
+            self.stop = None
+        for key, ch in self.kchan.items():
+            ch.next_offset = c.positions.get(key, self.start_offsets.get(key, 0))
+            ch.buf.clear()
+            ch.eof = False
+            tp = ck.TopicPartition(key[0], key[1], ch.next_offset)
+            if ch.paused:
+                self.consumer.resume([tp])
+                ch.paused = False
+            if key in self.assigned:
+                self.consumer.seek(tp)
+        self.channels = [ch for ch in self.channels if ch.topic is not None]
+        self.channels.extend(self._open_other(src, c.consumed.get(src, 0)) for src in self.other_in)
+        self.channels.sort(key=lambda ch: (ch.order, ch.partition))
+        log.info("group %s went back to commit %s", self.group, c.txn)
+
+
+def _reason(e: BaseException) -> str:
+    err = e.args[0] if e.args else None
+    return err.str() if hasattr(err, "str") else str(e)
+
+
+def _fenced_codes() -> frozenset[int]:
+    try:
+        from confluent_kafka import KafkaError
+    except ImportError:  # pragma: no cover
+        return frozenset()
+    return frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                      KafkaError.INVALID_PRODUCER_EPOCH})
+
+
+_FENCED = _fenced_codes()
+
+
+def _unreachable_codes() -> frozenset[int]:
+    try:
+        from confluent_kafka import KafkaError
+    except ImportError:  # pragma: no cover
+        return frozenset()
+    return frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT})
+
+
+_UNREACHABLE = _unreachable_codes()

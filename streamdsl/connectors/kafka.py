@@ -26,9 +26,11 @@ The local backend's continuous, committing run loop is in ``kafka_run.py``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
@@ -40,6 +42,7 @@ from .uri import parse_uri
 __all__ = [
     "FORMATS", "KafkaSpec", "kafka_spec", "is_kafka", "read_kafka", "read_kafka_partition",
     "topic_partitions", "ensure_topics", "read_to_end", "KafkaSink", "KafkaDeadLetterSink", "decode_message",
+    "uses_kafka_key",
     "encode_key", "encode_value", "dead_letter_json",
 ]
 
@@ -77,7 +80,13 @@ class KafkaSpec:
     def client_config(self, **extra: Any) -> dict[str, Any]:
         """librdkafka configuration: our defaults, then ``extra``, then the user's options."""
         conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers,
-                                "logger": logging.getLogger("streamdsl.kafka.librdkafka")}
+                                "logger": logging.getLogger("streamdsl.kafka.librdkafka"),
+                                # librdkafka's default ("rebootstrap") forgets the brokers once
+                                # all are unreachable; a transaction open at that moment then
+                                # waited forever in send_offsets_to_transaction after the
+                                # broker came back (a 4 s outage, librdkafka 2.x). Without it
+                                # the client reconnects to the brokers it knows.
+                                "metadata.recovery.strategy": "none"}
         conf.update(extra)
         conf.update(self.config)
         return conf
@@ -152,26 +161,38 @@ def _decode(data: bytes | None, fmt: str, what: str) -> Any:
         raise _DecodeError(f"invalid JSON {what}: {e}") from None
 
 
-def decode_message(source: str, msg: Any, key_format: str, value_format: str) -> InputEvent:
+def decode_message(source: str, msg: Any, key_format: str, value_format: str, *,
+                   key_used: bool = True) -> InputEvent:
     """A consumed ``confluent_kafka.Message`` as an input event of ``source``.
 
     ``position`` is ``(partition, offset)``; ``timestamp`` is the Kafka record timestamp (None if
     the record has none). An undecodable key or value gives an event with ``error`` set and the
-    raw text as value.
+    raw text as value. With ``key_used=False`` (the source takes its key from the value, see
+    ``uses_kafka_key``) the key is not decoded: the event carries its text (undecodable bytes
+    replaced), for dead letters only, and a key in another encoding fails nothing.
     """
     ts_type, ts = msg.timestamp()
     timestamp = ts if ts_type != 0 and ts is not None and ts >= 0 else None
     position = (msg.partition(), msg.offset())
     raw_key, raw_value = msg.key(), msg.value()
-    try:
-        key = _decode(raw_key, key_format, "key")
-    except _DecodeError as e:
-        return InputEvent(source, None, _text(raw_value), timestamp, position, str(e))
+    if not key_used:
+        key = _text(raw_key)
+    else:
+        try:
+            key = _decode(raw_key, key_format, "key")
+        except _DecodeError as e:
+            return InputEvent(source, None, _text(raw_value), timestamp, position, str(e))
     try:
         value = _decode(raw_value, value_format, "value")
     except _DecodeError as e:
         return InputEvent(source, key, _text(raw_value), timestamp, position, str(e))
     return InputEvent(source, key, value, timestamp, position)
+
+
+def uses_kafka_key(sources: Iterable[Any]) -> bool:
+    """Whether records of a topic read by these ``Source`` nodes need their Kafka key: a stream
+    that declares ``key=`` takes it from the value (a table still keys its tombstones by it)."""
+    return any(s.table or s.key is None for s in sources)
 
 
 def _text(data: bytes | None) -> str | None:
@@ -236,6 +257,36 @@ def dead_letter_json(dl: DeadLetter, kafka_topic: str | None = None) -> bytes:
     return _json(d)
 
 
+# ---- calls that must not hang ------------------------------------------------------------------
+
+class BrokerStall(ConnectorError):
+    """A librdkafka call did not return within its deadline."""
+
+
+def call_with_deadline(fn: Callable[..., Any], *args: Any, timeout: float, what: str) -> Any:
+    """``fn(*args)`` (a blocking librdkafka call given ``timeout`` itself), waited for at most
+    ``timeout`` + 2 s: transactional calls have blocked far past their own timeout (see
+    ``metadata.recovery.strategy`` above). A call still blocked then is left to its (daemon)
+    thread, with its client, and ``BrokerStall`` is raised; the caller must not use that
+    client again."""
+    box: list[tuple[bool, Any]] = []
+
+    def call() -> None:
+        try:
+            box.append((True, fn(*args)))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box.append((False, e))
+    t = threading.Thread(target=call, name=f"streamdsl-kafka-{what}", daemon=True)
+    t.start()
+    t.join(timeout + 2)
+    if not box:
+        raise BrokerStall(f"Kafka {what} did not return within {timeout + 2:g} s")
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
+
+
 # ---- admin ----------------------------------------------------------------------------------------
 
 def topic_partitions(spec: KafkaSpec, topic: str | None = None, *, timeout: float = _TIMEOUT) -> list[int]:
@@ -283,7 +334,8 @@ def _reader(spec: KafkaSpec) -> Any:
     return ck.Consumer(spec.client_config(**{
         "group.id": spec.group or "streamdsl-reader", "enable.auto.commit": False,
         "enable.partition.eof": True, "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed", "fetch.wait.max.ms": 50}))
+        "isolation.level": "read_committed", "fetch.wait.max.ms": 50,
+        "queued.max.messages.kbytes": 8192}))  # librdkafka's prefetch queue: 8 MB, not 64
 
 
 def _start_offsets(consumer: Any, spec: KafkaSpec, partitions: list[int]) -> list[Any]:
@@ -328,48 +380,119 @@ def read_to_end(consumer: Any, topic: str, tps: list[Any], timeout: float) -> di
     return out
 
 
-def _read_events(consumer: Any, source: str, spec: KafkaSpec, tps: list[Any],
-                 timeout: float) -> dict[int, list[InputEvent]]:
-    raw = read_to_end(consumer, spec.topic, tps, timeout)
-    return {p: [decode_message(source, m, spec.key_format, spec.value_format) for m in msgs]
-            for p, msgs in raw.items()}
+class _Partitions:
+    """A bounded, streamed read of some partitions of one topic, each from its start offset up
+    to its end (librdkafka's partition-EOF event, when the read catches up with the partition;
+    not the high watermark, which Tansu 0.6 reports wrong), as one iterator per partition.
+
+    One consumer reads them all; a partition with ``_PAUSE_AT`` records buffered that nobody
+    takes is paused until it is down to ``_RESUME_AT``, so memory stays bounded whatever the
+    topic's size (the consumer's own prefetch is capped by ``queued.max.messages.kbytes``).
+    """
+
+    def __init__(self, source: str, spec: KafkaSpec, partitions: list[int],
+                 start: dict[int, int] | None, *, key_used: bool, timeout: float):
+        self.source, self.spec, self.key_used, self.timeout = source, spec, key_used, timeout
+        self.consumer = _reader(spec)
+        tps = _start_offsets(self.consumer, spec, partitions)
+        for tp in tps:
+            if start and tp.partition in start:
+                tp.offset = start[tp.partition]
+        self.buf: dict[int, deque[InputEvent]] = {tp.partition: deque() for tp in tps}
+        self.done: set[int] = set()
+        self.paused: set[int] = set()
+        self.consumer.assign(tps)
+
+    def events(self, partition: int) -> Iterator[InputEvent]:
+        buf = self.buf[partition]
+        while True:
+            while buf:
+                yield buf.popleft()
+                if partition in self.paused and len(buf) <= _RESUME_AT:
+                    self._toggle(partition, pause=False)
+            if partition in self.done:
+                return
+            self._fetch(partition)
+
+    def _toggle(self, partition: int, *, pause: bool) -> None:
+        tp = [_require_kafka().TopicPartition(self.spec.topic, partition)]
+        if pause:
+            self.consumer.pause(tp)
+            self.paused.add(partition)
+        else:
+            self.consumer.resume(tp)
+            self.paused.discard(partition)
+
+    def _fetch(self, wanted: int) -> None:
+        ck = _require_kafka()
+        deadline = time.monotonic() + self.timeout
+        while not self.buf[wanted] and wanted not in self.done:
+            if time.monotonic() > deadline:
+                raise ConnectorError(f"reading Kafka topic {self.spec.topic!r}: partition {wanted} "
+                                     f"did not reach its end within {self.timeout:g} s")
+            for msg in self.consumer.consume(1000, 0.2):
+                err = msg.error()
+                p = msg.partition()
+                if err is not None:
+                    if err.code() == ck.KafkaError._PARTITION_EOF:
+                        self.done.add(p)
+                        continue
+                    if err.fatal() or err.code() in _TOPIC_ERRORS:
+                        raise ConnectorError(f"reading Kafka topic {self.spec.topic!r}: {err.str()}")
+                    log.warning("kafka: %s", err.str())
+                    continue
+                if p in self.done:  # written after this read reached the partition's end
+                    continue
+                buf = self.buf[p]
+                buf.append(decode_message(self.source, msg, self.spec.key_format,
+                                          self.spec.value_format, key_used=self.key_used))
+                if p != wanted and p not in self.paused and len(buf) >= _PAUSE_AT:
+                    self._toggle(p, pause=True)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+_PAUSE_AT = 5_000  # records of a partition buffered while another one is read
+_RESUME_AT = 1_000
 
 
 def read_kafka_partition(source: str, spec: dict | str | KafkaSpec, partition: int, *,
-                         timeout: float = _TIMEOUT) -> list[InputEvent]:
+                         timeout: float = _TIMEOUT, key_used: bool = True) -> list[InputEvent]:
     """The events of one partition, from the group's committed offset (else the beginning) to
     the end at the time of reading: the bounded offset range a batch engine reads per partition."""
     ks = spec if isinstance(spec, KafkaSpec) else kafka_spec(spec)
-    consumer = _reader(ks)
+    reader = _Partitions(source, ks, [partition], None, key_used=key_used, timeout=timeout)
     try:
-        tps = _start_offsets(consumer, ks, [partition])
-        return _read_events(consumer, source, ks, tps, timeout)[partition]
+        return list(reader.events(partition))
     finally:
-        consumer.close()
+        reader.close()
 
 
 def read_kafka(topic: str, spec: dict | str | KafkaSpec, *,
                timestamp_of: Callable[[InputEvent], int] | None = None,
-               timeout: float = _TIMEOUT) -> Iterator[InputEvent]:
-    """A bounded read of a Kafka topic as the input events of source ``topic``.
+               timeout: float = _TIMEOUT, start: dict[int, int] | None = None,
+               key_used: bool = True) -> Iterator[InputEvent]:
+    """A bounded read of a Kafka topic as the input events of source ``topic``, streamed.
 
-    Reads every partition from the group's committed offsets (the beginning without a group or
-    commit) up to its end when the read starts, commits nothing, and yields the partitions merged
-    in timestamp-synchronized order (``timestamp_of(event)``, default the Kafka record timestamp;
-    ties by partition), the order the local backend's Kafka run uses too.
+    Reads every partition from ``start[partition]`` if given, else the group's committed offset
+    (the beginning without a group or commit), up to its end when the read starts; commits
+    nothing; yields the partitions merged in timestamp-synchronized order
+    (``timestamp_of(event)``, default the Kafka record timestamp; ties by partition), the order
+    the local backend's Kafka run uses too. Records are read as they are taken, a bounded
+    number ahead (see ``_Partitions``), never the whole topic at once. ``key_used=False``: see
+    ``decode_message``.
     """
     ks = spec if isinstance(spec, KafkaSpec) else kafka_spec(spec)
     partitions = topic_partitions(ks)
     if not partitions:
         raise ConnectorError(f"Kafka topic {ks.topic!r} does not exist at {ks.bootstrap_servers}")
-    consumer = _reader(ks)
+    reader = _Partitions(topic, ks, partitions, start, key_used=key_used, timeout=timeout)
     try:
-        per_partition = _read_events(consumer, topic, ks, _start_offsets(consumer, ks, partitions),
-                                     timeout)
+        yield from merge_by_timestamp([reader.events(p) for p in partitions],
+                                      timestamp_of or _kafka_ts)
     finally:
-        consumer.close()
-    ts = timestamp_of or _kafka_ts
-    yield from merge_by_timestamp([per_partition[p] for p in partitions], ts)
+        reader.close()
 
 
 def _kafka_ts(ev: InputEvent) -> int:
@@ -432,13 +555,15 @@ def make_producer(spec: KafkaSpec, **extra: Any) -> Any:
 
 def produce(producer: Any, topic: str, key: bytes | None, value: bytes | None,
             timestamp: int | None, on_delivery: Callable[[Any, Any], None], *,
-            partition: int | None = None) -> None:
+            partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> None:
     """``producer.produce`` that waits for room when librdkafka's local queue is full."""
     kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": on_delivery}
     if timestamp is not None:
         kwargs["timestamp"] = timestamp
     if partition is not None:
         kwargs["partition"] = partition
+    if headers:
+        kwargs["headers"] = headers
     while True:
         try:
             producer.produce(topic, **kwargs)
@@ -462,6 +587,8 @@ class _KafkaWriter:
         self._own = producer is None
         self.producer = producer if producer is not None else make_producer(self.spec)
         self.tracker = tracker if tracker is not None else DeliveryTracker()
+        #: headers of every record written (the local run's exactly_once sets the transaction's)
+        self.headers: list[tuple[str, bytes]] | None = None
 
     def flush(self, timeout: float = _TIMEOUT) -> None:
         left = self.producer.flush(timeout)
@@ -489,7 +616,8 @@ class KafkaSink(_KafkaWriter):
 
     def write(self, rec: OutputRecord) -> None:
         produce(self.producer, self.spec.topic, encode_key(rec, self.spec.key_format),
-                encode_value(rec.value, self.spec.value_format), rec.timestamp, self.tracker)
+                encode_value(rec.value, self.spec.value_format), rec.timestamp, self.tracker,
+                headers=self.headers)
         self.written += 1
 
 
@@ -507,6 +635,7 @@ class KafkaDeadLetterSink(_KafkaWriter):
 
     def write(self, dl: DeadLetter) -> None:
         value = dead_letter_json(dl, self.kafka_topics.get(dl.source or ""))
-        produce(self.producer, self.spec.topic, None, value, None, self.tracker)
+        produce(self.producer, self.spec.topic, None, value, None, self.tracker,
+                headers=self.headers)
 
     __call__ = write

@@ -39,6 +39,7 @@ class Msg:
     timestamp: int
     partition: int
     offset: int
+    headers: tuple = ()
 
     @property
     def key_json(self) -> Any:
@@ -84,14 +85,16 @@ class Kafka:
             p.produce(topic, key=_enc(key, key_json), value=_enc(value, True), **kw)
         assert p.flush(10) == 0
 
-    def read(self, topic: str, *, json_values: bool = True, timeout: float = 10) -> list[Msg]:
-        """Every record of ``topic`` up to its end (all partitions)."""
+    def read(self, topic: str, *, json_values: bool = True, timeout: float = 10,
+             isolation: str = "read_committed") -> list[Msg]:
+        """Every record of ``topic`` up to its end (all partitions). Tansu shows the records of
+        aborted transactions to read_committed readers too (``test_exactly_once.py``)."""
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         parts = sorted(admin.list_topics(timeout=10).topics[topic].partitions)
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "test-reader",
                       "enable.auto.commit": False, "enable.partition.eof": True,
                       "auto.offset.reset": "earliest", "fetch.wait.max.ms": 20,
-                      "isolation.level": "read_committed"})
+                      "isolation.level": isolation})
         # Offset 0, not OFFSET_BEGINNING: Tansu answers the offset lookup only after ~0.5 s.
         c.assign([TopicPartition(topic, p, 0) for p in parts])
         out: list[Msg] = []
@@ -110,10 +113,21 @@ class Kafka:
                         v = orjson.loads(v)
                     k = m.key()
                     out.append(Msg(k.decode() if k is not None else None, v, m.timestamp()[1],
-                                   m.partition(), m.offset()))
+                                   m.partition(), m.offset(), tuple(m.headers() or ())))
         finally:
             c.close()
         return out
+
+    def committed_watch(self, topic: str, group: str, partitions: int):
+        """A function giving the number of records ``group`` has committed in ``topic``, cheap
+        to call often (one consumer, which never joins the group); ``.close()`` it."""
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+
+        def committed() -> int:
+            return sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
+        committed.close = c.close  # type: ignore[attr-defined]
+        return committed
 
     def committed(self, topic: str, group: str, partitions: int) -> dict[int, int]:
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
@@ -150,12 +164,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(log_path: str) -> tuple[subprocess.Popen, int]:
+def _start(log_path: str, advertised_port: int | None = None) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     with open(log_path, "ab") as log:  # a file, not a pipe: a full pipe would block the broker
         proc = subprocess.Popen(
-            [_tansu(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            [_tansu(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
              "--storage-engine", "memory://tansu/"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
@@ -179,20 +194,51 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-@pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Kafka:  # noqa: F811
-    """A running broker: ``kafka.bootstrap`` is ``127.0.0.1:PORT``."""
-    log_path = str(tmp_path_factory.mktemp("tansu") / "broker.log")
+def _broker(log_path: str, advertised_port: int | None = None) -> tuple[subprocess.Popen, int]:
     for attempt in range(3):  # the free port can be taken between choosing and binding it
         try:
-            proc, port = _start(log_path)
-            break
+            return _start(log_path, advertised_port)
         except OSError:
             if attempt == 2:
                 with open(log_path, "rb") as f:
                     raise RuntimeError("the Tansu broker did not start: "
                                        + f.read()[-800:].decode(errors="replace")) from None
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Kafka:  # noqa: F811
+    """A running broker: ``kafka.bootstrap`` is ``127.0.0.1:PORT``."""
+    proc, port = _broker(str(tmp_path_factory.mktemp("tansu") / "broker.log"))
     try:
         yield Kafka(f"127.0.0.1:{port}")
     finally:
+        _stop(proc)
+
+
+class FaultyKafka(Kafka):
+    """A broker seen only through a TCP proxy (it advertises the proxy's address), so that
+    ``cut()`` takes it away from every client and ``restore()`` brings it back."""
+
+    def __init__(self, bootstrap: str, proxy: Any):
+        super().__init__(bootstrap)
+        self.proxy = proxy
+
+    def cut(self) -> None:
+        self.proxy.cut()
+
+    def restore(self) -> None:
+        self.proxy.restore()
+
+
+@pytest.fixture(scope="module")
+def faulty_kafka(tmp_path_factory: pytest.TempPathFactory) -> FaultyKafka:  # noqa: F811
+    from tcp_proxy import ProxyProcess
+    proxy_port = _free_port()
+    proc, port = _broker(str(tmp_path_factory.mktemp("tansu") / "broker.log"), proxy_port)
+    proxy = ProxyProcess(proxy_port, port)
+    try:
+        yield FaultyKafka(f"127.0.0.1:{proxy_port}", proxy)
+    finally:
+        proxy.stop()
         _stop(proc)
