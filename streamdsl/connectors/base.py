@@ -16,10 +16,11 @@ def open_source(topic: str, spec: dict | str) -> Iterator[InputEvent]:
     t = spec["type"]
     if t == "jsonl":
         from .jsonl import read_jsonl
-        return read_jsonl(topic, spec["path"], envelope=bool(spec.get("envelope", False)))
+        return read_jsonl(topic, spec["path"], envelope=bool(spec.get("envelope", False)),
+                          key_field=spec.get("key"))
     if t == "csv":
         from .csvfile import read_csv
-        return read_csv(topic, spec["path"], infer=spec.get("infer", True))
+        return read_csv(topic, spec["path"], infer=spec.get("infer", True), key_field=spec.get("key"))
     if t == "stdio":
         from .jsonl import read_jsonl_stream
         import sys
