@@ -351,7 +351,8 @@ class StreamTableJoinProcessor(Processor):
 
 
 class TableTableJoinProcessor(Processor):
-    """Table-table inner/left/outer join; both sides materialized as ``(value, ts)``."""
+    """Table-table inner/left/outer join; both sides materialized as ``(value, ts)`` per key
+    (per key and window for windowed tables)."""
 
     def __init__(self, node: TableTableJoin, ctx: OpContext):
         super().__init__(node, ctx)
@@ -382,14 +383,16 @@ class TableTableJoinProcessor(Processor):
                     mine, other = lside, rside
                 else:
                     mine, other = rside, lside
-                old = mine.get(k)
+                # a windowed table's row is (key, window): rows of one key in two windows differ
+                sk = k if rec.window is None else (k, rec.window)
+                old = mine.get(sk)
                 value = rec.value
                 ts = rec.ts
                 if value is None:
-                    mine.pop(k, None)
+                    mine.pop(sk, None)
                 else:
-                    mine[k] = (value, ts)
-                o = other.get(k)
+                    mine[sk] = (value, ts)
+                o = other.get(sk)
                 if o is None:
                     ov = None
                 else:

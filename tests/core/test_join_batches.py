@@ -230,3 +230,21 @@ def test_stream_stream_join_entry_points_and_rules(raw, which, cuts, snap_at):
        cuts=cut_points, snap_at=st.integers(min_value=0, max_value=40))
 def test_table_join_entry_points(raw, which, cuts, snap_at):
     _check_entry_points(TABLE_JOINS[which], _records(raw), cuts, snap_at)
+
+
+def test_windowed_table_join_keeps_each_window_a_row_of_its_own():
+    """Two windows of one key are two rows: a window's update never sees the other's row."""
+    t = sd.Topology("wtt")
+    counts = {}
+    for name in ("a", "b"):
+        counts[name] = (t.stream(name, key="k", timestamp="ts").group_by_key()
+                        .window(sd.tumbling(10)).count())
+    counts["a"].join(counts["b"], lambda x, y: (x, y)).to_stream().to("out")
+    proc = make_processor(_join_node(t), Metrics())
+    w1, w2 = (0, 10), (10, 20)
+    out = []
+    for port, rec in [("left", Record("x", 1, 1, w1)), ("right", Record("x", 5, 12, w2)),
+                      ("left", Record("x", 2, 13, w2)), ("right", Record("x", None, 14, w1))]:
+        out += [(r.key, r.value, r.ts, r.window) for r in proc.process(port, rec)]
+    # the right row of w2 joins only w2's left row; a delete in w1 (never joined) emits nothing
+    assert out == [("x", (2, 5), 13, w2)]
