@@ -126,6 +126,7 @@ class JoinCompiler:
 
         if pair == "stream-table" and conjuncts:
             self._push_where(left, conjuncts, later)
+        left_keeps_key = left.is_key(lexpr)  # else its earlier join columns no longer hold it
         left_handle = self._rekey(left, lexpr, on_t)
         right_handle = self._rekey(right, rexpr, on_t) if right.kind == "stream" else right.handle
         method = {"inner": "join", "left": "left_join", "outer": "outer_join", "right": "left_join"}[how]
@@ -142,7 +143,7 @@ class JoinCompiler:
         # and those of earlier joins that still hold it
         synthetic = how == "outer" or (lt is None and rt is None)
         join_keys = [] if synthetic else (
-            (left.join_keys if how in ("inner", "left") else [])
+            (left.join_keys if how in ("inner", "left") and left_keeps_key else [])
             + [x for x in (lt, rt) if x is not None])
         key_equal: list[Expr] = [KeyRef()]
         if how in ("inner", "left") and lt is not None:

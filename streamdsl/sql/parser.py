@@ -117,7 +117,9 @@ def _expected(names: Any) -> str:
     names = set(names)
     if _EXPRESSION_START <= names:
         # where an expression may start, list the structural alternatives and "an expression"
-        names = {n for n in names if n in ("RPAR", "STAR") or not _starts_expression(n)}
+        if "STAR" in names:
+            punct.append("'*'")
+        names = {n for n in names if n == "RPAR" or not _starts_expression(n) and n != "STAR"}
         kinds.append("an expression")
     for name in sorted(names):
         if name.startswith("$"):

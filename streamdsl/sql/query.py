@@ -352,10 +352,10 @@ class QueryCompiler:
     def _key_of(self, key_items: list[_Item], keys: list[Expr]) -> Expr | None:
         """The expression the output key must be built from, or None when the record key is
         already right (every key column selected, under its own names)."""
-        if not keys:
+        if not keys or not key_items:
+            # no key column: the records keep theirs, which no later query can read, and the
+            # sink writes a null key (Compiler._formatted)
             return None
-        if not key_items:
-            return Lit(None)  # a stream that selects no key column writes a null key
         if len(keys) == 1:
             return None
         # several key columns: the key rebuilt as a struct of the selected ones, under their
