@@ -4,7 +4,7 @@ the end; an index outside the array gives NULL).
 >>> FUNCTIONS["subscript"]([10, 20, 30], 1), FUNCTIONS["subscript"]([10, 20, 30], -1)
 (10, 30)
 >>> FUNCTIONS["array_join"]([1, None, 2], "|"), FUNCTIONS["slice"]([1, 2, 3, 4], 2, 3)
-('1||2', [2, 3])
+('1|null|2', [2, 3])
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def _array_join(values: Any, sep: Any = ",") -> Any:
     if values is None:
         return None
     sep = "" if sep is None else sep
-    return sep.join("" if v is None else to_text(v) for v in values)
+    # a NULL element is written "null", as Java's StringJoiner writes it
+    return sep.join("null" if v is None else to_text(v) for v in values)
 
 
 def _sort_key(v: Any) -> tuple:

@@ -33,9 +33,20 @@ _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Su
 _TOKEN = re.compile(r"'(?:[^']|'')*'|([A-Za-z])\1*|.", re.S)
 
 
+# Java's short zone IDs (java.time.ZoneId.SHORT_IDS, and the abbreviations its 'z' parser
+# reads): a region, so that daylight saving applies as Java applies it
+_SHORT_IDS = {"PST": "America/Los_Angeles", "PDT": "America/Los_Angeles",
+              "MST": "America/Denver", "MDT": "America/Denver", "CST": "America/Chicago",
+              "CDT": "America/Chicago", "EST": "America/New_York", "EDT": "America/New_York",
+              "BST": "Europe/London", "CET": "Europe/Paris", "CEST": "Europe/Paris",
+              "IST": "Asia/Kolkata", "JST": "Asia/Tokyo", "AET": "Australia/Sydney"}
+
+
 def _zone(tz: str | None) -> dt.tzinfo:
     if tz is None or tz.upper() in ("UTC", "GMT", "Z"):
         return dt.timezone.utc
+    if tz.upper() in _SHORT_IDS:
+        return ZoneInfo(_SHORT_IDS[tz.upper()])
     m = re.fullmatch(r"(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?", tz)
     if m:
         sign = 1 if m.group(1) == "+" else -1

@@ -619,7 +619,8 @@ class QueryCompiler:
         row = self.compiler(frame, "SELECT")
         for t in trees:
             for call in t.iter_subtrees():
-                if is_aggregate_call(call) and call.data == "call" and len(call.children) > 1:
+                if is_aggregate_call(call) and call.data == "call" and len(call.children) > 1 \
+                        and not contains_aggregate(call.children[1]):  # nested: an error later
                     if row.compile(call.children[1]).uses_key():
                         return True
         return False
