@@ -54,6 +54,9 @@ def open_sink(topic: str, spec: dict | str) -> SinkHandle:
     if t == "memory":
         from .memory import MemorySink
         return MemorySink()
+    if t == "callback":
+        from .memory import CallbackSink
+        return CallbackSink(spec["write"])
     if t == "kafka":
         from .kafka import KafkaSink  # type: ignore[import-not-found]
         return KafkaSink(spec)
