@@ -452,7 +452,8 @@ class Compiler:
         if rel.windowed:
             raise self.error(f"{rel.name} is a windowed table written by another query: reading its "
                              "topic back is not supported (its keys carry the window)", node)
-        reader = SourceReader(tuple((c.name, c.type or ("STRING",)) for c in rel.values),
+        # a column a query computed has no declared type: read back as it was written
+        reader = SourceReader(tuple((c.name, c.type or ("ANY",)) for c in rel.values),
                               rel.formats[1], rel.wrap, rel.delimiter)
         ts = None
         if rel.timestamp is not None:
