@@ -16,7 +16,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from .common import CliError
+from streamdsl.errors import SQLError, StreamDSLError
+
+from .common import CliError, format_error
 from .shell_session import KEYWORDS, ShellSession
 from .shell_store import FileStore, KafkaStore
 
@@ -121,13 +123,16 @@ def sql_cmd(backend: str, bootstrap: str | None, kafka_options: str, data: str, 
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     session = ShellSession(store, backend, Console(highlight=False, soft_wrap=True))
     try:
+        # statements from a file or a pipe stop at the first error: one line, exit code 2
         if script is not None:
             with open(script, encoding="utf-8") as f:
-                session.execute(f.read(), path=script)
+                session.execute(f.read(), path=script, strict=True)
         if tty:
             session.console.print(BANNER.format(backend=backend, store=store.describe()))
             _repl(session, history)
         else:
-            session.execute(sys.stdin.read(), path="<stdin>")
+            session.execute(sys.stdin.read(), path="<stdin>", strict=True)
+    except (SQLError, StreamDSLError) as e:
+        raise CliError(format_error(e)) from None
     finally:
         session.close()

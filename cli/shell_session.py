@@ -84,14 +84,22 @@ class ShellSession:
     _counter: int = 0
 
     # ---- entry point -------------------------------------------------------------------------
-    def execute(self, text: str, *, path: str | None = None) -> None:
-        """Run every statement of ``text``; an error is printed and ends the text's run."""
+    def execute(self, text: str, *, path: str | None = None, strict: bool = False) -> bool:
+        """Run every statement of ``text``; an error ends the text's run.
+
+        The error is printed (as the ksql CLI does) and False returned, or, with ``strict``
+        (statements from a pipe or a file), raised.
+        """
         try:
             tree = parse(text, path=path)
             for st in (s for s in tree.children if isinstance(s, Tree)):
                 getattr(self, "_" + st.data)(st, text, path)
         except (SQLError, StreamDSLError) as e:
+            if strict:
+                raise
             self.console.print(f"[red]{_escape(str(e))}[/red]", highlight=False)
+            return False
+        return True
 
     def names(self) -> list[str]:
         """Relation and column names, for completion."""
@@ -117,7 +125,7 @@ class ShellSession:
         c = self._compiler(text, path, "declare")
         c.statement(st)
         rel = c.last
-        if isinstance(rel, Relation) and rel.name not in self.relations:
+        if isinstance(rel, Relation):
             rel.connector = None
             self.relations[rel.name] = rel
             self.console.print(f"{rel.kind.capitalize()} created")
@@ -189,7 +197,7 @@ class ShellSession:
                 for rec in result.outputs.get(pq.sink, []):
                     printer(rec)
         except LimitReached:
-            self.console.print(f"Limit Reached")
+            self.console.print("Limit Reached")
         except KeyboardInterrupt:
             self.console.print("Query terminated")
         self.console.print(f"{printer.count} row{'s' if printer.count != 1 else ''}")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from lark import Token, Tree
 
 from ..expr import BinOp, Col, Expr, Func, KeyRef
+from .building import duration, value_struct
 from .catalog import Frame, Scope, ScopeEntry, same_expr
 from .expressions import ExprCompiler, contains_aggregate, is_table_function_call, name_of
 
@@ -66,7 +67,6 @@ class JoinCompiler:
 
     def _prefixed(self, frame: Frame, node: Any) -> Frame:
         """``frame`` with its value holding every column as ``ALIAS_COLUMN``."""
-        from .query import value_struct
         (entry,) = frame.scope.entries
         if frame.windowed:
             raise self.error("windowed tables cannot be joined (their key includes the window)", node)
@@ -198,13 +198,12 @@ class JoinCompiler:
         return bool(scope.candidates(names[0]))
 
     def _within(self, within_t: Tree) -> dict[str, Any]:
-        from .query import duration
         ds = [c for c in within_t.children if isinstance(c, Tree) and c.data == "duration"]
-        before = duration(self.c, ds[0])
-        after = duration(self.c, ds[1]) if within_t.data == "within_before_after" else before
+        before = duration(ds[0])
+        after = duration(ds[1]) if within_t.data == "within_before_after" else before
         g = next((c for c in within_t.children if isinstance(c, Tree) and c.data == "grace"), None)
         if g is not None:
-            grace, eager = duration(self.c, g.children[-1]), False
+            grace, eager = duration(g.children[-1]), False
         else:
             grace, eager = max(_LEGACY_GRACE_MS - 2 * before, 0), True
         within: Any = (before, after) if after != before else before

@@ -25,6 +25,7 @@ from ..ir.fn import Fn
 from ..ir.nodes import TableMap
 from ..windows import hopping, session, tumbling
 from .catalog import Column, Frame, same_expr
+from .building import duration, value_struct
 from .changes import only_changes
 from .expressions import (WINDOW_COLUMNS, AggRegistry, ExprCompiler, contains_aggregate, item_name,
                           is_aggregate_call, is_table_function_call, name_of)
@@ -38,9 +39,6 @@ __all__ = ["QueryResult", "QueryCompiler", "subtree", "subtrees"]
 
 #: ksqlDB's window grace when a window does not give GRACE PERIOD
 DEFAULT_GRACE_MS = 86_400_000
-
-_UNITS = {"MILLISECOND": 1, "SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000,
-          "WEEK": 7 * 86_400_000}
 
 
 @dataclass
@@ -86,24 +84,6 @@ def conjuncts(t: Tree) -> list[Tree]:
                 out += conjuncts(c)
         return out
     return [t]
-
-
-def value_struct(pairs: list[tuple[str, Expr]], stream: bool) -> Expr:
-    """The value dict ``{name: expr, ...}``; on a stream a tombstone stays a tombstone (a table
-    operator never calls its function on one)."""
-    args: list[Expr] = []
-    for n, e in pairs:
-        args += [Lit(n), e]
-    struct = Func("struct", tuple(args))
-    return Case(((IsTombstone(), Lit(None)),), struct) if stream else struct
-
-
-def duration(c: "Compiler", d: Tree) -> int:
-    n_tok, unit_tok = d.children
-    unit = str(unit_tok).upper()
-    if unit.endswith("S"):
-        unit = unit[:-1]
-    return int(n_tok) * _UNITS[unit]
 
 
 class QueryCompiler:
@@ -665,21 +645,21 @@ class QueryCompiler:
                 raise self.error(f"{opt.data.upper()} is given twice", opt)
             seen.add(opt.data)
             if opt.data == "grace":
-                grace = duration(self.c, opt.children[-1])
+                grace = duration(opt.children[-1])
             # RETENTION: how long window state is queryable in ksqlDB; streamdsl frees a window's
             # state when it closes, so there is nothing to configure.
         with self.c.at(spec):
             try:
                 if spec.data == "tumbling":
-                    return tumbling(duration(self.c, durations[0]), grace=grace)
+                    return tumbling(duration(durations[0]), grace=grace)
                 if spec.data == "hopping":
-                    size, advance = duration(self.c, durations[0]), duration(self.c, durations[1])
+                    size, advance = duration(durations[0]), duration(durations[1])
                     if advance > size:
                         raise self.error("ADVANCE BY must not be larger than SIZE", durations[1])
                     return hopping(size, advance, grace=grace)
-                return session(duration(self.c, durations[0]), grace=grace)
+                return session(duration(durations[0]), grace=grace)
             except (TypeError, ValueError) as e:
                 raise self.error(str(e), spec) from None
 
 
-__all__ += ["conjuncts", "value_struct", "duration"]
+__all__ += ["conjuncts"]
