@@ -12,7 +12,7 @@ import streamdsl as sd
 from streamdsl.expr import Expr
 from streamdsl.ir.nodes import (Aggregate, Filter, KeyBy, Map, Sink, Source, StreamStreamJoin,
                                 StreamTableJoin, TableMap, TableTableJoin)
-from streamdsl.sql import compile_script, compile_sql, load_file
+from streamdsl.sql import compile_script, compile_sql, load_file, load_script
 
 from sqlfix import backend, kinds, run_sql  # noqa: F401  (fixtures)
 
@@ -319,6 +319,28 @@ def test_the_talks_query_runs_verbatim_from_a_file(tmp_path, backend):
         out = [(r.key, r.value, r.timestamp) for r in d.output("POSSIBLE_FRAUD")]
     # Emit changes: counts 1..3 fail HAVING and were never rows: nothing; 4 and 5 pass
     assert out == [("c1", {"KSQL_COL_0": 4}, 1003), ("c1", {"KSQL_COL_0": 5}, 1004)]
+
+
+def test_the_talks_query_runs_verbatim_as_a_push_query(tmp_path, backend):
+    path = tmp_path / "fraud_push.sql"
+    path.write_text(
+        "CREATE STREAM authorization_attempts (card_number VARCHAR KEY, amount DOUBLE, ts BIGINT)\n"
+        "  WITH (KAFKA_TOPIC='authorization_attempts', VALUE_FORMAT='JSON', TIMESTAMP='ts');\n"
+        "SELECT card_number, count(*) FROM authorization_attempts "
+        "WINDOW TUMBLING (SIZE 5 MINUTE) GROUP BY card_number HAVING count(*) > 3 EMIT CHANGES;\n")
+    script = load_script(path)
+    (pq,) = script.push_queries
+    assert (pq.sink, pq.limit, pq.keys, pq.values) == ("QUERY_1", None, ("CARD_NUMBER",),
+                                                      ("KSQL_COL_0",))
+    from streamdsl.testing import TestDriver
+    with TestDriver(script.topology, backend=backend) as d:
+        for i in range(5):
+            d.send("authorization_attempts", key="c1", value={"amount": 1.0, "ts": 1_000 + i})
+        d.send("authorization_attempts", key="c2", value={"amount": 1.0, "ts": 2_000})
+        out = [(r.key, r.value, r.timestamp, r.window) for r in d.output(pq.sink)]
+    # the rows the persistent query writes: counts 4 and 5 of c1's window [0, 5 min)
+    assert out == [("c1", {"KSQL_COL_0": 4}, 1003, (0, 300_000)),
+                   ("c1", {"KSQL_COL_0": 5}, 1004, (0, 300_000))]
 
 
 def test_table_aggregation_subtracts_updates(run_sql, kinds):
