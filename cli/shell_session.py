@@ -301,11 +301,16 @@ class ShellSession:
             topic = rel.topic if rel is not None else str(target.children[0])
         limit_t = next((c for c in st.children if isinstance(c, Tree) and c.data == "limit_clause"), None)
         limit = int(limit_t.children[1]) if limit_t is not None else None
+        every_t = next((c for c in st.children if isinstance(c, Tree) and c.data == "interval_clause"),
+                       None)
+        every = max(int(every_t.children[1]), 1) if every_t is not None else 1
         n = 0
         try:
-            for ev in self.store.read(topic):
+            for i, ev in enumerate(self.store.read(topic)):
                 if limit is not None and n >= limit:
                     break
+                if i % every:
+                    continue  # INTERVAL n: every n-th record, as the ksql CLI prints
                 when = dt.datetime.fromtimestamp((ev.timestamp or 0) / 1000, dt.timezone.utc)
                 key = "null" if ev.key is None else orjson.dumps(ev.key).decode()
                 value = "null" if ev.value is None else orjson.dumps(ev.value).decode()

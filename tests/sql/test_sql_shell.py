@@ -211,3 +211,13 @@ def test_creating_a_name_of_an_earlier_statement_again_is_an_error(data, tmp_pat
         sh.expect(pexpect.EOF)
     finally:
         sh.close()
+
+
+def test_print_interval_shows_every_nth_record(data):
+    r = run_piped(["sql", "--data", str(data)], "PRINT pageviews FROM BEGINNING INTERVAL 2;\n",
+                  data.parent)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        'rowtime: 1970/01/01 00:00:01.000 Z, key: "u1", value: {"page":"home"}',
+        'rowtime: 1970/01/01 00:00:03.000 Z, key: "u1", value: {"page":"cart"}',
+        "Topic printing ceased (2 records)"]
