@@ -306,7 +306,9 @@ class ShellSession:
         every = max(int(every_t.children[1]), 1) if every_t is not None else 1
         n = 0
         try:
-            for i, ev in enumerate(self.store.read(topic)):
+            writers = {self.relations[q.sink].topic for q in self.queries.values()
+                       if q.refresh() == "RUNNING" and q.sink in self.relations}
+            for i, ev in enumerate(self.store.read(topic, wait=topic in writers)):
                 if limit is not None and n >= limit:
                     break
                 if i % every:

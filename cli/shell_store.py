@@ -8,6 +8,7 @@ Kafka topic. Each gives the connector specs a query reads and writes a topic wit
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from typing import Any, Iterator
 
@@ -40,7 +41,8 @@ class FileStore:
     def sink(self, topic: str) -> dict:
         return {"type": "jsonl", "path": self.path(topic)}
 
-    def read(self, topic: str) -> Iterator[InputEvent]:
+    def read(self, topic: str, wait: bool = False) -> Iterator[InputEvent]:
+        """The topic's records (files are bounded: the read ends at the end of the file)."""
         from streamdsl.connectors import open_source
         if not os.path.exists(self.path(topic)):
             return iter(())
@@ -78,9 +80,24 @@ class KafkaStore:
         from streamdsl.connectors import parse_uri
         return parse_uri(self._uri(topic, None))
 
-    def read(self, topic: str) -> Iterator[InputEvent]:
+    def read(self, topic: str, wait: bool = False, poll: float = 0.2) -> Iterator[InputEvent]:
+        """The topic's records from its beginning, then each new one as it arrives: the
+        caller stops (PRINT's LIMIT, Ctrl-C), as the ksql CLI's PRINT does. A topic that does
+        not exist is an error, unless ``wait`` (a running query is about to create it)."""
         from streamdsl.connectors import open_source
-        return open_source(topic, self.source(topic, "print"))
+        from streamdsl.connectors.kafka import KafkaSpec, kafka_spec, topic_partitions
+        spec = self.source(topic, "print")
+        ks = spec if isinstance(spec, KafkaSpec) else kafka_spec(spec)
+        while wait and not topic_partitions(ks):
+            time.sleep(poll)
+        seen: set = set()
+        while True:
+            new = [ev for ev in open_source(topic, spec) if ev.position not in seen]
+            for ev in new:
+                seen.add(ev.position)  # (partition, offset)
+                yield ev
+            if not new:
+                time.sleep(poll)
 
     def delete(self, topic: str) -> None:
         from confluent_kafka.admin import AdminClient

@@ -45,10 +45,6 @@ def _array_join(values: Any, sep: Any = ",") -> Any:
     return sep.join("null" if v is None else to_text(v) for v in values)
 
 
-def _sort_key(v: Any) -> tuple:
-    return (v is None, v)
-
-
 @strict
 def _array_sort(values: list, order: str = "ASC") -> list:
     # nulls last, whatever the order (ksqlDB ARRAY_SORT)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from typing import Any
+
 from zoneinfo import ZoneInfo
 
 from ._null import safe

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from lark import Token, Tree
 
-from ..expr import BinOp, Case, Col, Expr, FUNCTIONS, Func, KeyRef, Lit, Not
+from ..expr import BinOp, Case, Col, Expr, FUNCTIONS, Func, Lit, Not
 from ..ir.aggregators import AggFunc, agg_func
 from .catalog import Scope, same_expr
 from .functions import AGGREGATES, NONDETERMINISTIC, SCALAR, TABLE_FUNCTIONS, UNIT_FIRST

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from typing import Any
 
 from lark import Lark, Token, Tree

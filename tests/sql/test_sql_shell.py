@@ -45,7 +45,7 @@ def spawn(data: Path, history: Path, backend: str = "local") -> pexpect.spawn:
     env = {**os.environ, "TERM": "xterm", "NO_COLOR": "1", "PROMPT_TOOLKIT_NO_CPR": "1"}
     return pexpect.spawn(EXE, ["sql", "--data", str(data), "--history", str(history),
                                "--backend", backend],
-                         encoding="utf-8", timeout=60, dimensions=(50, 220), env=env,
+                         encoding="utf-8", timeout=120, dimensions=(50, 220), env=env,
                          cwd=str(data.parent))
 
 
