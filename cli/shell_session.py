@@ -310,7 +310,7 @@ class ShellSession:
                        if q.refresh() == "RUNNING" and q.sink in self.relations}
             for i, ev in enumerate(self.store.read(topic, wait=topic in writers)):
                 if limit is not None and n >= limit:
-                    break
+                    break  # LIMIT 0
                 if i % every:
                     continue  # INTERVAL n: every n-th record, as the ksql CLI prints
                 when = dt.datetime.fromtimestamp((ev.timestamp or 0) / 1000, dt.timezone.utc)
@@ -319,6 +319,8 @@ class ShellSession:
                 self.console.print(f"rowtime: {when:%Y/%m/%d %H:%M:%S}.{when.microsecond // 1000:03d}"
                                    f" Z, key: {key}, value: {value}", highlight=False, markup=False)
                 n += 1
+                if limit is not None and n >= limit:
+                    break  # at once: a Kafka topic's read waits for the next record
         except KeyboardInterrupt:
             pass
         self.console.print(f"Topic printing ceased ({n} record{'s' if n != 1 else ''})")
