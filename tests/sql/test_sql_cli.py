@@ -30,7 +30,7 @@ def read_jsonl(path) -> list[dict]:
 
 
 @pytest.mark.parametrize("fmt, expected", [
-    ("text", ["Source source-authorization_attempts", "Aggregate aggregate-1",
+    ("text", ["Source: source-authorization_attempts", "Processor: aggregate-1 (Aggregate",
               "agg(KSQL_COL_0=count()) over tumbling(size=5min, grace=1min), emit final",
               "fraud_detection.sql:23:25"]),
     ("mermaid", ["flowchart", "Aggregate: aggregate-1"]),
