@@ -20,6 +20,7 @@ from .explain import explain
 from .graph import graph
 from .loader import LoadError
 from .run import run_cmd
+from .shell import sql_cmd
 from .validate import validate_cmd
 
 __all__ = ["cli", "main"]
@@ -67,6 +68,7 @@ cli.add_command(explain)
 cli.add_command(validate_cmd)
 cli.add_command(run_cmd)
 cli.add_command(backends_cmd)
+cli.add_command(sql_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,6 +18,7 @@ from streamdsl.lint import lint
 from .common import (FAILED, USAGE, CliError, coerce, echo_err, err_console_is_tty, load_target,
                      optimized, parse_pairs, stdout_bytes)
 from .progress import Progress, summary
+from .push import LimitReached, RowPrinter, push_queries, streams_rows
 
 __all__ = ["run_cmd", "backend_options"]
 
@@ -148,19 +149,35 @@ def run_cmd(ctx: click.Context, file: str, backend: str, inputs: tuple[str, ...]
         raise CliError(f"{plan.name} cannot run on backend {be.name}: {errors[0].message}")
 
     declared_outs = {s.topic for s in plan.sinks() if s.connector}
-    unbound = [t for t in plan.sink_topics() if t not in outs and t not in declared_outs]
+    # SQL push queries (SELECT ... EMIT CHANGES): their rows on stdout, as they come
+    pushes = {t: pq for t, pq in push_queries(file).items() if t not in outs}
+    if streams_rows(be.name):
+        for t, pq in pushes.items():
+            outs[t] = {"type": "callback", "write": RowPrinter(pq.limit, _print_row)}
+    unbound = [t for t in plan.sink_topics()
+               if t not in outs and t not in declared_outs and t not in pushes]
     if len(unbound) == 1:
         outs[unbound[0]] = "-"  # stream the one sink to stdout as it is written
     tty = err_console_is_tty()
     start = time.monotonic()
+    result = None
     try:
         with Progress(tty=tty, enabled=progress and not quiet) as prog:
             result = be.run(plan, ins, outs, on_error=on_error, dead_letter=dead_letter,
                             progress=prog, **opts)
+    except LimitReached:
+        pass  # a push query printed its LIMIT rows: the run is complete
     except KeyboardInterrupt:
         raise CliError("interrupted", FAILED) from None
     elapsed = time.monotonic() - start
     sys.stdout.flush()
+    if result is None:
+        return
+    if pushes and not streams_rows(be.name):
+        for t, pq in pushes.items():
+            for rec in result.outputs.get(t, [])[:pq.limit]:
+                _print_row(rec)
+        stdout_bytes().flush()
     if len(unbound) > 1:
         _print_collected(result.outputs, unbound)
     if not quiet:
@@ -190,6 +207,14 @@ def _check_io(plan, ins: dict[str, Any], outs: dict[str, Any]) -> None:
             path = parsed.get("path")
             if flag == "--input" and path and not os.path.exists(path):
                 raise CliError(f"--input {name}: no such file: {path}")
+
+
+def _print_row(rec: Any) -> None:
+    """A push query's row as a JSON line (what a stdout sink writes)."""
+    from streamdsl.connectors.jsonl import dumps_output
+    out = stdout_bytes()
+    out.write(dumps_output(rec) + b"\n")
+    out.flush()
 
 
 def _print_collected(outputs: dict[str, list], sinks: list[str]) -> None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .dsl import GroupedStream, GroupedTable, Stream, Table, Topology, WindowedStream
-from .dsl.aggs import avg, collect, count, first, last, max, min, sum
+from .dsl.aggs import (avg, collect, collect_set, count, count_distinct, first, histogram, last, max,
+                       min, sum, top_k)
 from .errors import StreamDSLError, TopologyError, ValidationError
 from .expr import col, func, key, lit, when
 from .timeutil import days, hours, minutes, ms, seconds
@@ -28,6 +29,7 @@ __all__ = [
     "tumbling", "hopping", "sliding", "session",
     "ms", "seconds", "minutes", "hours", "days",
     "col", "lit", "key", "when", "func",
-    "count", "sum", "min", "max", "avg", "collect", "first", "last",
+    "count", "sum", "min", "max", "avg", "collect", "first", "last", "count_distinct",
+    "collect_set", "histogram", "top_k",
     "StreamDSLError", "TopologyError", "ValidationError",
 ]

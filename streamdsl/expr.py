@@ -112,6 +112,8 @@ class Expr:
             return Lit(tuple(v) if isinstance(v, list) else v)
         if t == "key":
             return KeyRef()
+        if t == "tombstone":
+            return IsTombstone()
         if t == "bin":
             return BinOp(d["op"], Expr.from_dict(d["left"]), Expr.from_dict(d["right"]))
         if t == "not":
@@ -187,6 +189,25 @@ class KeyRef(Expr):
 
     def to_dict(self):
         return {"expr": "key"}
+
+
+class IsTombstone(Expr):
+    """True when the record's value itself is ``None`` (a tombstone); reads no field.
+
+    >>> IsTombstone()(None), IsTombstone()({"a": None})
+    (True, False)
+    """
+
+    __slots__ = ()
+
+    def compile(self):
+        return lambda k, v: v is None
+
+    def describe(self):
+        return "VALUE IS NULL"
+
+    def to_dict(self):
+        return {"expr": "tombstone"}
 
 
 def _null_safe(fn):
@@ -333,6 +354,18 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     # explode(values, lit(field), row) -> [{**row, field: v} for v in values] (SQL EXPLODE, a flat_map).
     "explode": lambda values, field, row: [] if values is None else [{**row, field: v} for v in values],
 }
+
+
+def _builtins() -> dict[str, Callable[..., Any]]:
+    # the functions SQL compiles to (ksqlDB's reference, with its null rules), one module per
+    # family in streamdsl/functions/
+    from .functions import BUILTINS
+    clash = set(BUILTINS) & set(FUNCTIONS)
+    assert not clash, f"function names defined twice: {sorted(clash)}"
+    return BUILTINS
+
+
+FUNCTIONS.update(_builtins())
 
 
 class Func(Expr):

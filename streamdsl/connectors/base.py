@@ -16,10 +16,11 @@ def open_source(topic: str, spec: dict | str) -> Iterator[InputEvent]:
     t = spec["type"]
     if t == "jsonl":
         from .jsonl import read_jsonl
-        return read_jsonl(topic, spec["path"], envelope=bool(spec.get("envelope", False)))
+        return read_jsonl(topic, spec["path"], envelope=bool(spec.get("envelope", False)),
+                          key_field=spec.get("key"))
     if t == "csv":
         from .csvfile import read_csv
-        return read_csv(topic, spec["path"], infer=spec.get("infer", True))
+        return read_csv(topic, spec["path"], infer=spec.get("infer", True), key_field=spec.get("key"))
     if t == "stdio":
         from .jsonl import read_jsonl_stream
         import sys
@@ -53,6 +54,9 @@ def open_sink(topic: str, spec: dict | str) -> SinkHandle:
     if t == "memory":
         from .memory import MemorySink
         return MemorySink()
+    if t == "callback":
+        from .memory import CallbackSink
+        return CallbackSink(spec["write"])
     if t == "kafka":
         from .kafka import KafkaSink  # type: ignore[import-not-found]
         return KafkaSink(spec)

@@ -32,10 +32,12 @@ def infer_value(s: str) -> Any:
     return s
 
 
-def read_csv(topic: str, path: str, *, infer: bool = True) -> Iterator[InputEvent]:
+def read_csv(topic: str, path: str, *, infer: bool = True,
+             key_field: str | None = None) -> Iterator[InputEvent]:
     """Events of a CSV file: each row a dict; ``position`` is ``path:line``.
 
-    A row with more or fewer fields than the header becomes an error event.
+    A row with more or fewer fields than the header becomes an error event. With ``key_field``
+    each event's key is that column of the row.
     """
     with open(path, newline="") as f:
         reader = csv.reader(f)
@@ -52,7 +54,8 @@ def read_csv(topic: str, path: str, *, infer: bool = True) -> Iterator[InputEven
                                  f"expected {len(header)} fields, got {len(row)}")
                 continue
             value = {h: (infer_value(c) if infer else c) for h, c in zip(header, row)}
-            yield InputEvent(topic, None, value, None, f"{path}:{line}")
+            key = value.get(key_field) if key_field is not None else None
+            yield InputEvent(topic, key, value, None, f"{path}:{line}")
 
 
 class CsvSink:

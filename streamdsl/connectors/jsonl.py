@@ -13,18 +13,21 @@ __all__ = ["read_jsonl", "read_jsonl_stream", "JsonlSink", "StdoutSink", "DeadLe
            "dumps_output"]
 
 
-def read_jsonl(topic: str, path: str, *, envelope: bool = False) -> Iterator[InputEvent]:
+def read_jsonl(topic: str, path: str, *, envelope: bool = False,
+               key_field: str | None = None) -> Iterator[InputEvent]:
     """Events of a JSON-lines file; ``position`` is the 1-based line number.
 
     A line that is not valid JSON becomes an event with ``error`` set (dead-lettered or
     failing the run, as the topology chose); blank lines are skipped.
-    With ``envelope=True`` each line is ``{"key": ..., "value": ..., "timestamp": ...}``.
+    With ``envelope=True`` each line is ``{"key": ..., "value": ..., "timestamp": ...}``;
+    with ``key_field`` each event's key is that field of the value (None when it is missing).
     """
     with open(path, "rb") as f:
-        yield from read_jsonl_stream(topic, f, path, envelope=envelope)
+        yield from read_jsonl_stream(topic, f, path, envelope=envelope, key_field=key_field)
 
 
-def read_jsonl_stream(topic: str, stream: IO, name: str, *, envelope: bool = False) -> Iterator[InputEvent]:
+def read_jsonl_stream(topic: str, stream: IO, name: str, *, envelope: bool = False,
+                      key_field: str | None = None) -> Iterator[InputEvent]:
     for lineno, line in enumerate(stream, 1):
         if isinstance(line, str):
             line = line.encode()
@@ -44,7 +47,8 @@ def read_jsonl_stream(topic: str, stream: IO, name: str, *, envelope: bool = Fal
             yield InputEvent(topic, value.get("key"), value.get("value"), value.get("timestamp"),
                              f"{name}:{lineno}")
         else:
-            yield InputEvent(topic, None, value, None, f"{name}:{lineno}")
+            key = value.get(key_field) if key_field is not None and isinstance(value, dict) else None
+            yield InputEvent(topic, key, value, None, f"{name}:{lineno}")
 
 
 def _default(o: Any) -> Any:

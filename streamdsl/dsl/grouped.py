@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..callsite import user_site
 from ..errors import TopologyError
-from ..ir.aggregators import AggFunc, Aggregator
+from ..ir.aggregators import SUBTRACTABLE, AggFunc, Aggregator
 from ..ir.nodes import Aggregate, Repartition, TableAggregate, TableGroupBy
 from ..windows import SessionWindow, Window
 from .topology import Topology, _fn
@@ -24,9 +24,9 @@ def _agg_fields(named: dict[str, Any], site: str | None) -> tuple[tuple[str, Agg
     out = []
     for n, a in named.items():
         if not isinstance(a, AggFunc):
-            raise TopologyError(f"agg({n}=...) takes sd.count(), sd.sum(f), sd.min(f), sd.max(f), "
-                                f"sd.avg(f), sd.collect(f), sd.first(f) or sd.last(f), got {a!r}",
-                                site=site)
+            raise TopologyError(f"agg({n}=...) takes an aggregate such as sd.count(), sd.sum(f), "
+                                f"sd.min(f), sd.max(f), sd.avg(f), sd.collect(f), sd.first(f) or "
+                                f"sd.last(f), got {a!r}", site=site)
         out.append((n, a))
     return tuple(out)
 
@@ -142,14 +142,14 @@ class GroupedTable:
         return self._aggregate(Aggregator("count"), name, user_site())
 
     def agg(self, *, name: str | None = None, **named: AggFunc) -> "Table":
-        """count / sum / avg of rows per new key (min, max, collect, first, last are not
-        subtractable and are refused)."""
+        """count / sum / avg / collect / histogram of rows per new key (the others, such as
+        min, max, first and last, cannot be subtracted and are refused)."""
         site = user_site()
         fields = _agg_fields(named, site)
         for n, a in fields:
-            if a.kind not in ("count", "sum", "avg"):
+            if a.kind not in SUBTRACTABLE:
                 raise TopologyError(f"{a.kind}() cannot be subtracted, so it is not available on a "
-                                    "grouped table; use count, sum or avg", site=site)
+                                    f"grouped table; use {', '.join(SUBTRACTABLE)}", site=site)
         return self._aggregate(Aggregator("agg", fields=fields), name, site)
 
     def reduce(self, add: Any, subtract: Any, *, name: str | None = None) -> "Table":

@@ -166,23 +166,36 @@ class Stream:
         return (self._node, "left", self._out)
 
     # ---- joins -----------------------------------------------------------------------------------
-    def join(self, other: "Stream | Table", joiner: Any = None, *, within: Duration | None = None,
-             grace: Duration = 0, name: str | None = None) -> "Stream":
-        """Inner join with a stream (``within=`` required) or a table (lookup by key)."""
-        return self._join("inner", other, joiner, within, grace, name, user_site())
+    def join(self, other: "Stream | Table", joiner: Any = None, *,
+             within: Duration | tuple[Duration, Duration] | None = None, grace: Duration = 0,
+             eager: bool = False, name: str | None = None) -> "Stream":
+        """Inner join with a stream (``within=`` required) or a table (lookup by key).
+
+        ``within``: a duration (records match iff their timestamps differ by at most it) or a
+        ``(before, after)`` pair (a left record at ``t`` matches right records in
+        ``[t - before, t + after]``). ``eager``: see ``left_join``.
+        """
+        return self._join("inner", other, joiner, within, grace, name, user_site(), eager)
 
     def left_join(self, other: "Stream | Table", joiner: Any = None, *,
-                  within: Duration | None = None, grace: Duration = 0,
-                  name: str | None = None) -> "Stream":
-        """Left join: every left record appears, with ``None`` for a missing partner."""
-        return self._join("left", other, joiner, within, grace, name, user_site())
+                  within: Duration | tuple[Duration, Duration] | None = None,
+                  grace: Duration = 0, eager: bool = False, name: str | None = None) -> "Stream":
+        """Left join: every left record appears, with ``None`` for a missing partner.
 
-    def outer_join(self, other: "Stream", joiner: Any = None, *, within: Duration | None = None,
-                   grace: Duration = 0, name: str | None = None) -> "Stream":
+        A stream-stream left join holds an unmatched record back until its window and grace
+        have passed; ``eager=True`` emits it with ``None`` at once when it finds no partner on
+        arrival, and again with each partner that comes later (Kafka Streams' behaviour before
+        KIP-633, and ksqlDB's for joins without GRACE PERIOD).
+        """
+        return self._join("left", other, joiner, within, grace, name, user_site(), eager)
+
+    def outer_join(self, other: "Stream", joiner: Any = None, *,
+                   within: Duration | tuple[Duration, Duration] | None = None,
+                   grace: Duration = 0, eager: bool = False, name: str | None = None) -> "Stream":
         """Outer stream-stream join: unmatched records of both sides appear with ``None``."""
-        return self._join("outer", other, joiner, within, grace, name, user_site())
+        return self._join("outer", other, joiner, within, grace, name, user_site(), eager)
 
-    def _join(self, how, other, joiner, within, grace, name, site) -> "Stream":
+    def _join(self, how, other, joiner, within, grace, name, site, eager=False) -> "Stream":
         from .table import Table
         self._topo._check_same(other, site)
         jfn = _fn(joiner, site, "joiner", arity=2) if joiner is not None else None
@@ -192,9 +205,9 @@ class Stream:
                 raise TopologyError(
                     "cannot join a stream to a windowed table (its key includes the window); "
                     "call to_stream() on it and join streams with within= instead", site=site)
-            if within is not None:
-                raise TopologyError("a stream-table join takes no within= (the table's current "
-                                    "row is looked up)", site=site)
+            if within is not None or eager:
+                raise TopologyError("a stream-table join takes no within= or eager= (the "
+                                    "table's current row is looked up)", site=site)
             if how == "outer":
                 raise TopologyError("a stream-table join is inner or left; outer_join needs two "
                                     "streams or two tables", site=site)
@@ -208,14 +221,20 @@ class Stream:
                 f"a stream-stream {how} join needs a join window: pass within= (e.g. "
                 "within=sd.minutes(5))", site=site)
         try:
-            w = to_millis(within, what="within")
+            if isinstance(within, tuple):
+                if len(within) != 2:
+                    raise ValueError("within= takes a duration or a (before, after) pair")
+                w = to_millis(within[0], what="within (before)")
+                after: int | None = to_millis(within[1], what="within (after)")
+            else:
+                w, after = to_millis(within, what="within"), None
             g = to_millis(grace, what="grace")
         except (TypeError, ValueError) as e:
             raise TopologyError(str(e), site=site) from None
         right = other._repartitioned(site)
         right = (right[0], "right", right[2])
         node = self._topo._add(StreamStreamJoin, [left, right], name=name, site=site, how=how,
-                               within=w, grace=g, joiner=jfn)
+                               within=w, grace=g, joiner=jfn, after=after, eager=bool(eager))
         return Stream(self._topo, node.name)
 
     # ---- sink --------------------------------------------------------------------------------------

@@ -361,7 +361,13 @@ class ToStream(Node):
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class StreamStreamJoin(Node):
-    """Windowed join of two streams: match iff |t_left - t_right| <= within."""
+    """Windowed join of two streams: a left record at ``t`` matches right records in
+    ``[t - within, t + after]`` (``after`` None: ``within``, so ``|t_left - t_right| <= within``).
+
+    ``eager``: a left/outer record that finds no partner on arrival is emitted at once with a
+    ``None`` partner (Kafka Streams' ``JoinWindows.of`` before KIP-633; ksqlDB without GRACE
+    PERIOD) instead of being held back until its window closes.
+    """
 
     kind: ClassVar[str] = "StreamStreamJoin"
     stateful: ClassVar[bool] = True
@@ -370,15 +376,24 @@ class StreamStreamJoin(Node):
     within: int
     grace: int = 0
     joiner: Fn | None = None
+    after: int | None = None
+    eager: bool = False
 
     def __post_init__(self) -> None:
         Node.__post_init__(self)
         if self.how not in JOIN_HOWS:
             raise ValueError(f"join how must be one of {JOIN_HOWS}")
+        for what, v in (("within", self.within), ("after", self.after), ("grace", self.grace)):
+            if v is not None and v < 0:
+                raise ValueError(f"{what} must not be negative, got {v}")
 
     def describe(self) -> str:
         from ..windows import _fmt
-        s = f"{self.how} within {_fmt(self.within)}, grace {_fmt(self.grace)}"
+        window = (_fmt(self.within) if self.after is None or self.after == self.within
+                  else f"({_fmt(self.within)} before, {_fmt(self.after)} after)")
+        s = f"{self.how} within {window}, grace {_fmt(self.grace)}"
+        if self.eager:
+            s += ", unmatched emitted eagerly"
         return s + (f", joiner {self.joiner.describe()}" if self.joiner else "")
 
 

@@ -2,12 +2,16 @@
 
 Rules (Kafka Streams 3.1+, see docs/semantics.md):
 
-* stream-stream: records match iff ``|t_left - t_right| <= within``; output timestamp is
-  ``max(t_left, t_right)``; both sides share one stream time; an input record is dropped
-  (late) iff ``t + within + grace < stream_time``. Left/outer joins hold unmatched records back
-  and emit them with a ``None`` partner once ``t + within + grace < stream_time``, with their
-  own timestamp, ordered by (timestamp, side (right first), key), before the triggering
-  record's own results. A left join never emits a right record without a partner.
+* stream-stream: a left record at ``t`` matches right records in ``[t - before, t + after]``
+  (``before = within``; ``after`` defaults to ``within``: ``|t_left - t_right| <= within``);
+  output timestamp is ``max(t_left, t_right)``; both sides share one stream time; an input
+  record is dropped (late) iff ``t + after + grace < stream_time`` (a right record: ``t + before
+  + grace``). Left/outer joins hold unmatched records back and emit them with a ``None`` partner
+  once that bound has passed, with their own timestamp, ordered by (timestamp, side (right
+  first), key), before the triggering record's own results. A left join never emits a right
+  record without a partner. ``eager`` joins (Kafka Streams' ``JoinWindows.of`` before KIP-633,
+  ksqlDB's joins without GRACE PERIOD) hold nothing back: a record that finds no partner when
+  it arrives is emitted with a ``None`` partner at once, and again with each later partner.
 * stream-table: the stream record sees the table row as it is when the record is processed;
   output timestamp = the stream record's; table updates emit nothing.
 * table-table: output timestamp = the larger of the two sides' current timestamps; a result
@@ -72,8 +76,10 @@ class StreamStreamJoinProcessor(Processor):
 
     def __init__(self, node: StreamStreamJoin, ctx: OpContext):
         super().__init__(node, ctx)
-        self.within = node.within
+        self.before = node.within
+        self.after = node.within if node.after is None else node.after
         self.grace = node.grace
+        self.eager = node.eager
         self.joiner = make_joiner(node.joiner)
         self.outer_left = node.how in ("left", "outer")
         self.outer_right = node.how == "outer"
@@ -83,18 +89,20 @@ class StreamStreamJoinProcessor(Processor):
         # unmatched held-back records: seq -> (ts, side, key, value)
         self.unmatched = ctx.stores.kv("unmatched")
         # what _run binds on every call (store dicts stay the same objects across restore)
-        self._bound = (self.within, self.within + self.grace, self.joiner, self.outer_left,
-                       self.outer_right, self.meta.data, self.buffers["left"].data,
-                       self.buffers["right"].data, self.unmatched.data)
+        self._bound = (self.before, self.after, self.after + self.grace, self.before + self.grace,
+                       self.joiner, self.outer_left, self.outer_right, self.eager, self.meta.data,
+                       self.buffers["left"].data, self.buffers["right"].data, self.unmatched.data)
 
     def _run(self, items: Iterable[tuple[str, Record]],
              fail: Callable[[Record, Exception], None]) -> list[Record]:
         # Exactly ``process`` record by record (the state changes of a failing record stay,
         # its outputs are dropped), with every lookup bound once per call.
-        # lim: late iff t + lim < stream time; a buffered record is freed once
-        # t < stream time - (within + lim)
-        within, lim, joiner, outer_left, outer_right, meta, lbuf, rbuf, unmatched = self._bound
-        horizon_gap = within + lim
+        # lim_l / lim_r: a left / right record is late (or, held back, due) iff t + lim < stream
+        # time; a buffered record is freed once t < stream time - (before + after + grace)
+        (before, after, lim_l, lim_r, joiner, outer_left, outer_right, eager, meta, lbuf, rbuf,
+         unmatched) = self._bound
+        lim = min(lim_l, lim_r)
+        horizon_gap = before + lim_l
         fifo = meta.get("fifo")
         if fifo is None:
             fifo = meta["fifo"] = deque()
@@ -116,25 +124,28 @@ class StreamStreamJoinProcessor(Processor):
                     self.ctx.skipped()
                     continue
                 t = rec.ts
+                is_left = port == "left"
                 if t > st:
                     st = t
                     horizon = st - horizon_gap
-                elif t + lim < st:
+                elif t + (lim_l if is_left else lim_r) < st:
                     self.ctx.late()
                     continue
                 mark = len(out)
                 try:
                     if t == st and held and held[0][0] + lim < st:
                         # held-back records whose window has passed, before this record's results
-                        while held and held[0][0] + lim < st:
-                            ht, _, _, hseq = heappop(held)
-                            item = unmatched.pop(hseq, None)
-                            if item is None:
-                                continue  # matched meanwhile
-                            hv = item[3]
-                            append(Record(item[2], joiner(hv, None) if item[1] == "left"
-                                          else joiner(None, hv), ht))
-                    is_left = port == "left"
+                        if lim_l == lim_r:
+                            while held and held[0][0] + lim < st:
+                                ht, _, _, hseq = heappop(held)
+                                item = unmatched.pop(hseq, None)
+                                if item is None:
+                                    continue  # matched meanwhile
+                                hv = item[3]
+                                append(Record(item[2], joiner(hv, None) if item[1] == "left"
+                                              else joiner(None, hv), ht))
+                        else:
+                            _emit_due(held, unmatched, st, lim_l, lim_r, joiner, append)
                     if is_left:
                         mine, other = lbuf, rbuf
                     else:
@@ -157,8 +168,12 @@ class StreamStreamJoinProcessor(Processor):
                     olst = other.get(k)
                     partners = ()
                     if olst:
-                        lo = t - within
-                        hi = t + within
+                        if is_left:
+                            lo = t - before
+                            hi = t + after
+                        else:
+                            lo = t - after
+                            hi = t + before
                         if len(olst) == 1:
                             if lo <= olst[0][0] <= hi:
                                 partners = olst
@@ -177,10 +192,14 @@ class StreamStreamJoinProcessor(Processor):
                             append(Record(k, joiner(v, ov) if is_left else joiner(ov, v),
                                           et if et > t else t, None, origin))
                     elif outer_left if is_left else outer_right:
-                        unmatched[n] = (t, port, k, v)
-                        if held is None:
-                            held = meta["held"] = []
-                        heappush(held, (t, 1 if is_left else 0, key_order(k), n))
+                        if eager:
+                            append(Record(k, joiner(v, None) if is_left else joiner(None, v), t,
+                                          None, rec.origin))
+                        else:
+                            unmatched[n] = (t, port, k, v)
+                            if held is None:
+                                held = meta["held"] = []
+                            heappush(held, (t, 1 if is_left else 0, key_order(k), n))
                     # free buffered records that can no longer match (in any order: the
                     # state after a cleanup is the same)
                     if fifo[0][0] < horizon:
@@ -256,6 +275,29 @@ class StreamStreamJoinProcessor(Processor):
         return out
 
 
+def _emit_due(held: list, unmatched: dict, st: int, lim_l: int, lim_r: int,
+              joiner: Callable[[Any, Any], Any], append: Callable[[Record], None]) -> None:
+    """Emit the held-back records whose window has closed, in (timestamp, side, key) order,
+    when the two sides close at different times (an asymmetric join window): a side's records
+    close in timestamp order, so the walk stops once both sides have reached an open one."""
+    kept = []
+    open_sides = set()
+    while held and len(open_sides) < 2:
+        entry = heappop(held)
+        ht, side, _, hseq = entry
+        if ht + (lim_l if side else lim_r) >= st:
+            open_sides.add(side)
+            kept.append(entry)
+            continue
+        item = unmatched.pop(hseq, None)
+        if item is None:
+            continue  # matched meanwhile
+        hv = item[3]
+        append(Record(item[2], joiner(hv, None) if item[1] == "left" else joiner(None, hv), ht))
+    for entry in kept:
+        heappush(held, entry)
+
+
 class StreamTableJoinProcessor(Processor):
     """Stream records look up the table's current row; table updates only update the row.
 
@@ -309,7 +351,8 @@ class StreamTableJoinProcessor(Processor):
 
 
 class TableTableJoinProcessor(Processor):
-    """Table-table inner/left/outer join; both sides materialized as ``(value, ts)``."""
+    """Table-table inner/left/outer join; both sides materialized as ``(value, ts)`` per key
+    (per key and window for windowed tables)."""
 
     def __init__(self, node: TableTableJoin, ctx: OpContext):
         super().__init__(node, ctx)
@@ -340,14 +383,16 @@ class TableTableJoinProcessor(Processor):
                     mine, other = lside, rside
                 else:
                     mine, other = rside, lside
-                old = mine.get(k)
+                # a windowed table's row is (key, window): rows of one key in two windows differ
+                sk = k if rec.window is None else (k, rec.window)
+                old = mine.get(sk)
                 value = rec.value
                 ts = rec.ts
                 if value is None:
-                    mine.pop(k, None)
+                    mine.pop(sk, None)
                 else:
-                    mine[k] = (value, ts)
-                o = other.get(k)
+                    mine[sk] = (value, ts)
+                o = other.get(sk)
                 if o is None:
                     ov = None
                 else:

@@ -77,7 +77,8 @@ class TableMapProcessor(Processor):
 
 class Change(NamedTuple):
     """What a table re-grouping sends the new key's aggregate: ``op`` is ``"-"`` (subtract
-    ``value``, the old row) or ``"+"`` (add ``value``, the new row)."""
+    ``value``, the old row), ``"+"`` (add ``value``, the new row) or ``"-+"`` (``value`` is
+    ``(old, new)``, both rows in this group: subtract and add, forwarded once)."""
 
     op: str
     value: Any
@@ -86,7 +87,9 @@ class Change(NamedTuple):
 class TableGroupByProcessor(Processor):
     """``table.group_by(f)``: for each row update, the old row as a ``Change("-", old)`` keyed
     by its group, then the new row as a ``Change("+", new)`` keyed by its group (Kafka Streams'
-    ``KTableRepartitionMap``). A tombstone sends only the subtraction; a row whose group key is
+    ``KTableRepartitionMap``). When the old and the new row are in the same group, one
+    ``Change("-+", (old, new))`` is sent, so that the group is updated and forwarded once (Kafka
+    Streams 3.5+, KIP-904). A tombstone sends only the subtraction; a row whose group key is
     None is skipped (counted)."""
 
     def __init__(self, node: TableGroupBy, ctx: OpContext):
@@ -102,16 +105,18 @@ class TableGroupByProcessor(Processor):
         old = self.rows.get(k)
         new = rec.value
         out: list[Record] = []
-        if old is not None:
-            g = self.group(k, old)
-            if g is not None:
-                out.append(Record(g, Change("-", old), rec.ts, None, rec.origin))
-        if new is not None:
-            g = self.group(k, new)
-            if g is None:
-                self.ctx.skipped()
-            else:
-                out.append(Record(g, Change("+", new), rec.ts, None, rec.origin))
+        g_old = self.group(k, old) if old is not None else None
+        g_new = self.group(k, new) if new is not None else None
+        if g_old is not None and g_old == g_new:
+            out.append(Record(g_new, Change("-+", (old, new)), rec.ts, None, rec.origin))
+        else:
+            if g_old is not None:
+                out.append(Record(g_old, Change("-", old), rec.ts, None, rec.origin))
+            if new is not None:
+                if g_new is None:
+                    self.ctx.skipped()
+                else:
+                    out.append(Record(g_new, Change("+", new), rec.ts, None, rec.origin))
         if new is None:
             self.rows.delete(k)
         else:
@@ -121,8 +126,9 @@ class TableGroupByProcessor(Processor):
 
 class TableAggregateProcessor(Processor):
     """``table.group_by(f).agg(...)``: applies the changes of a ``TableGroupBy`` to the
-    aggregate of their key, forwarding each result (a subtraction from a group with no
-    aggregate changes nothing). A count that reaches 0 is a value, not a tombstone."""
+    aggregate of their key, forwarding each result, once for a ``"-+"`` update (a subtraction
+    from a group with no aggregate changes nothing). A count that reaches 0 is a value, not a
+    tombstone."""
 
     def __init__(self, node: TableAggregate, ctx: OpContext):
         super().__init__(node, ctx)
@@ -133,7 +139,13 @@ class TableAggregateProcessor(Processor):
         g = rec.key
         op, value = rec.value
         cur = self.aggs.get(g)
-        if op == "-":
+        if op == "-+":
+            old, new = value
+            if cur is None:
+                agg, ts = self.ops.add(self.ops.init(), new), rec.ts
+            else:
+                agg, ts = self.ops.add(self.ops.subtract(cur[0], old), new), max(cur[1], rec.ts)
+        elif op == "-":
             if cur is None:
                 return []
             agg, ts = self.ops.subtract(cur[0], value), max(cur[1], rec.ts)

@@ -9,7 +9,7 @@
 ...       GROUP BY card_number HAVING count(*) > 3;
 ... ''')
 >>> topo.sources, topo.sinks
-(['authorization_attempts'], ['possible_fraud'])
+(['authorization_attempts'], ['POSSIBLE_FRAUD'])
 
 Statements are compiled by calling the Python DSL, so validation, the IR and the optimizer are
 the ones Python topologies get; nodes carry the SQL ``file:line:column`` as their call site.
@@ -22,9 +22,10 @@ import os
 
 from ..dsl.topology import Topology
 from ..errors import SQLError
-from .compiler import compile_text
+from .compiler import PushQuery, Script, compile_script, compile_text
 
-__all__ = ["compile_sql", "load_file", "SQLError"]
+__all__ = ["compile_sql", "load_file", "load_script", "compile_script", "Script", "PushQuery",
+           "SQLError"]
 
 
 def compile_sql(text: str, *, name: str | None = None, path: str | None = None) -> Topology:
@@ -49,7 +50,17 @@ def compile_sql(text: str, *, name: str | None = None, path: str | None = None) 
 
 
 def load_file(path: str | os.PathLike[str]) -> Topology:
-    """Read and compile a ``.sql`` file (what ``streamdsl graph|explain|validate|run`` call).
+    """Read and compile a ``.sql`` file (what ``streamdsl graph|explain|validate`` call).
+
+    Raises:
+        SQLError: the file cannot be read, or the SQL is invalid (message ``path:line:col: ...``).
+    """
+    return load_script(path).topology
+
+
+def load_script(path: str | os.PathLike[str]) -> Script:
+    """Read and compile a ``.sql`` file into a ``Script`` (its topology, relations and push
+    queries: what ``streamdsl run`` needs to print a push query's rows and stop at its LIMIT).
 
     Raises:
         SQLError: the file cannot be read, or the SQL is invalid (message ``path:line:col: ...``).
@@ -60,4 +71,4 @@ def load_file(path: str | os.PathLike[str]) -> Topology:
             text = f.read()
     except OSError as e:
         raise SQLError(f"cannot read SQL file: {e.strerror or e}", path=p) from None
-    return compile_sql(text, path=p)
+    return compile_script(text, path=p)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from typing import Any
 
 from lark import Lark, Token, Tree
@@ -31,8 +30,11 @@ _DESCRIBE = {
 }
 # Folded into "an operator" in messages, so that the structural alternatives stand out.
 _OPERATORS = {"=", "<>", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%"}
-# Words that start a statement: seen where an alias may stand, they mean a missing ';'.
-_STATEMENT_WORDS = {"CREATE", "INSERT"}
+# Words that start a statement: seen where a statement cannot start, they mean a missing ';'.
+_STATEMENT_WORDS = {"CREATE", "INSERT", "SELECT", "SHOW", "LIST", "DESCRIBE", "EXPLAIN", "PRINT",
+                    "RUN", "TERMINATE", "SET", "UNSET", "DROP"}
+# Terminals that can start an expression: when all of them are expected, say "an expression".
+_EXPRESSION_START = {"IDENTIFIER", "INT_NUMBER", "STRING", "LPAR", "CASE", "CAST"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,18 +72,20 @@ def _syntax_error(text: str, e: UnexpectedInput, path: str | None) -> SQLError:
         return sql_error(msg, text, e.line, e.column, path=path)
     if isinstance(e, UnexpectedToken):
         tok = e.token
-        expected = _expected(e.accepts or e.expected or set())
+        accepts = set(e.accepts or e.expected or set())
+        expected = _expected(accepts)
         if tok.type == "$END":
             line, col = _end_position(text)
             return sql_error(f"unexpected end of input; expected {expected}", text, line, col, path=path)
-        prev = re.search(r"([A-Za-z_]+)\s*$", text[:tok.start_pos])
-        if prev is not None and prev.group(1).upper() in _STATEMENT_WORDS:
-            # `... FROM s <newline> CREATE STREAM ...`: CREATE was read as an alias of s.
-            line = text.count("\n", 0, prev.start(1)) + 1
-            col = prev.start(1) - (text.rfind("\n", 0, prev.start(1)) + 1) + 1
-            return sql_error(f"missing ';' before {prev.group(1).upper()} (each statement ends "
-                             "with ';')", text, line, col, path=path, length=len(prev.group(1)))
+        word = str(tok).upper()
+        if tok.type == word and word in _STATEMENT_WORDS and word not in accepts:
+            # `... FROM s <newline> CREATE STREAM ...`: the previous statement has no ';'
+            return sql_error(f"missing ';' before {word} (each statement ends with ';')", text,
+                             tok.line, tok.column, path=path, length=len(str(tok)))
         msg = f"unexpected {_show_token(tok)}; expected {expected}"
+        before = text[:tok.start_pos].rstrip()
+        if before.endswith(",") and tok.type.isalpha() and tok.type != "IDENTIFIER":
+            msg += f" (a comma before {word} with nothing after it?)"
         return sql_error(msg, text, tok.line, tok.column, path=path, length=len(str(tok)))
     if isinstance(e, UnexpectedEOF):
         line, col = _end_position(text)
@@ -109,6 +113,13 @@ def _expected(names: Any) -> str:
     punct: list[str] = []
     kinds: list[str] = []
     operators = 0
+    names = set(names)
+    if _EXPRESSION_START <= names:
+        # where an expression may start, list the structural alternatives and "an expression"
+        if "STAR" in names:
+            punct.append("'*'")
+        names = {n for n in names if n == "RPAR" or not _starts_expression(n) and n != "STAR"}
+        kinds.append("an expression")
     for name in sorted(names):
         if name.startswith("$"):
             continue
@@ -120,10 +131,13 @@ def _expected(names: Any) -> str:
             except KeyError:
                 bucket, text = kinds, name
             else:
-                if value in _OPERATORS or value.upper() in ("AND", "OR", "IS", "BETWEEN", "IN"):
+                word = value[:-2] if value.endswith("\\b") else value
+                if value in _OPERATORS or word.upper() in ("AND", "OR", "IS", "BETWEEN", "IN",
+                                                           "LIKE", "NOT"):
                     operators += 1
                     continue
-                bucket, text = (keywords, value.upper()) if value.isalpha() else (punct, f"'{value}'")
+                bucket, text = ((keywords, word.upper()) if word.replace("_", "").isalpha()
+                                else (punct, f"'{value}'"))
         if text not in bucket:
             bucket.append(text)
     items = keywords + punct + kinds
@@ -136,6 +150,12 @@ def _expected(names: Any) -> str:
     if len(items) > 12:
         items = items[:12] + ["..."]
     return "one of " + ", ".join(items)
+
+
+def _starts_expression(name: str) -> bool:
+    return name in _EXPRESSION_START or name in ("DEC_NUMBER", "QUOTED_IDENTIFIER", "MINUS", "PLUS",
+                                                 "NULL", "TRUE", "FALSE", "ARRAY", "MAP", "STRUCT",
+                                                 "NOT")
 
 
 def _end_position(text: str) -> tuple[int, int]:

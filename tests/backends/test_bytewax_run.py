@@ -69,8 +69,10 @@ def test_sql_topology_gives_byte_identical_sorted_output(tmp_path):
 
     path = os.path.join(ROOT, "topologies", "fraud_detection.sql")
     sinks = load_file(path).plan().sink_topics()
+    # the SQL twin's KEY column is the record key: ?key= reads it from each line
     data = ("-i", "authorization_attempts=" + os.path.join(ROOT, "topologies", "data",
-                                                          "authorization_attempts.jsonl"))
+                                                          "authorization_attempts.jsonl")
+            + "?key=card_number")
     local = _cli_run(path, "local", sinks, tmp_path / "local", *data)
     assert _cli_run(path, "bytewax", sinks, tmp_path / "bw", *data, "--workers", "2") == local
 

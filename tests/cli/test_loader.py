@@ -79,7 +79,7 @@ def test_sql_files_load_through_the_sql_front_end(monkeypatch):
     monkeypatch.chdir(ROOT)
     r = invoke("graph", "topologies/fraud_detection.sql", "--optimized", "--no-sites")
     assert r.exit_code == 0, r.stderr
-    assert "count() over tumbling(size=5min, grace=1min), emit final" in r.output
+    assert "agg(KSQL_COL_0=count()) over tumbling(size=5min, grace=1min), emit final" in r.output
 
 
 def test_registered_loader(work, monkeypatch):

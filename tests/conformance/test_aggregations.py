@@ -182,3 +182,47 @@ def test_group_by_none_key_drops_record(backend):
         ("u1", 1, 1_000, None),
         ("u1", 2, 4_000, None),
     ])
+
+
+def test_distinct_sets_histograms_top_k_and_by_offset_options(backend):
+    """The ksqlDB aggregates (worked out by hand from ksqlDB's function reference):
+    COUNT_DISTINCT and HISTOGRAM skip nulls, COLLECT_SET keeps first-seen order (a null is a
+    value), TOPK / TOPKDISTINCT are largest first, LATEST/EARLIEST_BY_OFFSET with
+    ignore_nulls skip nulls and with n keep that many values."""
+    topo, s = _topo()
+    s.group_by_key().agg(
+        distinct=sd.count_distinct("v"), seen=sd.collect_set("v"), hist=sd.histogram("v"),
+        top=sd.top_k("v", 2), top_distinct=sd.top_k("v", 2, distinct=True),
+        latest=sd.last("v", ignore_nulls=True), latest2=sd.last("v", n=2, ignore_nulls=True),
+        earliest=sd.first("v", ignore_nulls=True), earliest2=sd.first("v", n=2),
+    ).to_stream().to("out")
+    inputs = [("in", "a", {"v": None}, 1), ("in", "a", {"v": 3}, 2), ("in", "a", {"v": 3}, 3),
+              ("in", "a", {"v": 1}, 4), ("in", "a", {"v": None}, 5)]
+
+    def row(distinct, seen, hist, top, top_distinct, latest, latest2, earliest, earliest2):
+        return dict(distinct=distinct, seen=seen, hist=hist, top=top, top_distinct=top_distinct,
+                    latest=latest, latest2=latest2, earliest=earliest, earliest2=earliest2)
+    assert_changes(run(topo, backend, inputs, "out"), [
+        ("a", row(0, [None], {}, [], [], None, [], None, [None]), 1, None),
+        ("a", row(1, [None, 3], {3: 1}, [3], [3], 3, [3], 3, [None, 3]), 2, None),
+        ("a", row(1, [None, 3], {3: 2}, [3, 3], [3], 3, [3, 3], 3, [None, 3]), 3, None),
+        ("a", row(2, [None, 3, 1], {3: 2, 1: 1}, [3, 3], [3, 1], 1, [3, 1], 3, [None, 3]), 4, None),
+        ("a", row(2, [None, 3, 1], {3: 2, 1: 1}, [3, 3], [3, 1], 1, [3, 1], 3, [None, 3]), 5, None),
+    ])
+
+
+def test_table_collect_and_histogram_undo_a_row(backend):
+    """Over a grouped table, COLLECT_LIST drops one occurrence of the old row's value and
+    HISTOGRAM decrements it (a count of 0 leaves the map)."""
+    topo = sd.Topology("tbl")
+    topo.table("users").group_by(sd.col("region")).agg(
+        names=sd.collect("name"), hist=sd.histogram("name")).to_stream().to("out")
+    inputs = [("users", "u1", {"region": "eu", "name": "ann"}, 1),
+              ("users", "u2", {"region": "eu", "name": "bob"}, 2),
+              ("users", "u1", {"region": "us", "name": "ann"}, 3)]
+    assert_changes(run(topo, backend, inputs, "out"), [
+        ("eu", {"names": ["ann"], "hist": {"ann": 1}}, 1, None),
+        ("eu", {"names": ["ann", "bob"], "hist": {"ann": 1, "bob": 1}}, 2, None),
+        ("eu", {"names": ["bob"], "hist": {"bob": 1}}, 3, None),
+        ("us", {"names": ["ann"], "hist": {"ann": 1}}, 3, None),
+    ])

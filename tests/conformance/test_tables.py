@@ -125,3 +125,20 @@ def test_table_group_by_count_subtracts_old_then_adds_new(backend):
         ("eu", 0, 4_000, None),
         ("us", 1, 3_000, None),
     ])
+
+
+def test_table_group_by_update_within_one_group_is_forwarded_once(backend):
+    """KIP-904 (Kafka Streams 3.5+): an update whose old and new rows fall in the same group
+    subtracts and adds in one step and forwards the group once."""
+    topo = sd.Topology("tbl")
+    topo.table("users").group_by(lambda v: v["region"]).agg(
+        n=sd.count(), total=sd.sum("spend")).to_stream().to("out")
+    inputs = [("users", "u1", {"region": "eu", "spend": 5}, 1_000),
+              ("users", "u1", {"region": "eu", "spend": 7}, 2_000),   # eu: -5 +7, once
+              ("users", "u1", {"region": "us", "spend": 7}, 3_000)]   # eu -7, then us +7
+    assert_changes(run(topo, backend, inputs, "out"), [
+        ("eu", {"n": 1, "total": 5}, 1_000, None),
+        ("eu", {"n": 1, "total": 7}, 2_000, None),
+        ("eu", {"n": 0, "total": 0}, 3_000, None),
+        ("us", {"n": 1, "total": 7}, 3_000, None),
+    ])

@@ -26,12 +26,12 @@ def joiner(left, right):
     return (left, right)
 
 
-def _stream_stream(how, within, grace):
+def _stream_stream(how, within, grace, eager=False):
     t = sd.Topology("ss")
     a = t.stream("a", key="k", timestamp="ts")
     b = t.stream("b", key="k", timestamp="ts")
     getattr(a, {"inner": "join", "left": "left_join", "outer": "outer_join"}[how])(
-        b, joiner, within=within, grace=grace).to("out")
+        b, joiner, within=within, grace=grace, eager=eager).to("out")
     return t
 
 
@@ -57,14 +57,19 @@ class _Reference:
     partners found by scanning; a failing joiner keeps the state changes made before it."""
 
     def __init__(self, node):
-        self.within, self.grace, self.how = node.within, node.grace, node.how
+        self.before, self.grace, self.how = node.within, node.grace, node.how
+        self.after = node.within if node.after is None else node.after
+        self.eager = node.eager
         self.st, self.seq, self.records, self.unmatched = None, 0, [], {}
 
+    def _limit(self, side):
+        # a left record's window closes at t + after, a right record's at t + before
+        return (self.after if side == "left" else self.before) + self.grace
+
     def _held(self, everything):
-        limit = self.within + self.grace
         due = sorted((t, 0 if side == "right" else 1, key_order(k), seq)
                      for seq, (t, side, k, v) in self.unmatched.items()
-                     if everything or t + limit < self.st)
+                     if everything or t + self._limit(side) < self.st)
         out = []
         for t, _, _, seq in due:
             _, side, k, v = self.unmatched.pop(seq)
@@ -76,19 +81,26 @@ class _Reference:
         if k is None or v is None:
             return [], "skipped"
         self.st = t if self.st is None else max(self.st, t)
-        if t + self.within + self.grace < self.st:
+        if t + self._limit(port) < self.st:
             return [], "late"
         out = self._held(False) if t == self.st else []
         seq = self.seq = self.seq + 1
         self.records.append((t, seq, port, k, v))
+        # the window of a left record is [t - before, t + after], of a right one mirrored
+        lo, hi = (t - self.before, t + self.after) if port == "left" else (t - self.after,
+                                                                           t + self.before)
         partners = sorted((e for e in self.records if e[2] != port and e[3] == k
-                           and abs(e[0] - t) <= self.within), key=lambda e: (e[0], e[1]))
+                           and lo <= e[0] <= hi), key=lambda e: (e[0], e[1]))
         for e in partners:
             self.unmatched.pop(e[1], None)
             lv, rv = (v, e[4]) if port == "left" else (e[4], v)
             out.append(Record(k, joiner(lv, rv), max(t, e[0]), None, rec.origin))
         if not partners and (self.how == "outer" or (self.how == "left" and port == "left")):
-            self.unmatched[seq] = (t, port, k, v)
+            if self.eager:
+                out.append(Record(k, joiner(v, None) if port == "left" else joiner(None, v), t,
+                                  None, rec.origin))
+            else:
+                self.unmatched[seq] = (t, port, k, v)
         return out, None
 
 
@@ -159,8 +171,10 @@ raw_items = st.lists(st.tuples(st.booleans(), st.sampled_from(["x", "x", "y", 3,
                                st.integers(min_value=-5, max_value=6)),
                      max_size=40)
 
-STREAM_STREAM = [_join_node(_stream_stream(how, within, grace))
-                 for how in ("inner", "left", "outer") for within, grace in ((0, 0), (4, 3))]
+STREAM_STREAM = [_join_node(_stream_stream(how, within, grace, eager))
+                 for how in ("inner", "left", "outer")
+                 for within, grace, eager in ((0, 0, False), (4, 3, False), ((1, 5), 2, False),
+                                              ((6, 0), 1, False), (3, 2, True), ((0, 4), 1, True))]
 TABLE_JOINS = ([_join_node(_stream_table(how)) for how in ("inner", "left")]
                + [_join_node(_table_table(how)) for how in ("inner", "left", "outer")])
 cut_points = st.lists(st.integers(min_value=0, max_value=40), max_size=4)
@@ -216,3 +230,21 @@ def test_stream_stream_join_entry_points_and_rules(raw, which, cuts, snap_at):
        cuts=cut_points, snap_at=st.integers(min_value=0, max_value=40))
 def test_table_join_entry_points(raw, which, cuts, snap_at):
     _check_entry_points(TABLE_JOINS[which], _records(raw), cuts, snap_at)
+
+
+def test_windowed_table_join_keeps_each_window_a_row_of_its_own():
+    """Two windows of one key are two rows: a window's update never sees the other's row."""
+    t = sd.Topology("wtt")
+    counts = {}
+    for name in ("a", "b"):
+        counts[name] = (t.stream(name, key="k", timestamp="ts").group_by_key()
+                        .window(sd.tumbling(10)).count())
+    counts["a"].join(counts["b"], lambda x, y: (x, y)).to_stream().to("out")
+    proc = make_processor(_join_node(t), Metrics())
+    w1, w2 = (0, 10), (10, 20)
+    out = []
+    for port, rec in [("left", Record("x", 1, 1, w1)), ("right", Record("x", 5, 12, w2)),
+                      ("left", Record("x", 2, 13, w2)), ("right", Record("x", None, 14, w1))]:
+        out += [(r.key, r.value, r.ts, r.window) for r in proc.process(port, rec)]
+    # the right row of w2 joins only w2's left row; a delete in w1 (never joined) emits nothing
+    assert out == [("x", (2, 5), 13, w2)]

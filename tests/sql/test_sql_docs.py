@@ -23,8 +23,8 @@ def test_sql_blocks_compile():
         script += block
         topo = compile_sql(script, name="docs")
         assert topo.sinks, f"block {i + 1}"
-    assert {"possible_fraud", "slow_views", "all_views", "views_per_minute", "word_counts",
-            "views_then_clicks", "views_by_country"} <= set(topo.sinks)
+    assert {"POSSIBLE_FRAUD", "SLOW_VIEWS", "all_views", "views_per_minute", "WORD_COUNTS",
+            "VIEWS_THEN_CLICKS", "VIEWS_BY_COUNTRY", "QUERY_1"} <= set(topo.sinks)
 
 
 def test_python_blocks_run(capsys):
@@ -34,6 +34,6 @@ def test_python_blocks_run(capsys):
     for i, c in enumerate(code):
         exec(compile(c, f"{PAGE}#python{i + 1}", "exec"), ns)
     printed = capsys.readouterr().out
-    assert "line 2:33: unknown column 'amout' in SELECT; did you mean 'amount'?" in printed
+    assert "line 2:33: unknown column 'AMOUT' in SELECT; did you mean 'AMOUNT'?" in printed
     # The error excerpt shown on the page is what the code prints.
     assert printed.strip() in PAGE.read_text()

@@ -110,3 +110,53 @@ def test_positions_are_recorded():
     st = statement("CREATE STREAM x AS\n  SELECT a\n  FROM s\n  WHERE a > 1")
     where = next(st.find_data("where_clause"))
     assert (where.meta.line, where.meta.column) == (4, 3)
+
+
+@pytest.mark.parametrize("sql, kind, expected", [
+    ("SELECT a FROM s EMIT CHANGES", "select_stmt", {"emit_changes"}),
+    ("SELECT a, COUNT(*) FROM s WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY a EMIT CHANGES LIMIT 3",
+     "select_stmt", {"limit_clause", "group_by"}),
+    ("SHOW STREAMS", "show_stmt", set()),
+    ("LIST TABLES", "show_stmt", set()),
+    ("SHOW QUERIES", "show_stmt", set()),
+    ("DESCRIBE orders", "describe_stmt", set()),
+    ("EXPLAIN SELECT a FROM s EMIT CHANGES", "explain_stmt", {"query"}),
+    ("PRINT 'orders' FROM BEGINNING LIMIT 2", "print_stmt", {"from_beginning", "limit_clause"}),
+    ("RUN SCRIPT 'setup.sql'", "run_script", set()),
+    ("TERMINATE CSAS_X_1", "terminate_stmt", set()),
+    ("SET 'auto.offset.reset' = 'earliest'", "set_stmt", set()),
+    ("DROP STREAM IF EXISTS s DELETE TOPIC", "drop_stmt", {"if_exists"}),
+])
+def test_push_queries_and_shell_statements(sql, kind, expected):
+    st = statement(sql + ";")
+    assert st.data == kind and expected <= rules(st)
+
+
+@pytest.mark.parametrize("expr, expected", [
+    ("CAST(a AS BIGINT)", {"cast_expr"}),
+    ("CAST(a AS ARRAY<INT>)", {"cast_expr", "array_type"}),
+    ("tags[1]", {"subscript"}),
+    ("attrs['k']", {"subscript"}),
+    ("addr->zip", {"dereference"}),
+    ("ARRAY[1, 2]", {"array_constructor"}),
+    ("MAP('a' := 1, 'b' := 2)", {"map_constructor", "map_entry"}),
+    ("STRUCT(x := 1)", {"struct_constructor", "struct_field"}),
+    ("a LIKE 'x%'", {"like"}),
+    ("a NOT LIKE 'x%'", {"not_like"}),
+    ("a IS DISTINCT FROM b", {"is_distinct"}),
+    ("a IS NOT DISTINCT FROM b", {"is_not_distinct"}),
+    ("1.5e3", {"dec_lit"}),
+])
+def test_expression_forms(expr, expected):
+    st = statement(f"CREATE STREAM x AS SELECT {expr} AS c FROM s;")
+    assert expected <= rules(st)
+
+
+def test_reserved_words_end_a_select_list_where_a_name_would_stand():
+    # `SELECT a, FROM s`: FROM cannot be a column, so the error is at FROM (see test_sql_errors)
+    from streamdsl.errors import SQLError
+    with pytest.raises(SQLError) as info:
+        parse("SELECT a, FROM s EMIT CHANGES;")
+    assert (info.value.line, info.value.column) == (1, 11)
+    # back-quoted, a reserved word is a name
+    assert statement("SELECT `from` FROM s EMIT CHANGES;").data == "select_stmt"
