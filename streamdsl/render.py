@@ -1,9 +1,9 @@
 """Render a plan as text, Mermaid, Graphviz dot or JSON (``streamdsl graph``).
 
-Every format shows the same things: sources and sinks, each operator with its configuration,
-repartitions (shuffles), state stores, windows (size, grace, emit mode), join windows, the
-user's file:line, and the edges with their ports (``left``/``right`` of a join, a branch's
-name).
+Every format shows the same things: the sub-topologies and their tasks, sources and sinks,
+each operator with its configuration, repartitions (shuffles), state stores, windows (size,
+grace, emit mode), join windows, the user's file:line, and the edges with their ports
+(``left``/``right`` of a join, a branch's name).
 
 >>> import streamdsl as sd
 >>> t = sd.Topology("demo")
@@ -12,15 +12,18 @@ name).
 Topology demo: 3 operators, 1 source, 1 sink, 0 repartitions, 0 state stores
   sources: in (stream)
   sinks:   out (stream)
+  tasks:   1 partition: 1 sub-topology, 1 task
 <BLANKLINE>
-  Source source-in
-      stream 'in'
+  Sub-topology: 0 (tasks: 0_0)
+    Source: source-in (topics: [in])
+        stream 'in'
       --> filter-1
-  Filter filter-1
-      n > 1
+    Processor: filter-1 (Filter)
+        n > 1
       --> sink-out
-  Sink sink-out
-      to 'out'
+      <-- source-in
+    Sink: sink-out (topic: out)
+      <-- filter-1
 """
 
 from __future__ import annotations
