@@ -29,8 +29,8 @@ import numbers
 import zlib
 from typing import Any, Callable, Iterable, Iterator
 
-from streamdsl.ir.nodes import (Aggregate, Node, StreamTableJoin, TableAggregate, TableGroupBy,
-                                TableTableJoin)
+from streamdsl.ir.nodes import Node
+from streamdsl.ir.tasks import keys_only
 from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.records import InputEvent
 
@@ -80,17 +80,6 @@ def merge_keys(events: Iterable[InputEvent], source_index: int,
 #: Groups a per-key operator's records are spread over (see ``task_of``).
 KEY_GROUPS = 16
 
-
-def keys_only(node: Node) -> bool:
-    """Whether ``node``'s state and results for a key depend only on that key's records.
-
-    True for non-windowed aggregations, table re-groupings and stream-table and table-table
-    joins: no stream time, no expiry, no state shared between keys. Their records may be
-    split by key.
-    """
-    if isinstance(node, Aggregate):
-        return node.window is None
-    return isinstance(node, (StreamTableJoin, TableTableJoin, TableGroupBy, TableAggregate))
 
 
 class KeyGroupRoute:

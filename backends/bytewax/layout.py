@@ -33,9 +33,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from streamdsl.ir.nodes import (Aggregate, Node, Sink, Source, StreamTableJoin, TableAggregate,
-                                TableGroupBy, TableTableJoin)
+from streamdsl.ir.nodes import Node, Sink, Source
 from streamdsl.ir.plan import Plan
+from streamdsl.ir.tasks import keys_only
 from streamdsl.runtime.partitioning import Partitioner
 
 from .keys import key_group
@@ -57,10 +57,8 @@ def step_id(name: str) -> str:
 
 
 def per_key(node: Node) -> bool:
-    """Whether ``node``'s state and results are per key (no stream time, no other keys)."""
-    if isinstance(node, Aggregate):
-        return node.window is None
-    return isinstance(node, (StreamTableJoin, TableTableJoin, TableGroupBy, TableAggregate))
+    """Whether ``node``'s state and results are per key (``streamdsl.ir.tasks.keys_only``)."""
+    return keys_only(node)
 
 
 @dataclass

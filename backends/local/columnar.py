@@ -31,9 +31,9 @@ class Segment(NamedTuple):
     port: str
     #: ``{stage owner: fail(record, exception)}`` for the stateless stages on the way
     fails: dict[str, Callable]
-    #: ``columns(partition)``: the operator's columnar fast path in that task,
-    #: ``(keys, values, timestamps, positions, source, fail) -> outputs``
-    columns: Callable[[int], Callable]
+    #: ``columns(keys, values, timestamps, positions, source, fail)``: the operator over a
+    #: run, ``[(partition, that task's outputs)]`` (its columnar fast paths)
+    columns: Callable
     #: the sink that is the operator's only output, when ``columns`` builds its records
     sink: str | None
     #: the nodes on the way, for ``explain``
@@ -87,26 +87,34 @@ class Segments:
         if sink in self.batches.merging_sinks:
             sink = None
         tasks = self.batches.steps[dst]
-        built: dict[int, Callable] = {}
+        n = self.batches.partitioner.n
+        shared = n > 1 and tasks[1] == tasks[0]  # one processor for every task (keys only)
+        rows = dst in self.batches.rows_nodes
         fp = fastpaths.find("stream-table-join-to-sink", op_node, port) if sink else None
         if fp is not None:
-            def build(p: int) -> Any:
-                return fp.build(tasks[p].processor)
+            fns = [fp.build(tasks[0].processor)] * n if shared else \
+                [fp.build(t.processor) for t in tasks]
         else:
             sink = None
             fp = fastpaths.find("tumbling-columns", op_node, port)
             if fp is None:
                 return None
-            rows = dst in self.batches.rows_nodes
+            fns = [fp.build(t.processor, rows=rows) for t in tasks]
+        partitions_of = _partitions(self.batches.partitioner)
+        every = fastpaths.find("tumbling-columns-tasks", op_node, port) if n > 1 else None
+        all_tasks = every.build([t.processor for t in tasks], rows=rows) if every else None
 
-            def build(p: int) -> Any:
-                return fp.build(tasks[p].processor, rows=rows)
-
-        def columns(p: int) -> Callable:
-            fn = built.get(p)
-            if fn is None:
-                fn = built[p] = build(p)
-            return fn
+        def columns(ks: list, vs: list, tss: list, ps: Any, source: str,
+                    fail: Callable) -> list[tuple[int, list]]:
+            """The operator over a run of columns: ``[(partition, its task's outputs)]``."""
+            if n == 1 or (shared and sink is not None):  # the sink needs no partition
+                return [(0, fns[0](ks, vs, tss, ps, source, fail))]
+            parts = partitions_of(ks, ps)
+            if all_tasks is not None:
+                return list(enumerate(all_tasks(ks, vs, tss, ps, source, fail, parts)))
+            # each task takes its rows in one pass over the columns (partition order)
+            return [(q, fns[q](ks, vs, tss, ps, source, fail, parts, q))
+                    for q in sorted(set(parts))]
         ingest_fp = fastpaths.find("columnar-ingest", source)
         ingest = ingest_fp.build(source, chain) if ingest_fp is not None else None
         if ingest is None:
@@ -137,13 +145,8 @@ class Segments:
         write = self.wiring.sink_output(seg.sink) if seg.sink is not None else None
         ingest, columns = seg.ingest, seg.columns
         run = self.batches.run
-        partitions_of = _partitions(self.batches.partitioner)
         for chunk, pos in chunks:
-            ks, vs, tss, ps = ingest(chunk, pos, bad, seg.fails)
-            parts = partitions_of(ks, ps)
-            # each task takes its rows in one pass over the columns (partition order)
-            for part in (sorted(set(parts)) if parts is not None else (0,)):
-                outs = columns(part)(ks, vs, tss, ps, topic, fail, parts, part)
+            for part, outs in columns(*ingest(chunk, pos, bad, seg.fails), topic, fail):
                 if write is not None:  # the operator built the sink's records itself
                     write(outs)
                 elif outs:

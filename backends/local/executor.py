@@ -21,7 +21,7 @@ from operator import le
 from typing import Any, Callable, Iterable, Iterator
 
 from streamdsl.ir.plan import Plan
-from streamdsl.ir.tasks import sub_topology_of
+from streamdsl.ir.tasks import keys_only, sub_topology_of
 from streamdsl.runtime.drive import NodeStep, node_step
 from streamdsl.runtime.failures import failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest, make_ingest_items
@@ -59,7 +59,8 @@ class Executor:
     def __init__(self, plan: Plan, *, on_error: str | None = None,
                  sink_writers: dict[str, SinkWriter] | None = None,
                  dead_letter_writer: Callable[[DeadLetter], None] | None = None,
-                 partition_of: Callable[[Record], int] | None = None):
+                 partition_of: Callable[[Record], int] | None = None,
+                 exact_tasks: bool = False):
         self.plan = plan
         self.on_error = on_error or plan.on_error
         self.metrics = Metrics()
@@ -74,11 +75,15 @@ class Executor:
         #: ``partition_of(record)``: an ingested record's partition (by default its key's,
         #: or its position's when it has none; a Kafka run gives the record's own partition)
         self.partition_of = partition_of or (lambda rec: partitioner(rec.key, rec.origin[1]))
-        #: ``steps[name][p]``: node ``name`` in the task of partition ``p`` (a stateless node
-        #: shares one step between its tasks)
+        #: ``steps[name][p]``: node ``name`` in the task of partition ``p``. A stateless node
+        #: shares one step between its tasks, and so does a stateful node whose results per
+        #: key depend on that key's records only (``ir.tasks.keys_only``: its tasks' states
+        #: hold disjoint keys, so one processor gives the same records) unless
+        #: ``exact_tasks`` asks for one processor per task (a run whose tasks' states must be
+        #: snapshotted apart: a Kafka run sharing its tasks with other instances)
         self.steps: dict[str, list[NodeStep]] = {}
         for n in plan.topological():
-            if n.stateful:
+            if n.stateful and (exact_tasks or not keys_only(n)):
                 self.steps[n.name] = [node_step(n, self.metrics) for _ in range(self.partitions)]
             else:
                 self.steps[n.name] = [node_step(n, self.metrics)] * self.partitions
@@ -310,7 +315,7 @@ class Executor:
         for name in self.wiring.order:
             emit = self._emit[name]
             steps = self.steps[name]
-            for part, step in enumerate(steps[:1] if not steps[0].node.stateful else steps):
+            for part, step in enumerate(steps[:1] if steps[1:2] == steps[:1] else steps):
                 try:
                     outs = step.processor.on_end()
                 except Exception as e:  # a user function failing while windows close
@@ -376,12 +381,14 @@ class Executor:
         return [fp for fp in fastpaths.FAST_PATHS if fp.name in used]
 
     def task_processors(self) -> dict[str, dict[str, Processor]]:
-        """Task id (``"<sub-topology>_<partition>"``) -> its stateful nodes' processors."""
+        """Task id (``"<sub-topology>_<partition>"``) -> its stateful nodes' processors (a
+        processor shared by a node's tasks is listed under its first task)."""
         out: dict[str, dict[str, Processor]] = {}
         for name, steps in self.steps.items():
             if steps[0].node.stateful:
                 sub = self.sub_topology[name]
-                for p, step in enumerate(steps):
+                shared = steps[1:2] == steps[:1]  # one processor for every task: listed once
+                for p, step in enumerate(steps[:1] if shared else steps):
                     out.setdefault(f"{sub}_{p}", {})[name] = step.processor
         return out
 

@@ -17,6 +17,10 @@ Entry points, by ``FastPath.entry``:
   instead of records;
 * ``columns-to-sink``: the same, returning the sink's ``OutputRecord`` s (the operator's only
   output is a sink);
+* ``columns-tasks``: ``fn(keys, values, timestamps, positions, source, fail, parts) ->
+  [outputs of each task]``, built from the processors of every task
+  (``build(processors)``): the rows of every partition's task in one pass, equal to each
+  task's processor over its own rows;
 * ``ingest-columns``, ``tail``, ``merge``: generated ingest, fused tails and the in-memory
   merge (``codegen.py``, ``merge.py``), equal to the kernel's ingest, operators and input
   order.
@@ -44,11 +48,13 @@ from streamdsl.windows import TumblingWindow
 from . import codegen, merge
 
 __all__ = ["FastPath", "FAST_PATHS", "find", "Rows", "BATCH", "COLUMNS", "COLUMNS_TO_SINK",
+           "COLUMNS_TASKS",
            "INGEST_COLUMNS", "TAIL", "MERGE"]
 
 BATCH = "batch"
 COLUMNS = "columns"
 COLUMNS_TO_SINK = "columns-to-sink"
+COLUMNS_TASKS = "columns-tasks"
 INGEST_COLUMNS = "ingest-columns"
 TAIL = "tail"
 MERGE = "merge"
@@ -229,6 +235,87 @@ def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: l
     return out
 
 
+def _tumbling_tasks(procs: list[TimeWindowAggregate], rows: bool = False) -> Callable:
+    """``tasks(keys, values, timestamps, positions, source, fail, parts) -> [outputs of
+    task 0, of task 1, ...]``: the rows of several tasks of one tumbling window in one pass,
+    ``parts`` giving each row's partition and ``procs[q]`` the task's processor. Each task
+    keeps its own stream time, windows and expiry, exactly as ``_tumbling`` over its rows
+    alone. The emit-final count over rows without null keys or values (no user code runs)
+    keeps every task's state in lists indexed by partition; anything else runs ``_tumbling``
+    once per task present."""
+    proc0 = procs[0]
+    call_free = proc0.final and proc0.ops.spec.kind == "count"
+    n = len(procs)
+
+    def tasks(keys: list, values: list, timestamps: list, positions: Sequence[int],
+              source: str, fail: Fail, parts: list) -> list[list]:
+        def record(j: int) -> Record:
+            return Record(keys[j], values[j], timestamps[j], None, (source, positions[j]))
+        if not call_free or None in keys or None in values:
+            present = set(parts)
+            return [_tumbling(procs[q], keys, values, timestamps, record,
+                              lambda j: (source, positions[j]), fail, rows, parts, q)
+                    if q in present else [] for q in range(n)]
+        return _count_final_tasks(procs, keys, timestamps, parts, record, fail, rows)
+    return tasks
+
+
+def _count_final_tasks(procs: list[TimeWindowAggregate], keys: list, timestamps: list,
+                       parts: list, record: Callable, fail: Fail, rows: bool) -> list[list]:
+    """``_tumbling``'s call-free loop (an emit-final count, no null key or value) over several
+    tasks' rows, each task's state in lists indexed by its partition: stream time, the
+    window kept at hand (``(start, bucket)``) and when the first open window closes."""
+    size, grace = procs[0].size, procs[0].grace
+    metas = [p.meta_data for p in procs]
+    wins = [p.windows for p in procs]
+    startss = [m["starts"] for m in metas]
+    sts = [m["stream_time"] for m in metas]
+    firsts = [s[0] + size if s else 1 << 62 for s in startss]
+    at_hand: list = [(None, None)] * len(procs)
+    outs: list[list] = [Rows() if rows else [] for _ in procs]
+    key_it = iter(keys)
+    it = zip(key_it, timestamps, parts)
+    while True:
+        try:
+            for k, ts, q in it:
+                st = sts[q]
+                if ts > st:
+                    sts[q] = st = ts
+                close = st - grace
+                start = ts - ts % size
+                if start + size <= close:
+                    procs[q].ctx.late()
+                else:
+                    last, bucket = at_hand[q]
+                    if start != last:
+                        windows = wins[q]
+                        bucket = windows.get(start)
+                        if bucket is None:
+                            bucket = windows[start] = {}
+                            starts = startss[q]
+                            bisect.insort(starts, start)
+                            firsts[q] = starts[0] + size
+                        at_hand[q] = (start, bucket)
+                    cur = bucket.get(k)
+                    if cur is None:
+                        bucket[k] = (1, ts)
+                    else:
+                        bucket[k] = (cur[0] + 1, cur[1] if cur[1] > ts else ts)
+                if firsts[q] <= close:
+                    _expire(procs[q], close, outs[q])
+                    starts = startss[q]
+                    firsts[q] = starts[0] + size if starts else 1 << 62
+                    at_hand[q] = (None, None)
+            break
+        except TypeError as e:  # an unhashable key: reported, and the loop resumes after it
+            j = len(keys) - length_hint(key_it) - 1
+            metas[parts[j]]["stream_time"] = sts[parts[j]]
+            fail(record(j), e)
+    for meta, st in zip(metas, sts):
+        meta["stream_time"] = st
+    return outs
+
+
 def _expire(proc: TimeWindowAggregate, close: int, out: list) -> None:
     """``TimeWindowAggregate._expire`` (the windows ``closing`` gives, keys sorted), building
     rows when ``out`` is ``Rows``."""
@@ -331,6 +418,10 @@ FAST_PATHS: tuple[FastPath, ...] = (
     FastPath("tumbling-columns", ("Aggregate",), COLUMNS, TimeWindowAggregate.process_batch,
              _tumbling_applies, _tumbling_columns,
              "the tumbling loop over the columns of the columnar ingest"),
+    FastPath("tumbling-columns-tasks", ("Aggregate",), COLUMNS_TASKS,
+             TimeWindowAggregate.process_batch, _tumbling_applies, _tumbling_tasks,
+             "the tumbling loop over several tasks' rows of a run at once, each task's state "
+             "and stream time kept apart (several partitions)"),
     FastPath("stream-table-join-to-sink", ("StreamTableJoin",), COLUMNS_TO_SINK,
              StreamTableJoinProcessor.process_batch,
              lambda node, port: isinstance(node, StreamTableJoin) and port == "left",

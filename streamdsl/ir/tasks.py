@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from .nodes import Repartition, Source
+from .nodes import (Aggregate, Node, Repartition, Source, StreamTableJoin, TableAggregate,
+                    TableGroupBy, TableTableJoin)
 from .plan import Plan
 
-__all__ = ["SubTopology", "sub_topologies", "sub_topology_of", "task_ids", "repartition_topic"]
+__all__ = ["SubTopology", "sub_topologies", "sub_topology_of", "task_ids", "repartition_topic",
+           "keys_only"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +79,14 @@ def repartition_topic(plan: Plan, name: str, group: str | None = None) -> str:
     """The Kafka topic of repartition node ``name``: ``<group>-<name>-repartition`` (the
     group defaults to the topology name, as Kafka Streams' application id)."""
     return f"{group or plan.name}-{name}-repartition"
+
+
+def keys_only(node: Node) -> bool:
+    """Whether a stateful node's state and results for a key depend on that key's records only:
+    no stream time, no expiry, nothing shared between keys (a non-windowed aggregation, a
+    table's re-grouping and its aggregate, a stream-table or table-table join). Such a node
+    gives the same results however its keys are spread over tasks, so a backend may split (or
+    share) its tasks by key as it likes; any other stateful node runs one task per partition."""
+    if isinstance(node, Aggregate):
+        return node.window is None
+    return isinstance(node, (StreamTableJoin, TableTableJoin, TableGroupBy, TableAggregate))

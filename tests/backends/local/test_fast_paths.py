@@ -218,17 +218,68 @@ def check_tumbling_batch(data: st.DataObject) -> None:
     assert got == reference
 
 
+def _partitions_of(data: st.DataObject, n_items: int) -> tuple[list[int], int]:
+    """A partition per row (of 3) and the partition a task takes."""
+    parts = data.draw(st.lists(st.integers(0, 2), min_size=n_items, max_size=n_items))
+    return parts, data.draw(st.integers(0, 2))
+
+
 def check_tumbling_columns(data: st.DataObject) -> None:
+    """The columns entry, alone or as one task of several rows' partitions (``parts``: it
+    takes the rows of its own partition only)."""
     node, items, chunks, snap_at, rows = _tumbling_case(data)
     fp = fastpaths.find("tumbling-columns", node)
-    reference = _drive_stateful(node, items, [items], 1, _process_one_by_one)
+    parts, part = _partitions_of(data, len(items)) if data.draw(st.booleans()) else (None, 0)
+    mine = items if parts is None else [it for it, q in zip(items, parts) if q == part]
+    reference = _drive_stateful(node, mine, [mine], 1, _process_one_by_one)
+    where = {id(r): i for i, (_, r) in enumerate(items)}
 
     def fast(proc, chunk, fail):
         recs = [r for _, r in chunk]
+        chunk_parts = None if parts is None else [parts[where[id(r)]] for r in recs]
         return fp.build(proc, rows=rows)([r.key for r in recs], [r.value for r in recs],
                                          [r.ts for r in recs], [r.origin[1] for r in recs],
-                                         "in", fail)
+                                         "in", fail, chunk_parts, part)
     assert _drive_stateful(node, items, chunks, snap_at, fast) == reference
+
+
+def check_tumbling_columns_tasks(data: st.DataObject) -> None:
+    """Three tasks' rows in one pass equal each task's processor over its own rows."""
+    node, items, chunks, snap_at, rows = _tumbling_case(data)
+    fp = fastpaths.find("tumbling-columns-tasks", node)
+    parts, _ = _partitions_of(data, len(items))
+    metrics = Metrics()
+    refs = [make_processor(node, metrics) for _ in range(3)]
+    ref_failed, ref_fail = _failures()
+    ref_out: list = [[] for _ in range(3)]
+    for (port, rec), q in zip(items, parts):
+        try:
+            ref_out[q] += refs[q].process(port, rec)
+        except Exception as e:
+            ref_fail(rec, e)
+    fast_metrics = Metrics()
+    procs = [make_processor(node, fast_metrics) for _ in range(3)]
+    got_failed, got_fail = _failures()
+    got_out: list = [[] for _ in range(3)]
+    pos = 0
+    for i, chunk in enumerate(chunks):
+        if i == snap_at:
+            snaps = [p.snapshot() for p in procs]
+            procs = [make_processor(node, fast_metrics) for _ in range(3)]
+            for p, snap in zip(procs, snaps):
+                p.restore(copy.deepcopy(snap))
+        recs = [r for _, r in chunk]
+        outs = fp.build(procs, rows=rows)(
+            [r.key for r in recs], [r.value for r in recs], [r.ts for r in recs],
+            [r.origin[1] for r in recs], "in", got_fail, parts[pos:pos + len(recs)])
+        for q in range(3):
+            got_out[q] += outs[q]
+        pos += len(recs)
+    assert [_sig(o) for o in got_out] == [_sig(o) for o in ref_out]
+    assert sorted(got_failed, key=repr) == sorted(ref_failed, key=repr)
+    assert [repr(p.snapshot()) for p in procs] == [repr(p.snapshot()) for p in refs]
+    assert [_sig(p.on_end()) for p in procs] == [_sig(p.on_end()) for p in refs]
+    assert (fast_metrics.late, fast_metrics.skipped) == (metrics.late, metrics.skipped)
 
 
 # ---- stream-table join, columns into a sink ------------------------------------------------------
@@ -253,6 +304,9 @@ def check_stream_table_join_to_sink(data: st.DataObject) -> None:
     chunks = _chunks(items, data.draw(cuts))
     snap_at = data.draw(st.integers(min_value=0, max_value=len(chunks)))
     reference = _drive_stateful(node, items, [items], 1, _process_one_by_one)
+    # as one task of several partitions' rows: the stream rows of other partitions are
+    # someone else's, so they give nothing here (``parts``)
+    other = data.draw(st.booleans())
 
     def fast(proc, chunk, fail):
         """Runs of stream records as columns into the sink, table records by the kernel."""
@@ -263,8 +317,13 @@ def check_stream_table_join_to_sink(data: st.DataObject) -> None:
                 j += 1
             recs = [r for _, r in chunk[i:j]]
             if chunk[i][0] == "left":
-                outs = fp.build(proc)([r.key for r in recs], [r.value for r in recs],
-                                      [r.ts for r in recs], [r.origin[1] for r in recs], "s", fail)
+                cols = ([r.key for r in recs], [r.value for r in recs], [r.ts for r in recs],
+                        [r.origin[1] for r in recs], "s", fail)
+                if other:  # each of this run's rows twice: as partition 1's (ours) and 0's
+                    cols = tuple(c + c if isinstance(c, list) else c for c in cols)
+                    outs = fp.build(proc)(*cols, [1] * len(recs) + [0] * len(recs), 1)
+                else:
+                    outs = fp.build(proc)(*cols)
                 out += [Record(o.key, o.value, o.timestamp, o.window, None) for o in outs]
             else:
                 out += proc.process_batch("right", recs, fail)
@@ -421,6 +480,7 @@ CASES: dict[str, Callable[[st.DataObject], None]] = {
     "stateless-batch": check_stateless_batch,
     "tumbling-batch": check_tumbling_batch,
     "tumbling-columns": check_tumbling_columns,
+    "tumbling-columns-tasks": check_tumbling_columns_tasks,
     "stream-table-join-to-sink": check_stream_table_join_to_sink,
     "columnar-ingest": check_columnar_ingest,
     "fused-tail": check_fused_tail,
