@@ -44,6 +44,7 @@ from streamdsl.errors import ConnectorError
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.records import InputEvent
 
 from .executor import Executor
@@ -307,13 +308,16 @@ class _KafkaRun:
                 self.dl = open_dead_letter_sink(self.dead_letter)
 
     def _discover(self) -> None:
+        counts: dict[str, int] = {}
         for source, s in self.kafka_in.items():
             parts = kc.topic_partitions(s)
             if not parts:
                 raise ConnectorError(f"Kafka topic {s.topic!r} (source {source!r}) does not exist at "
                                      f"{s.bootstrap_servers}; create it first")
             self.expected.update((s.topic, p) for p in parts)
+            counts[source] = len(parts)
         self.multi = len(self.expected) + len(self.other_in) > 1
+        self.partitions = _co_partitioned(self.plan, counts)
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def _fingerprint(self) -> list[tuple[str, str]]:
@@ -336,9 +340,10 @@ class _KafkaRun:
                                  f"{type(e).__name__}: {e}; aggregate values must be picklable") from e
 
     def _checkpoint_bytes(self, state: bytes, positions: dict) -> bytes:
-        # version 2: "state" is the executor's snapshot pickled on its own (version 1: as is),
-        # so that the same bytes serve a rewind (_Committed) without pickling twice
-        snap = {"version": 2, "topology": self.plan.name, "nodes": self._fingerprint(),
+        # version 3: "state" is the executor's snapshot by task, pickled on its own so that
+        # the same bytes serve a rewind (_Committed) without pickling twice (version 2: by
+        # node, one partition; version 1: not pickled on its own)
+        snap = {"version": 3, "topology": self.plan.name, "nodes": self._fingerprint(),
                 "seq": self.seq, "positions": positions, "ended": self.ended,
                 "consumed": self._consumed(), "state": state,
                 "txn": self._txn_id() if self.eos else None,
@@ -403,8 +408,18 @@ class _KafkaRun:
         # that shows aborted records to read_committed readers, such as Tansu, shows nothing).
         self.pending: list[tuple[Callable[[Any], None], Any]] = []
         writers = {t: self._writer(s.write) for t, s in self.sinks.items()}
-        self.ex = ex = Executor(self.plan, on_error=self.on_error, sink_writers=writers,
-                                dead_letter_writer=self._writer(self.dl.write) if self.dl else None)
+        # One task per partition, as Kafka Streams: a Kafka record's task is its partition's
+        # (whatever partitioner wrote it); the other inputs' records go where their keys
+        # (positions) say, over as many partitions.
+        partitioner = Partitioner(self.partitions)
+
+        def partition_of(rec: Any) -> int:
+            pos = rec.origin[1]
+            return pos[0] if type(pos) is tuple else partitioner(rec.key, pos)
+        self.ex = ex = Executor(self.plan.with_partitions(self.partitions), on_error=self.on_error,
+                                sink_writers=writers,
+                                dead_letter_writer=self._writer(self.dl.write) if self.dl else None,
+                                partition_of=partition_of, exact_tasks=True)
         # A checkpoint is needed for operator state, and for the read positions of non-Kafka
         # inputs (a file is not read again from its start by the next run).
         self.stateful = bool(self.other_in) or ex.stateful
@@ -420,7 +435,8 @@ class _KafkaRun:
                 ckpt = self._load_checkpoint(consumer)
                 if ckpt is not None:
                     state = ckpt["state"]
-                    ex.restore(pickle.loads(state) if isinstance(state, bytes) else state)
+                    self._restore(pickle.loads(state) if isinstance(state, bytes) else state,
+                                  ckpt.get("version", 1))
                     self.start_offsets = dict(ckpt["positions"])
                     skip = dict(ckpt.get("consumed", {}))
                     self.seq = ckpt["seq"]
@@ -478,6 +494,22 @@ class _KafkaRun:
         if self.stop == "interrupt":
             raise KeyboardInterrupt
         return RunResult(ex.outputs, ex.dead_letters, ex.metrics)
+
+    def _restore(self, state: dict, version: int) -> None:
+        """Restore a checkpoint's state: by task (version 3), or one partition's state by node
+        (versions 1 and 2, written before runs had one task per partition)."""
+        if version < 3:
+            subs = self.ex.sub_topology
+            state = _by_task(state, subs)
+        tasks = self.ex.task_processors()
+        unknown = sorted(set(state) - set(tasks))
+        if unknown:
+            raise ConnectorError(
+                f"the checkpoint in Kafka topic {self.checkpoint_topic!r} holds tasks "
+                f"{', '.join(unknown)}, which a run over {self.partitions} partition(s) does not "
+                "have (were partitions added to an input topic?); run with another group "
+                "(?group=NEW) to start without that state")
+        self.ex.restore(state)
 
     def _open_other(self, source: str, skip: int) -> _Channel:
         """The channel of a non-Kafka input, its first ``skip`` records already read."""
@@ -933,6 +965,32 @@ class _KafkaRun:
         self.channels.extend(self._open_other(src, c.consumed.get(src, 0)) for src in self.other_in)
         self.channels.sort(key=lambda ch: (ch.order, ch.partition))
         log.info("group %s went back to commit %s", self.group, c.txn)
+
+
+def _by_task(state: dict, sub_of: dict[str, int]) -> dict:
+    """A one-partition state by node (checkpoint versions 1 and 2) by task."""
+    out: dict = {}
+    for node, snap in state.items():
+        out.setdefault(f"{sub_of[node]}_0", {})[node] = snap
+    return out
+
+
+def _co_partitioned(plan: Plan, counts: dict[str, int]) -> int:
+    """The partitions of a run over Kafka topics with ``counts`` partitions (by source): the
+    tasks of each sub-topology are its topics' partitions, so the topics a sub-topology reads
+    (joined, merged) must have as many partitions each, as Kafka Streams requires at start-up.
+    The run has as many partitions as its largest topic."""
+    from streamdsl.ir.tasks import sub_topologies
+    for sub in sub_topologies(plan):
+        mine = [(t, counts[t]) for t in sub.topics if t in counts]
+        if len({c for _, c in mine}) > 1:
+            (a, na), (b, nb) = next((x, y) for x in mine for y in mine if x[1] != y[1])
+            raise ConnectorError(
+                f"Kafka inputs {a!r} ({na} partitions) and {b!r} ({nb} partitions) feed one "
+                f"sub-topology (a join or merge of them) but are not co-partitioned: give both "
+                "topics the same number of partitions (and the same key), or repartition one "
+                "first (key_by/group_by after reading it)")
+    return max(counts.values()) if counts else 1
 
 
 def _reason(e: BaseException) -> str:

@@ -9,26 +9,33 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import streamdsl as sd
 from streamdsl.backend import get_backend
+from streamdsl.runtime.partitioning import partition_of
 
 from kafka_helpers import Kafka, kafka  # noqa: F401  (the broker fixture)
 
-# (key, value, timestamp, partition); None values are tombstones.
-CUSTOMERS = [
-    ("c1", {"name": "Ada"}, 1_000, 0),
-    ("c2", {"name": "Bob"}, 1_500, 1),
-    ("c1", {"name": "Ada L."}, 3_000, 0),
-    ("c2", None, 4_000, 1),
-    ("c3", {"name": "Cy"}, 4_500, 0),
-    ("c3", None, 6_000, 0),
-]
-ORDERS = [
-    ("c1", {"order": "o1", "customer": "c1", "amount": 5}, 2_000, 0),
-    ("c2", {"order": "o2", "customer": "c2", "amount": 6}, 2_500, 1),
-    ("c1", {"order": "o3", "customer": "c1", "amount": 7}, 3_500, 1),
-    ("c2", {"order": "o4", "customer": "c2", "amount": 8}, 5_000, 0),
-    ("c3", {"order": "o5", "customer": "c3", "amount": 9}, 5_500, 0),
-    ("c3", {"order": "o6", "customer": "c3", "amount": 1}, 6_500, 1),
-]
+# (key, value, timestamp, partition); None values are tombstones. Records are produced to the
+# partition of their key (Kafka's default partitioner over the topics' 2 partitions), so the
+# stream-table join is co-partitioned: each task joins its own keys, as in Kafka Streams.
+def _by_key(rows):
+    return [(k, v, ts, partition_of(k, 0, 2)) for k, v, ts in rows]
+
+
+CUSTOMERS = _by_key([
+    ("c1", {"name": "Ada"}, 1_000),
+    ("c2", {"name": "Bob"}, 1_500),
+    ("c1", {"name": "Ada L."}, 3_000),
+    ("c2", None, 4_000),
+    ("c3", {"name": "Cy"}, 4_500),
+    ("c3", None, 6_000),
+])
+ORDERS = _by_key([
+    ("c1", {"order": "o1", "customer": "c1", "amount": 5}, 2_000),
+    ("c2", {"order": "o2", "customer": "c2", "amount": 6}, 2_500),
+    ("c1", {"order": "o3", "customer": "c1", "amount": 7}, 3_500),
+    ("c2", {"order": "o4", "customer": "c2", "amount": 8}, 5_000),
+    ("c3", {"order": "o5", "customer": "c3", "amount": 9}, 5_500),
+    ("c3", {"order": "o6", "customer": "c3", "amount": 1}, 6_500),
+])
 
 
 def enrichment() -> sd.Topology:
