@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from streamdsl.ir.plan import Plan
 from streamdsl.ir.tasks import keys_only, sub_topology_of
+from streamdsl.runtime.build import make_processor
 from streamdsl.runtime.drive import NodeStep, node_step
 from streamdsl.runtime.failures import failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest, make_ingest_items
@@ -391,6 +392,15 @@ class Executor:
                 for p, step in enumerate(steps[:1] if shared else steps):
                     out.setdefault(f"{sub}_{p}", {})[name] = step.processor
         return out
+
+    def reset_tasks(self, tasks: set[str]) -> None:
+        """Empty the state of ``tasks`` (task ids), as a fresh run's: a task that moved to
+        another instance, or one about to be restored."""
+        procs = self.task_processors()
+        for task in tasks:
+            for name, proc in procs.get(task, {}).items():
+                fresh = make_processor(self.plan.node(name), self.metrics)
+                proc.restore(fresh.snapshot())
 
     def state_sizes(self) -> dict[str, int]:
         """Number of state entries held per stateful operator (all its tasks)."""

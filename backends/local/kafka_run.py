@@ -130,7 +130,7 @@ class _Channel:
     source (``it``, a finite iterator)."""
 
     __slots__ = ("source", "order", "topic", "partition", "buf", "eof", "next_offset", "it",
-                 "consumed", "exhausted", "paused")
+                 "consumed", "exhausted", "paused", "active")
 
     def __init__(self, source: str, order: int, topic: str | None = None, partition: int = 0):
         self.source = source
@@ -144,6 +144,8 @@ class _Channel:
         self.consumed = 0
         self.exhausted = False
         self.paused = False
+        #: a Kafka partition this run owns now (a shared group can take it away)
+        self.active = True
 
 
 class _KafkaRun:
@@ -239,6 +241,9 @@ class _KafkaRun:
         self.producer_ok = True  # False: the transactional producer must be replaced
         self.broker_error: tuple[float, str] | None = None  # (when, what): the last "unreachable"
         self.failing_since: float | None = None  # when commits started to fail (None: they do not)
+        self.assignment_changed = time.monotonic()  # when the group last gave or took partitions
+        #: a shared group: the offsets this instance last committed, by (topic, partition)
+        self.last_committed: dict[tuple[str, int], int] = {}
 
     # ---- set-up ------------------------------------------------------------------------------------
     def _spec(self, topic: str, **changes: Any) -> kc.KafkaSpec:
@@ -260,6 +265,9 @@ class _KafkaRun:
             "fetch.wait.max.ms": 100,
             "error_cb": self._on_error})
         conf.update(self.config)
+        if "session.timeout.ms" in self.config and "heartbeat.interval.ms" not in self.config:
+            # a heartbeat must come well within the session, or the member keeps losing it
+            conf["heartbeat.interval.ms"] = max(1, int(conf["session.timeout.ms"]) // 3)
         self.session_timeout = int(conf["session.timeout.ms"]) / 1000
         return ck.Consumer(conf)
 
@@ -318,6 +326,14 @@ class _KafkaRun:
             counts[source] = len(parts)
         self.multi = len(self.expected) + len(self.other_in) > 1
         self.partitions = _co_partitioned(self.plan, counts)
+        # Tasks can move between instances of the group when each is a partition of the
+        # input topics alone: one sub-topology (a repartition would need a Kafka topic between
+        # tasks of different instances), no other input (each instance would read a file
+        # whole), and at_least_once (one transactional producer per group). Such a run
+        # checkpoints each task apart, so a task continues where it stopped wherever it goes.
+        from streamdsl.ir.tasks import sub_topologies
+        self.shareable = (not self.eos and not self.other_in
+                          and len(sub_topologies(self.plan)) == 1)
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def _fingerprint(self) -> list[tuple[str, str]]:
@@ -349,6 +365,80 @@ class _KafkaRun:
                 "txn": self._txn_id() if self.eos else None,
                 "parent": self.committed.txn if self.committed is not None else None}
         return pickle.dumps(snap, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _ensure_checkpoint_topic(self) -> None:
+        spec = self._spec(self.checkpoint_topic)
+        if not kc.topic_partitions(spec):
+            kc.ensure_topics(spec, {self.checkpoint_topic: (1, {"cleanup.policy": "compact"})})
+
+    def _task_key(self, task: str) -> bytes:
+        return f"{self.group}#{task}".encode()
+
+    def _task_checkpoints(self, consumer: Any, tasks: set[str]) -> dict[str, dict]:
+        """The latest checkpoint of each of ``tasks`` (key ``<group>#<task>``): the one whose
+        offsets the group has committed (the last commit that got through), else the last."""
+        ck = kc._require_kafka()
+        spec = self._spec(self.checkpoint_topic)
+        reader = ck.Consumer(spec.client_config(**{
+            "group.id": self.group + "-checkpoint-reader", "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50,
+            "enable.partition.eof": True, "isolation.level": "read_committed"}))
+        try:
+            msgs = kc.read_to_end(reader, self.checkpoint_topic,
+                                  [ck.TopicPartition(self.checkpoint_topic, 0, 0)],
+                                  kc._TIMEOUT)[0]
+        finally:
+            reader.close()
+        wanted = {self._task_key(t): t for t in tasks}
+        cands: dict[str, list[dict]] = {}
+        for m in msgs:
+            task = wanted.get(m.key())
+            if task is None or m.value() is None:
+                continue
+            try:
+                cands.setdefault(task, []).append(pickle.loads(m.value()))
+            except Exception as e:
+                log.warning("skipping an unreadable checkpoint at offset %s: %s", m.offset(), e)
+        tps = sorted({tp for cs in cands.values() for c in cs for tp in c["positions"]})
+        committed = {}
+        if tps:
+            for tp in consumer.committed([ck.TopicPartition(t, p) for t, p in tps],
+                                         timeout=kc._TIMEOUT):
+                if tp.offset >= 0:
+                    committed[(tp.topic, tp.partition)] = tp.offset
+        chosen = {}
+        for task, cs in cands.items():
+            c = next((c for c in reversed(cs)
+                      if all(committed.get(tp) == off for tp, off in c["positions"].items())),
+                     cs[-1])
+            if c["nodes"] != self._fingerprint():
+                raise ConnectorError(
+                    f"the checkpoint of task {task} in Kafka topic {self.checkpoint_topic!r} was "
+                    "written by a different topology; run this one with another group "
+                    "(?group=NEW), or delete that topic to start without state")
+            chosen[task] = c
+        return chosen
+
+    def _task_checkpoint_bytes(self, task: str, state: bytes, positions: dict) -> bytes:
+        return pickle.dumps({"version": 4, "topology": self.plan.name, "task": task,
+                             "nodes": self._fingerprint(), "seq": self.seq,
+                             "positions": positions, "ended": self.ended, "state": state},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _write_task_checkpoints(self, positions: dict) -> None:
+        """One checkpoint record per task this instance owns: its state and its partitions'
+        next offsets."""
+        tracker = self.trackers[self.base.bootstrap_servers]
+        procs = self.ex.task_processors()
+        owned = sorted({p for _, p in self.assigned})
+        for p in owned:
+            task = self._task(p)
+            state = pickle.dumps({n: proc.snapshot() for n, proc in procs.get(task, {}).items()},
+                                 protocol=pickle.HIGHEST_PROTOCOL)
+            mine = {tp: off for tp, off in positions.items() if tp[1] == p}
+            kc.produce(self.main, self.checkpoint_topic, self._task_key(task),
+                       self._task_checkpoint_bytes(task, state, mine), None, tracker,
+                       partition=0)
 
     def _load_checkpoint(self, consumer: Any) -> dict | None:
         ck = kc._require_kafka()
@@ -431,7 +521,9 @@ class _KafkaRun:
                 self._call("init_transactions", self.main.init_transactions, timeout=kc._TIMEOUT)
             skip: dict[str, int] = {}
             parent = None
-            if self.stateful:
+            if self.stateful and self.shareable:
+                self._ensure_checkpoint_topic()  # tasks are restored as they are assigned
+            elif self.stateful:
                 ckpt = self._load_checkpoint(consumer)
                 if ckpt is not None:
                     state = ckpt["state"]
@@ -561,6 +653,11 @@ class _KafkaRun:
         return lambda: signal.signal(signal.SIGINT, previous)
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self.assignment_changed = time.monotonic()
+        new = [(tp.topic, tp.partition) for tp in partitions
+               if (tp.topic, tp.partition) not in self.assigned]
+        if self.shareable and new:
+            self._adopt(consumer, new)
         for tp in partitions:
             key = (tp.topic, tp.partition)
             ch = self.kchan.get(key)
@@ -571,6 +668,7 @@ class _KafkaRun:
                 self.channels.append(ch)
                 self.channels.sort(key=lambda c: (c.order, c.partition))
                 ch.next_offset = self.start_offsets.get(key)
+            ch.active = True
             if ch.next_offset is not None:
                 tp.offset = ch.next_offset
             self.assigned.add(key)
@@ -579,10 +677,15 @@ class _KafkaRun:
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         # A rebalance (or a session timeout) took partitions away: what is buffered from them
         # is dropped and fetched again from ``next_offset`` once they come back; until then the
-        # merge waits for them (and commits wait, see ``_loop``).
+        # merge waits for them (and commits wait, see ``_loop``). In a shared group the tasks
+        # go to another instance: what they processed is committed first (their checkpoints
+        # and offsets), and their state here is dropped.
         if partitions:
+            self.assignment_changed = time.monotonic()
             log.info("group %s revoked %s", self.group,
                      ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+        if self.shareable and partitions and self.dirty:
+            self._commit()
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self.assigned.discard(key)
@@ -591,6 +694,47 @@ class _KafkaRun:
                 ch.buf.clear()
                 ch.eof = False
                 ch.paused = False
+                ch.active = not self.shareable
+        # (a revoked task's state stays until the partition comes back: see ``_adopt``)
+
+    def _task(self, partition: int) -> str:
+        return f"0_{partition}"
+
+    def _adopt(self, consumer: Any, keys: list[tuple[str, int]]) -> None:
+        """Partitions given to this instance. A task whose partitions come back untouched (the
+        group's committed offsets are still the ones this instance committed: no other
+        instance went on with them) continues with its state and positions here, as a run
+        that owns every partition does after a rebalance. Any other task starts from its
+        latest checkpoint (its state as another instance, or an earlier run, left it) and its
+        partitions from the checkpoint's offsets, else the group's committed ones, else 0."""
+        ck = kc._require_kafka()
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(
+            [ck.TopicPartition(t, p) for t, p in keys], timeout=kc._TIMEOUT)}
+        by_task: dict[str, list[tuple[str, int]]] = {}
+        for key in keys:
+            by_task.setdefault(self._task(key[1]), []).append(key)
+        moved = {task for task, ks in by_task.items()
+                 if any(k not in self.kchan or self.kchan[k].next_offset is None
+                        or committed.get(k, -1) != self.last_committed.get(k, -1) for k in ks)}
+        if not moved:
+            return
+        ckpts = self._task_checkpoints(consumer, moved) if self.stateful else {}
+        self.ex.reset_tasks(moved)
+        for task, ckpt in ckpts.items():
+            self._restore({task: pickle.loads(ckpt["state"])}, 3)
+        for task in moved:
+            ckpt = ckpts.get(task)
+            for key in by_task[task]:
+                offset = ckpt["positions"].get(key) if ckpt else None
+                if offset is None:
+                    offset = committed.get(key, -1)
+                self.start_offsets[key] = offset if offset >= 0 else 0
+                self.last_committed[key] = committed.get(key, -1)
+                ch = self.kchan.get(key)
+                if ch is not None:
+                    ch.next_offset = self.start_offsets[key]
+        if ckpts:
+            log.info("group %s: restored task(s) %s", self.group, ", ".join(sorted(ckpts)))
 
     def _status(self, text: str) -> None:
         """Say what the run waits for (``progress.status``, when the callback has one: the
@@ -600,7 +744,15 @@ class _KafkaRun:
         if status is not None:
             status(text)
 
+    def _complete(self) -> bool:
+        """Whether the run owns what it needs to go on: every partition, or (a shared group)
+        whatever the group gave it."""
+        return self.shareable or self.assigned == self.expected
+
     def _wait_for_assignment(self, *, quiet: bool = False) -> None:
+        if self.shareable:
+            self._wait_for_share(quiet)
+            return
         if not quiet and self.assigned != self.expected:
             self._status(f"joining consumer group {self.group!r} ({len(self.expected)} "
                          f"partition(s) of {', '.join(sorted(self.source_of))}) ...")
@@ -615,6 +767,32 @@ class _KafkaRun:
                     f"partitions within {self.assignment_timeout:g} s ({got}); the local backend "
                     "runs one instance per group: is another run of this topology using the group?")
             self._receive(self.consumer.consume(1000, 0.1))
+
+    def _settled(self, now: float) -> bool:
+        """Whether the input may be idle: an instance owning every partition is; one owning
+        part of them (a shared group) also needs its share unchanged for a session (a rebalance, a broker that was unreachable, gives
+        partitions back after it), and some partition unless it has had none for
+        ``assignment_timeout``."""
+        if not self.shareable or self.assigned == self.expected:
+            return True
+        quiet_for = now - self.assignment_changed
+        return quiet_for >= self.session_timeout and (
+            bool(self.assigned) or quiet_for >= self.assignment_timeout)
+
+    def _wait_for_share(self, quiet: bool) -> None:
+        """A shared group: wait until the group has given this instance its partitions (its
+        share no longer changes for a second), or at most ``assignment_timeout``."""
+        if not quiet:
+            self._status(f"joining consumer group {self.group!r} ({len(self.expected)} "
+                         f"partition(s) of {', '.join(sorted(self.source_of))}) ...")
+        deadline = time.monotonic() + self.assignment_timeout
+        last, since = set(self.assigned), time.monotonic()
+        while not self.stop and time.monotonic() < deadline:
+            self._receive(self.consumer.consume(1000, 0.1))
+            if self.assigned != last:
+                last, since = set(self.assigned), time.monotonic()
+            elif self.assigned and time.monotonic() - since >= 1.0:
+                return
 
     def _receive(self, msgs: list[Any]) -> bool:
         ck = kc._require_kafka()
@@ -681,6 +859,8 @@ class _KafkaRun:
                 best: _Channel | None = None
                 best_ts = 0
                 for ch in self.channels:
+                    if not ch.active:
+                        continue
                     head = self._head(ch)
                     if head is None:
                         if ch.topic is None or ch.eof:
@@ -715,7 +895,7 @@ class _KafkaRun:
         last_arrival = last_commit = last_progress = now
         partial_since: float | None = None
         while not self.stop:
-            owns_all = self.assigned == self.expected
+            owns_all = self._complete()
             if owns_all:
                 partial_since = None
             elif partial_since is None:
@@ -743,7 +923,9 @@ class _KafkaRun:
             if self.stop:
                 break
             if (self.until_idle is not None and now - last_arrival >= self.until_idle
-                    and all(not ch.buf and (ch.eof or ch.exhausted) for ch in self.channels)):
+                    and self._settled(now)
+                    and all(not ch.buf and (ch.eof or ch.exhausted or not ch.active)
+                            for ch in self.channels)):
                 break  # idle: every partition read to its end, nothing new for until_idle s
             if self.dirty and owns_all and now - last_commit >= self.commit_interval:
                 self._commit()
@@ -776,14 +958,16 @@ class _KafkaRun:
             if self.eos and final:  # the open transaction holds nothing
                 self._retry("abort_transaction", self._abort_once)
             return True
-        if self.assigned != self.expected:  # offsets of partitions not ours cannot be committed
+        if not self._complete():  # offsets of partitions not ours cannot be committed
             self._check_deadline("the group has not given back every partition"
                                  + (f"; {self.broker_error[1]}"
                                     if self._broker_down(self._failing_since()) else ""))
             return False
         self.seq += 1
         positions = self._positions()
-        state = self._state_bytes() if self.stateful or self.eos else b""
+        if self.shareable:
+            positions = {k: off for k, off in positions.items() if k in self.assigned}
+        state = self._state_bytes() if (self.stateful and not self.shareable) or self.eos else b""
         try:
             if self.eos:
                 self._commit_transaction(state, positions)
@@ -796,6 +980,7 @@ class _KafkaRun:
 
     def _committed_now(self, state: bytes, positions: dict, final: bool) -> None:
         self.dirty = False
+        self.last_committed.update(positions)
         self.failing_since = None
         if self.eos:
             self.committed = _Committed(state, positions, self._consumed(),
@@ -845,8 +1030,11 @@ class _KafkaRun:
                 flush()
         if self.stateful:
             tracker = self.trackers[self.base.bootstrap_servers]
-            kc.produce(self.main, self.checkpoint_topic, self.group.encode(),
-                       self._checkpoint_bytes(state, positions), None, tracker, partition=0)
+            if self.shareable:
+                self._write_task_checkpoints(positions)
+            else:
+                kc.produce(self.main, self.checkpoint_topic, self.group.encode(),
+                           self._checkpoint_bytes(state, positions), None, tracker, partition=0)
             if self.main.flush(self.broker_timeout):
                 raise ConnectorError(f"the checkpoint was not written to Kafka at "
                                      f"{self.base.bootstrap_servers} within "
