@@ -28,7 +28,7 @@ from streamdsl.windows import TumblingWindow
 
 from . import codegen, fastpaths
 from .fastpaths import Rows
-from .graph import Part, Wiring
+from .graph import Part, RepartitionWriter, Wiring
 
 __all__ = ["BatchGraph", "batchable", "Runner", "Inbox"]
 
@@ -98,8 +98,10 @@ class BatchGraph:
     """
 
     def __init__(self, wiring: Wiring, steps: dict[str, list[NodeStep]],
-                 partitioner: Partitioner, fail: NodeFail):
+                 partitioner: Partitioner, fail: NodeFail, cut: RepartitionWriter | None = None):
         self.wiring = wiring
+        #: where repartitions hand their records, if the run cuts the plan there
+        self.cut = cut
         self.steps = steps
         self.partitioner = partitioner
         self.fail = fail
@@ -173,6 +175,22 @@ class BatchGraph:
                     write([new(OutputRecord, (r.key, r.value, r.ts, r.window)) for r in part.recs])
                 return ()
             return sink_runner
+
+        if isinstance(step.node, Repartition) and self.cut is not None:
+            cut = self.cut
+            partition_of = self.partitioner
+
+            def repartition_cut_runner(parts: list[Part]):
+                # in input order: the parts of several upstream tasks merged by sequence
+                items = [(rec, part) for _port, recs, _seqs, part in parts for rec in recs]
+                if len(parts) > 1 and all(p.seqs is not None for p in parts):
+                    seqs = [s for p in parts for s in p.seqs]
+                    items = [items[i] for i in sorted(range(len(items)), key=seqs.__getitem__)]
+                for rec, part in items:
+                    k = rec.key
+                    cut(name, rec, part if k is None else partition_of(k, 0))
+                return ()
+            return repartition_cut_runner
 
         if isinstance(step.node, Repartition) and self.partitioner.n > 1:
             partition_of = self.partitioner
@@ -283,7 +301,8 @@ class BatchGraph:
             if steps[n][0].kind is BRANCH or len(plan.in_edges(n)) != 1:
                 return False
             if isinstance(node, TableFilter) or node.kind in IDENTITY_KINDS:
-                return not (isinstance(node, Repartition) and self.partitioner.n > 1)
+                return not (isinstance(node, Repartition)
+                            and (self.partitioner.n > 1 or self.cut is not None))
             stages = node.stages if isinstance(node, Fused) else (node,)
             return (isinstance(steps[n][0].processor, StatelessProcessor)
                     and all(isinstance(st, LINEAR) for st in stages))

@@ -35,7 +35,7 @@ from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord, Reco
 from . import fastpaths
 from .batches import BatchGraph, batchable
 from .columnar import Segments
-from .graph import Part, SinkWriter, Wiring
+from .graph import Handoff, Part, RepartitionWriter, SinkWriter, Wiring
 from .merge import merge_runs
 from .push import compile_push
 
@@ -52,6 +52,11 @@ class Executor:
         sink_writers: optional ``{sink topic: callable(OutputRecord)}``; sinks without a writer
             collect their records in ``outputs``.
         dead_letter_writer: optional callable receiving each ``DeadLetter``.
+        repartition_writer: optional ``write(node, record, partition)``: every
+            ``Repartition`` node hands its records to it (``partition``: its new key's task)
+            instead of passing them on in this process; they come back, through any
+            channel (a Kafka topic), as ``Handoff`` items of ``feed_many``. The plan's
+            sub-topologies are then connected only through that channel.
     """
 
     #: Largest run of input records moved through the graph as one batch.
@@ -61,7 +66,8 @@ class Executor:
                  sink_writers: dict[str, SinkWriter] | None = None,
                  dead_letter_writer: Callable[[DeadLetter], None] | None = None,
                  partition_of: Callable[[Record], int] | None = None,
-                 exact_tasks: bool = False):
+                 exact_tasks: bool = False,
+                 repartition_writer: RepartitionWriter | None = None):
         self.plan = plan
         self.on_error = on_error or plan.on_error
         self.metrics = Metrics()
@@ -93,11 +99,20 @@ class Executor:
         #: a batch is as large as one partition's batch
         self._batch_size = self.BATCH * self.partitions
         self._ingest = {s.name: make_ingest(s) for s in plan.sources()}
-        self.ended = False
-        self._push, self._emit = compile_push(self.wiring, self.steps, partitioner, self._fail)
+        #: the sub-topologies whose input has ended (``end``)
+        self.ended_subs: set[int] = set()
+        self._all_subs = frozenset(self.sub_topology.values())
+        self._push, self._emit = compile_push(self.wiring, self.steps, partitioner, self._fail,
+                                              repartition_writer)
         self.batchable = batchable(plan)
-        self.batches = BatchGraph(self.wiring, self.steps, partitioner, self._fail)
+        self.batches = BatchGraph(self.wiring, self.steps, partitioner, self._fail,
+                                  repartition_writer)
         self.segments = Segments(self.batches, self._bad)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the input has ended for every sub-topology."""
+        return self.ended_subs >= self._all_subs
 
     @property
     def stateful(self) -> bool:
@@ -124,8 +139,12 @@ class Executor:
         return [Part("in", r, sq, q) for q, (r, sq) in sorted(by.items())]
 
     # ---- input ------------------------------------------------------------------------------------
-    def feed(self, ev: InputEvent) -> None:
-        """Process one input event through every source node reading its topic."""
+    def feed(self, ev: InputEvent | Handoff) -> None:
+        """Process one input event through every source node reading its topic (or a
+        ``Handoff`` through the nodes its repartition feeds)."""
+        if type(ev) is Handoff:
+            self._emit[ev.node](ev.record, None, ev.partition)
+            return
         names = self.wiring.sources.get(ev.topic)
         if names is None:
             self.wiring.check_topics([ev.topic])
@@ -139,8 +158,9 @@ class Executor:
                 continue
             self._push[name]("in", rec, self.partition_of(rec))
 
-    def feed_many(self, events: Iterable[InputEvent]) -> None:
-        """Process events in order (in batches when that gives the same results)."""
+    def feed_many(self, events: Iterable[InputEvent | Handoff]) -> None:
+        """Process events in order (in batches when that gives the same results); ``Handoff``
+        items (records back from a repartition) are not input records (``records_in``)."""
         if not self.batchable:
             for ev in events:
                 self.feed(ev)
@@ -159,10 +179,11 @@ class Executor:
 
     def _feed_batch(self, events: list[InputEvent]) -> None:
         """Ingest a run of events (of one or several topics) and move it through the graph."""
-        topic = events[0].topic
+        topic = getattr(events[0], "topic", None)
         sources = self.wiring.sources
         inbox: dict[str, list[Part]] = {}
-        if events[-1].topic == topic and all(ev.topic == topic for ev in events):
+        if topic is not None and getattr(events[-1], "topic", None) == topic and \
+                all(type(ev) is InputEvent and ev.topic == topic for ev in events):
             names = sources.get(topic)
             if names is None:
                 self.wiring.check_topics([topic])
@@ -176,8 +197,18 @@ class Executor:
                     inbox[name] = self._parts(name, recs, None)
         else:
             per_source: dict[str, tuple[list[Record], list[int]]] = {}
+            handed: dict[tuple[str, str, int], tuple[list[Record], list[int]]] = {}
             in_by_source = self.metrics.in_by_source
+            edges = self.wiring.edges
             for i, ev in enumerate(events):
+                if type(ev) is Handoff:
+                    for dst, port, _out in edges[ev.node]:
+                        got = handed.get((dst, port, ev.partition))
+                        if got is None:
+                            got = handed[(dst, port, ev.partition)] = ([], [])
+                        got[0].append(ev.record)
+                        got[1].append(i)
+                    continue
                 names = sources.get(ev.topic)
                 if names is None:
                     self.wiring.check_topics([ev.topic])
@@ -196,6 +227,8 @@ class Executor:
                     got[1].append(i)
             for name, (recs, seqs) in per_source.items():
                 inbox[name] = self._parts(name, recs, seqs)
+            for (dst, port, q), (recs, seqs) in sorted(handed.items(), key=lambda kv: kv[0][2]):
+                inbox.setdefault(dst, []).append(Part(port, recs, seqs, q))
         self.batches.run(inbox)
 
     def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
@@ -307,13 +340,19 @@ class Executor:
         self.wiring.check_topics(inputs)
         return merge_inputs(self.plan, inputs)
 
-    def end(self) -> None:
+    def end(self, sub_topologies: Iterable[int] | None = None) -> None:
         """End of input: stream time goes to infinity, every window closes, in topological
-        order (each node's tasks by partition)."""
-        if self.ended:
+        order (each node's tasks by partition). ``sub_topologies``: only theirs (a run cut at
+        its repartitions ends each once what its upstream wrote has come back); the others
+        by default. A sub-topology's input ends once."""
+        subs = set(self._all_subs if sub_topologies is None else sub_topologies) - self.ended_subs
+        if not subs:
             return
-        self.ended = True
+        self.ended_subs |= subs
+        sub_of = self.sub_topology
         for name in self.wiring.order:
+            if sub_of[name] not in subs:
+                continue
             emit = self._emit[name]
             steps = self.steps[name]
             for part, step in enumerate(steps[:1] if steps[1:2] == steps[:1] else steps):

@@ -10,9 +10,13 @@ from streamdsl.ir.plan import Plan
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import OutputRecord, Record
 
-__all__ = ["Target", "Part", "Wiring", "SinkWriter"]
+__all__ = ["Target", "Part", "Wiring", "SinkWriter", "Handoff", "RepartitionWriter"]
 
 SinkWriter = Callable[[OutputRecord], None]
+#: ``write(repartition node, record, partition)``: where a run that cuts its plan at the
+#: repartitions sends what a ``Repartition`` node receives (``partition``: the task of the
+#: record's new key)
+RepartitionWriter = Callable[[str, Record, int], None]
 
 
 class Target(NamedTuple):
@@ -22,6 +26,16 @@ class Target(NamedTuple):
     dst: str
     port: str
     out: str | None
+
+
+class Handoff(NamedTuple):
+    """A record coming back from a repartition: it enters the nodes ``node`` (a
+    ``Repartition``) feeds, in the task of ``partition`` (what an executor with a
+    ``repartition_writer`` takes in ``feed_many`` beside input events)."""
+
+    node: str
+    partition: int
+    record: Record
 
 
 class Part(NamedTuple):

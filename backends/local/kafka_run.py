@@ -41,13 +41,16 @@ from typing import Any, Callable, NamedTuple
 from streamdsl.connectors import kafka as kc
 from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
 from streamdsl.errors import ConnectorError
+from streamdsl.ir.nodes import Repartition
 from streamdsl.ir.plan import Plan
+from streamdsl.ir.tasks import repartition_topic, sub_topologies, sub_topology_of
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.partitioning import Partitioner
-from streamdsl.runtime.records import InputEvent
+from streamdsl.runtime.records import InputEvent, Record
 
 from .executor import Executor
+from .graph import Handoff
 
 __all__ = ["run_kafka", "GUARANTEES", "CHECKPOINT_SUFFIX", "TXN_HEADER", "SESSION_TIMEOUT_MS"]
 
@@ -123,21 +126,28 @@ class _Committed(NamedTuple):
     fed: int
     ended: bool
     txn: str | None            # the transaction's id (the checkpoint's and outputs' header)
+    ended_subs: frozenset = frozenset()  # the sub-topologies whose input had ended
 
 
 class _Channel:
     """One ordered input: a Kafka partition (``buf`` filled by the consumer) or a non-Kafka
-    source (``it``, a finite iterator)."""
+    source (``it``, a finite iterator). A partition of a repartition topic is ``internal``:
+    ``source`` is then the ``Repartition`` node, and its buffer holds ``(ts, tie, Handoff,
+    offset, txn)`` entries instead of ``(ts, tie, InputEvent)``."""
 
     __slots__ = ("source", "order", "topic", "partition", "buf", "eof", "next_offset", "it",
-                 "consumed", "exhausted", "paused", "active")
+                 "consumed", "exhausted", "paused", "active", "internal", "sub")
 
-    def __init__(self, source: str, order: int, topic: str | None = None, partition: int = 0):
+    def __init__(self, source: str, order: int, topic: str | None = None, partition: int = 0, *,
+                 internal: bool = False, sub: int = 0):
         self.source = source
         self.order = order
         self.topic = topic
         self.partition = partition
-        self.buf: deque[tuple[int, InputEvent]] = deque()
+        self.internal = internal
+        #: the sub-topology whose merge takes this channel's records (``_KafkaRun.stages``)
+        self.sub = sub
+        self.buf: deque[tuple] = deque()
         self.eof = False
         self.next_offset: int | None = None
         self.it: Any = None
@@ -146,6 +156,22 @@ class _Channel:
         self.paused = False
         #: a Kafka partition this run owns now (a shared group can take it away)
         self.active = True
+
+
+class _RepartitionWriter:
+    """Writes what the repartitions hand on to their topics (``kafka.encode_repartition``), each
+    record to the partition of its new key, given explicitly, with the run's shared producer
+    (transactional under exactly_once: ``producer`` and ``headers`` are set like the sinks')."""
+
+    def __init__(self, producer: Any, on_delivery: Callable[[Any, Any], None]):
+        self.producer = producer
+        self.on_delivery = on_delivery
+        self.headers: list[tuple[str, bytes]] | None = None
+
+    def write(self, item: tuple) -> None:
+        topic, partition, key, value, ts = item
+        kc.produce(self.producer, topic, key, value, ts, self.on_delivery, partition=partition,
+                   headers=self.headers)
 
 
 class _KafkaRun:
@@ -205,6 +231,7 @@ class _KafkaRun:
                 raise ConnectorError(f"sources {self.source_of[s.topic]!r} and {source!r} both read "
                                      f"Kafka topic {s.topic!r}; read it once and branch the stream")
             self.source_of[s.topic] = source
+        self._plan_repartitions(plan)
         self.config: dict[str, str] = {}
         for s in specs:
             self.config.update(s.config)
@@ -244,8 +271,66 @@ class _KafkaRun:
         self.assignment_changed = time.monotonic()  # when the group last gave or took partitions
         #: a shared group: the offsets this instance last committed, by (topic, partition)
         self.last_committed: dict[tuple[str, int], int] = {}
+        # repartition topics: records handed to each partition by this run (``_cut``), those
+        # whose delivery was reported, the first and last offset delivered
+        self.r_sent: dict[tuple[str, int], int] = {}
+        self.r_done: dict[tuple[str, int], int] = {}
+        self.r_first: dict[tuple[str, int], int] = {}
+        self.r_last: dict[tuple[str, int], int] = {}
+        #: exactly_once: the transactions whose repartition records a downstream task takes
+        #: (this run's committed ones, and those of the restored checkpoint); any other
+        #: transaction's records were aborted (a broker may show them: see ``_head``)
+        self.committed_txns: set[str] = set()
+        self.restored_txns: set[str] = set()
+        #: exactly_once: the last offset of each repartition partition written by each
+        #: committed transaction of this run (``_live_txns``), and by the one committing now
+        self.r_txn_offsets: dict[str, dict[tuple[str, int], int]] = {}
+        self.r_txn_now: dict[tuple[str, int], int] = {}
 
     # ---- set-up ------------------------------------------------------------------------------------
+    def _plan_repartitions(self, plan: Plan) -> None:
+        """The repartition topics and the order sub-topologies are merged, fed and ended in."""
+        import networkx as nx
+        self.subs = sub_topologies(plan)
+        self.sub_of = sub_topology_of(plan)
+        #: repartition node -> its Kafka topic, and back
+        self.rtopic = {n.name: repartition_topic(plan, n.name, self.group)
+                       for n in plan.topological() if isinstance(n, Repartition)}
+        self.rnode_of = {t: n for n, t in self.rtopic.items()}
+        if len(self.rnode_of) < len(self.rtopic) or set(self.rnode_of) & set(self.source_of):
+            raise ConnectorError(
+                f"the repartition topics of group {self.group!r} ({', '.join(self.rtopic.values())}) "
+                "collide with each other or with an input topic; rename the operators (name=) "
+                "or use another group")
+        g = nx.DiGraph()
+        g.add_nodes_from(s.id for s in self.subs)
+        for r in self.rtopic:
+            for e in plan.out_edges(r):
+                g.add_edge(self.sub_of[r], self.sub_of[e.dst])
+        #: sub-topologies, upstream first (what a sub-topology reads is written before it)
+        self.stages = list(nx.lexicographical_topological_sort(g))
+        self.upstream_subs = {s: set(nx.ancestors(g, s)) for s in self.stages}
+        rank = {s: i for i, s in enumerate(self.stages)}
+        # The sub-topologies reading each channel's source (a source topic, or a repartition
+        # node's topic); its records are taken by the first one's merge (and go on to all).
+        readers: dict[str, set[int]] = {}
+        for node in plan.sources():
+            readers.setdefault(node.topic, set()).add(self.sub_of[node.name])
+        for r in self.rtopic:
+            readers[r] = {self.sub_of[e.dst] for e in plan.out_edges(r)}
+        self.readers = readers
+        self.reader_sub = {src: min(subs, key=rank.__getitem__) for src, subs in readers.items()}
+        self.writer_sub = {r: self.sub_of[r] for r in self.rtopic}
+        # A sub-topology whose tasks have several input partitions (it reads several topics),
+        # or that writes a repartition (the order of its records between tasks is then the
+        # order of that repartition topic), takes its records in one merge that waits for an
+        # empty repartition partition whose records are still to come (``_at_end``); any
+        # other takes each partition's records as they come.
+        self.waits = {s: sum(1 for src, r in self.reader_sub.items() if r == s) > 1
+                      or s in self.writer_sub.values() for s in self.stages}
+        #: tie order of a repartition partition's channel, after every source's
+        self.r_order = {r: len(self.order) + i for i, r in enumerate(self.rtopic)}
+
     def _spec(self, topic: str, **changes: Any) -> kc.KafkaSpec:
         from dataclasses import replace
         return replace(self.base, topic=topic, config=dict(self.config), **changes)
@@ -290,6 +375,9 @@ class _KafkaRun:
         extra = {"transactional.id": self.transactional_id} if self.eos else {}
         self.producers[main] = kc.make_producer(self._spec(self.base.topic), **extra)
         self.trackers[main] = kc.DeliveryTracker()
+        self.rwriter = _RepartitionWriter(self.producers[main], self._r_delivered)
+        self.r_last_committed: dict[tuple[str, int], int] = {}
+        self._txn_wrote_r = False
         self.sinks: dict[str, Any] = {}
         for topic, spec in self.outputs.items():
             if spec["type"] == "kafka":
@@ -324,16 +412,41 @@ class _KafkaRun:
                                      f"{s.bootstrap_servers}; create it first")
             self.expected.update((s.topic, p) for p in parts)
             counts[source] = len(parts)
-        self.multi = len(self.expected) + len(self.other_in) > 1
         self.partitions = _co_partitioned(self.plan, counts)
-        # Tasks can move between instances of the group when each is a partition of the
-        # input topics alone: one sub-topology (a repartition would need a Kafka topic between
-        # tasks of different instances), no other input (each instance would read a file
-        # whole), and at_least_once (one transactional producer per group). Such a run
-        # checkpoints each task apart, so a task continues where it stopped wherever it goes.
-        from streamdsl.ir.tasks import sub_topologies
+        self._ensure_repartition_topics()
+        self.multi = len(self.expected) + len(self.other_in) > 1
+        #: the sub-topology of each Kafka topic's partitions (their task's)
+        self.topic_sub = {t: self.reader_sub[src] for t, src in self.source_of.items()}
+        self.topic_sub.update({t: self.reader_sub[r] for t, r in self.rnode_of.items()})
+        # Tasks can move between instances of the group when each is a set of partitions of
+        # Kafka topics: no other input (each instance would read a file whole), each topic
+        # read by one sub-topology (its partitions are its tasks'), and at_least_once (one
+        # transactional producer per group). Such a run checkpoints each task apart, so a task
+        # continues where it stopped wherever it goes; a repartition's records reach the
+        # tasks of the sub-topology downstream through its topic, wherever they run.
         self.shareable = (not self.eos and not self.other_in
-                          and len(sub_topologies(self.plan)) == 1)
+                          and all(len(subs) == 1 for subs in self.readers.values()))
+
+    def _ensure_repartition_topics(self) -> None:
+        """Create the repartition topics that are missing, with the run's partitions; one that
+        exists must have them."""
+        if not self.rtopic:
+            return
+        missing: dict[str, tuple[int, dict[str, str]]] = {}
+        for node, topic in self.rtopic.items():
+            parts = kc.topic_partitions(self._spec(topic))
+            if not parts:
+                missing[topic] = (self.partitions, {"cleanup.policy": "delete"})
+            elif len(parts) != self.partitions:
+                raise ConnectorError(
+                    f"repartition topic {topic!r} (of {node!r}) has {len(parts)} partition(s), "
+                    f"but the run's input topics have {self.partitions}: delete it, or run "
+                    "with another group (?group=NEW)")
+        if missing:
+            kc.ensure_topics(self._spec(next(iter(missing))), missing)
+            log.info("created repartition topic(s) %s", ", ".join(missing))
+        for topic in self.rtopic.values():
+            self.expected.update((topic, p) for p in range(self.partitions))
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def _fingerprint(self) -> list[tuple[str, str]]:
@@ -363,7 +476,8 @@ class _KafkaRun:
                 "seq": self.seq, "positions": positions, "ended": self.ended,
                 "consumed": self._consumed(), "state": state,
                 "txn": self._txn_id() if self.eos else None,
-                "parent": self.committed.txn if self.committed is not None else None}
+                "parent": self.committed.txn if self.committed is not None else None,
+                "r_txns": sorted(self._live_txns()) if self.eos and self.rtopic else []}
         return pickle.dumps(snap, protocol=pickle.HIGHEST_PROTOCOL)
 
     def _ensure_checkpoint_topic(self) -> None:
@@ -430,12 +544,13 @@ class _KafkaRun:
         next offsets."""
         tracker = self.trackers[self.base.bootstrap_servers]
         procs = self.ex.task_processors()
-        owned = sorted({p for _, p in self.assigned})
-        for p in owned:
-            task = self._task(p)
+        owned: dict[str, list[tuple[str, int]]] = {}
+        for key in self.assigned:
+            owned.setdefault(self._task_of(key), []).append(key)
+        for task in sorted(owned):
             state = pickle.dumps({n: proc.snapshot() for n, proc in procs.get(task, {}).items()},
                                  protocol=pickle.HIGHEST_PROTOCOL)
-            mine = {tp: off for tp, off in positions.items() if tp[1] == p}
+            mine = {tp: positions[tp] for tp in sorted(owned[task]) if tp in positions}
             kc.produce(self.main, self.checkpoint_topic, self._task_key(task),
                        self._task_checkpoint_bytes(task, state, mine), None, tracker,
                        partition=0)
@@ -509,10 +624,12 @@ class _KafkaRun:
         self.ex = ex = Executor(self.plan.with_partitions(self.partitions), on_error=self.on_error,
                                 sink_writers=writers,
                                 dead_letter_writer=self._writer(self.dl.write) if self.dl else None,
-                                partition_of=partition_of, exact_tasks=True)
-        # A checkpoint is needed for operator state, and for the read positions of non-Kafka
-        # inputs (a file is not read again from its start by the next run).
-        self.stateful = bool(self.other_in) or ex.stateful
+                                partition_of=partition_of, exact_tasks=True,
+                                repartition_writer=self._cut if self.rtopic else None)
+        # A checkpoint is needed for operator state, for the read positions of non-Kafka
+        # inputs (a file is not read again from its start by the next run), and under
+        # exactly_once for the transactions whose repartition records are still to be read.
+        self.stateful = bool(self.other_in) or ex.stateful or (self.eos and bool(self.rtopic))
         consumer = self._consumer()
         self.consumer = consumer
         restore_sigint = self._install_sigint()
@@ -533,6 +650,8 @@ class _KafkaRun:
                     skip = dict(ckpt.get("consumed", {}))
                     self.seq = ckpt["seq"]
                     parent = ckpt.get("txn")
+                    self.restored_txns = set(ckpt.get("r_txns", ()))
+                    self.committed_txns |= self.restored_txns
                     log.info("restored checkpoint %s of group %s", self.seq, self.group)
             self.channels.extend(self._open_other(source, skip.get(source, 0))
                                  for source in self.other_in)
@@ -542,17 +661,22 @@ class _KafkaRun:
             self._start_from_committed(consumer)
             self.committed = _Committed(self._state_bytes(), dict(self.start_offsets), skip,
                                         copy.deepcopy(ex.metrics), 0, False, parent)
-            consumer.subscribe(sorted(self.source_of), on_assign=self._on_assign,
-                               on_revoke=self._on_revoke)
+            consumer.subscribe(self._topics(),
+                               on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._wait_for_assignment()
             if self.eos:
                 self.main.begin_transaction()
             while True:
                 self._loop()
                 if not self.stop and self.until_idle is not None and not self.ended:
-                    ex.end()
-                    self.ended = True
-                    self.dirty = True
+                    self._end_wave()
+                    if not self.ended:
+                        # The sub-topologies downstream end once they have read what this
+                        # wave wrote to their repartition topics (exactly_once writes it at
+                        # the commit).
+                        if self.eos:
+                            self._commit()
+                        continue
                 if self._commit_final():
                     break
                 # exactly_once: the transaction was aborted and the run went back to its last
@@ -587,12 +711,83 @@ class _KafkaRun:
             raise KeyboardInterrupt
         return RunResult(ex.outputs, ex.dead_letters, ex.metrics)
 
+    def _end_wave(self) -> None:
+        """End the input of the sub-topologies whose upstream ones have all ended (the first
+        ones first): their windows close, and what they emit goes on (to repartition topics
+        too)."""
+        ended = self.ex.ended_subs
+        wave = [s for s in self.stages if s not in ended and self.upstream_subs[s] <= ended]
+        self.ex.end(wave)
+        self.ended = self.ex.ended
+        self.dirty = True
+
+    def _cut(self, node: str, rec: Record, partition: int) -> None:
+        """The executor's repartition writer: ``rec`` to ``partition`` of ``node``'s topic
+        (exactly_once: at the commit, in its transaction)."""
+        topic = self.rtopic[node]
+        try:
+            key, value = kc.encode_repartition(rec)
+        except Exception as e:
+            raise ConnectorError(
+                f"cannot write a record of repartition {node!r} to Kafka topic {topic!r}: "
+                f"{type(e).__name__}: {e}; keys and values must be picklable") from e
+        k = (topic, partition)
+        self.r_sent[k] = self.r_sent.get(k, 0) + 1
+        item = (topic, partition, key, value, rec.ts)
+        if self.eos:
+            self.pending.append((self.rwriter.write, item))
+        else:
+            self.rwriter.write(item)
+
+    def _r_delivered(self, err: Any, msg: Any) -> None:
+        """Delivery report of a repartition record."""
+        key = (msg.topic(), msg.partition())
+        self.r_done[key] = self.r_done.get(key, 0) + 1
+        if err is not None:
+            self.trackers[self.base.bootstrap_servers](err, msg)
+            return
+        off = msg.offset()
+        if off > self.r_last.get(key, -1):
+            self.r_last[key] = off
+        self.r_first.setdefault(key, off)
+        if off > self.r_txn_now.get(key, -1):
+            self.r_txn_now[key] = off
+
+    def _caught_up(self, ch: _Channel) -> bool:
+        """Whether a repartition partition's channel has taken every record this run wrote
+        to it."""
+        key = (ch.topic, ch.partition)
+        return (self.r_done.get(key, 0) >= self.r_sent.get(key, 0)
+                and ch.next_offset is not None and ch.next_offset > self.r_last.get(key, -1))
+
+    def _live_txns(self) -> set[str]:
+        """exactly_once: the committed transactions whose repartition records may not all
+        have been taken yet, which the next run must take (it skips any other transaction's):
+        this run's, by the offsets they wrote; the restored checkpoint's, until this run's
+        own records are reached in every partition; and the one committing now."""
+        pos = self._positions()
+        live: set[str] = set()
+        for txn, ends in list(self.r_txn_offsets.items()):
+            if any(off >= pos.get(k, 0) for k, off in ends.items()):
+                live.add(txn)
+            else:
+                del self.r_txn_offsets[txn]
+        if self.restored_txns:
+            keys = [(t, p) for t in self.rnode_of for p in range(self.partitions)]
+            if all(k in self.r_first and pos.get(k, 0) > self.r_first[k] for k in keys):
+                self.restored_txns = set()
+            live |= self.restored_txns
+        if self._txn_wrote_r:
+            live.add(self._txn_id())
+        return live
+
     def _restore(self, state: dict, version: int) -> None:
         """Restore a checkpoint's state: by task (version 3), or one partition's state by node
         (versions 1 and 2, written before runs had one task per partition)."""
         if version < 3:
             subs = self.ex.sub_topology
             state = _by_task(state, subs)
+        state = {task: nodes for task, nodes in state.items() if nodes}  # a task without state
         tasks = self.ex.task_processors()
         unknown = sorted(set(state) - set(tasks))
         if unknown:
@@ -605,7 +800,7 @@ class _KafkaRun:
 
     def _open_other(self, source: str, skip: int) -> _Channel:
         """The channel of a non-Kafka input, its first ``skip`` records already read."""
-        ch = _Channel(source, self.order[source])
+        ch = _Channel(source, self.order[source], sub=self.reader_sub[source])
         ch.it = iter(open_source(source, self.other_in[source]))
         for _ in range(skip):
             if next(ch.it, None) is None:
@@ -662,8 +857,7 @@ class _KafkaRun:
             key = (tp.topic, tp.partition)
             ch = self.kchan.get(key)
             if ch is None:
-                ch = _Channel(self.source_of[tp.topic], self.order[self.source_of[tp.topic]],
-                              tp.topic, tp.partition)
+                ch = self._kafka_channel(tp.topic, tp.partition)
                 self.kchan[key] = ch
                 self.channels.append(ch)
                 self.channels.sort(key=lambda c: (c.order, c.partition))
@@ -673,6 +867,19 @@ class _KafkaRun:
                 tp.offset = ch.next_offset
             self.assigned.add(key)
         consumer.assign(partitions)
+
+    def _topics(self) -> list[str]:
+        """The Kafka topics the run reads: its inputs, then its repartition topics."""
+        return sorted(self.source_of) + sorted(self.rnode_of)
+
+    def _kafka_channel(self, topic: str, partition: int) -> _Channel:
+        node = self.rnode_of.get(topic)
+        if node is not None:
+            return _Channel(node, self.r_order[node], topic, partition, internal=True,
+                            sub=self.reader_sub[node])
+        source = self.source_of[topic]
+        return _Channel(source, self.order[source], topic, partition,
+                        sub=self.reader_sub[source])
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         # A rebalance (or a session timeout) took partitions away: what is buffered from them
@@ -697,8 +904,9 @@ class _KafkaRun:
                 ch.active = not self.shareable
         # (a revoked task's state stays until the partition comes back: see ``_adopt``)
 
-    def _task(self, partition: int) -> str:
-        return f"0_{partition}"
+    def _task_of(self, key: tuple[str, int]) -> str:
+        """The task of a Kafka topic partition: its sub-topology's, on its partition number."""
+        return f"{self.topic_sub[key[0]]}_{key[1]}"
 
     def _adopt(self, consumer: Any, keys: list[tuple[str, int]]) -> None:
         """Partitions given to this instance. A task whose partitions come back untouched (the
@@ -712,7 +920,7 @@ class _KafkaRun:
             [ck.TopicPartition(t, p) for t, p in keys], timeout=kc._TIMEOUT)}
         by_task: dict[str, list[tuple[str, int]]] = {}
         for key in keys:
-            by_task.setdefault(self._task(key[1]), []).append(key)
+            by_task.setdefault(self._task_of(key), []).append(key)
         moved = {task for task, ks in by_task.items()
                  if any(k not in self.kchan or self.kchan[k].next_offset is None
                         or committed.get(k, -1) != self.last_committed.get(k, -1) for k in ks)}
@@ -755,7 +963,7 @@ class _KafkaRun:
             return
         if not quiet and self.assigned != self.expected:
             self._status(f"joining consumer group {self.group!r} ({len(self.expected)} "
-                         f"partition(s) of {', '.join(sorted(self.source_of))}) ...")
+                         f"partition(s) of {', '.join(self._topics())}) ...")
         deadline = time.monotonic() + self.assignment_timeout
         while self.assigned != self.expected:
             if self.stop:
@@ -784,7 +992,7 @@ class _KafkaRun:
         share no longer changes for a second), or at most ``assignment_timeout``."""
         if not quiet:
             self._status(f"joining consumer group {self.group!r} ({len(self.expected)} "
-                         f"partition(s) of {', '.join(sorted(self.source_of))}) ...")
+                         f"partition(s) of {', '.join(self._topics())}) ...")
         deadline = time.monotonic() + self.assignment_timeout
         last, since = set(self.assigned), time.monotonic()
         while not self.stop and time.monotonic() < deadline:
@@ -812,16 +1020,38 @@ class _KafkaRun:
             ch = self.kchan.get((msg.topic(), msg.partition()))
             if ch is None:  # not ours any more
                 continue
-            spec = self.kafka_in[ch.source]
-            ev = kc.decode_message(ch.source, msg, spec.key_format, spec.value_format,
-                                   key_used=self.key_used[ch.source])
-            ch.buf.append((self._ts(ev), ev))
+            if ch.internal:
+                ch.buf.append(self._handoff(ch, msg))
+            else:
+                spec = self.kafka_in[ch.source]
+                ev = kc.decode_message(ch.source, msg, spec.key_format, spec.value_format,
+                                       key_used=self.key_used[ch.source])
+                ch.buf.append((self._ts(ev), ch.order, ev))
             ch.eof = False
             got = True
             if not ch.paused and len(ch.buf) >= _PAUSE_AT:
                 self.consumer.pause([ck.TopicPartition(ch.topic, ch.partition)])
                 ch.paused = True
         return got
+
+    def _handoff(self, ch: _Channel, msg: Any) -> tuple:
+        """A repartition topic's record as a channel entry: ``(ts, tie, Handoff, offset,
+        txn)``. Ties between channels go to the source the record came from, as they did
+        when it was read (the source declared first)."""
+        try:
+            rec = kc.decode_repartition(msg.value())
+        except Exception as e:
+            raise ConnectorError(f"cannot read the record at offset {msg.offset()} of "
+                                 f"repartition topic {msg.topic()!r}[{msg.partition()}]: "
+                                 f"{type(e).__name__}: {e}") from None
+        txn = None
+        if self.eos:
+            for k, v in msg.headers() or ():
+                if k == TXN_HEADER:
+                    txn = v.decode()
+        origin = rec.origin[0] if rec.origin else None
+        return (rec.ts, self.order.get(origin, ch.order), Handoff(ch.source, ch.partition, rec),
+                msg.offset(), txn)
 
     def _ts(self, ev: InputEvent) -> int:
         if not self.multi:
@@ -831,63 +1061,125 @@ class _KafkaRun:
         except BadRecord:
             return _NEG_INF  # dead-lettered: its place changes no result
 
-    def _head(self, ch: _Channel) -> tuple[int, InputEvent] | None:
+    def _head(self, ch: _Channel) -> tuple | None:
+        buf = ch.buf
         if ch.topic is not None:
-            return ch.buf[0] if ch.buf else None
-        if not ch.buf and not ch.exhausted:
+            if ch.internal and self.eos:
+                # A record of a transaction that did not commit (a broker that does not hide
+                # aborted records shows it): passed over, as a read_committed reader of a
+                # Kafka broker never sees it.
+                while buf and buf[0][4] is not None and buf[0][4] not in self.committed_txns:
+                    ch.next_offset = buf.popleft()[3] + 1
+                    self.dirty = True
+                    self._resume_if_low(ch)
+            return buf[0] if buf else None
+        if not buf and not ch.exhausted:
             ev = next(ch.it, None)
             if ev is None:
                 ch.exhausted = True
             else:
-                ch.buf.append((self._ts(ev), ev))
-        return ch.buf[0] if ch.buf else None
+                buf.append((self._ts(ev), ch.order, ev))
+        return buf[0] if buf else None
+
+    def _resume_if_low(self, ch: _Channel) -> None:
+        if ch.paused and len(ch.buf) <= _RESUME_AT:
+            ck = kc._require_kafka()
+            self.consumer.resume([ck.TopicPartition(ch.topic, ch.partition)])
+            ch.paused = False
+
+    def _at_end(self, ch: _Channel, stalled: dict[int, bool]) -> bool:
+        """Whether a channel with nothing buffered has nothing more to give for now: a
+        partition at its end; a non-Kafka input read to its end; a repartition partition at
+        its end that has taken all this run wrote to it while the sub-topology writing it
+        could go no further (so a merge waiting for it is decided by what the inputs hold,
+        not by timing)."""
+        if ch.topic is None:
+            return ch.exhausted
+        if not ch.internal:
+            return ch.eof
+        return ch.eof and self._caught_up(ch) and stalled.get(self.writer_sub[ch.source], False)
+
+    def _idle(self) -> bool:
+        """Whether every channel is read to its end (and every repartition partition has
+        taken what this run wrote to it)."""
+        for ch in self.channels:
+            if not ch.active:
+                continue
+            if ch.buf or not (ch.exhausted if ch.topic is None else ch.eof):
+                return False
+            if ch.internal and not self._caught_up(ch):
+                return False
+        return True
 
     def _drain(self, until: float) -> None:
-        """Feed records in merge order while every channel can say what comes next, until the
-        monotonic time ``until`` (the next commit is due).
+        """Feed records while the channels can say what comes next, until the monotonic time
+        ``until`` (the next commit is due): each sub-topology's channels in one merge,
+        upstream sub-topologies first.
 
         Records are taken in chunks and fed with ``Executor.feed_many`` (the batched path the
         file runs use, which gives the results of record-at-a-time processing); stops (Ctrl-C,
         ``max_records``, ``until``) take effect between chunks.
         """
-        ck = kc._require_kafka()
-        while not self.stop:
-            limit = _CHUNK if self.max_records is None else min(_CHUNK, self.max_records - self.fed)
-            chunk: list[InputEvent] = []
+        stalled: dict[int, bool] = {}
+        for sub in self.stages:
+            chans = [ch for ch in self.channels if ch.sub == sub]
+            self._drain_sub(sub, chans, until, stalled)
+            if self.stop:
+                return
+            stalled[sub] = all(not ch.active or (not ch.buf and self._at_end(ch, stalled))
+                               for ch in chans)
+
+    def _drain_sub(self, sub: int, chans: list[_Channel], until: float,
+                   stalled: dict[int, bool]) -> None:
+        """Feed one sub-topology's records in merge order: the next record is the channel
+        head with the smallest event time (ties: the source declared first, then the channel
+        order); a channel with nothing buffered holds the others back until it is at its end
+        (``_at_end``), except a repartition partition in a sub-topology that does not merge
+        its tasks' inputs (``waits``)."""
+        waits = self.waits[sub]
+        while not self.stop and chans:
+            ext_left = _CHUNK if self.max_records is None else self.max_records - self.fed
+            chunk: list[Any] = []
+            n_ext = 0
             blocked = False
-            while len(chunk) < limit:
+            while len(chunk) < _CHUNK and n_ext < ext_left:
                 best: _Channel | None = None
-                best_ts = 0
-                for ch in self.channels:
+                best_ts = best_tie = 0
+                for ch in chans:
                     if not ch.active:
                         continue
                     head = self._head(ch)
                     if head is None:
-                        if ch.topic is None or ch.eof:
+                        if ch.topic is None or (self._at_end(ch, stalled)
+                                                if ch.internal and waits else ch.eof or ch.internal):
                             continue
                         blocked = True  # a partition that may still deliver earlier records
                         break
-                    if best is None or head[0] < best_ts:
-                        best, best_ts = ch, head[0]
+                    ts = head[0]
+                    if best is None or ts < best_ts or (ts == best_ts and head[1] < best_tie):
+                        best, best_ts, best_tie = ch, ts, head[1]
                 if blocked or best is None:
                     break
-                ev = best.buf.popleft()[1]
-                chunk.append(ev)
-                if best.topic is not None:
-                    best.next_offset = ev.position[1] + 1
-                    if best.paused and len(best.buf) <= _RESUME_AT:
-                        self.consumer.resume([ck.TopicPartition(best.topic, best.partition)])
-                        best.paused = False
+                entry = best.buf.popleft()
+                chunk.append(entry[2])
+                if best.internal:
+                    best.next_offset = entry[3] + 1
                 else:
-                    best.consumed += 1
+                    n_ext += 1
+                    if best.topic is not None:
+                        best.next_offset = entry[2].position[1] + 1
+                    else:
+                        best.consumed += 1
+                if best.paused:
+                    self._resume_if_low(best)
             if not chunk:
                 return
             self.ex.feed_many(chunk)
-            self.fed += len(chunk)
+            self.fed += n_ext
             self.dirty = True
             if self.max_records is not None and self.fed >= self.max_records:
                 self.stop = "max_records"
-            if len(chunk) < limit or time.monotonic() >= until:
+            if blocked or len(chunk) < _CHUNK and n_ext < ext_left or time.monotonic() >= until:
                 return
 
     def _loop(self) -> None:
@@ -922,11 +1214,16 @@ class _KafkaRun:
             now = time.monotonic()
             if self.stop:
                 break
-            if (self.until_idle is not None and now - last_arrival >= self.until_idle
-                    and self._settled(now)
-                    and all(not ch.buf and (ch.eof or ch.exhausted or not ch.active)
-                            for ch in self.channels)):
-                break  # idle: every partition read to its end, nothing new for until_idle s
+            if self.rtopic:
+                self.main.poll(0)  # delivery reports of repartition records
+            # Idle: every partition read to its end, nothing new for until_idle s (once some
+            # sub-topologies have ended, an instance that owns every partition goes on as soon
+            # as the ones downstream have read what those wrote).
+            if (self.until_idle is not None
+                    and (now - last_arrival >= self.until_idle
+                         or (self.ex.ended_subs and not self.shareable))
+                    and self._settled(now) and self._idle()):
+                break
             if self.dirty and owns_all and now - last_commit >= self.commit_interval:
                 self._commit()
                 last_commit = now
@@ -985,7 +1282,14 @@ class _KafkaRun:
         if self.eos:
             self.committed = _Committed(state, positions, self._consumed(),
                                         copy.deepcopy(self.ex.metrics), self.fed, self.ended,
-                                        self._txn_id())
+                                        self._txn_id(), frozenset(self.ex.ended_subs))
+            txn = self._txn_id()
+            self.committed_txns.add(txn)
+            self.main.poll(0)  # delivery reports of the repartition records not served yet
+            if self.r_txn_now:
+                self.r_txn_offsets[txn] = self.r_txn_now
+            self.r_txn_now = {}
+            self.r_last_committed = dict(self.r_last)
             if not final:
                 self.main.begin_transaction()
         log.debug("committed %s (%d records so far)", self.seq, self.fed)
@@ -995,13 +1299,15 @@ class _KafkaRun:
         return [ck.TopicPartition(t, p, off) for (t, p), off in sorted(positions.items())]
 
     def _kafka_writers(self) -> list[Any]:
-        return [w for w in [*self.sinks.values(), self.dl]
-                if isinstance(w, (kc.KafkaSink, kc.KafkaDeadLetterSink))]
+        return [w for w in [*self.sinks.values(), self.dl, self.rwriter]
+                if isinstance(w, (kc.KafkaSink, kc.KafkaDeadLetterSink, _RepartitionWriter))]
 
     def _commit_transaction(self, state: bytes, positions: dict) -> None:
         headers = [(TXN_HEADER, self._txn_id().encode())]
         for w in self._kafka_writers():
             w.headers = headers
+        self.r_txn_now = {}
+        self._txn_wrote_r = any(write == self.rwriter.write for write, _ in self.pending)
         for write, item in self.pending:
             write(item)
         self.pending.clear()
@@ -1135,7 +1441,13 @@ class _KafkaRun:
         self.ex.restore(pickle.loads(c.state))
         self.ex.metrics.__dict__.update(copy.deepcopy(c.metrics).__dict__)
         self.fed, self.ended = c.fed, c.ended
+        self.ex.ended_subs = set(c.ended_subs)
         self.pending.clear()
+        # records of the aborted transaction: never to be read (a broker that hides aborted
+        # records never shows them; one that shows them has them skipped, see ``_head``)
+        self.r_sent = dict(self.r_done)
+        self.r_last = dict(self.r_last_committed)
+        self.r_txn_now = {}
         self.dirty = False
         if self.stop == "max_records":
             self.stop = None

@@ -12,7 +12,7 @@ from streamdsl.runtime.drive import BRANCH, FN, NodeStep
 from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.records import OutputRecord, Record
 
-from .graph import Wiring
+from .graph import RepartitionWriter, Wiring
 
 __all__ = ["compile_push", "Push", "Emit"]
 
@@ -23,10 +23,12 @@ Emit = Callable[[Record, "str | None", int], None]
 
 
 def compile_push(wiring: Wiring, steps: dict[str, list[NodeStep]], partitioner: Partitioner,
-                 fail: Callable[[str, Record | None, Exception], None]
+                 fail: Callable[[str, Record | None, Exception], None],
+                 cut: RepartitionWriter | None = None
                  ) -> tuple[dict[str, Push], dict[str, Emit]]:
     """One closure per node that processes and forwards (``steps[name][p]``: the node's step
-    in the task of partition ``p``).
+    in the task of partition ``p``). With ``cut``, a repartition hands its records to
+    ``cut`` instead of forwarding them (they come back through ``emit[repartition]``).
 
     Built downstream-first, so each closure holds its targets directly: a record moves
     through the graph by plain function calls, without dictionary lookups.
@@ -35,12 +37,13 @@ def compile_push(wiring: Wiring, steps: dict[str, list[NodeStep]], partitioner: 
     emit: dict[str, Emit] = {}
     for name in reversed(wiring.order):
         emit[name] = _make_emit([(push[t.dst], t.port, t.out) for t in wiring.edges[name]])
-        push[name] = _make_push(wiring, steps[name], emit[name], partitioner, fail)
+        push[name] = _make_push(wiring, steps[name], emit[name], partitioner, fail, cut)
     return push, emit
 
 
 def _make_push(wiring: Wiring, steps: list[NodeStep], emit: Emit, partitioner: Partitioner,
-               node_fail: Callable[[str, Record | None, Exception], None]) -> Push:
+               node_fail: Callable[[str, Record | None, Exception], None],
+               cut: RepartitionWriter | None) -> Push:
     step = steps[0]
     name = step.name
     writer = wiring.writers.get(name)
@@ -54,6 +57,10 @@ def _make_push(wiring: Wiring, steps: list[NodeStep], emit: Emit, partitioner: P
             counter[topic] += 1
             writer(OutputRecord(rec.key, rec.value, rec.ts, rec.window))
         return sink
+    if isinstance(step.node, Repartition) and cut is not None:
+        def repartition_cut(port: str, rec: Record, part: int) -> None:
+            cut(name, rec, part if rec.key is None else partitioner(rec.key, 0))
+        return repartition_cut
     if isinstance(step.node, Repartition):
         def repartition(port: str, rec: Record, part: int) -> None:
             # the new key's task; a record without a key stays where it is (a stateful

@@ -26,6 +26,7 @@ The local backend's continuous, committing run loop is in ``kafka_run.py``.
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import time
 from collections import deque
@@ -36,14 +37,16 @@ import orjson
 
 from ..errors import ConnectorError
 from ..runtime.ordering import merge_by_timestamp
-from ..runtime.records import DeadLetter, InputEvent, OutputRecord
+from ..runtime.partitioning import key_bytes
+from ..runtime.records import DeadLetter, InputEvent, OutputRecord, Record
 from .uri import parse_uri
 
 __all__ = [
     "FORMATS", "KafkaSpec", "kafka_spec", "is_kafka", "read_kafka", "read_kafka_partition",
     "topic_partitions", "ensure_topics", "read_to_end", "KafkaSink", "KafkaDeadLetterSink", "decode_message",
     "uses_kafka_key",
-    "encode_key", "encode_value", "dead_letter_json",
+    "encode_key", "encode_value", "dead_letter_json", "encode_repartition", "decode_repartition",
+    "REPARTITION_FORMAT",
 ]
 
 log = logging.getLogger("streamdsl.kafka")
@@ -255,6 +258,40 @@ def dead_letter_json(dl: DeadLetter, kafka_topic: str | None = None) -> bytes:
         d["partition"], d["offset"] = pos
         d["topic"] = kafka_topic
     return _json(d)
+
+
+# ---- internal repartition topics -------------------------------------------------------------------
+
+#: The first item of a repartition record's pickled value: the format's version.
+REPARTITION_FORMAT = 1
+
+
+def encode_repartition(rec: Record) -> tuple[bytes | None, bytes]:
+    """The Kafka key and value of a record written to an internal repartition topic.
+
+    The key is the record's key as the sink writes keys (``runtime.partitioning.key_bytes``:
+    Kafka's default partitioner then puts it in the partition ours does); the value is the
+    record itself, pickled: its key and value objects, timestamp, window and origin (the input
+    record it derives from, for dead letters), so the task reading it gets the record the
+    upstream task handed on, whatever the types (a table's ``Change`` pairs included). The
+    topic is internal: only the application should write it (reading it unpickles).
+
+    >>> key, value = encode_repartition(Record("c1", {"n": 1}, 5, None, ("in", (0, 7))))
+    >>> key, decode_repartition(value)
+    (b'c1', Record(key='c1', value={'n': 1}, ts=5))
+    """
+    value = pickle.dumps((REPARTITION_FORMAT, rec.key, rec.value, rec.ts, rec.window, rec.origin),
+                         protocol=pickle.HIGHEST_PROTOCOL)
+    return key_bytes(rec.key), value
+
+
+def decode_repartition(value: bytes) -> Record:
+    """The record of a repartition topic's value (``encode_repartition``)."""
+    fmt, key, v, ts, window, origin = pickle.loads(value)
+    if fmt != REPARTITION_FORMAT:
+        raise ConnectorError(f"a repartition record in format {fmt!r}, not "
+                             f"{REPARTITION_FORMAT}: written by another version of streamdsl")
+    return Record(key, v, ts, window, origin)
 
 
 # ---- calls that must not hang ------------------------------------------------------------------

@@ -17,6 +17,7 @@ sub-topology that writes it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import networkx as nx
@@ -77,8 +78,30 @@ def task_ids(plan: Plan, partitions: int | None = None) -> list[str]:
 
 def repartition_topic(plan: Plan, name: str, group: str | None = None) -> str:
     """The Kafka topic of repartition node ``name``: ``<group>-<name>-repartition`` (the
-    group defaults to the topology name, as Kafka Streams' application id)."""
-    return f"{group or plan.name}-{name}-repartition"
+    group defaults to the topology name, as Kafka Streams' application id).
+
+    A name Kafka would refuse (a character other than ``[a-zA-Z0-9._-]``, more than 249
+    characters) has each such character replaced by ``_`` and, if still too long, is cut and
+    given a hash of the full name, so every group and operator name has a topic.
+
+    >>> import streamdsl as sd
+    >>> t = sd.Topology("clicks")
+    >>> repartition_topic(t.plan(), "repartition-1"), repartition_topic(t.plan(), "r", "my group")
+    ('clicks-repartition-1-repartition', 'my_group-r-repartition')
+    >>> len(repartition_topic(t.plan(), "r", "g" * 300))
+    249
+    """
+    topic = f"{group or plan.name}-{name}-repartition"
+    legal = _ILLEGAL.sub("_", topic)
+    if len(legal) > _MAX_TOPIC:
+        import hashlib
+        digest = hashlib.sha1(topic.encode()).hexdigest()[:12]
+        legal = legal[:_MAX_TOPIC - len("-repartition") - 13] + "-" + digest + "-repartition"
+    return legal
+
+
+_ILLEGAL = re.compile(r"[^a-zA-Z0-9._-]")
+_MAX_TOPIC = 249  # Kafka's limit on a topic name
 
 
 def keys_only(node: Node) -> bool:

@@ -19,11 +19,17 @@ from kafka_helpers import Kafka, Msg
 
 
 def committed_transactions(kafka: Kafka, group: str, source_topic: str, partitions: int) -> set[str]:
-    committed = {(source_topic, p): off
-                 for p, off in kafka.committed(source_topic, group, partitions).items()}
+    """The committed transactions of ``group``, which reads ``source_topic`` (and whatever
+    else its checkpoints hold positions of: its repartition topics)."""
     ckpts = [pickle.loads(m.value) for m in kafka.read(group + CHECKPOINT_SUFFIX, json_values=False,
                                                       isolation="read_uncommitted")
              if m.key == group]
+    counts = {source_topic: partitions}
+    for c in ckpts:
+        for topic, p in c["positions"]:
+            counts[topic] = max(counts.get(topic, 0), p + 1)
+    committed = {(topic, p): off for topic, n in counts.items()
+                 for p, off in kafka.committed(topic, group, n).items() if off >= 0}
     by_txn = {c["txn"]: c for c in ckpts}
     last = [c for c in ckpts if c["positions"] == committed]
     assert last, "no checkpoint matches the group's committed offsets"
@@ -36,10 +42,11 @@ def committed_transactions(kafka: Kafka, group: str, source_topic: str, partitio
     return chain
 
 
-def committed_records(kafka: Kafka, topic: str, txns: set[str]) -> list[Msg]:
+def committed_records(kafka: Kafka, topic: str, txns: set[str], *,
+                      json_values: bool = True) -> list[Msg]:
     """The records of ``topic`` written by the transactions ``txns``."""
     out = []
-    for m in kafka.read(topic, isolation="read_uncommitted"):
+    for m in kafka.read(topic, isolation="read_uncommitted", json_values=json_values):
         header = dict(m.headers).get(TXN_HEADER)
         assert header is not None, f"a record without the {TXN_HEADER} header: {m}"
         if header.decode() in txns:
