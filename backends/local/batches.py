@@ -188,7 +188,7 @@ class BatchGraph:
                     items = [items[i] for i in sorted(range(len(items)), key=seqs.__getitem__)]
                 for rec, part in items:
                     k = rec.key
-                    cut(name, rec, part if k is None else partition_of(k, 0))
+                    cut(name, rec, part, part if k is None else partition_of(k, 0))
                 return ()
             return repartition_cut_runner
 

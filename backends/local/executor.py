@@ -52,8 +52,9 @@ class Executor:
         sink_writers: optional ``{sink topic: callable(OutputRecord)}``; sinks without a writer
             collect their records in ``outputs``.
         dead_letter_writer: optional callable receiving each ``DeadLetter``.
-        repartition_writer: optional ``write(node, record, partition)``: every
-            ``Repartition`` node hands its records to it (``partition``: its new key's task)
+        repartition_writer: optional ``write(node, record, task partition, partition)``:
+            every ``Repartition`` node hands its records to it (``partition``: its new key's
+            task)
             instead of passing them on in this process; they come back, through any
             channel (a Kafka topic), as ``Handoff`` items of ``feed_many``. The plan's
             sub-topologies are then connected only through that channel.

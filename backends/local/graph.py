@@ -13,10 +13,10 @@ from streamdsl.runtime.records import OutputRecord, Record
 __all__ = ["Target", "Part", "Wiring", "SinkWriter", "Handoff", "RepartitionWriter"]
 
 SinkWriter = Callable[[OutputRecord], None]
-#: ``write(repartition node, record, partition)``: where a run that cuts its plan at the
-#: repartitions sends what a ``Repartition`` node receives (``partition``: the task of the
-#: record's new key)
-RepartitionWriter = Callable[[str, Record, int], None]
+#: ``write(repartition node, record, task partition, partition)``: where a run that cuts its
+#: plan at the repartitions sends what a ``Repartition`` node receives in the task of ``task
+#: partition`` (``partition``: the task of the record's new key)
+RepartitionWriter = Callable[[str, Record, int, int], None]
 
 
 class Target(NamedTuple):

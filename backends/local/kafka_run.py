@@ -52,7 +52,8 @@ from streamdsl.runtime.records import InputEvent, Record
 from .executor import Executor
 from .graph import Handoff
 
-__all__ = ["run_kafka", "GUARANTEES", "CHECKPOINT_SUFFIX", "TXN_HEADER", "SESSION_TIMEOUT_MS"]
+__all__ = ["run_kafka", "GUARANTEES", "CHECKPOINT_SUFFIX", "TXN_HEADER", "SEQ_HEADER",
+           "SESSION_TIMEOUT_MS"]
 
 log = logging.getLogger("streamdsl.kafka")
 
@@ -64,6 +65,11 @@ CHECKPOINT_SUFFIX = "-checkpoint"
 #: commit before it), so the committed transactions can be told from aborted ones without
 #: the broker's help (see ``tests/kafka/eos_check.py``).
 TXN_HEADER = "streamdsl.txn"
+#: Header of every repartition record an at_least_once run writes: ``<task>:<n>``, the
+#: upstream task that wrote it and how many records that task had handed on with it. A task
+#: that reads the topic passes over a record whose number it has had already from that task
+#: (written again by the task's next run after a stop without a commit).
+SEQ_HEADER = "streamdsl.seq"
 _CALL_TIMEOUT = 10.0  # seconds given to one transactional call (it is retried within broker_timeout)
 _NEG_INF = -(1 << 62)
 _PAUSE_AT = 20_000  # buffered records of one partition before it is paused (back-pressure)
@@ -169,9 +175,9 @@ class _RepartitionWriter:
         self.headers: list[tuple[str, bytes]] | None = None
 
     def write(self, item: tuple) -> None:
-        topic, partition, key, value, ts = item
+        topic, partition, key, value, ts, headers = item
         kc.produce(self.producer, topic, key, value, ts, self.on_delivery, partition=partition,
-                   headers=self.headers)
+                   headers=headers if headers is not None else self.headers)
 
 
 class _KafkaRun:
@@ -259,6 +265,7 @@ class _KafkaRun:
         self.expected: set[tuple[str, int]] = set()
         self.assigned: set[tuple[str, int]] = set()
         self.stop: str | None = None
+        self.failed = False  # the run is ending with an error: commit nothing more
         self.fed = 0
         self.dirty = False
         self.ended = False
@@ -286,6 +293,14 @@ class _KafkaRun:
         #: committed transaction of this run (``_live_txns``), and by the one committing now
         self.r_txn_offsets: dict[str, dict[tuple[str, int], int]] = {}
         self.r_txn_now: dict[tuple[str, int], int] = {}
+        # at_least_once: how many records each upstream task has handed on (``SEQ_HEADER``),
+        # and, for each repartition partition, the last number taken from each upstream task.
+        # A task that stopped without a commit has its input read again by its next run,
+        # which hands on the same records with the same numbers; those already taken are
+        # passed over, so an aggregate downstream counts each once, as with the hand-off in
+        # process. Both are checkpointed with their tasks.
+        self.r_seq: dict[str, int] = {}
+        self.r_seen: dict[tuple[str, int], dict[str, int]] = {}
 
     # ---- set-up ------------------------------------------------------------------------------------
     def _plan_repartitions(self, plan: Plan) -> None:
@@ -477,7 +492,8 @@ class _KafkaRun:
                 "consumed": self._consumed(), "state": state,
                 "txn": self._txn_id() if self.eos else None,
                 "parent": self.committed.txn if self.committed is not None else None,
-                "r_txns": sorted(self._live_txns()) if self.eos and self.rtopic else []}
+                "r_txns": sorted(self._live_txns()) if self.eos and self.rtopic else [],
+                "r_seq": dict(self.r_seq), "r_seen": copy.deepcopy(self.r_seen)}
         return pickle.dumps(snap, protocol=pickle.HIGHEST_PROTOCOL)
 
     def _ensure_checkpoint_topic(self) -> None:
@@ -536,7 +552,10 @@ class _KafkaRun:
     def _task_checkpoint_bytes(self, task: str, state: bytes, positions: dict) -> bytes:
         return pickle.dumps({"version": 4, "topology": self.plan.name, "task": task,
                              "nodes": self._fingerprint(), "seq": self.seq,
-                             "positions": positions, "ended": self.ended, "state": state},
+                             "positions": positions, "ended": self.ended, "state": state,
+                             "r_seq": self.r_seq.get(task, 0),
+                             "r_seen": {k: dict(self.r_seen[k]) for k in positions
+                                        if k in self.r_seen}},
                             protocol=pickle.HIGHEST_PROTOCOL)
 
     def _write_task_checkpoints(self, positions: dict) -> None:
@@ -652,6 +671,8 @@ class _KafkaRun:
                     parent = ckpt.get("txn")
                     self.restored_txns = set(ckpt.get("r_txns", ()))
                     self.committed_txns |= self.restored_txns
+                    self.r_seq = dict(ckpt.get("r_seq", {}))
+                    self.r_seen = copy.deepcopy(ckpt.get("r_seen", {}))
                     log.info("restored checkpoint %s of group %s", self.seq, self.group)
             self.channels.extend(self._open_other(source, skip.get(source, 0))
                                  for source in self.other_in)
@@ -684,6 +705,9 @@ class _KafkaRun:
                 if self.stop == "interrupt":
                     break
         except BaseException:
+            # nothing more is committed (closing the consumer revokes its partitions, and a
+            # shared group's revocation would commit what was processed, the failed chunk too)
+            self.failed = True
             if self.eos and self.producer_ok:
                 # Briefly: a transaction left open is aborted by the broker after
                 # transaction.timeout.ms, or at once by the next run's init_transactions.
@@ -721,9 +745,9 @@ class _KafkaRun:
         self.ended = self.ex.ended
         self.dirty = True
 
-    def _cut(self, node: str, rec: Record, partition: int) -> None:
-        """The executor's repartition writer: ``rec`` to ``partition`` of ``node``'s topic
-        (exactly_once: at the commit, in its transaction)."""
+    def _cut(self, node: str, rec: Record, task_partition: int, partition: int) -> None:
+        """The executor's repartition writer: ``rec``, from the task of ``task_partition``, to
+        ``partition`` of ``node``'s topic (exactly_once: at the commit, in its transaction)."""
         topic = self.rtopic[node]
         try:
             key, value = kc.encode_repartition(rec)
@@ -733,7 +757,12 @@ class _KafkaRun:
                 f"{type(e).__name__}: {e}; keys and values must be picklable") from e
         k = (topic, partition)
         self.r_sent[k] = self.r_sent.get(k, 0) + 1
-        item = (topic, partition, key, value, rec.ts)
+        headers = None
+        if not self.eos:
+            task = f"{self.writer_sub[node]}_{task_partition}"
+            n = self.r_seq[task] = self.r_seq.get(task, 0) + 1
+            headers = [(SEQ_HEADER, f"{task}:{n}".encode())]
+        item = (topic, partition, key, value, rec.ts, headers)
         if self.eos:
             self.pending.append((self.rwriter.write, item))
         else:
@@ -891,7 +920,7 @@ class _KafkaRun:
             self.assignment_changed = time.monotonic()
             log.info("group %s revoked %s", self.group,
                      ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions))
-        if self.shareable and partitions and self.dirty:
+        if self.shareable and partitions and self.dirty and not self.failed:
             self._commit()
         for tp in partitions:
             key = (tp.topic, tp.partition)
@@ -932,7 +961,10 @@ class _KafkaRun:
             self._restore({task: pickle.loads(ckpt["state"])}, 3)
         for task in moved:
             ckpt = ckpts.get(task)
+            self.r_seq[task] = ckpt.get("r_seq", 0) if ckpt else 0
             for key in by_task[task]:
+                if key[0] in self.rnode_of:
+                    self.r_seen[key] = dict(ckpt.get("r_seen", {}).get(key, {})) if ckpt else {}
                 offset = ckpt["positions"].get(key) if ckpt else None
                 if offset is None:
                     offset = committed.get(key, -1)
@@ -1044,14 +1076,19 @@ class _KafkaRun:
             raise ConnectorError(f"cannot read the record at offset {msg.offset()} of "
                                  f"repartition topic {msg.topic()!r}[{msg.partition()}]: "
                                  f"{type(e).__name__}: {e}") from None
-        txn = None
+        tag: Any = None
         if self.eos:
             for k, v in msg.headers() or ():
                 if k == TXN_HEADER:
-                    txn = v.decode()
+                    tag = v.decode()
+        else:
+            for k, v in msg.headers() or ():
+                if k == SEQ_HEADER:
+                    task, _, n = v.decode().rpartition(":")
+                    tag = (task, int(n))
         origin = rec.origin[0] if rec.origin else None
         return (rec.ts, self.order.get(origin, ch.order), Handoff(ch.source, ch.partition, rec),
-                msg.offset(), txn)
+                msg.offset(), tag)
 
     def _ts(self, ev: InputEvent) -> int:
         if not self.multi:
@@ -1064,11 +1101,16 @@ class _KafkaRun:
     def _head(self, ch: _Channel) -> tuple | None:
         buf = ch.buf
         if ch.topic is not None:
-            if ch.internal and self.eos:
-                # A record of a transaction that did not commit (a broker that does not hide
-                # aborted records shows it): passed over, as a read_committed reader of a
-                # Kafka broker never sees it.
-                while buf and buf[0][4] is not None and buf[0][4] not in self.committed_txns:
+            if ch.internal:
+                # Passed over: a record of a transaction that did not commit (a broker that
+                # does not hide aborted records shows it, a read_committed reader of a Kafka
+                # broker never sees it); at_least_once, a record taken already (``r_seq``).
+                seen = self.r_seen.get((ch.topic, ch.partition))
+                while buf:
+                    tag = buf[0][4]
+                    if tag is None or (type(tag) is tuple and (seen is None or seen.get(tag[0], 0) < tag[1])) \
+                            or (type(tag) is str and tag in self.committed_txns):
+                        break
                     ch.next_offset = buf.popleft()[3] + 1
                     self.dirty = True
                     self._resume_if_low(ch)
@@ -1111,38 +1153,62 @@ class _KafkaRun:
                 return False
         return True
 
-    def _drain(self, until: float) -> None:
+    def _r_pending(self) -> bool:
+        """Whether some repartition record this run handed on is not delivered yet."""
+        return any(self.r_done.get(k, 0) < n for k, n in self.r_sent.items())
+
+    def _inputs_idle(self) -> bool:
+        """Whether every input (not repartition) channel is read to its end."""
+        return all(not ch.active or ch.internal or (not ch.buf and (
+            ch.exhausted if ch.topic is None else ch.eof)) for ch in self.channels)
+
+    def _drain(self, until: float) -> bool:
         """Feed records while the channels can say what comes next, until the monotonic time
         ``until`` (the next commit is due): each sub-topology's channels in one merge,
-        upstream sub-topologies first.
+        upstream sub-topologies first. Whether anything was fed.
 
         Records are taken in chunks and fed with ``Executor.feed_many`` (the batched path the
         file runs use, which gives the results of record-at-a-time processing); stops (Ctrl-C,
         ``max_records``, ``until``) take effect between chunks.
         """
         stalled: dict[int, bool] = {}
+        fed = False
         for sub in self.stages:
             chans = [ch for ch in self.channels if ch.sub == sub]
-            self._drain_sub(sub, chans, until, stalled)
+            fed = self._drain_sub(sub, chans, until, stalled) or fed
             if self.stop:
-                return
+                break
             stalled[sub] = all(not ch.active or (not ch.buf and self._at_end(ch, stalled))
                                for ch in chans)
+        if (self.max_records is not None and self.fed >= self.max_records and not fed
+                and not self.stop and self._handed_on()):
+            self.stop = "max_records"
+        return fed
+
+    def _handed_on(self) -> bool:
+        """Whether the repartition partitions have taken what this run wrote to them, as far
+        as their merges can go without another input record (``max_records``: the records
+        read are then processed through every sub-topology before the run stops)."""
+        return all(not ch.active or not ch.internal or ch.buf or (ch.eof and self._caught_up(ch))
+                   for ch in self.channels)
 
     def _drain_sub(self, sub: int, chans: list[_Channel], until: float,
-                   stalled: dict[int, bool]) -> None:
+                   stalled: dict[int, bool]) -> bool:
         """Feed one sub-topology's records in merge order: the next record is the channel
         head with the smallest event time (ties: the source declared first, then the channel
         order); a channel with nothing buffered holds the others back until it is at its end
         (``_at_end``), except a repartition partition in a sub-topology that does not merge
-        its tasks' inputs (``waits``)."""
+        its tasks' inputs (``waits``). Once ``max_records`` input records are read, the merge
+        goes on only while its next record comes from a repartition topic. Whether anything
+        was fed."""
         waits = self.waits[sub]
+        fed = False
         while not self.stop and chans:
             ext_left = _CHUNK if self.max_records is None else self.max_records - self.fed
             chunk: list[Any] = []
             n_ext = 0
             blocked = False
-            while len(chunk) < _CHUNK and n_ext < ext_left:
+            while len(chunk) < _CHUNK:
                 best: _Channel | None = None
                 best_ts = best_tie = 0
                 for ch in chans:
@@ -1160,10 +1226,16 @@ class _KafkaRun:
                         best, best_ts, best_tie = ch, ts, head[1]
                 if blocked or best is None:
                     break
+                if not best.internal and n_ext >= ext_left:
+                    blocked = True  # max_records: no more input records
+                    break
                 entry = best.buf.popleft()
                 chunk.append(entry[2])
                 if best.internal:
                     best.next_offset = entry[3] + 1
+                    tag = entry[4]
+                    if type(tag) is tuple:
+                        self.r_seen.setdefault((best.topic, best.partition), {})[tag[0]] = tag[1]
                 else:
                     n_ext += 1
                     if best.topic is not None:
@@ -1173,14 +1245,14 @@ class _KafkaRun:
                 if best.paused:
                     self._resume_if_low(best)
             if not chunk:
-                return
+                return fed
             self.ex.feed_many(chunk)
+            fed = True
             self.fed += n_ext
             self.dirty = True
-            if self.max_records is not None and self.fed >= self.max_records:
-                self.stop = "max_records"
-            if blocked or len(chunk) < _CHUNK and n_ext < ext_left or time.monotonic() >= until:
-                return
+            if blocked or len(chunk) < _CHUNK or time.monotonic() >= until:
+                return fed
+        return fed
 
     def _loop(self) -> None:
         now = time.monotonic()
@@ -1210,7 +1282,7 @@ class _KafkaRun:
             busy = any(ch.buf for ch in self.channels)
             if self._receive(self.consumer.consume(1000, 0.02 if busy else 0.1)):
                 last_arrival = time.monotonic()
-            self._drain(last_commit + self.commit_interval)
+            fed = self._drain(last_commit + self.commit_interval)
             now = time.monotonic()
             if self.stop:
                 break
@@ -1219,12 +1291,20 @@ class _KafkaRun:
             # Idle: every partition read to its end, nothing new for until_idle s (once some
             # sub-topologies have ended, an instance that owns every partition goes on as soon
             # as the ones downstream have read what those wrote).
-            if (self.until_idle is not None
-                    and (now - last_arrival >= self.until_idle
-                         or (self.ex.ended_subs and not self.shareable))
-                    and self._settled(now) and self._idle()):
+            quiet = (self.until_idle is not None
+                     and (now - last_arrival >= self.until_idle
+                          or (self.ex.ended_subs and not self.shareable))
+                     and self._settled(now))
+            if quiet and self._idle():
                 break
-            if self.dirty and owns_all and now - last_commit >= self.commit_interval:
+            # exactly_once: repartition records are written at the commit; a run that waits
+            # for them (to end, or to stop after max_records) commits at once.
+            due = now - last_commit >= self.commit_interval
+            if (self.eos and not due and not fed and self._r_pending()
+                    and ((quiet and self._inputs_idle())
+                         or (self.max_records is not None and self.fed >= self.max_records))):
+                due = True
+            if self.dirty and owns_all and due:
                 self._commit()
                 last_commit = now
             if self.progress is not None and now - last_progress >= self.progress_every:

@@ -59,7 +59,7 @@ def _make_push(wiring: Wiring, steps: list[NodeStep], emit: Emit, partitioner: P
         return sink
     if isinstance(step.node, Repartition) and cut is not None:
         def repartition_cut(port: str, rec: Record, part: int) -> None:
-            cut(name, rec, part if rec.key is None else partitioner(rec.key, 0))
+            cut(name, rec, part, part if rec.key is None else partitioner(rec.key, 0))
         return repartition_cut
     if isinstance(step.node, Repartition):
         def repartition(port: str, rec: Record, part: int) -> None:

@@ -56,6 +56,23 @@ def fraud_with_trap(trap: Trap) -> sd.Topology:
     return topo
 
 
+def fraud_with_counting_trap(trap: Trap) -> sd.Topology:
+    """The same, with ``trap`` called for each attempt counted: in the sub-topology after the
+    repartition, so that what it emitted before the trap fires has been written."""
+    def add(count: int, value) -> int:
+        trap(None, value)
+        return count + 1
+    topo = sd.Topology("fraud-detection")
+    (topo.stream("authorization_attempts", key="card_number", timestamp="ts")
+        .group_by("card_number")
+        .window(sd.tumbling(minutes=5, grace=sd.minutes(1)), emit="final")
+        .aggregate(0, add)
+        .filter(lambda count: count > 3)
+        .to_stream()
+        .to("possible_fraud"))
+    return topo
+
+
 @pytest.fixture(scope="module")
 def expected() -> Counter:
     return file_run()
@@ -91,7 +108,7 @@ def test_stop_after_n_records_then_resume(kafka: Kafka, expected: Counter, guara
 def test_crash_then_restart(kafka: Kafka, expected: Counter, guarantee: str):
     src, out, group = _setup(kafka)
     trap = Trap()
-    topo = fraud_with_trap(trap)
+    topo = fraud_with_counting_trap(trap)
     _run(kafka, topo, src, out, group, max_records=200, processing_guarantee=guarantee)
     committed = kafka.committed(src, group, 2)
     assert sum(committed.values()) == 200
@@ -99,7 +116,10 @@ def test_crash_then_restart(kafka: Kafka, expected: Counter, guarantee: str):
     with pytest.raises(RecordError, match="injected crash"):
         _run(kafka, topo, src, out, group, until_idle=0.5, processing_guarantee=guarantee,
              commit_interval=3600)
-    assert kafka.committed(src, group, 2) == committed      # the crashed run committed nothing
+    if guarantee == "at_least_once":
+        assert kafka.committed(src, group, 2) == committed  # the crashed run committed nothing
+    # (exactly_once writes the repartitioned records in a transaction before the counting
+    # can read them: the crashed run committed the upstream work its counting waited for)
     trap.disarm()
     _run(kafka, topo, src, out, group, until_idle=0.5, processing_guarantee=guarantee)
     got = kafka_records(kafka, out)
