@@ -22,6 +22,7 @@ from kafka_helpers import Kafka, kafka  # noqa: F401  (the broker fixture)
 from test_fraud_kafka import fraud, producer
 from test_shared_group import _read, _wait_for_outputs
 
+import streamdsl as sd
 from streamdsl.backend import get_backend
 from streamdsl.connectors.kafka import decode_repartition
 from streamdsl.errors import ConnectorError
@@ -224,3 +225,40 @@ def test_killed_exactly_once_runs_with_a_repartition_count_each_record_once(kafk
     repartitioned = committed_records(kafka, topic, txns, json_values=False)
     assert Counter(decode_repartition(m.value).ts for m in repartitioned) == \
         Counter(r["ts"] for r in recs)                   # every record once in the topic
+
+
+# ---- a sub-topology reading a repartition topic and a table --------------------------------------
+
+def test_a_repartition_joined_with_a_table_is_merged_in_timestamp_order(kafka: Kafka):  # noqa: F811
+    """Orders keyed (in Kafka) by order id, re-keyed by customer and joined with the customers
+    table: the join's tasks read the repartition topic and the table's topic, and take their
+    records in timestamp order, waiting for repartitioned records still on their way (o1 at
+    2 s must find Ada, not the update at 3 s that the table's topic holds already)."""
+    import test_table_join as tj
+    customers = tj._compacted_topic(kafka, "customers")
+    orders = kafka.topic("orders", partitions=2)
+    kafka.produce(customers, tj.CUSTOMERS)
+    by_order = [(v["order"], v, ts, partition_of(v["order"], 0, 2)) for _, v, ts, _ in tj.ORDERS]
+    kafka.produce(orders, by_order)
+    topo = _rekeyed_enrichment()
+    group, enriched_all = kafka.name("rekeyed"), kafka.name("enriched-all")
+    get_backend("local").run(topo.plan(), {"customers": kafka.uri(customers, group),
+                                           "orders": kafka.uri(orders, group)},
+                             {"enriched_all": kafka.uri(enriched_all)}, until_idle=0.5)
+    topic = f"{group}-repartition-1-repartition"
+    assert len(kafka.read(topic, json_values=False)) == 6
+    got = {m.value["order"]: m.value.get("name") for m in kafka.read(enriched_all)}
+    assert got == {"o1": "Ada", "o2": "Bob", "o3": "Ada L.", "o4": None, "o5": "Cy", "o6": None}
+    memory = get_backend("local").run(
+        topo.plan(), {"customers": {"type": "memory", "records": [r[:3] for r in tj.CUSTOMERS]},
+                      "orders": {"type": "memory", "records": [r[:3] for r in by_order]}},
+        {}, partitions=2)
+    assert sorted((m.key, m.value["order"], m.timestamp) for m in kafka.read(enriched_all)) == \
+        sorted((r.key, r.value["order"], r.timestamp) for r in memory.outputs["enriched_all"])
+
+
+def _rekeyed_enrichment() -> sd.Topology:
+    topo = sd.Topology("rekeyed-enrichment")
+    customers = topo.table("customers")
+    topo.stream("orders").key_by("customer").left_join(customers).to("enriched_all")
+    return topo
