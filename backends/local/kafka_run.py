@@ -4,26 +4,50 @@
 loop drives the shared ``Executor`` record by record, like the finite path, but reads Kafka
 incrementally and commits as it goes:
 
-* **Order.** Each Kafka partition (and each non-Kafka input) is one ordered channel. The next
+* **Repartition topics.** Each ``Repartition`` node writes a Kafka topic,
+  ``<group>-<operator>-repartition`` (``ir.tasks.repartition_topic``; created at start-up with
+  the input topics' partitions), and the sub-topology downstream of it reads that topic as a
+  source, as in Kafka Streams: the executor hands what a repartition receives to ``_cut``
+  instead of passing it on in this process, and records read back from the topic enter the
+  downstream nodes as ``Handoff`` items. A record is written to its new key's partition (Kafka's
+  partitioner over the key bytes our sink writes), with its event time as the Kafka timestamp,
+  the record pickled as the value (``kafka.encode_repartition``).
+* **Order.** Each Kafka partition (and each non-Kafka input) is one ordered channel, taken by
+  the merge of the sub-topology that reads it (upstream sub-topologies first). The next
   record is the channel head with the smallest event time (ties: source declaration order, then
   partition), Kafka Streams' timestamp-synchronized order. A channel with nothing buffered holds
   the others back until it delivers a record or reports that it is at its end (librdkafka's
   partition EOF), so a topology reading data already in Kafka sees the same order on every run.
+  A repartition partition holds its merge back only in a sub-topology with several input topics,
+  or one that writes a repartition itself (elsewhere each task has one input and order between
+  tasks changes nothing), and until it has taken what this run wrote to it while the
+  sub-topology upstream could go no further (``_at_end``).
 * **Commits** (every ``commit_interval`` seconds, at a stop and at the end). The run's state
-  (every operator's store) and the next offset of each partition are written as one checkpoint
-  record to ``<group>-checkpoint`` (for topologies with state or non-Kafka inputs), then the
-  offsets are committed to the group. ``at_least_once``: sink writes are flushed first, so a committed offset
-  never covers an output that was not written. ``exactly_once``: sink writes, dead letters, the
-  checkpoint and the offsets are committed in one Kafka transaction.
+  (every operator's store) and the next offset of each partition, repartition partitions
+  included, are written as one checkpoint record to ``<group>-checkpoint`` (for topologies with
+  state or non-Kafka inputs), then the offsets are committed to the group. ``at_least_once``:
+  sink and repartition writes are flushed first, so a committed offset never covers an output
+  that was not written; each repartition record carries its upstream task and number
+  (``SEQ_HEADER``), and a task reading it passes over numbers it has had, so a record written
+  again after a stop without a commit is counted once. ``exactly_once``: sink writes,
+  repartition writes, dead letters, the checkpoint and the offsets (of the repartition topics
+  too) are committed in one Kafka transaction; a repartition record of a transaction that did
+  not commit is passed over (by its ``TXN_HEADER``), whatever the broker shows.
+* **Sharing.** An ``at_least_once`` run over Kafka inputs only, each topic read by one
+  sub-topology, shares its tasks with the other instances of its group: each task is a set of
+  topic partitions (input partitions upstream, repartition partitions downstream), assigned
+  through the consumer group, checkpointed apart (``<group>#<task>``), restored where it goes.
 * **Restart.** A run restores the latest checkpoint whose offsets equal the group's committed
   offsets (the latest one otherwise) and resumes from its offsets; without a checkpoint it starts
   at the group's committed offsets, else at the beginning.
 * **Stops.** ``until_idle=S``: once every partition is read to its end and no record arrived for
-  S seconds, the input ends (every window closes, as at the end of a file), and the run commits
-  and returns.
-  ``max_records=N``: after N input records the run commits and returns *without* ending the input
-  (windows stay open in the checkpoint; the next run continues them). Ctrl-C: the records in
-  flight (one chunk) are finished, the run commits, then ``KeyboardInterrupt`` propagates.
+  S seconds, the input ends (every window closes, as at the end of a file), sub-topology by
+  sub-topology: those upstream first, then each downstream one once it has read what those
+  wrote; then the run commits and returns.
+  ``max_records=N``: after N input records (of input topics, not repartition topics), processed
+  through every sub-topology, the run commits and returns *without* ending the input (windows
+  stay open in the checkpoint; the next run continues them). Ctrl-C: the records in flight (one
+  chunk) are finished, the run commits, then ``KeyboardInterrupt`` propagates.
 """
 
 from __future__ import annotations

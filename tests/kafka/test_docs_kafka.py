@@ -16,7 +16,8 @@ def test_kafka_doc_examples_run(kafka: Kafka, capsys):
     ns: dict = {"__name__": "docs_kafka"}
     for i, code in enumerate(blocks):
         code = code.replace('BOOTSTRAP = "127.0.0.1:9092"', f"BOOTSTRAP = {kafka.bootstrap!r}")
-        code = code.replace("=big-payments", "=big-payments&session.timeout.ms=1000"
-                                                        "&heartbeat.interval.ms=100")
+        for group in ("=big-payments", "=payment-sizes"):
+            code = code.replace(group, f"{group}&session.timeout.ms=1000&heartbeat.interval.ms=100")
         exec(compile(code, f"{DOC}#block{i + 1}", "exec"), ns)
-    assert "6 payments read" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "6 payments read" in out and "2 partitions" in out
