@@ -544,16 +544,18 @@ class _KafkaRun:
         finally:
             reader.close()
         wanted = {self._task_key(t): t for t in tasks}
+        whole = self.group.encode()  # a checkpoint of every task (a run of one instance)
         cands: dict[str, list[dict]] = {}
         for m in msgs:
-            task = wanted.get(m.key())
+            task = wanted.get(m.key()) if m.key() != whole else ""
             if task is None or m.value() is None:
                 continue
             try:
                 cands.setdefault(task, []).append(pickle.loads(m.value()))
             except Exception as e:
                 log.warning("skipping an unreadable checkpoint at offset %s: %s", m.offset(), e)
-        tps = sorted({tp for cs in cands.values() for c in cs for tp in c["positions"]})
+        olds = cands.pop("", [])
+        tps = sorted({tp for cs in [*cands.values(), olds] for c in cs for tp in c["positions"]})
         committed = {}
         if tps:
             for tp in consumer.committed([ck.TopicPartition(t, p) for t, p in tps],
@@ -571,7 +573,39 @@ class _KafkaRun:
                     "written by a different topology; run this one with another group "
                     "(?group=NEW), or delete that topic to start without state")
             chosen[task] = c
+        missing = tasks - set(chosen)
+        if missing and olds:
+            chosen.update(self._from_whole(olds, committed, missing))
         return chosen
+
+    def _from_whole(self, cands: list[dict], committed: dict, tasks: set[str]) -> dict[str, dict]:
+        """Task checkpoints taken from a checkpoint of every task (written by a run that did
+        not share its group: an earlier version, or one of a topology with a repartition
+        before repartitions were topics): the one whose offsets the group has committed, else
+        the last."""
+        c = next((c for c in reversed(cands)
+                  if all(committed.get(tp) == off for tp, off in c["positions"].items())),
+                 cands[-1])
+        if c["nodes"] != self._fingerprint():
+            raise ConnectorError(
+                f"the checkpoint in Kafka topic {self.checkpoint_topic!r} was written by a "
+                "different topology; run this one with another group (?group=NEW), or delete "
+                "that topic to start without state")
+        state = pickle.loads(c["state"]) if isinstance(c["state"], bytes) else c["state"]
+        if c.get("version", 1) < 3:
+            state = _by_task(state, self.ex.sub_topology)
+        out = {}
+        for task in tasks:
+            mine = {tp: off for tp, off in c["positions"].items()
+                    if tp[0] in self.topic_sub and self._task_of(tp) == task}
+            out[task] = {"nodes": c["nodes"], "positions": mine,
+                         "state": pickle.dumps(state.get(task, {}),
+                                               protocol=pickle.HIGHEST_PROTOCOL),
+                         "r_seq": c.get("r_seq", {}).get(task, 0),
+                         "r_seen": {k: v for k, v in c.get("r_seen", {}).items() if k in mine}}
+        log.info("group %s: task(s) %s from the checkpoint of the whole run", self.group,
+                 ", ".join(sorted(tasks)))
+        return out
 
     def _task_checkpoint_bytes(self, task: str, state: bytes, positions: dict) -> bytes:
         return pickle.dumps({"version": 4, "topology": self.plan.name, "task": task,

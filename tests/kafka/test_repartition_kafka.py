@@ -262,3 +262,23 @@ def _rekeyed_enrichment() -> sd.Topology:
     customers = topo.table("customers")
     topo.stream("orders").key_by("customer").left_join(customers).to("enriched_all")
     return topo
+
+
+def test_a_shared_run_takes_its_tasks_from_a_checkpoint_of_the_whole_run(kafka: Kafka):  # noqa: F811
+    """A run that does not share its group (exactly_once) checkpoints every task in one record;
+    an at_least_once run of the same group, which shares it, takes each task's state and
+    offsets from that record (the upstream tasks' input offsets, the downstream tasks'
+    repartition offsets), so the two runs together give the file run's results."""
+    from test_fraud_kafka import file_run, kafka_records
+    src, out, group = kafka.name("attempts"), kafka.name("possible-fraud"), kafka.name("fraud")
+    producer.produce_fraud(kafka.bootstrap, src, partitions=2)
+    plan = fraud.topology.plan()
+    inputs = {"authorization_attempts": kafka.uri(src, group)}
+    first = get_backend("local").run(plan, inputs, {"possible_fraud": kafka.uri(out)},
+                                     max_records=300, processing_guarantee="exactly_once")
+    assert first.metrics.records_in == 300
+    assert 0 < sum(kafka_records(kafka, out).values()) < sum(file_run().values())
+    second = get_backend("local").run(plan, inputs, {"possible_fraud": kafka.uri(out)},
+                                      until_idle=0.5)
+    assert second.metrics.records_in == 611 - 300
+    assert kafka_records(kafka, out) == file_run()      # open windows went on from the state
