@@ -802,6 +802,8 @@ class _KafkaRun:
         self.ex.end(wave)
         self.ended = self.ex.ended
         self.dirty = True
+        log.info("group %s: the input of sub-topolog%s %s ended", self.group,
+                 "ies" if len(wave) > 1 else "y", ", ".join(map(str, wave)))
 
     def _cut(self, node: str, rec: Record, task_partition: int, partition: int) -> None:
         """The executor's repartition writer: ``rec``, from the task of ``task_partition``, to
@@ -1348,10 +1350,10 @@ class _KafkaRun:
                 self.main.poll(0)  # delivery reports of repartition records
             # Idle: every partition read to its end, nothing new for until_idle s (once some
             # sub-topologies have ended, an instance that owns every partition goes on as soon
-            # as the ones downstream have read what those wrote).
+            # as the ones downstream have read what those wrote; one of several waits again).
             quiet = (self.until_idle is not None
                      and (now - last_arrival >= self.until_idle
-                          or (self.ex.ended_subs and not self.shareable))
+                          or (self.ex.ended_subs and self.assigned == self.expected))
                      and self._settled(now))
             if quiet and self._idle():
                 break
