@@ -29,19 +29,23 @@ incrementally and commits as it goes:
 from __future__ import annotations
 
 import copy
+import heapq
 import logging
 import pickle
 import signal
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
+from itertools import chain, groupby, islice, takewhile
+from operator import itemgetter
 from typing import Any, Callable, NamedTuple
 
 from streamdsl.connectors import kafka as kc
 from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
 from streamdsl.errors import ConnectorError
 from streamdsl.ir.plan import Plan
+from streamdsl.runtime.collector import collect_frozen, collector_for_a_run
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.partitioning import Partitioner
@@ -66,7 +70,22 @@ _NEG_INF = -(1 << 62)
 _PAUSE_AT = 20_000  # buffered records of one partition before it is paused (back-pressure)
 _RESUME_AT = 2_000
 SESSION_TIMEOUT_MS = 6000  # the consumer's default session.timeout.ms (see ``_consumer``)
+_GC_EVERY = 60.0  # seconds between the loop's full collections (``collect_frozen``)
 _CHUNK = 256  # records fed to the executor at once (a stop waits for the chunk in flight)
+#: buffer entries are ``(event time, rank, Record | _Raw)``; a sentinel's third item is None
+_real = itemgetter(2)
+_RANK = itemgetter(1)
+_REC = itemgetter(2)
+
+
+class _Raw(NamedTuple):
+    """A buffered event left for the executor to ingest (see ``_entry_maker``)."""
+
+    ev: InputEvent
+
+
+def _IS_RAW(entry: tuple) -> bool:
+    return type(entry[2]) is _Raw
 
 
 def run_kafka(plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
@@ -104,7 +123,9 @@ def run_kafka(plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
                     broker_timeout=broker_timeout)
     ck = kc._require_kafka()
     try:
-        return run.run()
+        # the collector policy of every local run, and a full collection every _GC_EVERY s
+        with collector_for_a_run():
+            return run.run()
     except ck.KafkaException as e:  # whatever librdkafka raised that the loop did not expect
         err = e.args[0] if e.args else e
         reason = err.str() if hasattr(err, "str") else str(err)
@@ -130,14 +151,15 @@ class _Channel:
     source (``it``, a finite iterator)."""
 
     __slots__ = ("source", "order", "topic", "partition", "buf", "eof", "next_offset", "it",
-                 "consumed", "exhausted", "paused", "active")
+                 "consumed", "exhausted", "paused", "active", "rank", "entry", "sentinel")
 
     def __init__(self, source: str, order: int, topic: str | None = None, partition: int = 0):
         self.source = source
         self.order = order
         self.topic = topic
         self.partition = partition
-        self.buf: deque[tuple[int, InputEvent]] = deque()
+        #: ``(event time, rank, Record | _Raw)`` entries, in offset (or file) order
+        self.buf: deque[tuple] = deque()
         self.eof = False
         self.next_offset: int | None = None
         self.it: Any = None
@@ -146,6 +168,11 @@ class _Channel:
         self.paused = False
         #: a Kafka partition this run owns now (a shared group can take it away)
         self.active = True
+        #: ties of the merge: source declaration order, then partition
+        self.rank = order * 1_000_000 + partition
+        self.entry: Callable[[Any], tuple] | None = None  # set by the run (``_entry_maker``)
+        #: what ends the buffer in a merge while more may come: sorts before every record
+        self.sentinel = ((float("-inf"), self.rank, None),)
 
 
 class _KafkaRun:
@@ -350,7 +377,7 @@ class _KafkaRun:
 
     def _state_bytes(self) -> bytes:
         try:
-            return pickle.dumps(self.ex.snapshot(), protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps(self.ex.snapshot(live=True), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
             raise ConnectorError(f"cannot checkpoint the state of topology {self.plan.name!r}: "
                                  f"{type(e).__name__}: {e}; aggregate values must be picklable") from e
@@ -433,7 +460,8 @@ class _KafkaRun:
         owned = sorted({p for _, p in self.assigned})
         for p in owned:
             task = self._task(p)
-            state = pickle.dumps({n: proc.snapshot() for n, proc in procs.get(task, {}).items()},
+            state = pickle.dumps({n: proc.snapshot(live=True)
+                                  for n, proc in procs.get(task, {}).items()},
                                  protocol=pickle.HIGHEST_PROTOCOL)
             mine = {tp: off for tp, off in positions.items() if tp[1] == p}
             kc.produce(self.main, self.checkpoint_topic, self._task_key(task),
@@ -534,11 +562,18 @@ class _KafkaRun:
                     self.seq = ckpt["seq"]
                     parent = ckpt.get("txn")
                     log.info("restored checkpoint %s of group %s", self.seq, self.group)
-            self.channels.extend(self._open_other(source, skip.get(source, 0))
-                                 for source in self.other_in)
             self.ingest = {}
+            self.plan_nodes_of: dict[str, list[str]] = {}
             for s in self.plan.sources():
                 self.ingest.setdefault(s.topic, make_ingest(s))
+                self.plan_nodes_of.setdefault(s.topic, []).append(s.name)
+            self.by_rank: dict[int, _Channel] = {}
+            self.node_of_rank: dict[int, str] = {}
+            self.saw_raw = False
+            self.single_source = len(self.plan_nodes_of) == 1
+            self.only_node = next(iter(self.plan_nodes_of.values()))[0]
+            self.channels.extend(self._open_other(source, skip.get(source, 0))
+                                 for source in self.other_in)
             self._start_from_committed(consumer)
             self.committed = _Committed(self._state_bytes(), dict(self.start_offsets), skip,
                                         copy.deepcopy(ex.metrics), 0, False, parent)
@@ -606,6 +641,7 @@ class _KafkaRun:
     def _open_other(self, source: str, skip: int) -> _Channel:
         """The channel of a non-Kafka input, its first ``skip`` records already read."""
         ch = _Channel(source, self.order[source])
+        self._register(ch, kafka=False)
         ch.it = iter(open_source(source, self.other_in[source]))
         for _ in range(skip):
             if next(ch.it, None) is None:
@@ -664,6 +700,7 @@ class _KafkaRun:
             if ch is None:
                 ch = _Channel(self.source_of[tp.topic], self.order[self.source_of[tp.topic]],
                               tp.topic, tp.partition)
+                self._register(ch, kafka=True)
                 self.kchan[key] = ch
                 self.channels.append(ch)
                 self.channels.sort(key=lambda c: (c.order, c.partition))
@@ -795,13 +832,17 @@ class _KafkaRun:
                 return
 
     def _receive(self, msgs: list[Any]) -> bool:
+        """Buffer consumed messages in their channels, each decoded and ingested once, as
+        ``(event time, rank, Record)`` (``(_NEG_INF, rank, _Bad)`` for one that does not
+        ingest: dead-lettered when the merge reaches it)."""
         ck = kc._require_kafka()
         got = False
+        kchan = self.kchan
         for msg in msgs:
             err = msg.error()
             if err is not None:
                 if err.code() == ck.KafkaError._PARTITION_EOF:
-                    ch = self.kchan.get((msg.topic(), msg.partition()))
+                    ch = kchan.get((msg.topic(), msg.partition()))
                     if ch is not None:
                         ch.eof = True
                     continue
@@ -809,13 +850,10 @@ class _KafkaRun:
                     raise ConnectorError(f"Kafka consumer of group {self.group!r}: {err.str()}")
                 log.warning("kafka: %s", err.str())
                 continue
-            ch = self.kchan.get((msg.topic(), msg.partition()))
+            ch = kchan.get((msg.topic(), msg.partition()))
             if ch is None:  # not ours any more
                 continue
-            spec = self.kafka_in[ch.source]
-            ev = kc.decode_message(ch.source, msg, spec.key_format, spec.value_format,
-                                   key_used=self.key_used[ch.source])
-            ch.buf.append((self._ts(ev), ev))
+            ch.buf.append(ch.entry(msg))
             ch.eof = False
             got = True
             if not ch.paused and len(ch.buf) >= _PAUSE_AT:
@@ -823,76 +861,170 @@ class _KafkaRun:
                 ch.paused = True
         return got
 
-    def _ts(self, ev: InputEvent) -> int:
-        if not self.multi:
-            return 0
-        try:
-            return self.ingest[ev.topic](ev).ts
-        except BadRecord:
-            return _NEG_INF  # dead-lettered: its place changes no result
+    def _consume(self, timeout: float) -> list[Any]:
+        """What the consumer has (up to 10,000 messages) without waiting, else the first
+        message within ``timeout`` s and what came with it: ``consume(n, t)`` alone waits for
+        all ``n`` or the whole timeout."""
+        consume = self.consumer.consume
+        msgs = consume(10_000, 0)
+        if not msgs:
+            msgs = consume(1, timeout)
+            if msgs:
+                msgs += consume(10_000, 0)
+        return msgs
 
-    def _head(self, ch: _Channel) -> tuple[int, InputEvent] | None:
-        if ch.topic is not None:
-            return ch.buf[0] if ch.buf else None
-        if not ch.buf and not ch.exhausted:
-            ev = next(ch.it, None)
+    def _entry_maker(self, source: str, rank: int, kafka: bool) -> Callable[[Any], tuple]:
+        """``message (or input event) -> buffer entry`` for a channel of ``source``: decoded
+        (Kafka) and ingested by the kernel's rules, once. An event that does not ingest stays
+        raw (the executor dead-letters it with its reason when the merge reaches it; its event
+        time is unknown, so it goes first, as its place changes no result); so do the events
+        of a topic that several source nodes read (each ingests it its own way)."""
+        ingest = self.ingest[source]
+        shared = len(self.plan_nodes_of[source]) > 1
+        if kafka:
+            spec = self.kafka_in[source]
+            decode = kc.decode_message
+            kf, vf, used = spec.key_format, spec.value_format, self.key_used[source]
+            # a key the stream does not use is not decoded (its text is only for dead letters)
+            fast = None if used else kc.value_decoder(source, vf)
+        bad_record = BadRecord
+        run = self
+
+        def entry(item: Any) -> tuple:
+            if not kafka:
+                ev = item
+            elif fast is not None:
+                ev = fast(item)
+                if ev is not None:
+                    try:
+                        rec = ingest(ev)
+                    except bad_record:
+                        pass
+                    else:
+                        if shared:
+                            run.saw_raw = True
+                            return (rec.ts, rank, _Raw(decode(source, item, kf, vf, key_used=used)))
+                        return (rec.ts, rank, rec)
+                ev = decode(source, item, kf, vf, key_used=used)
+            else:
+                ev = decode(source, item, kf, vf, key_used=used)
+            try:
+                rec = ingest(ev)
+            except bad_record:
+                run.saw_raw = True
+                return (_NEG_INF, rank, _Raw(ev))
+            if shared:
+                run.saw_raw = True
+                return (rec.ts, rank, _Raw(ev))
+            return (rec.ts, rank, rec)
+        return entry
+
+    def _register(self, ch: _Channel, *, kafka: bool) -> None:
+        ch.entry = self._entry_maker(ch.source, ch.rank, kafka)
+        self.by_rank[ch.rank] = ch
+        self.node_of_rank[ch.rank] = self.plan_nodes_of[ch.source][0]
+
+    def _fill(self, ch: _Channel, n: int) -> None:
+        """Read up to ``n`` more records of a non-Kafka input into its buffer."""
+        buf, it, entry = ch.buf, ch.it, ch.entry
+        while len(buf) < n:
+            ev = next(it, None)
             if ev is None:
                 ch.exhausted = True
-            else:
-                ch.buf.append((self._ts(ev), ev))
-        return ch.buf[0] if ch.buf else None
+                return
+            buf.append(entry(ev))
 
     def _drain(self, until: float) -> None:
         """Feed records in merge order while every channel can say what comes next, until the
         monotonic time ``until`` (the next commit is due).
 
-        Records are taken in chunks and fed with ``Executor.feed_many`` (the batched path the
-        file runs use, which gives the results of record-at-a-time processing); stops (Ctrl-C,
+        The merge is ``heapq.merge`` of the channels' buffers by ``(event time, rank)``, the
+        timestamp-synchronized order with ties by (source declaration order, partition): a
+        channel that may still deliver records ends its buffer with a sentinel that sorts
+        first, so the merge stops where that channel's next record is not known yet. Records
+        are taken in chunks and fed with ``Executor.feed_ingested`` (the batched path the file
+        runs use, which gives the results of record-at-a-time processing); stops (Ctrl-C,
         ``max_records``, ``until``) take effect between chunks.
         """
         ck = kc._require_kafka()
+        ex = self.ex
         while not self.stop:
             limit = _CHUNK if self.max_records is None else min(_CHUNK, self.max_records - self.fed)
-            chunk: list[InputEvent] = []
-            blocked = False
-            while len(chunk) < limit:
-                best: _Channel | None = None
-                best_ts = 0
-                for ch in self.channels:
-                    if not ch.active:
-                        continue
-                    head = self._head(ch)
-                    if head is None:
-                        if ch.topic is None or ch.eof:
-                            continue
-                        blocked = True  # a partition that may still deliver earlier records
-                        break
-                    if best is None or head[0] < best_ts:
-                        best, best_ts = ch, head[0]
-                if blocked or best is None:
-                    break
-                ev = best.buf.popleft()[1]
-                chunk.append(ev)
-                if best.topic is not None:
-                    best.next_offset = ev.position[1] + 1
-                    if best.paused and len(best.buf) <= _RESUME_AT:
-                        self.consumer.resume([ck.TopicPartition(best.topic, best.partition)])
-                        best.paused = False
+            runs = []
+            for ch in self.channels:
+                if not ch.active:
+                    continue
+                if ch.topic is None:
+                    if not ch.exhausted and len(ch.buf) < limit:
+                        self._fill(ch, limit)
+                    more = not ch.exhausted
                 else:
-                    best.consumed += 1
-            if not chunk:
+                    more = not ch.eof
+                if ch.buf:
+                    runs.append(chain(ch.buf, ch.sentinel) if more else ch.buf)
+                elif more:
+                    if ch.topic is None:
+                        continue  # (cannot happen: a non-exhausted input was just read)
+                    return  # a partition that may still deliver earlier records
+            if not runs:
                 return
-            self.ex.feed_many(chunk)
-            self.fed += len(chunk)
+            if len(runs) == 1:
+                taken = list(takewhile(_real, islice(runs[0], limit)))
+            else:
+                taken = list(islice(takewhile(_real, heapq.merge(*runs)), limit))
+            if not taken:
+                return
+            counts = Counter(map(_RANK, taken)) if len(runs) > 1 else {taken[0][1]: len(taken)}
+            for rank, k in counts.items():
+                ch = self.by_rank[rank]
+                buf = ch.buf
+                if ch.topic is not None:
+                    last = buf[k - 1][2]
+                    ch.next_offset = (last.ev.position if type(last) is _Raw
+                                      else last.origin[1])[1] + 1
+                else:
+                    ch.consumed += k
+                if k == len(buf):
+                    buf.clear()
+                else:
+                    for _ in range(k):
+                        buf.popleft()
+                if ch.paused and len(buf) <= _RESUME_AT:
+                    self.consumer.resume([ck.TopicPartition(ch.topic, ch.partition)])
+                    ch.paused = False
+            self._feed(taken)
+            self.fed += len(taken)
             self.dirty = True
             if self.max_records is not None and self.fed >= self.max_records:
                 self.stop = "max_records"
-            if len(chunk) < limit or time.monotonic() >= until:
+            if len(taken) < limit or time.monotonic() >= until:
                 return
+
+    def _feed(self, taken: list[tuple]) -> None:
+        """Hand merged entries to the executor in their order: stretches of ingested records in
+        one call each; events left raw (``_Raw``: not ingestible, to be dead-lettered with
+        their reason, or of a topic several source nodes read) through ``feed_many``."""
+        ex = self.ex
+        if not self.saw_raw:
+            self._feed_records(taken)
+            return
+        for raw, part in groupby(taken, _IS_RAW):
+            part = list(part)
+            if raw:
+                ex.feed_many([e[2].ev for e in part])
+            else:
+                self._feed_records(part)
+
+    def _feed_records(self, part: list[tuple]) -> None:
+        if self.single_source:
+            self.ex.feed_ingested(self.only_node, list(map(_REC, part)))
+        else:
+            name_of = self.node_of_rank
+            self.ex.feed_ingested_mixed([name_of[e[1]] for e in part], list(map(_REC, part)))
 
     def _loop(self) -> None:
         now = time.monotonic()
-        last_arrival = last_commit = last_progress = now
+        last_arrival = last_commit = last_progress = last_gc = now
         partial_since: float | None = None
         while not self.stop:
             owns_all = self._complete()
@@ -916,7 +1048,7 @@ class _KafkaRun:
                     "backend runs one instance per group: is another run of this topology using "
                     "the group?")
             busy = any(ch.buf for ch in self.channels)
-            if self._receive(self.consumer.consume(1000, 0.02 if busy else 0.1)):
+            if self._receive(self._consume(0.02 if busy else 0.1)):
                 last_arrival = time.monotonic()
             self._drain(last_commit + self.commit_interval)
             now = time.monotonic()
@@ -933,6 +1065,9 @@ class _KafkaRun:
             if self.progress is not None and now - last_progress >= self.progress_every:
                 self.progress(self.ex.metrics)
                 last_progress = now
+            if now - last_gc >= _GC_EVERY:
+                collect_frozen()
+                last_gc = now
 
     # ---- commits -----------------------------------------------------------------------------
     # A broker error never ends a run at once: at_least_once retries the commit (the outputs it
