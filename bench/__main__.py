@@ -20,7 +20,7 @@ from .workloads import WORKLOADS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-ALL = [*WORKLOADS, "fraud-memory"]
+ALL = [*WORKLOADS, "fraud-memory", "kafka"]
 
 
 def _git_commit() -> str | None:

@@ -41,7 +41,7 @@ def rows(results: dict) -> list[list[str]]:
     """One row per (workload, implementation)."""
     out = []
     for name, w in results["workloads"].items():
-        if name == "fraud-memory" or "events_per_s" not in w:
+        if name in SPECIAL or "events_per_s" not in w:
             continue
         base = w["events_per_s"].get("hand_loop")
         for impl, eps in w["events_per_s"].items():
@@ -58,7 +58,7 @@ def rows(results: dict) -> list[list[str]]:
 def summary_rows(results: dict) -> list[list[str]]:
     out = []
     for name, w in results["workloads"].items():
-        if name == "fraud-memory":
+        if name in SPECIAL:
             continue
         if "error" in w:
             out.append([name, f"error: {w['error']}", "", "", ""])
@@ -67,6 +67,25 @@ def summary_rows(results: dict) -> list[list[str]]:
         out.append([name, "yes" if w["outputs_equal"] else "NO",
                     *[f"{_x(w.get(key))} ({_x(cpu.get(key))})" for key, _ in RATIOS]])
     return out
+
+
+#: workloads with a table of their own
+SPECIAL = ("fraud-memory", "kafka")
+
+
+def kafka_rows(results: dict) -> list[list[str]]:
+    k = results["workloads"].get("kafka")
+    if not k:
+        return []
+    if "error" in k:
+        return [[f"error: {k['error']}", "", "", "", ""]]
+    verdict = (f"{k['kafka_vs_file']:.2f}x ({'meets' if k['meets_target'] else 'misses'} "
+               f">= {k['target']}x)")
+    return [[path, f"{k['n']:,}", _rate(k["events_per_s"][path]),
+             _rate(k["cpu_events_per_s"][path]),
+             verdict if path == "kafka" else "–",
+             ("equal" if k["outputs_equal"] else "NOT EQUAL") if path == "kafka" else "–"]
+            for path in ("file", "kafka")]
 
 
 def memory_rows(results: dict) -> list[list[str]]:
@@ -88,6 +107,8 @@ HEAD = ["workload", "implementation", "events", "events/s (median)", "vs hand lo
         "events/CPU-s", "peak extra RSS MB", "output"]
 SUMMARY_HEAD = ["workload", "all outputs equal", *[f"{label}: wall (CPU)" for _, label in RATIOS]]
 MEMORY_HEAD = ["events (generator)", "events/s", "peak RSS MB", "peak ratio large / small"]
+KAFKA_HEAD = ["fraud on local, in and out", "events", "events/s (median)", "events/CPU-s",
+              "kafka vs file", "output"]
 
 
 def print_tables(results: dict) -> None:
@@ -104,7 +125,9 @@ def print_tables(results: dict) -> None:
     for head, body, ttl in ((HEAD, rows(results), title),
                             (SUMMARY_HEAD, summary_rows(results), "ratios of medians"),
                             (MEMORY_HEAD, memory_rows(results),
-                             "fraud-memory: local over a generator")):
+                             "fraud-memory: local over a generator"),
+                            (KAFKA_HEAD, kafka_rows(results),
+                             "kafka: a Kafka topic in and out vs a file in and out")):
         if not body:
             continue
         t = Table(title=ttl)
@@ -126,6 +149,9 @@ def markdown(results: dict) -> str:
     mem = memory_rows(results)
     if mem:
         parts.append(_md(MEMORY_HEAD, mem))
+    kafka = kafka_rows(results)
+    if kafka:
+        parts.append(_md(KAFKA_HEAD, kafka))
     return "\n\n".join(parts) + "\n"
 
 

@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workload == "fraud-memory":
         from .memory import run_memory
         res = run_memory(n_scale=args.n_scale, timeout=args.timeout, log=log)
+    elif args.workload == "kafka":
+        from .kafka import run_kafka_bench
+        res = run_kafka_bench(n_scale=args.n_scale, reps=args.reps, timeout=args.timeout, log=log)
     else:
         res = run_workload(args.workload, n_scale=args.n_scale, reps=args.reps,
                            memory=not args.no_memory, only=only, timeout=args.timeout, log=log)

@@ -86,3 +86,21 @@ def test_every_implementation_agrees_on_one_workload() -> None:
 def test_inputs_are_deterministic() -> None:
     for w in WORKLOADS.values():
         assert w.generate(500) == w.generate(500)
+
+
+def test_the_kafka_workload_reads_back_what_the_file_run_writes(tmp_path) -> None:
+    """``kafka``: the fraud topology from a Kafka topic into one (a broker of its own) and from
+    a file into a file; its output check compares the two outputs record by record."""
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.worker", "kafka", "--n-scale", "0.003", "--reps", "1",
+         "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["n"] == 3000 and res["partitions"] == 4
+    assert res["outputs_equal"] is True, proc.stderr[-3000:]
+    assert res["events_per_s"]["file"] > 0 and res["events_per_s"]["kafka"] > 0
+    assert res["kafka_vs_file"] == round(res["events_per_s"]["kafka"]
+                                         / res["events_per_s"]["file"], 3)
+    assert "| kafka |" in markdown({"workloads": {"kafka": res}})

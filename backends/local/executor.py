@@ -54,8 +54,7 @@ class Executor:
         dead_letter_writer: optional callable receiving each ``DeadLetter``.
         repartition_writer: optional ``write(node, record, task partition, partition)``:
             every ``Repartition`` node hands its records to it (``partition``: its new key's
-            task)
-            instead of passing them on in this process; they come back, through any
+            task) instead of passing them on in this process; they come back, through any
             channel (a Kafka topic), as ``Handoff`` items of ``feed_many``. The plan's
             sub-topologies are then connected only through that channel.
     """
@@ -231,6 +230,46 @@ class Executor:
             for (dst, port, q), (recs, seqs) in sorted(handed.items(), key=lambda kv: kv[0][2]):
                 inbox.setdefault(dst, []).append(Part(port, recs, seqs, q))
         self.batches.run(inbox)
+
+    def feed_ingested(self, name: str, recs: list[Record]) -> None:
+        """Records that source node ``name`` ingested already (the Kafka loop ingests each
+        record once, as it reads it, to merge by event time), in order; counted as read."""
+        n = len(recs)
+        self.metrics.records_in += n
+        self.metrics.in_by_source[self.plan.node(name).topic] += n
+        if not self.batchable:
+            push, partition_of = self._push[name], self.partition_of
+            for rec in recs:
+                push("in", rec, partition_of(rec))
+            return
+        size = self._batch_size
+        for i in range(0, n, size):
+            self.batches.run({name: self._parts(name, recs[i:i + size], None)})
+
+    def feed_ingested_mixed(self, names: list[str], recs: list[Record]) -> None:
+        """``feed_ingested`` of records of several source nodes, ``recs[i]`` ingested by
+        ``names[i]``, in that order."""
+        if not self.batchable:
+            for name, rec in zip(names, recs):
+                self.feed_ingested(name, [rec])
+            return
+        size = self._batch_size
+        metrics = self.metrics
+        for start in range(0, len(recs), size):
+            per_source: dict[str, tuple[list[Record], list[int]]] = {}
+            for i in range(start, min(start + size, len(recs))):
+                name = names[i]
+                got = per_source.get(name)
+                if got is None:
+                    got = per_source[name] = ([], [])
+                got[0].append(recs[i])
+                got[1].append(i - start)
+            inbox: dict[str, list[Part]] = {}
+            for name, (rs, seqs) in per_source.items():
+                metrics.records_in += len(rs)
+                metrics.in_by_source[self.plan.node(name).topic] += len(rs)
+                inbox[name] = self._parts(name, rs, seqs if len(per_source) > 1 else None)
+            self.batches.run(inbox)
 
     def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
         ingest = self._ingest[name]
@@ -450,9 +489,10 @@ class Executor:
                 sizes[name] = sizes.get(name, 0) + proc.state_size()
         return sizes
 
-    def snapshot(self) -> dict:
-        """The state of every task: ``{task id: {node: its store snapshot}}``."""
-        return {task: {n: p.snapshot() for n, p in procs.items()}
+    def snapshot(self, live: bool = False) -> dict:
+        """The state of every task: ``{task id: {node: its store snapshot}}`` (``live=True``:
+        the stores' data itself, for a caller that pickles it at once)."""
+        return {task: {n: p.snapshot(live) for n, p in procs.items()}
                 for task, procs in self.task_processors().items()}
 
     def restore(self, snap: dict) -> None:

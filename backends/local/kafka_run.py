@@ -53,13 +53,16 @@ incrementally and commits as it goes:
 from __future__ import annotations
 
 import copy
+import heapq
 import logging
 import pickle
 import signal
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
+from itertools import chain, groupby, islice, takewhile
+from operator import itemgetter
 from typing import Any, Callable, NamedTuple
 
 from streamdsl.connectors import kafka as kc
@@ -68,6 +71,7 @@ from streamdsl.errors import ConnectorError
 from streamdsl.ir.nodes import Repartition
 from streamdsl.ir.plan import Plan
 from streamdsl.ir.tasks import repartition_topic, sub_topologies, sub_topology_of
+from streamdsl.runtime.collector import collect_frozen, collector_for_a_run
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.partitioning import Partitioner
@@ -99,7 +103,22 @@ _NEG_INF = -(1 << 62)
 _PAUSE_AT = 20_000  # buffered records of one partition before it is paused (back-pressure)
 _RESUME_AT = 2_000
 SESSION_TIMEOUT_MS = 6000  # the consumer's default session.timeout.ms (see ``_consumer``)
+_GC_EVERY = 60.0  # seconds between the loop's full collections (``collect_frozen``)
 _CHUNK = 256  # records fed to the executor at once (a stop waits for the chunk in flight)
+#: buffer entries are ``(event time, rank, Record | _Raw)``; a sentinel's third item is None
+_real = itemgetter(2)
+_RANK = itemgetter(1)
+_REC = itemgetter(2)
+
+
+class _Raw(NamedTuple):
+    """A buffered event left for the executor to ingest (see ``_entry_maker``)."""
+
+    ev: InputEvent
+
+
+def _KIND(entry: tuple) -> type:
+    return type(entry[2])
 
 
 def run_kafka(plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
@@ -137,7 +156,9 @@ def run_kafka(plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
                     broker_timeout=broker_timeout)
     ck = kc._require_kafka()
     try:
-        return run.run()
+        # the collector policy of every local run, and a full collection every _GC_EVERY s
+        with collector_for_a_run():
+            return run.run()
     except ck.KafkaException as e:  # whatever librdkafka raised that the loop did not expect
         err = e.args[0] if e.args else e
         reason = err.str() if hasattr(err, "str") else str(err)
@@ -166,7 +187,8 @@ class _Channel:
     offset, txn)`` entries instead of ``(ts, tie, InputEvent)``."""
 
     __slots__ = ("source", "order", "topic", "partition", "buf", "eof", "next_offset", "it",
-                 "consumed", "exhausted", "paused", "active", "internal", "sub")
+                 "consumed", "exhausted", "paused", "active", "internal", "sub", "rank", "entry",
+                 "sentinel")
 
     def __init__(self, source: str, order: int, topic: str | None = None, partition: int = 0, *,
                  internal: bool = False, sub: int = 0):
@@ -177,6 +199,7 @@ class _Channel:
         self.internal = internal
         #: the sub-topology whose merge takes this channel's records (``_KafkaRun.stages``)
         self.sub = sub
+        #: ``(event time, rank, Record | _Raw)`` entries, in offset (or file) order
         self.buf: deque[tuple] = deque()
         self.eof = False
         self.next_offset: int | None = None
@@ -186,6 +209,11 @@ class _Channel:
         self.paused = False
         #: a Kafka partition this run owns now (a shared group can take it away)
         self.active = True
+        #: ties of the merge: source declaration order, then partition
+        self.rank = order * 1_000_000 + partition
+        self.entry: Callable[[Any], tuple] | None = None  # set by the run (``_entry_maker``)
+        #: what ends the buffer in a merge while more may come: sorts before every record
+        self.sentinel = ((float("-inf"), self.rank, None),)
 
 
 class _RepartitionWriter:
@@ -502,7 +530,7 @@ class _KafkaRun:
 
     def _state_bytes(self) -> bytes:
         try:
-            return pickle.dumps(self.ex.snapshot(), protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps(self.ex.snapshot(live=True), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
             raise ConnectorError(f"cannot checkpoint the state of topology {self.plan.name!r}: "
                                  f"{type(e).__name__}: {e}; aggregate values must be picklable") from e
@@ -625,7 +653,8 @@ class _KafkaRun:
         for key in self.assigned:
             owned.setdefault(self._task_of(key), []).append(key)
         for task in sorted(owned):
-            state = pickle.dumps({n: proc.snapshot() for n, proc in procs.get(task, {}).items()},
+            state = pickle.dumps({n: proc.snapshot(live=True)
+                                  for n, proc in procs.get(task, {}).items()},
                                  protocol=pickle.HIGHEST_PROTOCOL)
             mine = {tp: positions[tp] for tp in sorted(owned[task]) if tp in positions}
             kc.produce(self.main, self.checkpoint_topic, self._task_key(task),
@@ -732,11 +761,18 @@ class _KafkaRun:
                     self.r_seq = dict(ckpt.get("r_seq", {}))
                     self.r_seen = copy.deepcopy(ckpt.get("r_seen", {}))
                     log.info("restored checkpoint %s of group %s", self.seq, self.group)
-            self.channels.extend(self._open_other(source, skip.get(source, 0))
-                                 for source in self.other_in)
             self.ingest = {}
+            self.plan_nodes_of: dict[str, list[str]] = {}
             for s in self.plan.sources():
                 self.ingest.setdefault(s.topic, make_ingest(s))
+                self.plan_nodes_of.setdefault(s.topic, []).append(s.name)
+            self.by_rank: dict[int, _Channel] = {}
+            self.node_of_rank: dict[int, str] = {}
+            self.saw_raw = False
+            self.single_source = len(self.plan_nodes_of) == 1
+            self.only_node = next(iter(self.plan_nodes_of.values()))[0]
+            self.channels.extend(self._open_other(source, skip.get(source, 0))
+                                 for source in self.other_in)
             self._start_from_committed(consumer)
             self.committed = _Committed(self._state_bytes(), dict(self.start_offsets), skip,
                                         copy.deepcopy(ex.metrics), 0, False, parent)
@@ -890,6 +926,7 @@ class _KafkaRun:
     def _open_other(self, source: str, skip: int) -> _Channel:
         """The channel of a non-Kafka input, its first ``skip`` records already read."""
         ch = _Channel(source, self.order[source], sub=self.reader_sub[source])
+        self._register(ch, kafka=False)
         ch.it = iter(open_source(source, self.other_in[source]))
         for _ in range(skip):
             if next(ch.it, None) is None:
@@ -964,11 +1001,14 @@ class _KafkaRun:
     def _kafka_channel(self, topic: str, partition: int) -> _Channel:
         node = self.rnode_of.get(topic)
         if node is not None:
-            return _Channel(node, self.r_order[node], topic, partition, internal=True,
-                            sub=self.reader_sub[node])
+            ch = _Channel(node, self.r_order[node], topic, partition, internal=True,
+                          sub=self.reader_sub[node])
+            self._register_internal(ch)
+            return ch
         source = self.source_of[topic]
-        return _Channel(source, self.order[source], topic, partition,
-                        sub=self.reader_sub[source])
+        ch = _Channel(source, self.order[source], topic, partition, sub=self.reader_sub[source])
+        self._register(ch, kafka=True)
+        return ch
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         # A rebalance (or a session timeout) took partitions away: what is buffered from them
@@ -1095,13 +1135,17 @@ class _KafkaRun:
                 return
 
     def _receive(self, msgs: list[Any]) -> bool:
+        """Buffer consumed messages in their channels, each decoded and ingested once, as
+        ``(event time, rank, Record)`` (``(_NEG_INF, rank, _Bad)`` for one that does not
+        ingest: dead-lettered when the merge reaches it)."""
         ck = kc._require_kafka()
         got = False
+        kchan = self.kchan
         for msg in msgs:
             err = msg.error()
             if err is not None:
                 if err.code() == ck.KafkaError._PARTITION_EOF:
-                    ch = self.kchan.get((msg.topic(), msg.partition()))
+                    ch = kchan.get((msg.topic(), msg.partition()))
                     if ch is not None:
                         ch.eof = True
                     continue
@@ -1109,16 +1153,10 @@ class _KafkaRun:
                     raise ConnectorError(f"Kafka consumer of group {self.group!r}: {err.str()}")
                 log.warning("kafka: %s", err.str())
                 continue
-            ch = self.kchan.get((msg.topic(), msg.partition()))
+            ch = kchan.get((msg.topic(), msg.partition()))
             if ch is None:  # not ours any more
                 continue
-            if ch.internal:
-                ch.buf.append(self._handoff(ch, msg))
-            else:
-                spec = self.kafka_in[ch.source]
-                ev = kc.decode_message(ch.source, msg, spec.key_format, spec.value_format,
-                                       key_used=self.key_used[ch.source])
-                ch.buf.append((self._ts(ev), ch.order, ev))
+            ch.buf.append(ch.entry(msg))
             ch.eof = False
             got = True
             if not ch.paused and len(ch.buf) >= _PAUSE_AT:
@@ -1126,62 +1164,116 @@ class _KafkaRun:
                 ch.paused = True
         return got
 
-    def _handoff(self, ch: _Channel, msg: Any) -> tuple:
-        """A repartition topic's record as a channel entry: ``(ts, tie, Handoff, offset,
-        txn)``. Ties between channels go to the source the record came from, as they did
-        when it was read (the source declared first)."""
-        try:
-            rec = kc.decode_repartition(msg.value())
-        except Exception as e:
-            raise ConnectorError(f"cannot read the record at offset {msg.offset()} of "
-                                 f"repartition topic {msg.topic()!r}[{msg.partition()}]: "
-                                 f"{type(e).__name__}: {e}") from None
-        tag: Any = None
-        if self.eos:
-            for k, v in msg.headers() or ():
-                if k == TXN_HEADER:
-                    tag = v.decode()
-        else:
-            for k, v in msg.headers() or ():
-                if k == SEQ_HEADER:
-                    task, _, n = v.decode().rpartition(":")
-                    tag = (task, int(n))
-        origin = rec.origin[0] if rec.origin else None
-        return (rec.ts, self.order.get(origin, ch.order), Handoff(ch.source, ch.partition, rec),
-                msg.offset(), tag)
+    def _consume(self, timeout: float) -> list[Any]:
+        """What the consumer has (up to 10,000 messages) without waiting, else the first
+        message within ``timeout`` s and what came with it: ``consume(n, t)`` alone waits for
+        all ``n`` or the whole timeout."""
+        consume = self.consumer.consume
+        msgs = consume(10_000, 0)
+        if not msgs:
+            msgs = consume(1, timeout)
+            if msgs:
+                msgs += consume(10_000, 0)
+        return msgs
 
-    def _ts(self, ev: InputEvent) -> int:
-        if not self.multi:
-            return 0
-        try:
-            return self.ingest[ev.topic](ev).ts
-        except BadRecord:
-            return _NEG_INF  # dead-lettered: its place changes no result
+    def _entry_maker(self, source: str, rank: int, kafka: bool) -> Callable[[Any], tuple]:
+        """``message (or input event) -> buffer entry`` for a channel of ``source``: decoded
+        (Kafka) and ingested by the kernel's rules, once. An event that does not ingest stays
+        raw (the executor dead-letters it with its reason when the merge reaches it; its event
+        time is unknown, so it goes first, as its place changes no result); so do the events
+        of a topic that several source nodes read (each ingests it its own way)."""
+        ingest = self.ingest[source]
+        shared = len(self.plan_nodes_of[source]) > 1
+        if kafka:
+            spec = self.kafka_in[source]
+            decode = kc.decode_message
+            kf, vf, used = spec.key_format, spec.value_format, self.key_used[source]
+            # a key the stream does not use is not decoded (its text is only for dead letters)
+            fast = None if used else kc.value_decoder(source, vf)
+        bad_record = BadRecord
+        run = self
 
-    def _head(self, ch: _Channel) -> tuple | None:
-        buf = ch.buf
-        if ch.topic is not None:
-            if ch.internal:
-                # Passed over: a record of a transaction that did not commit (a broker that
-                # does not hide aborted records shows it, a read_committed reader of a Kafka
-                # broker never sees it); at_least_once, a record taken already (``r_seq``).
-                seen = self.r_seen.get((ch.topic, ch.partition))
-                while buf:
-                    tag = buf[0][4]
-                    if tag is None or (type(tag) is tuple and (seen is None or seen.get(tag[0], 0) < tag[1])) \
-                            or (type(tag) is str and tag in self.committed_txns):
-                        break
-                    ch.next_offset = buf.popleft()[3] + 1
-                    self.dirty = True
-                    self._resume_if_low(ch)
-            return buf[0] if buf else None
-        if not buf and not ch.exhausted:
-            ev = next(ch.it, None)
+        def entry(item: Any) -> tuple:
+            if not kafka:
+                ev = item
+            elif fast is not None:
+                ev = fast(item)
+                if ev is not None:
+                    try:
+                        rec = ingest(ev)
+                    except bad_record:
+                        pass
+                    else:
+                        if shared:
+                            run.saw_raw = True
+                            return (rec.ts, rank, _Raw(decode(source, item, kf, vf, key_used=used)))
+                        return (rec.ts, rank, rec)
+                ev = decode(source, item, kf, vf, key_used=used)
+            else:
+                ev = decode(source, item, kf, vf, key_used=used)
+            try:
+                rec = ingest(ev)
+            except bad_record:
+                run.saw_raw = True
+                return (_NEG_INF, rank, _Raw(ev))
+            if shared:
+                run.saw_raw = True
+                return (rec.ts, rank, _Raw(ev))
+            return (rec.ts, rank, rec)
+        return entry
+
+    def _register(self, ch: _Channel, *, kafka: bool) -> None:
+        ch.entry = self._entry_maker(ch.source, ch.rank, kafka)
+        self.by_rank[ch.rank] = ch
+        self.node_of_rank[ch.rank] = self.plan_nodes_of[ch.source][0]
+
+    def _fill(self, ch: _Channel, n: int) -> None:
+        """Read up to ``n`` more records of a non-Kafka input into its buffer."""
+        buf, it, entry = ch.buf, ch.it, ch.entry
+        while len(buf) < n:
+            ev = next(it, None)
             if ev is None:
                 ch.exhausted = True
-            else:
-                buf.append((self._ts(ev), ch.order, ev))
-        return buf[0] if buf else None
+                return
+            buf.append(entry(ev))
+
+    def _handoff_maker(self, ch: _Channel) -> Callable[[Any], tuple]:
+        """``message -> buffer entry`` for a repartition partition's channel: ``(event time,
+        rank, Handoff, offset, tag)``, the tag being the record's transaction (exactly_once)
+        or ``(upstream task, number)`` (at_least_once). Ties with other channels go by the
+        source the record came from, as they went when it was read (``rank``: that source's
+        order, then this channel's)."""
+        order, n_sources = self.order, len(self.order)
+        node, partition, k = ch.source, ch.partition, ch.rank % 500_000
+        eos = self.eos
+        decode = kc.decode_repartition
+
+        def entry(msg: Any) -> tuple:
+            try:
+                rec = decode(msg.value())
+            except Exception as e:
+                raise ConnectorError(f"cannot read the record at offset {msg.offset()} of "
+                                     f"repartition topic {msg.topic()!r}[{msg.partition()}]: "
+                                     f"{type(e).__name__}: {e}") from None
+            tag: Any = None
+            for key, v in msg.headers() or ():
+                if key == TXN_HEADER and eos:
+                    tag = v.decode()
+                elif key == SEQ_HEADER and not eos:
+                    task, _, n = v.decode().rpartition(":")
+                    tag = (task, int(n))
+            o = order.get(rec.origin[0], n_sources) if rec.origin else n_sources
+            return (rec.ts, o * 1_000_000 + 500_000 + k, Handoff(node, partition, rec),
+                    msg.offset(), tag)
+        return entry
+
+    def _register_internal(self, ch: _Channel) -> None:
+        ch.rank = ch.order * 1_000_000 + ch.partition
+        ch.sentinel = ((float("-inf"), ch.rank, None),)
+        ch.entry = self._handoff_maker(ch)
+        k = ch.rank % 500_000
+        for o in range(len(self.order) + 1):
+            self.by_rank[o * 1_000_000 + 500_000 + k] = ch
 
     def _resume_if_low(self, ch: _Channel) -> None:
         if ch.paused and len(ch.buf) <= _RESUME_AT:
@@ -1227,8 +1319,12 @@ class _KafkaRun:
         ``until`` (the next commit is due): each sub-topology's channels in one merge,
         upstream sub-topologies first. Whether anything was fed.
 
-        Records are taken in chunks and fed with ``Executor.feed_many`` (the batched path the
-        file runs use, which gives the results of record-at-a-time processing); stops (Ctrl-C,
+        The merge is ``heapq.merge`` of the channels' buffers by ``(event time, rank)``, the
+        timestamp-synchronized order with ties by (source declaration order, partition): a
+        channel that may still deliver records ends its buffer with a sentinel that sorts
+        first, so the merge stops where that channel's next record is not known yet. Records
+        are taken in chunks and fed with ``Executor.feed_ingested`` (the batched path the file
+        runs use, which gives the results of record-at-a-time processing); stops (Ctrl-C,
         ``max_records``, ``until``) take effect between chunks.
         """
         stalled: dict[int, bool] = {}
@@ -1254,69 +1350,154 @@ class _KafkaRun:
 
     def _drain_sub(self, sub: int, chans: list[_Channel], until: float,
                    stalled: dict[int, bool]) -> bool:
-        """Feed one sub-topology's records in merge order: the next record is the channel
-        head with the smallest event time (ties: the source declared first, then the channel
-        order); a channel with nothing buffered holds the others back until it is at its end
-        (``_at_end``), except a repartition partition in a sub-topology that does not merge
-        its tasks' inputs (``waits``). Once ``max_records`` input records are read, the merge
-        goes on only while its next record comes from a repartition topic. Whether anything
-        was fed."""
+        """Feed one sub-topology's records in merge order (see ``_drain``). A repartition
+        partition holds the merge back only in a sub-topology that ``waits``, until it is at
+        its end (``_at_end``). Once ``max_records`` input records are read, the merge goes on
+        only while its next record comes from a repartition topic. Whether anything was
+        taken."""
+        ck = kc._require_kafka()
         waits = self.waits[sub]
         fed = False
         while not self.stop and chans:
-            ext_left = _CHUNK if self.max_records is None else self.max_records - self.fed
-            chunk: list[Any] = []
-            n_ext = 0
-            blocked = False
-            while len(chunk) < _CHUNK:
-                best: _Channel | None = None
-                best_ts = best_tie = 0
-                for ch in chans:
-                    if not ch.active:
-                        continue
-                    head = self._head(ch)
-                    if head is None:
-                        if ch.topic is None or (self._at_end(ch, stalled)
-                                                if ch.internal and waits else ch.eof or ch.internal):
-                            continue
-                        blocked = True  # a partition that may still deliver earlier records
-                        break
-                    ts = head[0]
-                    if best is None or ts < best_ts or (ts == best_ts and head[1] < best_tie):
-                        best, best_ts, best_tie = ch, ts, head[1]
-                if blocked or best is None:
-                    break
-                if not best.internal and n_ext >= ext_left:
-                    blocked = True  # max_records: no more input records
-                    break
-                entry = best.buf.popleft()
-                chunk.append(entry[2])
-                if best.internal:
-                    best.next_offset = entry[3] + 1
-                    tag = entry[4]
-                    if type(tag) is tuple:
-                        self.r_seen.setdefault((best.topic, best.partition), {})[tag[0]] = tag[1]
+            ext_left = None if self.max_records is None else self.max_records - self.fed
+            runs = []
+            internal = False
+            for ch in chans:
+                if not ch.active:
+                    continue
+                if ch.topic is None:
+                    if not ch.exhausted and len(ch.buf) < _CHUNK:
+                        self._fill(ch, _CHUNK)
+                    more = not ch.exhausted
+                elif ch.internal:
+                    internal = True
+                    more = waits and not self._at_end(ch, stalled)
                 else:
-                    n_ext += 1
-                    if best.topic is not None:
-                        best.next_offset = entry[2].position[1] + 1
-                    else:
-                        best.consumed += 1
-                if best.paused:
-                    self._resume_if_low(best)
-            if not chunk:
+                    more = not ch.eof
+                if ch.buf:
+                    runs.append(chain(ch.buf, ch.sentinel) if more else ch.buf)
+                elif more:
+                    if ch.topic is None:
+                        continue  # (cannot happen: a non-exhausted input was just read)
+                    return fed  # a partition that may still deliver earlier records
+            if not runs:
                 return fed
-            self.ex.feed_many(chunk)
+            if not internal:
+                limit = _CHUNK if ext_left is None else min(_CHUNK, ext_left)
+                if limit <= 0:
+                    return fed
+                if len(runs) == 1:
+                    taken = list(takewhile(_real, islice(runs[0], limit)))
+                else:
+                    taken = list(islice(takewhile(_real, heapq.merge(*runs)), limit))
+                n_ext = len(taken)
+            else:
+                taken, n_ext = self._take(runs, ext_left)
+            if not taken:
+                return fed
+            if internal:
+                by_rank = self.by_rank
+                counts = Counter(by_rank[e[1]] for e in taken)
+            elif len(runs) > 1:
+                counts = Counter(self.by_rank[r] for r in map(_RANK, taken))
+            else:
+                counts = {self.by_rank[taken[0][1]]: len(taken)}
+            for ch, k in counts.items():
+                buf = ch.buf
+                if ch.internal:
+                    ch.next_offset = buf[k - 1][3] + 1
+                elif ch.topic is not None:
+                    last = buf[k - 1][2]
+                    ch.next_offset = (last.ev.position if type(last) is _Raw
+                                      else last.origin[1])[1] + 1
+                else:
+                    ch.consumed += k
+                if k == len(buf):
+                    buf.clear()
+                else:
+                    for _ in range(k):
+                        buf.popleft()
+                if ch.paused and len(buf) <= _RESUME_AT:
+                    self.consumer.resume([ck.TopicPartition(ch.topic, ch.partition)])
+                    ch.paused = False
+            self._feed(self._passed_over(taken) if internal else taken)
             fed = True
             self.fed += n_ext
             self.dirty = True
-            if blocked or len(chunk) < _CHUNK or time.monotonic() >= until:
+            if len(taken) < _CHUNK or time.monotonic() >= until:
                 return fed
         return fed
 
+    def _take(self, runs: list, ext_left: int | None) -> tuple[list[tuple], int]:
+        """Up to a chunk of merged entries of runs that include repartition partitions, and how
+        many of them are input records (at most ``ext_left``)."""
+        merged = runs[0] if len(runs) == 1 else heapq.merge(*runs)
+        taken: list[tuple] = []
+        n_ext = 0
+        for e in merged:
+            if e[2] is None:  # a sentinel: what comes next is not known yet
+                break
+            if len(e) == 3:
+                if ext_left is not None and n_ext >= ext_left:
+                    break  # max_records: no more input records
+                n_ext += 1
+            taken.append(e)
+            if len(taken) >= _CHUNK:
+                break
+        return taken, n_ext
+
+    def _passed_over(self, taken: list[tuple]) -> list[tuple]:
+        """The entries to feed, without the repartition records passed over: one of a
+        transaction that did not commit (exactly_once: a broker that does not hide aborted
+        records shows it), or one whose number a task has had already from its upstream task
+        (at_least_once: written again after a stop without a commit)."""
+        out = []
+        committed, seen_of, rtopic = self.committed_txns, self.r_seen, self.rtopic
+        for e in taken:
+            if len(e) == 5 and e[4] is not None:
+                tag = e[4]
+                if type(tag) is str:
+                    if tag not in committed:
+                        continue
+                else:
+                    h = e[2]
+                    seen = seen_of.get((rtopic[h.node], h.partition))
+                    if seen is None:
+                        seen = seen_of[(rtopic[h.node], h.partition)] = {}
+                    if seen.get(tag[0], 0) >= tag[1]:
+                        continue
+                    seen[tag[0]] = tag[1]
+            out.append(e)
+        return out
+
+    def _feed(self, taken: list[tuple]) -> None:
+        """Hand merged entries to the executor in their order: stretches of ingested records in
+        one call each; events left raw (``_Raw``: not ingestible, to be dead-lettered with
+        their reason, or of a topic several source nodes read) through ``feed_many``, and so do
+        records back from a repartition topic (``Handoff``)."""
+        ex = self.ex
+        if not self.saw_raw and not self.rtopic:
+            self._feed_records(taken)
+            return
+        for kind, part in groupby(taken, _KIND):
+            part = list(part)
+            if kind is _Raw:
+                ex.feed_many([e[2].ev for e in part])
+            elif kind is Handoff:
+                ex.feed_many([e[2] for e in part])
+            else:
+                self._feed_records(part)
+
+    def _feed_records(self, part: list[tuple]) -> None:
+        if self.single_source:
+            self.ex.feed_ingested(self.only_node, list(map(_REC, part)))
+        else:
+            name_of = self.node_of_rank
+            self.ex.feed_ingested_mixed([name_of[e[1]] for e in part], list(map(_REC, part)))
+
     def _loop(self) -> None:
         now = time.monotonic()
-        last_arrival = last_commit = last_progress = now
+        last_arrival = last_commit = last_progress = last_gc = now
         partial_since: float | None = None
         while not self.stop:
             owns_all = self._complete()
@@ -1340,7 +1521,7 @@ class _KafkaRun:
                     "backend runs one instance per group: is another run of this topology using "
                     "the group?")
             busy = any(ch.buf for ch in self.channels)
-            if self._receive(self.consumer.consume(1000, 0.02 if busy else 0.1)):
+            if self._receive(self._consume(0.02 if busy else 0.1)):
                 last_arrival = time.monotonic()
             fed = self._drain(last_commit + self.commit_interval)
             now = time.monotonic()
@@ -1370,6 +1551,9 @@ class _KafkaRun:
             if self.progress is not None and now - last_progress >= self.progress_every:
                 self.progress(self.ex.metrics)
                 last_progress = now
+            if now - last_gc >= _GC_EVERY:
+                collect_frozen()
+                last_gc = now
 
     # ---- commits -----------------------------------------------------------------------------
     # A broker error never ends a run at once: at_least_once retries the commit (the outputs it

@@ -89,8 +89,9 @@ class Processor:
     def state_size(self) -> int:
         return sum(self.ctx.stores.sizes().values())
 
-    def snapshot(self) -> dict:
-        return self.ctx.stores.snapshot()
+    def snapshot(self, live: bool = False) -> dict:
+        """The operator's state (``live=True``: not copied, to be serialized at once)."""
+        return self.ctx.stores.snapshot(live)
 
     def restore(self, snap: dict) -> None:
         self.ctx.stores.restore(snap)

