@@ -1275,12 +1275,6 @@ class _KafkaRun:
         for o in range(len(self.order) + 1):
             self.by_rank[o * 1_000_000 + 500_000 + k] = ch
 
-    def _resume_if_low(self, ch: _Channel) -> None:
-        if ch.paused and len(ch.buf) <= _RESUME_AT:
-            ck = kc._require_kafka()
-            self.consumer.resume([ck.TopicPartition(ch.topic, ch.partition)])
-            ch.paused = False
-
     def _at_end(self, ch: _Channel, stalled: dict[int, bool]) -> bool:
         """Whether a channel with nothing buffered has nothing more to give for now: a
         partition at its end; a non-Kafka input read to its end; a repartition partition at
