@@ -221,15 +221,29 @@ class _RepartitionWriter:
     record to the partition of its new key, given explicitly, with the run's shared producer
     (transactional under exactly_once: ``producer`` and ``headers`` are set like the sinks')."""
 
+    _POLL_EVERY = 512  # writes between two polls of the producer (its delivery reports)
+
     def __init__(self, producer: Any, on_delivery: Callable[[Any, Any], None]):
         self.producer = producer
         self.on_delivery = on_delivery
         self.headers: list[tuple[str, bytes]] | None = None
+        self._unpolled = 0
 
     def write(self, item: tuple) -> None:
         topic, partition, key, value, ts, headers = item
-        kc.produce(self.producer, topic, key, value, ts, self.on_delivery, partition=partition,
-                   headers=headers if headers is not None else self.headers)
+        headers = headers if headers is not None else self.headers
+        try:
+            self.producer.produce(topic, value=value, key=key, partition=partition,
+                                  on_delivery=self.on_delivery, timestamp=ts, headers=headers)
+        except BufferError:  # the local queue is full: wait for room
+            kc.produce(self.producer, topic, key, value, ts, self.on_delivery,
+                       partition=partition, headers=headers)
+            self._unpolled = 0
+            return
+        self._unpolled += 1
+        if self._unpolled >= self._POLL_EVERY:
+            self.producer.poll(0)
+            self._unpolled = 0
 
 
 class _KafkaRun:
@@ -353,6 +367,7 @@ class _KafkaRun:
         # process. Both are checkpointed with their tasks.
         self.r_seq: dict[str, int] = {}
         self.r_seen: dict[tuple[str, int], dict[str, int]] = {}
+        self._task_names: dict[tuple[str, int], str] = {}
 
     # ---- set-up ------------------------------------------------------------------------------------
     def _plan_repartitions(self, plan: Plan) -> None:
@@ -855,7 +870,10 @@ class _KafkaRun:
         self.r_sent[k] = self.r_sent.get(k, 0) + 1
         headers = None
         if not self.eos:
-            task = f"{self.writer_sub[node]}_{task_partition}"
+            task = self._task_names.get((node, task_partition))
+            if task is None:
+                task = self._task_names[(node, task_partition)] = \
+                    f"{self.writer_sub[node]}_{task_partition}"
             n = self.r_seq[task] = self.r_seq.get(task, 0) + 1
             headers = [(SEQ_HEADER, f"{task}:{n}".encode())]
         item = (topic, partition, key, value, rec.ts, headers)
