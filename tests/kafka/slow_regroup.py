@@ -1,10 +1,10 @@
 """The topology of the repartition tests: attempts keyed (in Kafka) by their terminal, counted
 per card in 5-minute windows, every update emitted. ``group_by("card_number")`` changes the key,
 so the counts are a second sub-topology reading a repartition topic, as in Kafka Streams (the
-optimizer keeps this repartition: the Kafka key is not the card). Half a millisecond per record
-on each side of the repartition, so that a run lasts long enough to be joined or killed
-part-way, and a kill can land while the counting works on records the upstream tasks wrote
-since their last commit. The grace (a day) keeps every record on time however the records of
+optimizer keeps this repartition: the Kafka key is not the card). A millisecond per record
+before the repartition and half one after it, so that a run lasts long enough to be joined or
+killed part-way, and a kill can land while the counting works on records the upstream tasks
+wrote since their last commit. The grace (a day) keeps every record on time however the records of
 several upstream tasks interleave in a repartition partition."""
 
 import time
@@ -13,7 +13,7 @@ import streamdsl as sd
 
 topology = sd.Topology("slow-regroup")
 (topology.stream("attempts", timestamp="ts")
-    .peek(lambda key, value: time.sleep(0.0005))
+    .peek(lambda key, value: time.sleep(0.001))
     .group_by("card_number")
     .window(sd.tumbling(minutes=5, grace=sd.hours(24)))
     .count()
