@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from typing import Union
 
 __all__ = ["Duration", "to_millis", "to_timestamp", "ms", "seconds", "minutes", "hours", "days"]
@@ -12,13 +13,24 @@ Duration = Union[int, _dt.timedelta]
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
+def _scaled(n: object, mult: int, unit: str) -> int:
+    """``n`` units of ``mult`` ms, rounded to whole ms; a clear error for what is not a number."""
+    if isinstance(n, bool) or not isinstance(n, (int, float)):
+        raise TypeError(f"{unit} takes a number, got {type(n).__name__} {n!r}"
+                        + (f" (write {n.strip()}, not {n!r})" if isinstance(n, str)
+                           and n.strip().lstrip("-").replace(".", "", 1).isdigit() else ""))
+    if isinstance(n, float) and not math.isfinite(n):
+        raise ValueError(f"{unit} takes a finite number, got {n!r}")
+    return int(round(n * mult))
+
+
 def ms(n: float) -> int:
     """``n`` milliseconds as int ms.
 
     >>> ms(5)
     5
     """
-    return int(n)
+    return _scaled(n, 1, "ms")
 
 
 def seconds(n: float) -> int:
@@ -27,7 +39,7 @@ def seconds(n: float) -> int:
     >>> seconds(2)
     2000
     """
-    return int(round(n * 1000))
+    return _scaled(n, 1000, "seconds")
 
 
 def minutes(n: float) -> int:
@@ -35,8 +47,12 @@ def minutes(n: float) -> int:
 
     >>> minutes(5)
     300000
+    >>> minutes("5")
+    Traceback (most recent call last):
+    ...
+    TypeError: minutes takes a number, got str '5' (write 5, not '5')
     """
-    return int(round(n * 60_000))
+    return _scaled(n, 60_000, "minutes")
 
 
 def hours(n: float) -> int:
@@ -45,12 +61,12 @@ def hours(n: float) -> int:
     >>> hours(1)
     3600000
     """
-    return int(round(n * 3_600_000))
+    return _scaled(n, 3_600_000, "hours")
 
 
 def days(n: float) -> int:
     """``n`` days in ms."""
-    return int(round(n * 86_400_000))
+    return _scaled(n, 86_400_000, "days")
 
 
 def to_millis(d: Duration | None, *, what: str = "duration") -> int:
@@ -73,7 +89,8 @@ def to_millis(d: Duration | None, *, what: str = "duration") -> int:
     elif isinstance(d, float) and d.is_integer():
         value = int(d)
     else:
-        raise TypeError(f"{what} must be an int (ms) or a timedelta, got {type(d).__name__}")
+        raise TypeError(f"{what} must be an int (ms), a timedelta or sd.seconds/minutes/hours(n), "
+                        f"got {type(d).__name__} {d!r}")
     if value < 0:
         raise ValueError(f"{what} must not be negative, got {value} ms")
     return value

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..callsite import user_site
 from ..errors import TopologyError
+from ..ir.fn import check_arity
 from ..ir.aggregators import SUBTRACTABLE, AggFunc, Aggregator
 from ..ir.nodes import Aggregate, Repartition, TableAggregate, TableGroupBy
 from ..windows import SessionWindow, Window
-from .topology import Topology, _fn
+from .topology import AGG_AGG, AGG_VALUE, Topology, _fn
 
 if TYPE_CHECKING:
     from .table import Table
@@ -29,6 +30,17 @@ def _agg_fields(named: dict[str, Any], site: str | None) -> tuple[tuple[str, Agg
                                 f"sd.last(f), got {a!r}", site=site)
         out.append((n, a))
     return tuple(out)
+
+
+def _init(init: Any, site: str | None) -> Any:
+    """``aggregate(init, ...)``: a value, or a callable taking no argument."""
+    if callable(init):
+        try:
+            check_arity(init, 0, "aggregate() init", "init is a value or a function of no "
+                        "argument (lambda: {...}) giving the initial aggregate")
+        except TypeError as e:
+            raise TopologyError(str(e), site=site) from None
+    return init
 
 
 class _Aggregations:
@@ -53,7 +65,8 @@ class _Aggregations:
     def reduce(self, fn: Any, *, name: str | None = None) -> "Table":
         """Combine values per key with ``fn(agg, value) -> agg``; the first value starts."""
         site = user_site()
-        return self._aggregate(Aggregator("reduce", add=_fn(fn, site, "reducer", arity=2)), name, site)
+        add = _fn(fn, site, "reducer", arity=2, passed=AGG_VALUE)
+        return self._aggregate(Aggregator("reduce", add=add), name, site)
 
     def aggregate(self, init: Any, add: Any, *, merge: Any = None, name: str | None = None) -> "Table":
         """Fold values per key: ``init`` (value or zero-arg callable), ``add(agg, value)``.
@@ -64,8 +77,10 @@ class _Aggregations:
         if isinstance(self._window, SessionWindow) and merge is None:
             raise TopologyError("aggregate() over session windows needs merge=(agg1, agg2) -> agg, "
                                 "used when a record bridges two sessions", site=site)
-        agg = Aggregator("aggregate", init=init, add=_fn(add, site, "aggregator", arity=2),
-                         merge=_fn(merge, site, "merger", arity=2) if merge is not None else None)
+        add_fn = _fn(add, site, "aggregator", arity=2, passed=AGG_VALUE)
+        merge_fn = (_fn(merge, site, "merger", arity=2, passed=AGG_AGG)
+                    if merge is not None else None)
+        agg = Aggregator("aggregate", init=_init(init, site), add=add_fn, merge=merge_fn)
         return self._aggregate(agg, name, site)
 
     def agg(self, *, name: str | None = None, **named: AggFunc) -> "Table":
@@ -155,14 +170,17 @@ class GroupedTable:
     def reduce(self, add: Any, subtract: Any, *, name: str | None = None) -> "Table":
         """``add(agg, new)`` and ``subtract(agg, old)`` per new key."""
         site = user_site()
-        return self._aggregate(Aggregator("reduce", add=_fn(add, site, "adder", arity=2),
-                                          subtract=_fn(subtract, site, "subtractor", arity=2)),
+        return self._aggregate(Aggregator("reduce", add=_fn(add, site, "adder", arity=2,
+                                                            passed=AGG_VALUE),
+                                          subtract=_fn(subtract, site, "subtractor", arity=2,
+                                                       passed=AGG_VALUE)),
                                name, site)
 
     def aggregate(self, init: Any, add: Any, subtract: Any, *, name: str | None = None) -> "Table":
         """``init``, ``add(agg, new)``, ``subtract(agg, old)`` per new key."""
         site = user_site()
-        return self._aggregate(Aggregator("aggregate", init=init,
-                                          add=_fn(add, site, "adder", arity=2),
-                                          subtract=_fn(subtract, site, "subtractor", arity=2)),
+        return self._aggregate(Aggregator("aggregate", init=_init(init, site),
+                                          add=_fn(add, site, "adder", arity=2, passed=AGG_VALUE),
+                                          subtract=_fn(subtract, site, "subtractor", arity=2,
+                                                       passed=AGG_VALUE)),
                                name, site)

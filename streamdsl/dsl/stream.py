@@ -11,13 +11,24 @@ from ..ir.fn import Fn
 from ..ir.nodes import (Branch, FlatMap, FlatMapKV, Filter, KeyBy, Map, MapKV, Merge, Peek,
                         Repartition, StreamStreamJoin, StreamTableJoin)
 from ..timeutil import Duration, to_millis
-from .topology import Topology, _fn
+from .topology import KV, LEFT_RIGHT, Topology, _fn
 
 if TYPE_CHECKING:
     from .grouped import GroupedStream
     from .table import Table
 
 __all__ = ["Stream"]
+
+_FILTER_HINT = ("write lambda v: ..., or an expression (sd.col(...), sd.key() "
+                "for the key)")
+_GROUP_HINT = ("group by an expression (sd.key() is the key), or re-key with "
+               "map_kv first and use group_by_key()")
+_MAP_HINT = "use map_kv(lambda k, v: (k, ...)) for (key, value)"
+_MAP_KV_HINT = ("map_kv(lambda k, v: (k, v)) returns a (key, value) pair; use map(lambda v: "
+                "...) for the value alone")
+_FLAT_MAP_HINT = "use flat_map_kv(lambda k, v: [(k, v), ...]) for (key, value)"
+_KEY_BY_HINT = ("use map_kv(lambda k, v: (new_key, v)) to compute the key from "
+                "(key, value)")
 
 
 class Stream:
@@ -54,12 +65,13 @@ class Stream:
         >>> t = sd.Topology("t"); t.stream("in").filter(sd.col("amount") > 10).to("out")
         """
         site = user_site()
-        return self._then(Filter, name=name, site=site, pred=_fn(pred, site, "filter predicate"))
+        return self._then(Filter, name=name, site=site,
+                          pred=_fn(pred, site, "filter predicate", hint=_FILTER_HINT))
 
     def filter_not(self, pred: Any, *, name: str | None = None) -> "Stream":
         """Keep records whose value does not satisfy ``pred``."""
         site = user_site()
-        f = _fn(pred, site, "filter predicate")
+        f = _fn(pred, site, "filter_not predicate", hint=_FILTER_HINT)
         if f.expr is not None:
             f = Fn(expr=Not(f.expr))
         else:
@@ -70,7 +82,8 @@ class Stream:
     def map(self, fn: Any, *, name: str | None = None) -> "Stream":
         """Transform each value (the key is unchanged)."""
         site = user_site()
-        return self._then(Map, name=name, site=site, fn=_fn(fn, site, "map function"))
+        return self._then(Map, name=name, site=site,
+                          fn=_fn(fn, site, "map function", hint=_MAP_HINT))
 
     map_values = map
 
@@ -78,31 +91,34 @@ class Stream:
         """Transform ``(key, value) -> (key, value)``; may change the key."""
         site = user_site()
         return self._then(MapKV, name=name, site=site, key_changing=True,
-                          fn=_fn(fn, site, "map_kv function", arity=2))
+                          fn=_fn(fn, site, "map_kv function", arity=2, passed=KV,
+                                 hint=_MAP_KV_HINT))
 
     def flat_map(self, fn: Any, *, name: str | None = None) -> "Stream":
         """Turn each value into zero or more values (same key, same timestamp)."""
         site = user_site()
-        return self._then(FlatMap, name=name, site=site, fn=_fn(fn, site, "flat_map function"))
+        return self._then(FlatMap, name=name, site=site,
+                          fn=_fn(fn, site, "flat_map function", hint=_FLAT_MAP_HINT))
 
     def flat_map_kv(self, fn: Callable[[Any, Any], Any], *, name: str | None = None) -> "Stream":
         """Turn each ``(key, value)`` into zero or more ``(key, value)`` pairs."""
         site = user_site()
         return self._then(FlatMapKV, name=name, site=site, key_changing=True,
-                          fn=_fn(fn, site, "flat_map_kv function", arity=2))
+                          fn=_fn(fn, site, "flat_map_kv function", arity=2, passed=KV))
 
     def key_by(self, key: Any, *, name: str | None = None) -> "Stream":
         """Re-key: the new key is ``key`` (field name, expression or callable on the value)."""
         site = user_site()
         return self._then(KeyBy, name=name, site=site, key_changing=True,
-                          fn=_fn(key, site, "key_by key"))
+                          fn=_fn(key, site, "key_by key", hint=_KEY_BY_HINT))
 
     select_key = key_by
 
     def peek(self, fn: Callable[[Any, Any], Any], *, name: str | None = None) -> "Stream":
         """Call ``fn(key, value)`` for each record (a side effect); records pass unchanged."""
         site = user_site()
-        return self._then(Peek, name=name, site=site, fn=_fn(fn, site, "peek function", arity=2))
+        return self._then(Peek, name=name, site=site,
+                          fn=_fn(fn, site, "peek function", arity=2, passed=KV))
 
     def merge(self, *others: "Stream", name: str | None = None) -> "Stream":
         """Union with other streams of the same topology."""
@@ -134,7 +150,8 @@ class Stream:
         site = user_site()
         preds = dict(predicates or {})
         preds.update(kw_predicates)
-        branches = tuple((n, _fn(p, site, f"branch {n!r} predicate")) for n, p in preds.items())
+        branches = tuple((n, _fn(p, site, f"branch {n!r} predicate", hint=_FILTER_HINT))
+                         for n, p in preds.items())
         node = self._topo._add(Branch, [self._up()], name=name, site=site, branches=branches,
                                otherwise=otherwise)
         return {port: Stream(self._topo, node.name, port, self._key_changed)
@@ -146,7 +163,8 @@ class Stream:
         from .grouped import GroupedStream
         site = user_site()
         kb = self._topo._add(KeyBy, [self._up()], name=name, site=site,
-                             fn=_fn(key, site, "group_by key"), drop_null=True)
+                             fn=_fn(key, site, "group_by key", hint=_GROUP_HINT),
+                             drop_null=True)
         rp = self._topo._add(Repartition, [(kb.name, "in")], name=None, site=site)
         return GroupedStream(self._topo, rp.name, site)
 
@@ -198,7 +216,8 @@ class Stream:
     def _join(self, how, other, joiner, within, grace, name, site, eager=False) -> "Stream":
         from .table import Table
         self._topo._check_same(other, site)
-        jfn = _fn(joiner, site, "joiner", arity=2) if joiner is not None else None
+        jfn = (_fn(joiner, site, "joiner", arity=2, passed=LEFT_RIGHT)
+               if joiner is not None else None)
         left = self._repartitioned(site)
         if isinstance(other, Table):
             if other._windowed:

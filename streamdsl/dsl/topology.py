@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Topology", "ON_ERROR_MODES"]
 
 ON_ERROR_MODES = ("fail", "dead-letter")
+_VALUE_HINT = "the key and timestamp of a source are computed from the value: lambda v: ..."
 
 
 class Topology:
@@ -93,8 +94,9 @@ class Topology:
         if name in self._plan:
             name = self._plan.fresh_name(name)
         try:
-            kfn = as_fn(key, what="key") if key is not None else None
-            tfn = as_fn(timestamp, what="timestamp") if timestamp is not None else None
+            kfn = as_fn(key, what="key", hint=_VALUE_HINT) if key is not None else None
+            tfn = (as_fn(timestamp, what="timestamp", hint=_VALUE_HINT)
+                   if timestamp is not None else None)
         except TypeError as e:
             raise TopologyError(str(e), site=site) from None
         node = Source(name=name, site=site, topic=topic, table=table, key=kfn, timestamp=tfn,
@@ -160,8 +162,18 @@ class Topology:
         return f"<Topology {self.name!r}: sources={self.sources} sinks={self.sinks}>"
 
 
-def _fn(x: Any, site: str | None, what: str, arity: int = 1) -> Fn:
+#: What streamdsl passes to a user function of two arguments, by role (``_fn(passed=)``).
+KV = "(key, value)"
+AGG_VALUE = "(aggregate, value)"
+AGG_AGG = "(aggregate, aggregate)"
+LEFT_RIGHT = "(left value, right value)"
+
+
+def _fn(x: Any, site: str | None, what: str, arity: int = 1, *, hint: str | None = None,
+        passed: str | None = None) -> Fn:
+    """``as_fn`` at a DSL call: a bad argument (or a callable of the wrong arity) is a
+    ``TopologyError`` at the user's ``site``."""
     try:
-        return as_fn(x, arity=arity, what=what)
+        return as_fn(x, arity=arity, what=what, hint=hint, passed=passed)
     except TypeError as e:
         raise TopologyError(str(e), site=site) from None
