@@ -20,6 +20,7 @@ from streamdsl.expr import BinOp, Col, Func, KeyRef, Lit, Not, _get
 from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
 from streamdsl.runtime.ingest import BadRecord, make_ingest, to_event
 from streamdsl.runtime.records import OutputRecord, Record
+from streamdsl.timeutil import MAX_TIMESTAMP
 from streamdsl.runtime.stateless import (IDENTITY_KINDS, LINEAR, StageError, call_source, pair,
                                   received)
 
@@ -195,7 +196,8 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
             return None
 
     env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
-                           "_get": _get, "slow": slow, "missing": object(), "TOPIC": topic}
+                           "_get": _get, "slow": slow, "missing": object(), "TOPIC": topic,
+                           "MAX_TS": MAX_TIMESTAMP}
     owners = sorted({o for o, _ in chain})
     body = ["def ingest_columns(items, pos0, bad, fails):",
             *[f"    fail{j} = fails[{o!r}]" for j, o in enumerate(owners)],
@@ -207,7 +209,7 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
             "        if type(v) is dict and 'value' not in v:",
             f"            k = v.get({source.key.expr.name!r}, missing)",
             f"            ts = v.get({source.timestamp.expr.name!r})",
-            "            if k is missing or type(ts) is not int or ts < 0:",
+            "            if k is missing or type(ts) is not int or not 0 <= ts < MAX_TS:",
             "                rec = slow(v, i, bad)",
             "                if rec is None:",
             "                    continue",
@@ -226,7 +228,7 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
     body += ["        ka(k); va(v); ta(ts); pa(i)",
              "    return ks, vs, tss, ps"]
     # The columnar path: when every item of a run is a plain dict with the key field and a
-    # non-negative int timestamp, the columns come from C-level map() calls, and stages whose
+    # int timestamp in range, the columns come from C-level map() calls, and stages whose
     # expressions were inlined (no user code: nothing to run twice) as comprehensions; any
     # other run takes the loop above.
     cols = _columnar_stages(chain, env, counter)
@@ -246,7 +248,8 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
             "            tss = list(map(_tget, items))",
             "        except KeyError:",
             "            return ingest_columns(items, pos0, bad, fails)",
-            "        if list(map(type, tss)).count(_int) == n and min(tss) >= 0:",
+            "        if list(map(type, tss)).count(_int) == n and min(tss) >= 0 \\",
+            "                and max(tss) < MAX_TS:",
             "            vs = items",
             "            ps = range(pos0, pos0 + n)"]
     if cols is None:

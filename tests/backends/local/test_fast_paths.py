@@ -341,7 +341,10 @@ ingest_items = st.one_of(
     st.just({"k": "x"}),                                     # no timestamp field
     st.just({"ts": 5, "v": 1}),                              # no key field
     st.just({"k": "y", "ts": -4, "v": 1}),                   # negative timestamp
-    st.just({"k": "y", "ts": 2.5, "v": 1}),                  # float timestamp
+    st.just({"k": "y", "ts": 2.5, "v": 1}),                  # float timestamp, not whole
+    st.just({"k": "y", "ts": 4.0, "v": 1}),                  # float timestamp, whole: 4
+    st.sampled_from([{"k": "y", "ts": t, "v": 1} for t in    # not finite, or out of range
+                     (float("inf"), float("nan"), 1e30, 253_402_300_800_000, 10**20)]),
     st.just({"key": "x", "value": {"k": "x", "ts": 7, "v": 2}, "timestamp": 7}),  # envelope
     st.just({"k": "x", "ts": "1970-01-01T00:00:00.009Z", "v": 1}),  # ISO timestamp
     st.just(("key", {"k": "z", "ts": 3, "v": 1}, 3)),         # (key, value, timestamp)
