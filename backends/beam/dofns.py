@@ -27,6 +27,7 @@ from operator import itemgetter
 from typing import Any, Iterator, NamedTuple
 
 import apache_beam as beam
+import orjson
 from apache_beam.metrics import Metrics as BeamMetrics
 from apache_beam.pvalue import TaggedOutput
 
@@ -109,17 +110,20 @@ class Counters:
         self.pending[name] += n
 
     def flush(self, m: Metrics | None) -> None:
-        """Report the pending counts, and what processors counted into ``m`` (late and skipped
-        records), then reset both."""
+        """Report the pending counts, and what processors counted into ``m`` (late, skipped and
+        missing-field records), then reset both."""
         pending = self.pending
-        if m is not None and (m.late or m.skipped):
+        if m is not None and (m.late or m.skipped or m.missing_field):
             for node, n in m.late_by_node.items():
                 pending["late:" + node] += n
             for node, n in m.skipped_by_node.items():
                 pending["skipped:" + node] += n
-            m.late = m.skipped = 0
+            for key, n in m.missing_field_by_node.items():
+                pending["missing:" + orjson.dumps(key).decode()] += n
+            m.late = m.skipped = m.missing_field = 0
             m.late_by_node.clear()
             m.skipped_by_node.clear()
+            m.missing_field_by_node.clear()
         for name, n in pending.items():
             c = self._made.get(name)
             if c is None:

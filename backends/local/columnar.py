@@ -116,7 +116,8 @@ class Segments:
             return [(q, fns[q](ks, vs, tss, ps, source, fail, parts, q))
                     for q in sorted(set(parts))]
         ingest_fp = fastpaths.find("columnar-ingest", source)
-        ingest = ingest_fp.build(source, chain) if ingest_fp is not None else None
+        ctxs = {owner: steps[owner].processor.ctx for owner, _ in chain}
+        ingest = ingest_fp.build(source, chain, ctxs) if ingest_fp is not None else None
         if ingest is None:
             return None
         fail = self.batches.fail

@@ -96,7 +96,7 @@ _LINEAR_KINDS = ("Filter", "Map", "KeyBy", "MapKV", "Peek", "FlatMap", "FlatMapK
 
 
 def _stateless_batch(proc: StatelessProcessor) -> Callable:
-    fn = codegen.compile_batch(proc.node)
+    fn = codegen.compile_batch(proc.node, proc.ctx)
     assert fn is not None
     return lambda port, recs, fail: fn(recs, fail)
 

@@ -47,6 +47,7 @@ from streamdsl.errors import ConnectorError
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.collector import collect_frozen, collector_for_a_run
 from streamdsl.runtime.ingest import BadRecord, make_ingest
+from streamdsl.runtime.drops import warn_drops
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.records import InputEvent
@@ -620,6 +621,7 @@ class _KafkaRun:
             self.progress(ex.metrics)
         if self.stop == "interrupt":
             raise KeyboardInterrupt
+        warn_drops(ex.plan, ex.metrics)
         return RunResult(ex.outputs, ex.dead_letters, ex.metrics)
 
     def _restore(self, state: dict, version: int) -> None:

@@ -6,6 +6,7 @@ from itertools import repeat
 from typing import Callable, Iterable
 
 from ..ir.nodes import Branch, Node
+from .drops import Drops
 from .metrics import Metrics
 from .records import Record
 from .stateless import stateless_fn
@@ -102,7 +103,7 @@ class StatelessProcessor(Processor):
 
     def __init__(self, node: Node, ctx: OpContext):
         super().__init__(node, ctx)
-        self.fn = stateless_fn(node)
+        self.fn = stateless_fn(node, ctx)
 
     def process(self, port: str, rec: Record) -> list[Record]:
         return self.fn(rec)
@@ -127,12 +128,20 @@ class BranchProcessor(Processor):
         super().__init__(node, ctx)
         self.preds = [(name, f.compile_kv()) for name, f in node.branches]
         self.otherwise = node.otherwise
+        drops = Drops.of(node, [f for _, f in node.branches], ctx)
+        #: counts a record no branch takes while a predicate was null for a missing field
+        self._null = drops.null if drops.fields and node.otherwise is None else None
 
     def route(self, rec: Record) -> str | None:
+        null = False
         for name, pred in self.preds:
             r = pred(rec.key, rec.value)
             if r is not None and r:
                 return name
+            if r is None:
+                null = True
+        if null and self._null is not None:
+            self._null(rec.value)
         return self.otherwise
 
     def _run(self, items, fail):  # pragma: no cover - drivers call route (runtime/drive.py)

@@ -64,7 +64,7 @@ def _failures() -> tuple[list, Callable]:
 
     def fail(rec: Record, exc: Exception) -> None:
         err = exc.error if isinstance(exc, StageError) else exc
-        assert isinstance(err, (Boom, TypeError, ZeroDivisionError)), repr(err)
+        assert isinstance(err, (Boom, TypeError, ZeroDivisionError, KeyError)), repr(err)
         name = exc.stage.name if isinstance(exc, StageError) else None
         failed.append((name, rec.origin, type(err).__name__))
     return failed, fail
@@ -73,6 +73,19 @@ def _failures() -> tuple[list, Callable]:
 cuts = st.lists(st.integers(min_value=0, max_value=30), max_size=4)
 keys = st.sampled_from(["x", "x", "y", 3, None, ("t", 1)])
 small = st.sampled_from([0, 1, 2, 7, 9, None])
+
+
+def _counts(m: Metrics) -> tuple:
+    """What the drop rules count (``runtime/drops.py``): a fast path must count the same."""
+    return (m.skipped, dict(m.skipped_by_node), m.missing_field, dict(m.missing_field_by_node),
+            m.late, dict(m.late_by_node))
+
+
+def _group_key(s, key):
+    """A ``group_by``'s re-key alone (a KeyBy dropping null keys), as a stateless stage."""
+    from streamdsl.ir.fn import as_fn
+    from streamdsl.ir.nodes import KeyBy
+    return s._then(KeyBy, name=None, site=None, key_changing=True, fn=as_fn(key), drop_null=True)
 
 
 # ---- stateless-batch ---------------------------------------------------------------------------
@@ -86,6 +99,12 @@ STAGES = {
     "key_by-fn": lambda s: s.key_by(lambda v: None if v["v"] == 0 else v["v"] % 2),
     "map_kv": lambda s: s.map_kv(lambda k, v: (k, {"v": v["v"], "k": boom_on_7(v)["v"]})),
     "peek": lambda s: s.peek(lambda k, v: boom_on_7(v)),
+    # fields some values lack (and values that are not mappings): drops that are counted
+    "filter-missing": lambda s: s.filter((sd.col("w") > 0) | (sd.col("v") == 9)),
+    "filter-not-missing": lambda s: s.filter(~(sd.col("w") == 1)),
+    "filter-is-null": lambda s: s.filter(sd.col("w").is_null()),
+    "group_key-expr": lambda s: _group_key(s, sd.col("w")),
+    "group_key-fn": lambda s: _group_key(s, lambda v: v.get("w") if isinstance(v, dict) else v),
 }
 LAST = {**STAGES,
         "flat_map": lambda s: s.flat_map(lambda v: [v] * (boom_on_7(v)["v"] % 3)),
@@ -103,7 +122,9 @@ def _stateless_node(names: list[str]):
     return node
 
 
-dict_vals = st.builds(lambda v: {"v": v}, small)
+dict_vals = st.builds(lambda v: {"v": v}, small) | st.builds(lambda v, w: {"v": v, "w": w},
+                                                              small, small) \
+    | st.sampled_from([{}, 3, None, "text"])  # no field v, not a mapping, a tombstone
 stage_names = st.lists(st.sampled_from(sorted(STAGES)), min_size=0, max_size=3)
 
 
@@ -114,15 +135,17 @@ def check_stateless_batch(data: st.DataObject) -> None:
     assert fp is not None, names
     recs = [Record(k, v, i, None, ("in", i)) for i, (k, v) in
             enumerate(data.draw(st.lists(st.tuples(keys, dict_vals), max_size=20)))]
-    proc = make_processor(node, Metrics())
-    fast = fp.build(proc)
+    ref_metrics, got_metrics = Metrics(), Metrics()
+    proc = make_processor(node, ref_metrics)
+    fast = fp.build(make_processor(node, got_metrics))
     ref_failed, ref_fail = _failures()
     got_failed, got_fail = _failures()
     ref, got = [], []
     for chunk in _chunks(recs, data.draw(cuts)):
         ref += fp.reference(proc, "in", chunk, ref_fail)
         got += fast("in", chunk, got_fail)
-    assert (_sig(got), got_failed) == (_sig(ref), ref_failed), names
+    assert (_sig(got), got_failed, _counts(got_metrics)) == \
+        (_sig(ref), ref_failed, _counts(ref_metrics)), names
 
 
 # ---- tumbling windows --------------------------------------------------------------------------
@@ -336,8 +359,11 @@ def check_stream_table_join_to_sink(data: st.DataObject) -> None:
 
 # ---- columnar ingest ------------------------------------------------------------------------------
 
+good_items = st.builds(lambda k, ts, v: {"k": k, "ts": ts, "v": v}, keys, st.integers(0, 50),
+                       small) | st.builds(lambda k, ts, w: {"k": k, "ts": ts, "v": 1, "w": w},
+                                          keys, st.integers(0, 50), small)
 ingest_items = st.one_of(
-    st.builds(lambda k, ts, v: {"k": k, "ts": ts, "v": v}, keys, st.integers(0, 50), small),
+    good_items,
     st.just({"k": "x"}),                                     # no timestamp field
     st.just({"ts": 5, "v": 1}),                              # no key field
     st.just({"k": "y", "ts": -4, "v": 1}),                   # negative timestamp
@@ -365,11 +391,14 @@ def check_columnar_ingest(data: st.DataObject) -> None:
               ("Filter", "Map", "KeyBy", "MapKV", "Peek")]
     chain = [(n.name, n) for n in stages]
     fp = fastpaths.find("columnar-ingest", source)
-    fast = fp.build(source, chain)
+    ref_metrics, got_metrics = Metrics(), Metrics()
+    fast = fp.build(source, chain, {n.name: make_processor(n, got_metrics).ctx for n in stages})
     assert fast is not None
-    items = data.draw(st.lists(ingest_items, max_size=25))
+    # runs of plain dicts only take the columnar comprehensions, the others the loop
+    items = data.draw(st.lists(good_items if data.draw(st.booleans()) else ingest_items,
+                               max_size=25))
     ingest = fp.reference(source)
-    procs = [make_processor(n, Metrics()) for n in stages]
+    procs = [make_processor(n, ref_metrics) for n in stages]
     ref_bad, got_bad = [], []
     ref_failed, ref_fail = _failures()
     got_failed, got_fail = _failures()
@@ -384,21 +413,22 @@ def check_columnar_ingest(data: st.DataObject) -> None:
                                {n.name: got_fail for n in stages})
         got_cols += [(k, repr(v), ts, ("in", p)) for k, v, ts, p in zip(ks, vs, tss, ps)]
         pos += len(chunk)
-    assert (got_cols, got_failed, got_bad) == (ref_cols, ref_failed, ref_bad), names
+    assert (got_cols, got_failed, got_bad, _counts(got_metrics)) == \
+        (ref_cols, ref_failed, ref_bad, _counts(ref_metrics)), names
 
 
 # ---- fused tails ------------------------------------------------------------------------------------
 
 TAIL_STAGES = {
     "table-filter-expr": lambda s: s.filter(sd.col("n") > 1),
+    "table-filter-missing": lambda s: s.filter(sd.col("w") > 1),  # no row has w: counted
     "table-filter-fn": lambda s: s.filter(lambda v: boom_on_7(v["n"]) % 2 == 0),
 }
 
 
 def check_fused_tail(data: st.DataObject) -> None:
     """A counted table, then table filters, to_stream and linear stream stages, to a sink."""
-    first = data.draw(st.lists(st.sampled_from(["table-filter-expr", "table-filter-fn"]),
-                               max_size=2))
+    first = data.draw(st.lists(st.sampled_from(sorted(TAIL_STAGES)), max_size=2))
     after = data.draw(st.lists(st.sampled_from(sorted(STAGES)), max_size=2))
     t = sd.Topology("tail")
     s = t.stream("in").group_by_key().agg(n=sd.count(), v=sd.max("v"))
@@ -414,11 +444,13 @@ def check_fused_tail(data: st.DataObject) -> None:
     stages = [(n.name, st_) for n in chain
               for st_ in (n.stages if isinstance(n, Fused) else (n,))]
     use_rows = data.draw(st.booleans())
-    fn = codegen.compile_tail(stages, rows=use_rows)
+    ref_metrics, got_metrics = Metrics(), Metrics()
+    fn = codegen.compile_tail(stages, rows=use_rows,
+                              ctxs={n.name: make_processor(n, got_metrics).ctx for n in chain})
     raw = data.draw(st.lists(st.tuples(keys, st.none() | st.builds(
         lambda n, v: {"n": n, "v": v}, small, small)), max_size=20))
     recs = [Record(k, v, i, None, None if use_rows else ("in", i)) for i, (k, v) in enumerate(raw)]
-    procs = [make_processor(n, Metrics()) for n in chain]
+    procs = [make_processor(n, ref_metrics) for n in chain]
     ref_failed, ref_fail = _failures()
     got_failed, got_fail = _failures()
     ref, got = [], []
@@ -430,7 +462,8 @@ def check_fused_tail(data: st.DataObject) -> None:
             ref += [(r.key, r.value, r.ts, r.window) for r in outs]
         batch = Rows((r.key, r.value, r.ts, r.window) for r in chunk) if use_rows else chunk
         got += fn(batch, {name: got_fail for name in {n.name for n in chain}})
-    assert (_sig(got), got_failed) == (_sig(ref), ref_failed), (first, after)
+    assert (_sig(got), got_failed, _counts(got_metrics)) == \
+        (_sig(ref), ref_failed, _counts(ref_metrics)), (first, after)
 
 
 # ---- the in-memory merge ----------------------------------------------------------------------------
@@ -511,3 +544,35 @@ def test_a_fast_path_is_found_only_for_what_it_serves():
     assert fastpaths.find("stateless-batch", _tumbling_node("count", "final", 0)) is None
     assert make_ingest_items is fastpaths.find("columnar-ingest",
                                                _node(_two_sources(), "Source")).reference
+
+
+@pytest.mark.parametrize("names", [["group_key-expr"], ["filter-missing"],
+                                   ["filter-not-missing", "group_key-expr"]])
+def test_columnar_ingest_counts_what_its_comprehensions_drop(names):
+    """Runs of plain dicts take the columnar comprehensions: the records they drop for a
+    missing field or a null group_by key are counted as the kernel counts them (a run where
+    a later stage fails goes back to the loop and is counted once)."""
+    t = sd.Topology("ci")
+    s = t.stream("in", key="k", timestamp="ts")
+    for n in names:
+        s = STAGES[n](s)
+    s.group_by_key().count().to_stream().to("out")
+    plan = t.plan()
+    stages = [n for n in plan.topological() if n.kind in ("Filter", "KeyBy")]
+    items = [{"k": "a", "ts": i, "v": i % 10, "w": (i % 3 or None)} if i % 2 else
+             {"k": "a", "ts": i, "v": i % 10} for i in range(20)]
+    failing = items + [{"k": "a", "ts": 20, "v": 1, "w": "text"}]  # "text" > 0 raises
+    for run in (items, failing):
+        ref_metrics, got_metrics = Metrics(), Metrics()
+        procs = [make_processor(n, ref_metrics) for n in stages]
+        recs = make_ingest_items(plan.node("source-in"))(run, 0, lambda ev, why: None)
+        for proc in procs:
+            recs = proc.process_batch("in", recs, lambda rec, e: None)
+        fast = codegen.compile_columns(plan.node("source-in"), [(n.name, n) for n in stages],
+                                       {n.name: make_processor(n, got_metrics).ctx
+                                        for n in stages})
+        ks, vs, tss, ps = fast(run, 0, lambda ev, why: None,
+                               {n.name: (lambda rec, e: None) for n in stages})
+        assert [(r.key, r.ts) for r in recs] == list(zip(ks, tss))
+        assert _counts(got_metrics) == _counts(ref_metrics)
+        assert ref_metrics.missing_field > 0
