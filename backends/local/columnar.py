@@ -5,7 +5,8 @@ per item."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, NamedTuple
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Iterator, NamedTuple
 
 from streamdsl.ir.nodes import Fused
 from streamdsl.runtime.drive import BRANCH
@@ -128,8 +129,10 @@ class Segments:
         return seg
 
     def feed(self, topic: str, chunks: Iterator[tuple[list, int]],
-             tick: Callable[[], None] | None) -> None:
-        """Run ``topic``'s remaining chunks (``(items, position of the first)``) columnar."""
+             tick: Callable[[], None] | None,
+             batch: Callable[[], ContextManager[None]] | None = None) -> None:
+        """Run ``topic``'s remaining chunks (``(items, position of the first)``) columnar,
+        each in a ``batch()`` block (the executor's dead letters of one batch)."""
         seg = self.segment(topic)
         assert seg is not None
         (name,) = self.wiring.sources[topic]
@@ -147,14 +150,15 @@ class Segments:
         ingest, columns = seg.ingest, seg.columns
         run = self.batches.run
         for chunk, pos in chunks:
-            for part, outs in columns(*ingest(chunk, pos, bad, seg.fails), topic, fail):
-                if write is not None:  # the operator built the sink's records itself
-                    write(outs)
-                elif outs:
-                    inbox: dict[str, list[Part]] = {}
-                    for dst, dport, _ in targets:
-                        inbox.setdefault(dst, []).append(Part(dport, outs, None, part))
-                    run(inbox)
+            with batch() if batch is not None else nullcontext():
+                for part, outs in columns(*ingest(chunk, pos, bad, seg.fails), topic, fail):
+                    if write is not None:  # the operator built the sink's records itself
+                        write(outs)
+                    elif outs:
+                        inbox: dict[str, list[Part]] = {}
+                        for dst, dport, _ in targets:
+                            inbox.setdefault(dst, []).append(Part(dport, outs, None, part))
+                        run(inbox)
             if tick is not None:
                 tick()
 

@@ -144,7 +144,7 @@ def _run_items(topo, per_topic: dict, how: str):
     ex.end()
     return ({t: [r.as_tuple() for r in recs] for t, recs in ex.outputs.items()},
             ex.metrics.to_dict(),
-            sorted(((d.source, d.position, d.reason) for d in ex.dead_letters), key=repr))
+            [(d.source, d.position, d.reason) for d in ex.dead_letters])
 
 
 @pytest.mark.parametrize("name", ["windowed", "joins", "session", "session-final", "enrich",
