@@ -139,7 +139,8 @@ def run_cmd(ctx: click.Context, file: str, backend: str, inputs: tuple[str, ...]
     if dead_letter is not None and on_error is None:
         on_error = "dead-letter"
     effective = on_error or plan.on_error
-    if effective == "dead-letter" and dead_letter is None:
+    late_letters = any(getattr(n, "late", "drop") == "dead-letter" for n in plan.nodes())
+    if (effective == "dead-letter" or late_letters) and dead_letter is None:
         dead_letter = "-"  # dead letters as JSON lines on stderr
 
     findings = lint(loaded.plan, be, optimized=plan, inputs=ins)

@@ -10,7 +10,7 @@ from ..ir.fn import check_arity
 from ..ir.aggregators import SUBTRACTABLE, AggFunc, Aggregator
 from ..ir.nodes import Aggregate, Repartition, TableAggregate, TableGroupBy
 from ..windows import SessionWindow, Window
-from .topology import AGG_AGG, AGG_VALUE, Topology, _fn
+from .topology import AGG_AGG, AGG_VALUE, Topology, _fn, _late
 
 if TYPE_CHECKING:
     from .table import Table
@@ -51,11 +51,13 @@ class _Aggregations:
     _out: str | None
     _window: Window | None = None
     _emit: str = "changes"
+    _late: str = "drop"
 
     def _aggregate(self, aggregator: Aggregator, name: str | None, site: str | None) -> "Table":
         from .table import Table
         node = self._topo._add(Aggregate, [(self._node, "in", self._out)], name=name, site=site,
-                               aggregator=aggregator, window=self._window, emit=self._emit)
+                               aggregator=aggregator, window=self._window, emit=self._emit,
+                               late=self._late)
         return Table(self._topo, node.name, windowed=self._window is not None)
 
     def count(self, *, name: str | None = None) -> "Table":
@@ -103,12 +105,17 @@ class GroupedStream(_Aggregations):
         self._out = out
         self._site = site
 
-    def window(self, window: Window, *, emit: str = "changes") -> "WindowedStream":
+    def window(self, window: Window, *, emit: str = "changes",
+               late: str | None = None) -> "WindowedStream":
         """Window the grouped stream.
 
         Args:
             window: ``sd.tumbling(...)``, ``sd.hopping(...)``, ``sd.sliding(...)`` or ``sd.session(...)``.
             emit: ``"changes"`` (every update) or ``"final"`` (one result when the window closes).
+            late: a record arriving after its window closed (window end + grace): ``"drop"``
+                (counted in the ``late`` metric) or ``"dead-letter"`` (also written to the
+                dead-letter output with its window and the stream time); default: the
+                topology's ``late=``.
         """
         site = user_site()
         if not isinstance(window, Window):
@@ -116,7 +123,8 @@ class GroupedStream(_Aggregations):
                                 site=site)
         if emit not in ("changes", "final"):
             raise TopologyError(f"emit must be 'changes' or 'final', got {emit!r}", site=site)
-        return WindowedStream(self._topo, self._node, window, emit, self._out)
+        return WindowedStream(self._topo, self._node, window, emit, self._out,
+                              _late(self._topo, late, site))
 
     windowed_by = window
 
@@ -124,12 +132,14 @@ class GroupedStream(_Aggregations):
 class WindowedStream(_Aggregations):
     """A grouped stream with a window (``TimeWindowedKStream`` / ``SessionWindowedKStream``)."""
 
-    def __init__(self, topo: Topology, node: str, window: Window, emit: str, out: str | None = None):
+    def __init__(self, topo: Topology, node: str, window: Window, emit: str, out: str | None = None,
+                 late: str = "drop"):
         self._topo = topo
         self._node = node
         self._out = out
         self._window = window
         self._emit = emit
+        self._late = late
 
 
 class GroupedTable:

@@ -11,7 +11,7 @@ from ..ir.fn import Fn
 from ..ir.nodes import (Branch, FlatMap, FlatMapKV, Filter, KeyBy, Map, MapKV, Merge, Peek,
                         Repartition, StreamStreamJoin, StreamTableJoin)
 from ..timeutil import Duration, to_millis
-from .topology import KV, LEFT_RIGHT, Topology, _fn
+from .topology import KV, LEFT_RIGHT, Topology, _fn, _late
 
 if TYPE_CHECKING:
     from .grouped import GroupedStream
@@ -186,18 +186,20 @@ class Stream:
     # ---- joins -----------------------------------------------------------------------------------
     def join(self, other: "Stream | Table", joiner: Any = None, *,
              within: Duration | tuple[Duration, Duration] | None = None, grace: Duration = 0,
-             eager: bool = False, name: str | None = None) -> "Stream":
+             eager: bool = False, late: str | None = None, name: str | None = None) -> "Stream":
         """Inner join with a stream (``within=`` required) or a table (lookup by key).
 
         ``within``: a duration (records match iff their timestamps differ by at most it) or a
         ``(before, after)`` pair (a left record at ``t`` matches right records in
-        ``[t - before, t + after]``). ``eager``: see ``left_join``.
+        ``[t - before, t + after]``). ``eager``: see ``left_join``. ``late``: a stream-stream
+        join's late records, ``"drop"`` or ``"dead-letter"`` (default: the topology's).
         """
-        return self._join("inner", other, joiner, within, grace, name, user_site(), eager)
+        return self._join("inner", other, joiner, within, grace, name, user_site(), eager, late)
 
     def left_join(self, other: "Stream | Table", joiner: Any = None, *,
                   within: Duration | tuple[Duration, Duration] | None = None,
-                  grace: Duration = 0, eager: bool = False, name: str | None = None) -> "Stream":
+                  grace: Duration = 0, eager: bool = False, late: str | None = None,
+                  name: str | None = None) -> "Stream":
         """Left join: every left record appears, with ``None`` for a missing partner.
 
         A stream-stream left join holds an unmatched record back until its window and grace
@@ -205,15 +207,17 @@ class Stream:
         arrival, and again with each partner that comes later (Kafka Streams' behaviour before
         KIP-633, and ksqlDB's for joins without GRACE PERIOD).
         """
-        return self._join("left", other, joiner, within, grace, name, user_site(), eager)
+        return self._join("left", other, joiner, within, grace, name, user_site(), eager, late)
 
     def outer_join(self, other: "Stream", joiner: Any = None, *,
                    within: Duration | tuple[Duration, Duration] | None = None,
-                   grace: Duration = 0, eager: bool = False, name: str | None = None) -> "Stream":
+                   grace: Duration = 0, eager: bool = False, late: str | None = None,
+                   name: str | None = None) -> "Stream":
         """Outer stream-stream join: unmatched records of both sides appear with ``None``."""
-        return self._join("outer", other, joiner, within, grace, name, user_site(), eager)
+        return self._join("outer", other, joiner, within, grace, name, user_site(), eager, late)
 
-    def _join(self, how, other, joiner, within, grace, name, site, eager=False) -> "Stream":
+    def _join(self, how, other, joiner, within, grace, name, site, eager=False,
+              late=None) -> "Stream":
         from .table import Table
         self._topo._check_same(other, site)
         jfn = (_fn(joiner, site, "joiner", arity=2, passed=LEFT_RIGHT)
@@ -224,8 +228,8 @@ class Stream:
                 raise TopologyError(
                     "cannot join a stream to a windowed table (its key includes the window); "
                     "call to_stream() on it and join streams with within= instead", site=site)
-            if within is not None or eager:
-                raise TopologyError("a stream-table join takes no within= or eager= (the "
+            if within is not None or eager or late is not None:
+                raise TopologyError("a stream-table join takes no within=, eager= or late= (the "
                                     "table's current row is looked up)", site=site)
             if how == "outer":
                 raise TopologyError("a stream-table join is inner or left; outer_join needs two "
@@ -253,7 +257,8 @@ class Stream:
         right = other._repartitioned(site)
         right = (right[0], "right", right[2])
         node = self._topo._add(StreamStreamJoin, [left, right], name=name, site=site, how=how,
-                               within=w, grace=g, joiner=jfn, after=after, eager=bool(eager))
+                               within=w, grace=g, joiner=jfn, after=after, eager=bool(eager),
+                               late=_late(self._topo, late, site))
         return Stream(self._topo, node.name)
 
     # ---- sink --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..callsite import user_site
 from ..errors import TopologyError
 from ..ir.fn import Fn, as_fn
-from ..ir.nodes import Node, Sink, Source
+from ..ir.nodes import LATE_MODES, Node, Sink, Source
 from ..ir.plan import Plan
 
 if TYPE_CHECKING:
@@ -27,6 +27,10 @@ class Topology:
         name: the topology (application) name.
         on_error: ``"fail"`` (default) stops a run at the first bad record, naming it;
             ``"dead-letter"`` sends bad records, with their reason, to the dead-letter output.
+        late: what windowed aggregations and stream-stream joins do with a late record by
+            default: ``"drop"`` (counted in the ``late`` metric, as Kafka Streams does) or
+            ``"dead-letter"`` (also written to the dead-letter output with its window and the
+            stream time); ``window(..., late=)`` and ``join(..., late=)`` override it.
         partitions: partitions of every source read from files, in-memory lists and
             ``TestDriver`` (default 1; a Kafka topic has its own): each sub-topology runs as
             that many tasks, each with its own state and stream time (docs/semantics.md,
@@ -40,17 +44,22 @@ class Topology:
     ['Source', 'Filter', 'Sink']
     """
 
-    def __init__(self, name: str, *, on_error: str = "fail", partitions: int = 1):
+    def __init__(self, name: str, *, on_error: str = "fail", partitions: int = 1,
+                 late: str = "drop"):
         if not isinstance(name, str) or not name:
             raise TopologyError("a topology needs a non-empty name", site=user_site())
         if on_error not in ON_ERROR_MODES:
             raise TopologyError(f"on_error must be one of {ON_ERROR_MODES}, got {on_error!r}",
+                                site=user_site())
+        if late not in LATE_MODES:
+            raise TopologyError(f"late must be one of {LATE_MODES}, got {late!r}",
                                 site=user_site())
         if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
             raise TopologyError(f"partitions must be a positive int, got {partitions!r}",
                                 site=user_site())
         self.name = name
         self.on_error = on_error
+        self.late = late
         self._plan = Plan(name, on_error=on_error, partitions=partitions)
 
     # ---- sources --------------------------------------------------------------------------
@@ -167,6 +176,15 @@ KV = "(key, value)"
 AGG_VALUE = "(aggregate, value)"
 AGG_AGG = "(aggregate, aggregate)"
 LEFT_RIGHT = "(left value, right value)"
+
+
+def _late(topo: Topology, late: str | None, site: str | None) -> str:
+    """A ``late=`` argument (None: the topology's default)."""
+    if late is None:
+        return topo.late
+    if late not in LATE_MODES:
+        raise TopologyError(f"late must be one of {LATE_MODES}, got {late!r}", site=site)
+    return late
 
 
 def _fn(x: Any, site: str | None, what: str, arity: int = 1, *, hint: str | None = None,

@@ -20,6 +20,7 @@ from streamdsl.backends.local.fastpaths import FAST_PATHS, Rows
 from streamdsl.ir.nodes import Fused
 from streamdsl.optimize import optimize
 from streamdsl.runtime.build import make_processor
+from streamdsl.runtime.failures import LateRecord
 from streamdsl.runtime.ingest import make_ingest_items
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.ordering import merge_by_timestamp
@@ -63,6 +64,9 @@ def _failures() -> tuple[list, Callable]:
     failed: list = []
 
     def fail(rec: Record, exc: Exception) -> None:
+        if isinstance(exc, LateRecord):  # late="dead-letter": its window and stream time
+            failed.append(("late", rec.origin, exc.window, exc.stream_time, exc.reason))
+            return
         err = exc.error if isinstance(exc, StageError) else exc
         assert isinstance(err, (Boom, TypeError, ZeroDivisionError, KeyError)), repr(err)
         name = exc.stage.name if isinstance(exc, StageError) else None
@@ -158,16 +162,19 @@ AGGREGATIONS = {
 }
 
 
-def _tumbling_node(agg: str, emit: str, grace: int):
+def _tumbling_node(agg: str, emit: str, grace: int, late: str = "drop"):
     t = sd.Topology("tw")
     AGGREGATIONS[agg](t.stream("in").group_by_key()
-                      .window(sd.tumbling(seconds=10, grace=grace), emit=emit)).to_stream().to("out")
+                      .window(sd.tumbling(seconds=10, grace=grace), emit=emit, late=late)
+                      ).to_stream().to("out")
     return _node(t, "Aggregate")
 
 
 tumbling_inputs = st.lists(st.tuples(keys | st.just(["unhashable"]),
                                      st.builds(lambda v: {"v": v}, small) | st.none(),
-                                     st.integers(min_value=-3_000, max_value=8_000)), max_size=30)
+                                     st.integers(min_value=-3_000, max_value=8_000)
+                                     | st.sampled_from([30_000, -12_000, -25_000])),  # late ones
+                           max_size=30)
 
 
 def _timestamps(raw) -> list[tuple]:
@@ -203,19 +210,25 @@ def _drive_stateful(node, items: list, chunks: list[list], snap_at: int,
 
 
 def _process_one_by_one(proc, chunk, fail):
+    """``process`` record by record, as ``runtime.drive`` calls it (late records it met are
+    handed over after each call)."""
     out = []
     for port, rec in chunk:
         try:
             out += proc.process(port, rec)
         except Exception as e:
+            proc.ctx.drain(fail)
             fail(rec, e)
+            continue
+        proc.ctx.drain(fail)
     return out
 
 
 def _tumbling_case(data: st.DataObject):
     agg = data.draw(st.sampled_from(sorted(AGGREGATIONS)))
     emit = data.draw(st.sampled_from(["changes", "final"]))
-    node = _tumbling_node(agg, emit, data.draw(st.sampled_from([0, 2_000])))
+    node = _tumbling_node(agg, emit, data.draw(st.sampled_from([0, 2_000])),
+                          data.draw(st.sampled_from(["drop", "dead-letter"])))
     items = [("in", Record(k, v, ts, None, ("in", i)))
              for i, (k, v, ts) in enumerate(_timestamps(data.draw(tumbling_inputs)))]
     chunks = _chunks(items, data.draw(cuts))
@@ -276,10 +289,7 @@ def check_tumbling_columns_tasks(data: st.DataObject) -> None:
     ref_failed, ref_fail = _failures()
     ref_out: list = [[] for _ in range(3)]
     for (port, rec), q in zip(items, parts):
-        try:
-            ref_out[q] += refs[q].process(port, rec)
-        except Exception as e:
-            ref_fail(rec, e)
+        ref_out[q] += _process_one_by_one(refs[q], [(port, rec)], ref_fail)
     fast_metrics = Metrics()
     procs = [make_processor(node, fast_metrics) for _ in range(3)]
     got_failed, got_fail = _failures()
