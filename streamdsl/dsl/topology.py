@@ -64,7 +64,7 @@ class Topology:
 
     # ---- sources --------------------------------------------------------------------------
     def stream(self, name: str, key: Any = None, timestamp: Any = None, *,
-               connector: dict | None = None) -> "Stream":
+               connector: dict | None = None, schema: Any = None) -> "Stream":
         """Declare an input stream called ``name``.
 
         Args:
@@ -74,20 +74,24 @@ class Topology:
             timestamp: field name, expression or callable giving event time (int ms or
                 datetime); None keeps the record's own timestamp.
             connector: optional connector declaration (``{"type": "jsonl", "path": ...}``).
+            schema: optional field names of the value (a list, or a dict whose keys are the
+                names): ``streamdsl validate`` then warns about any expression reading a
+                field that no declared schema has (a typo would drop every record).
         """
         from .stream import Stream
-        node = self._source(name, key, timestamp, connector, table=False)
+        node = self._source(name, key, timestamp, connector, table=False, schema=schema)
         return Stream(self, node.name)
 
     def table(self, name: str, key: Any = None, timestamp: Any = None, *,
-              connector: dict | None = None) -> "Table":
-        """Declare an input read as a table (a changelog: last value per key, None deletes)."""
+              connector: dict | None = None, schema: Any = None) -> "Table":
+        """Declare an input read as a table (a changelog: last value per key, None deletes);
+        the arguments are ``stream``'s."""
         from .table import Table
-        node = self._source(name, key, timestamp, connector, table=True)
+        node = self._source(name, key, timestamp, connector, table=True, schema=schema)
         return Table(self, node.name)
 
     def _source(self, topic: str, key: Any, timestamp: Any, connector: dict | None, *,
-                table: bool) -> Source:
+                table: bool, schema: Any = None) -> Source:
         site = user_site()
         if not isinstance(topic, str) or not topic:
             raise TopologyError("a source needs a non-empty name", site=site)
@@ -109,7 +113,7 @@ class Topology:
         except TypeError as e:
             raise TopologyError(str(e), site=site) from None
         node = Source(name=name, site=site, topic=topic, table=table, key=kfn, timestamp=tfn,
-                      connector=connector)
+                      connector=connector, schema=_schema(schema, site))
         self._plan.add(node)
         return node
 
@@ -176,6 +180,17 @@ KV = "(key, value)"
 AGG_VALUE = "(aggregate, value)"
 AGG_AGG = "(aggregate, aggregate)"
 LEFT_RIGHT = "(left value, right value)"
+
+
+def _schema(schema: Any, site: str | None) -> tuple[str, ...] | None:
+    """``schema=``: field names (a list or a dict's keys), as a tuple."""
+    if schema is None:
+        return None
+    names = list(schema.keys()) if isinstance(schema, dict) else schema
+    if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+        raise TopologyError("schema= takes the value's field names: a list of strings, or a "
+                            f"dict keyed by them, got {schema!r}", site=site)
+    return tuple(names)
 
 
 def _late(topo: Topology, late: str | None, site: str | None) -> str:

@@ -67,10 +67,14 @@ class Node:
             if f.name in ("name", "site"):
                 continue
             v = getattr(self, f.name)
-            if f.name == "late" and v == "drop":  # the default: plans written before it equal
+            if f.name in _NEWER_DEFAULTS and v == _NEWER_DEFAULTS[f.name]:  # older plans equal
                 continue
             out[f.name] = _to_jsonable(v)
         return out
+
+
+#: Fields added after plans were first serialized: left out at their default value.
+_NEWER_DEFAULTS: dict[str, Any] = {"late": "drop", "schema": None}
 
 
 def _to_jsonable(v: Any) -> Any:
@@ -85,7 +89,11 @@ def _to_jsonable(v: Any) -> Any:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Source(Node):
-    """A named input. ``table=True`` reads it as a changelog (upserts, tombstones)."""
+    """A named input. ``table=True`` reads it as a changelog (upserts, tombstones).
+
+    ``schema``: the value's field names when the topology declares them (``streamdsl
+    validate`` warns about an expression reading a field none has); None: not declared.
+    """
 
     kind: ClassVar[str] = "Source"
     in_ports: ClassVar[tuple[str, ...]] = ()
@@ -94,6 +102,12 @@ class Source(Node):
     key: Fn | None = None
     timestamp: Fn | None = None
     connector: dict | None = None
+    schema: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        if self.schema is not None and not all(isinstance(f, str) and f for f in self.schema):
+            raise ValueError(f"schema= takes field names, got {self.schema!r}")
 
     @property
     def output(self) -> str:  # type: ignore[override]
