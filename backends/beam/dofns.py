@@ -35,7 +35,7 @@ from streamdsl.connectors import open_sink, open_source
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import Node, Source
 from streamdsl.runtime.drive import drive, node_step
-from streamdsl.runtime.failures import Failure, failure, input_failure
+from streamdsl.runtime.failures import Failure, LateRecord, failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import DeadLetter, OutputRecord, Record
@@ -290,6 +290,13 @@ class _NodeFn(_RunFn):
 
     # ---- failures: the kernel's rules (streamdsl.runtime.failures) ----------------------------
     def _fail(self, lkey: tuple, rec: Any, exc: Exception) -> None:
+        if isinstance(exc, LateRecord):
+            # a record's k-th late letter at this node (a hopping record can be late for
+            # several windows): after the record's own key, before what its outputs lead to
+            last, k = getattr(self, "_late_at", (None, 0))
+            k = k + 1 if last == lkey else 0
+            self._late_at = (lkey, k)
+            lkey = lkey + (-1, k)
         self._route(lkey, failure(self.node, rec, exc, self.on_error))
 
     def _bad(self, lkey: tuple, reason: str, ev: Any) -> None:
