@@ -118,7 +118,7 @@ class Drops:
 
 def drop_warnings(plan: "Plan", metrics: "Metrics") -> list[str]:
     """One line per operator and field whose records were dropped for a missing field
-    (``Metrics.missing_field_by_node``), naming the user's file:line.
+    (``Metrics.missing_field_by_node``), naming the user's file:line, in file:line order.
 
     >>> import streamdsl as sd
     >>> from streamdsl.runtime.metrics import Metrics
@@ -132,7 +132,12 @@ def drop_warnings(plan: "Plan", metrics: "Metrics") -> list[str]:
     for n in plan.nodes():
         for st in getattr(n, "stages", (n,)):
             nodes[st.name] = st
-    for (name, field, kind), n in sorted(metrics.missing_field_by_node.items()):
+    def by_site(item: tuple) -> tuple:
+        (name, field, kind), _ = item
+        site = getattr(nodes.get(name), "site", None) or ""
+        path, _, line = site.rpartition(":")
+        return (path, int(line) if line.isdigit() else 0, name, field, kind)
+    for (name, field, kind), n in sorted(metrics.missing_field_by_node.items(), key=by_site):
         node = nodes.get(name)
         kind_name = node.kind if node is not None else "operator"
         if kind_name == "KeyBy" and getattr(node, "drop_null", False):
