@@ -74,6 +74,8 @@ class Executor:
         #: (``_batch_letters``); None: written as they come (record at a time)
         self._pending_dl: list[DeadLetter] | None = None
         self._hold_depth = 0
+        #: placeholders of undecodable in-memory items not yet taken by the merge
+        self._placeholders = 0
         #: the partitions of the run: each sub-topology runs as that many tasks
         self.partitions = plan.partitions
         self.partitioner = Partitioner(plan.partitions)
@@ -336,6 +338,7 @@ class Executor:
                 Record(None, _Undecodable(ev, reason), UNDECODABLE_TS, None,
                        (topic, ev.position))))
             if bad:  # back in position order among the records
+                self._placeholders += len(bad)
                 recs = sorted(recs + bad, key=lambda r: r.origin[1])
             return recs
         return run
@@ -344,12 +347,13 @@ class Executor:
                      ) -> tuple[list[Record], list[int] | None]:
         """``recs`` (and ``seqs``) without the placeholders of ``_merge_ingester``, each
         dead-lettered (its source node ``name``)."""
-        if not any(type(r.value) is _Undecodable for r in recs):
+        if not self._placeholders or not any(type(r.value) is _Undecodable for r in recs):
             return recs, seqs
         keep = []
         keep_seqs: list[int] | None = [] if seqs is not None else None
         for i, r in enumerate(recs):
             if type(r.value) is _Undecodable:
+                self._placeholders -= 1
                 self._bad(name, r.value.reason, r.value.event)
                 continue
             keep.append(r)
