@@ -224,7 +224,10 @@ class Executor:
             return
         size = self._batch_size
         for i in range(0, n, size):
-            self.batches.run({name: self._parts(name, recs[i:i + size], None)})
+            batch = recs[i:i + size]
+            with self._batch_letters(lambda batch=batch: {r.origin: j
+                                                          for j, r in enumerate(batch)}):
+                self.batches.run({name: self._parts(name, batch, None)})
 
     def feed_ingested_mixed(self, names: list[str], recs: list[Record]) -> None:
         """``feed_ingested`` of records of several source nodes, ``recs[i]`` ingested by
@@ -249,7 +252,10 @@ class Executor:
                 metrics.records_in += len(rs)
                 metrics.in_by_source[self.plan.node(name).topic] += len(rs)
                 inbox[name] = self._parts(name, rs, seqs if len(per_source) > 1 else None)
-            self.batches.run(inbox)
+            batch = recs[start:start + size]
+            with self._batch_letters(lambda batch=batch: {r.origin: j
+                                                          for j, r in enumerate(batch)}):
+                self.batches.run(inbox)
 
     def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
         ingest = self._ingest[name]
