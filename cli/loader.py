@@ -21,10 +21,10 @@ import importlib.util
 import inspect
 import os
 import sys
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from streamdsl.callsite import traceback_site
 from streamdsl.dsl.topology import Topology
 from streamdsl.errors import StreamDSLError
 from streamdsl.ir.plan import Plan
@@ -169,17 +169,14 @@ def _import_module(name: str) -> Any:
 
 
 def _where(e: BaseException, default: str) -> str:
-    """The innermost traceback frame outside streamdsl and the standard library."""
-    import streamdsl
-    pkg = os.path.dirname(os.path.abspath(streamdsl.__file__))
+    """The innermost traceback frame in the user's code: not streamdsl's, not the standard
+    library's, not generated (``<string>``: a dataclass's ``__init__``)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    best = None
-    for fs in traceback.extract_tb(e.__traceback__):
-        f = os.path.abspath(fs.filename)
-        if f.startswith(pkg) or f.startswith(here) or "<frozen" in fs.filename:
-            continue
-        best = f"{_rel(fs.filename)}:{fs.lineno}"
-    return best or _rel(default)
+    site = traceback_site(e.__traceback__, skip_dirs=(here,))
+    if site is None:
+        return _rel(default)
+    path, _, line = site.rpartition(":")
+    return f"{_rel(path)}:{line}"
 
 
 def _rel(path: str) -> str:

@@ -89,5 +89,9 @@ def summary(name: str, backend: str, m: Metrics, elapsed: float) -> list[str]:
              f"  skipped:       {_fmt_n(m.skipped)}" + (
                  f" ({', '.join(f'{k} {v}' for k, v in sorted(m.skipped_by_node.items()))})"
                  if m.skipped_by_node else ""),
+             *([f"  missing field: {_fmt_n(m.missing_field)} ("
+                + ", ".join(f"{node}.{f} {v}" for (node, f, _), v
+                            in sorted(m.missing_field_by_node.items())) + ")"]
+               if m.missing_field else []),
              f"  rate:          {_fmt_n(m.records_in / elapsed if elapsed > 0 else 0)} records/s"]
     return lines

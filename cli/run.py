@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from streamdsl.backend import Backend, get_backend
 from streamdsl.connectors import parse_uri
 from streamdsl.errors import ConnectorError
 from streamdsl.lint import lint
+from streamdsl.runtime.drops import DroppedRecordsWarning
 
 from .common import (FAILED, USAGE, CliError, coerce, echo_err, err_console_is_tty, load_target,
                      optimized, parse_pairs, stdout_bytes)
@@ -137,7 +139,8 @@ def run_cmd(ctx: click.Context, file: str, backend: str, inputs: tuple[str, ...]
     if dead_letter is not None and on_error is None:
         on_error = "dead-letter"
     effective = on_error or plan.on_error
-    if effective == "dead-letter" and dead_letter is None:
+    late_letters = any(getattr(n, "late", "drop") == "dead-letter" for n in plan.nodes())
+    if (effective == "dead-letter" or late_letters) and dead_letter is None:
         dead_letter = "-"  # dead letters as JSON lines on stderr
 
     findings = lint(loaded.plan, be, optimized=plan, inputs=ins)
@@ -162,13 +165,21 @@ def run_cmd(ctx: click.Context, file: str, backend: str, inputs: tuple[str, ...]
     start = time.monotonic()
     result = None
     try:
-        with Progress(tty=tty, enabled=progress and not quiet) as prog:
+        with Progress(tty=tty, enabled=progress and not quiet) as prog, \
+                warnings.catch_warnings(record=True) as dropped:
+            warnings.simplefilter("always", DroppedRecordsWarning)
             result = be.run(plan, ins, outs, on_error=on_error, dead_letter=dead_letter,
                             progress=prog, **opts)
     except LimitReached:
         pass  # a push query printed its LIMIT rows: the run is complete
     except KeyboardInterrupt:
         raise CliError("interrupted", FAILED) from None
+    if not quiet:  # records dropped for a missing field: one line each (runtime/drops.py)
+        for w in dropped:
+            if issubclass(w.category, DroppedRecordsWarning):
+                echo_err(str(w.message))
+            else:
+                echo_err(f"warning: {w.message}")
     elapsed = time.monotonic() - start
     sys.stdout.flush()
     if result is None:

@@ -20,14 +20,14 @@ from .dsl.aggs import (avg, collect, collect_set, count, count_distinct, first, 
                        min, sum, top_k)
 from .errors import StreamDSLError, TopologyError, ValidationError
 from .expr import col, func, key, lit, when
-from .timeutil import days, hours, minutes, ms, seconds
+from .timeutil import MAX_TIMESTAMP, days, hours, minutes, ms, seconds
 from .windows import hopping, session, sliding, tumbling
 
 __all__ = [
     "__version__",
     "Topology", "Stream", "Table", "GroupedStream", "WindowedStream", "GroupedTable",
     "tumbling", "hopping", "sliding", "session",
-    "ms", "seconds", "minutes", "hours", "days",
+    "ms", "seconds", "minutes", "hours", "days", "MAX_TIMESTAMP",
     "col", "lit", "key", "when", "func",
     "count", "sum", "min", "max", "avg", "collect", "first", "last", "count_distinct",
     "collect_set", "histogram", "top_k",

@@ -29,6 +29,18 @@ are what the chosen backend cannot run (checked before anything runs); warnings 
 ``shuffle-after-rekey``
     A stateful operator after a key change, on a backend where the repartition is a shuffle
     across workers (any backend but ``local``, unless it declares ``shuffles = False``).
+``keyless-source``
+    An operator that needs the record key (an aggregation after ``group_by_key()``, a join, a
+    table) fed, key unchanged, by a source that declares no ``key=`` and is bound to an
+    input whose records carry none: a JSON-lines or CSV file without ``?key=FIELD`` (or
+    ``?envelope=true``), or stdin. Every record has a null key, so the operator skips them
+    all (counted as ``skipped``, nothing out).
+``unknown-field``
+    An expression (``sd.col("x")``) reading a field that no declared schema of its input has
+    (``stream(..., schema=[...])``): every record has null there, and a filter or
+    ``group_by`` on it drops them all. Fields are followed through operators that keep the
+    value (filters, re-keys, branches, merges), projections (``struct``, SQL ``SELECT``),
+    ``agg(...)`` results and dict-merging joins; anything opaque stops the check.
 
 >>> import streamdsl as sd
 >>> t = sd.Topology("t")
@@ -40,6 +52,7 @@ are what the chosen backend cannot run (checked before anything runs); warnings 
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -48,11 +61,11 @@ import networkx as nx
 
 from .backend import Backend, get_backend
 from .errors import TopologyError, UnsupportedNodeError
-from .expr import Col, Lit
+from .expr import Col, Func, Lit, Project
 from .ir.fn import Fn
 from .ir.nodes import (Aggregate, Branch, Filter, FlatMap, Fused, KeyBy, Map, Merge, Node, Peek,
-                       Repartition, Sink, Source, StreamStreamJoin, TableFilter, TableMap,
-                       ToStream)
+                       Repartition, Sink, Source, StreamStreamJoin, StreamTableJoin, TableFilter,
+                       TableMap, TableTableJoin, ToStream)
 from .ir.plan import Plan
 from .render import short_site
 from .windows import _fmt
@@ -63,7 +76,8 @@ __all__ = ["Finding", "lint", "DEFAULT_RETENTION_MS", "RULES"]
 DEFAULT_RETENTION_MS = 7 * 24 * 3_600_000
 
 RULES = ("unsupported-node", "dead-operator", "grace-exceeds-retention", "window-never-closes",
-         "join-keys-differ", "having-on-changes", "shuffle-after-rekey")
+         "join-keys-differ", "having-on-changes", "shuffle-after-rekey", "keyless-source",
+         "unknown-field")
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,8 @@ def lint(plan: Plan, backend: str | Backend | None = None, *, optimized: Plan | 
     out += _never_closes(plan, inputs or {})
     out += _join_keys(plan)
     out += _having_on_changes(plan)
+    out += _keyless_sources(plan, inputs or {})
+    out += _unknown_fields(plan)
     if be is not None:
         out += _shuffles(optimized, be)
     return sorted(out, key=_order)
@@ -368,3 +384,186 @@ def _rekey_of(plan: Plan, name: str) -> Node | None:
         if found is not None:
             return found
     return None
+
+
+# ---- sources without keys ------------------------------------------------------------------------
+
+#: operators that need the record key of their inputs (a null key is skipped)
+_KEYED = (Aggregate, StreamStreamJoin, StreamTableJoin, TableTableJoin)
+
+
+def _keyless_input(src: Source, inputs: dict[str, Any]) -> str | None:
+    """Why ``src``'s records carry no key, when it declares none and its input (given, or its
+    connector) is a file without ``?key=`` / ``?envelope=true``, or stdin; else None."""
+    if src.key is not None:
+        return None
+    spec = inputs.get(src.topic, src.connector)
+    if spec is None:
+        return None
+    try:
+        from .connectors import parse_uri
+        parsed = parse_uri(spec)
+    except Exception:
+        return None
+    kind = parsed.get("type")
+    if kind in ("jsonl", "csv") and not parsed.get("key") and not parsed.get("envelope"):
+        path = str(parsed.get("path"))
+        rel = os.path.relpath(path) if os.path.isabs(path) else path
+        path = path if rel.startswith("..") else rel
+        return f"its input {path} is a {kind} file whose lines carry no key"
+    if kind == "stdio":
+        return "its input is stdin, whose lines carry no key"
+    return None
+
+
+def _key_sources(plan: Plan, name: str) -> list[Source]:
+    """Sources whose record key reaches ``name``'s output unchanged."""
+    node = plan.node(name)
+    if isinstance(node, Source):
+        return [node]
+    if node.key_changing or node.stateful and not isinstance(node, Aggregate):
+        return []
+    if isinstance(node, Repartition) or not node.stateful:
+        out: list[Source] = []
+        for e in plan.in_edges(name):
+            out += _key_sources(plan, e.src)
+        return out
+    return []
+
+
+def _keyless_sources(plan: Plan, inputs: dict[str, Any]) -> list[Finding]:
+    out = []
+    for n in plan.topological():
+        if isinstance(n, Source) and n.table:
+            why = _keyless_input(n, inputs)
+            if why:
+                out.append(_w("keyless-source", n,
+                              f"table {n.topic!r} declares no key= and {why}: a table keeps "
+                              "the last value per key and skips null keys, so it stays empty; "
+                              f"declare table({n.topic!r}, key=\"field\") or bind the input "
+                              "with ?key=field"))
+            continue
+        if not isinstance(n, _KEYED):
+            continue
+        for e in plan.in_edges(n.name):
+            for src in _key_sources(plan, e.src):
+                why = _keyless_input(src, inputs)
+                if why:
+                    out.append(_w("keyless-source", n,
+                                  f"{n.kind} {n.name} needs the record key, but source "
+                                  f"{src.topic!r} ({short_site(src.site)}) declares no key= and "
+                                  f"{why}: every record has a null key and is skipped; declare "
+                                  f"stream({src.topic!r}, key=\"field\"), group by a field "
+                                  "(group_by(\"field\")), or bind the input with ?key=field"))
+    return out
+
+
+# ---- fields no declared schema has ----------------------------------------------------------------
+
+def _expr_fields(fn: Fn | None) -> frozenset[str]:
+    return fn.expr.fields() if fn is not None and fn.expr is not None else frozenset()
+
+
+def _made_fields(fn: Fn) -> frozenset[str] | None:
+    """The fields of the value a map expression makes, when it says (a projection)."""
+    e = fn.expr
+    if isinstance(e, Project):
+        return frozenset(e.names)
+    if isinstance(e, Func) and e.name == "struct":
+        names = e.args[0::2]
+        if all(isinstance(a, Lit) and isinstance(a.value, str) for a in names):
+            return frozenset(a.value for a in names)  # type: ignore[union-attr]
+    return None
+
+
+def _reads(node: Node) -> list[tuple[Node, frozenset[str]]]:
+    """The value fields each (stage of a) node reads through expressions."""
+    stages = node.stages if isinstance(node, Fused) else (node,)
+    out = []
+    for st in stages:
+        if isinstance(st, (Filter, TableFilter)):
+            got = _expr_fields(st.pred)
+        elif isinstance(st, (Map, KeyBy, TableMap)):
+            got = _expr_fields(st.fn)
+        elif isinstance(st, Branch):
+            got = frozenset().union(*(_expr_fields(f) for _, f in st.branches))
+        elif isinstance(st, Aggregate):
+            got = st.aggregator.input_fields() or frozenset()
+        else:
+            got = frozenset()
+        if got:
+            out.append((st, got))
+    return out
+
+
+def _unknown_fields(plan: Plan) -> list[Finding]:
+    """Walk the declared fields from the sources that declare a schema (the plan as written):
+    ``known[name]`` is the fields of what ``name`` emits, or None when not known."""
+    known: dict[str, frozenset[str] | None] = {}
+    schema_of: dict[str, list[Source]] = {}
+    out = []
+    for n in plan.topological():
+        ins = plan.in_edges(n.name)
+        if isinstance(n, Source):
+            known[n.name] = frozenset(n.schema) if n.schema is not None else None
+            schema_of[n.name] = [n] if n.schema is not None else []
+            for what, fn in (("key", n.key), ("timestamp", n.timestamp)):
+                missing = sorted(_expr_fields(fn) - known[n.name]) if n.schema else []
+                for f in missing:
+                    out.append(_unknown(n, f, known[n.name], schema_of[n.name], what))
+            continue
+        upstream = [known.get(e.src) for e in ins]
+        srcs = [s for e in ins for s in schema_of.get(e.src, [])]
+        schema_of[n.name] = srcs
+        fields: frozenset[str] | None
+        if not upstream or any(u is None for u in upstream):
+            fields = None
+        else:
+            fields = frozenset().union(*upstream)  # type: ignore[arg-type]
+        if fields is not None:
+            for st, reads in _reads(n):
+                for f in sorted(reads - fields):
+                    out.append(_unknown(st, f, fields, srcs))
+        known[n.name] = _after(n, fields, upstream)
+    return out
+
+
+def _after(n: Node, fields: frozenset[str] | None,
+           upstream: list[frozenset[str] | None]) -> frozenset[str] | None:
+    """The fields of ``n``'s output value, given its input's."""
+    stages = n.stages if isinstance(n, Fused) else (n,)
+    for st in stages:
+        if isinstance(st, (Filter, TableFilter, KeyBy, Peek, Branch, Repartition, Merge, ToStream,
+                           Sink, Source)):
+            continue
+        if isinstance(st, (Map, TableMap)):
+            made = _made_fields(st.fn) if st.fn.expr is not None else None
+            if made is None:
+                return None
+            fields = made | (frozenset(st.window_columns) if getattr(st, "window_columns", None)
+                             else frozenset())
+            continue
+        if isinstance(st, Aggregate) and st.aggregator.kind == "agg":
+            fields = frozenset(name for name, _ in st.aggregator.fields)
+            continue
+        if isinstance(st, (StreamStreamJoin, StreamTableJoin, TableTableJoin)) and \
+                st.joiner is None and len(upstream) == 2 and None not in upstream:
+            fields = frozenset().union(*upstream)  # type: ignore[arg-type]
+            continue
+        return None
+    return fields
+
+
+def _unknown(node: Node, f: str, fields: frozenset[str] | None, srcs: list[Source],
+             what: str | None = None) -> Finding:
+    import difflib
+    names = sorted(fields or ())
+    near = difflib.get_close_matches(f, names, n=1)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    declared = "; ".join(f"source {s.topic!r} ({short_site(s.site)}): {', '.join(s.schema or ())}"
+                         for s in srcs) or "none"
+    reads = f"its {what} reads" if what else "reads"
+    return _w("unknown-field", node,
+              f"{node.kind} {node.name} {reads} field {f!r}, which no declared schema of its "
+              f"input has (fields here: {', '.join(names) or 'none'}; declared by {declared}): "
+              f"every record has null there; {hint}fix the name, or add it to schema=")

@@ -8,9 +8,13 @@ configuration.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
+from . import timeutil
+from .callsite import user_site
+from .errors import TopologyError
 from .timeutil import Duration, to_millis
 
 __all__ = [
@@ -158,14 +162,28 @@ def _size(size: Duration | None, ms: int | None, seconds: float | None, minutes:
     if size is not None:
         total += to_millis(size, what=what)
         given = True
-    for n, mult in ((ms, 1), (seconds, 1000), (minutes, 60_000), (hours, 3_600_000),
-                    (days, 86_400_000)):
+    for n, unit in ((ms, "ms"), (seconds, "seconds"), (minutes, "minutes"), (hours, "hours"),
+                    (days, "days")):
         if n is not None:
-            total += int(round(n * mult))
+            total += _UNITS[unit](n)
             given = True
     if not given:
         raise TypeError(f"{what} is required (e.g. minutes=5 or a timedelta)")
     return total
+
+
+_UNITS = {"ms": timeutil.ms, "seconds": timeutil.seconds, "minutes": timeutil.minutes,
+          "hours": timeutil.hours, "days": timeutil.days}
+
+
+@contextmanager
+def _declared(what: str, site: str | None) -> Iterator[None]:
+    """A bad window argument is a ``TopologyError`` at the user's call ``site`` (``what``: the
+    factory)."""
+    try:
+        yield
+    except (TypeError, ValueError) as e:
+        raise TopologyError(f"{what}: {e}", site=site) from None
 
 
 def tumbling(size: Duration | None = None, *, ms: int | None = None, seconds: float | None = None,
@@ -175,23 +193,35 @@ def tumbling(size: Duration | None = None, *, ms: int | None = None, seconds: fl
 
     >>> tumbling(minutes=5, grace=60_000)
     TumblingWindow(grace=60000, size=300000)
+
+    Raises:
+        TopologyError: a size or grace that is not a duration, or not positive (at the call).
     """
-    return TumblingWindow(size=_size(size, ms, seconds, minutes, hours, days, "window size"),
-                          grace=to_millis(grace, what="grace"))
+    with _declared("sd.tumbling", user_site()):
+        return TumblingWindow(size=_size(size, ms, seconds, minutes, hours, days, "window size"),
+                              grace=to_millis(grace, what="grace"))
 
 
 def hopping(size: Duration, advance: Duration, *, grace: Duration = 0) -> HoppingWindow:
-    """Hopping windows of ``size`` starting every ``advance``."""
-    return HoppingWindow(size=to_millis(size, what="window size"),
-                         advance=to_millis(advance, what="advance"),
-                         grace=to_millis(grace, what="grace"))
+    """Hopping windows of ``size`` starting every ``advance``.
+
+    >>> hopping(10_000, 5_000).assign(12_000)
+    [(5000, 15000), (10000, 20000)]
+    """
+    with _declared("sd.hopping", user_site()):
+        return HoppingWindow(size=to_millis(size, what="window size"),
+                             advance=to_millis(advance, what="advance"),
+                             grace=to_millis(grace, what="grace"))
 
 
 def sliding(size: Duration, *, grace: Duration = 0) -> SlidingWindow:
     """Sliding windows (Kafka ``SlidingWindows.ofTimeDifferenceAndGrace``)."""
-    return SlidingWindow(size=to_millis(size, what="window size"), grace=to_millis(grace, what="grace"))
+    with _declared("sd.sliding", user_site()):
+        return SlidingWindow(size=to_millis(size, what="window size"),
+                             grace=to_millis(grace, what="grace"))
 
 
 def session(gap: Duration, *, grace: Duration = 0) -> SessionWindow:
     """Session windows with inactivity ``gap``."""
-    return SessionWindow(gap=to_millis(gap, what="gap"), grace=to_millis(grace, what="grace"))
+    with _declared("sd.session", user_site()):
+        return SessionWindow(gap=to_millis(gap, what="gap"), grace=to_millis(grace, what="grace"))

@@ -16,6 +16,7 @@ from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.nodes import NODE_KINDS
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.collector import collector_for_a_run
+from streamdsl.runtime.drops import warn_drops
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import InputEvent
 
@@ -363,6 +364,7 @@ class BeamBackend(Backend):
                 dl.close()
         if progress is not None:
             progress(result.metrics)
+        warn_drops(plan, result.metrics)
         return result
 
 

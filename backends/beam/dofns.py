@@ -27,6 +27,7 @@ from operator import itemgetter
 from typing import Any, Iterator, NamedTuple
 
 import apache_beam as beam
+import orjson
 from apache_beam.metrics import Metrics as BeamMetrics
 from apache_beam.pvalue import TaggedOutput
 
@@ -34,7 +35,7 @@ from streamdsl.connectors import open_sink, open_source
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import Node, Source
 from streamdsl.runtime.drive import drive, node_step
-from streamdsl.runtime.failures import Failure, failure, input_failure
+from streamdsl.runtime.failures import Failure, LateRecord, failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import DeadLetter, OutputRecord, Record
@@ -109,17 +110,20 @@ class Counters:
         self.pending[name] += n
 
     def flush(self, m: Metrics | None) -> None:
-        """Report the pending counts, and what processors counted into ``m`` (late and skipped
-        records), then reset both."""
+        """Report the pending counts, and what processors counted into ``m`` (late, skipped and
+        missing-field records), then reset both."""
         pending = self.pending
-        if m is not None and (m.late or m.skipped):
+        if m is not None and (m.late or m.skipped or m.missing_field):
             for node, n in m.late_by_node.items():
                 pending["late:" + node] += n
             for node, n in m.skipped_by_node.items():
                 pending["skipped:" + node] += n
-            m.late = m.skipped = 0
+            for key, n in m.missing_field_by_node.items():
+                pending["missing:" + orjson.dumps(key).decode()] += n
+            m.late = m.skipped = m.missing_field = 0
             m.late_by_node.clear()
             m.skipped_by_node.clear()
+            m.missing_field_by_node.clear()
         for name, n in pending.items():
             c = self._made.get(name)
             if c is None:
@@ -286,6 +290,13 @@ class _NodeFn(_RunFn):
 
     # ---- failures: the kernel's rules (streamdsl.runtime.failures) ----------------------------
     def _fail(self, lkey: tuple, rec: Any, exc: Exception) -> None:
+        if isinstance(exc, LateRecord):
+            # a record's k-th late letter at this node (a hopping record can be late for
+            # several windows): after the record's own key, before what its outputs lead to
+            last, k = getattr(self, "_late_at", (None, 0))
+            k = k + 1 if last == lkey else 0
+            self._late_at = (lkey, k)
+            lkey = lkey + (-1, k)
         self._route(lkey, failure(self.node, rec, exc, self.on_error))
 
     def _bad(self, lkey: tuple, reason: str, ev: Any) -> None:

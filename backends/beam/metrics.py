@@ -1,13 +1,15 @@
 """Run metrics through Beam metrics: counters in the ``streamdsl`` namespace.
 
 The DoFns count ``records_in``, ``records_out``, ``dead_lettered``, ``in:<source>``,
-``out:<sink>``, ``late:<node>`` and ``skipped:<node>``; after the run they are read back into
+``out:<sink>``, ``late:<node>``, ``skipped:<node>`` and ``missing:[node, field, kind]``; after the run they are read back into
 the ``Metrics`` every backend reports.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from streamdsl.runtime.metrics import Metrics
 
@@ -44,4 +46,7 @@ def read_metrics(result: Any) -> Metrics:
             m.record_late(what, n)
         elif kind == "skipped":
             m.record_skipped(what, n)
+        elif kind == "missing":
+            node, f, why = orjson.loads(what)
+            m.record_missing(node, f, why, n)
     return m

@@ -28,6 +28,7 @@ from streamdsl.connectors import open_source
 from streamdsl.connectors.kafka import is_kafka
 from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.plan import Plan
+from streamdsl.runtime.drops import warn_drops
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import InputEvent
 
@@ -252,6 +253,7 @@ class BytewaxBackend(Backend):
             raise fatal.to_error()
         if progress is not None:
             progress(result.metrics)
+        warn_drops(plan, result.metrics)
         return result
 
 

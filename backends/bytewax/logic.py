@@ -15,6 +15,7 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from streamdsl.runtime.drive import drive, node_step
+from streamdsl.runtime.failures import LateRecord
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import OutputRecord
 
@@ -48,6 +49,16 @@ class RunState:
     def new_execution(self) -> None:
         self.fatal = None
         self.execution += 1
+
+
+def late_position(pos: tuple, seen: dict) -> tuple:
+    """The position of a late record's ``k``-th dead letter at one operator (a hopping record
+    can be late for several windows): ``pos + (-1, k)``, after the record's own position and
+    before anything its outputs lead to (``pos + (j, ...)``, ``j >= 0``), so several letters
+    of one record keep distinct positions, in the order they were met."""
+    k = seen.get(pos, 0)
+    seen[pos] = k + 1
+    return pos + (-1, k)
 
 
 def _check_drained(inbox: Inbox, name: str) -> None:
@@ -103,8 +114,11 @@ class OperatorLogic(StatefulBatchLogic):
         else:
             outs = []
             run, name = self.run, self.name
+            late: dict = {}
 
             def fail(pos: tuple, rec: Any, exc: Exception) -> None:
+                if isinstance(exc, LateRecord):
+                    pos = late_position(pos, late)
                 errors.append((pos, record_failure(run.layout, run.on_error, name, rec, exc)))
             for pos, res, _ in drive(self.step, ((pos, port, rec) for pos, (port, rec) in ready),
                                      fail):
@@ -130,6 +144,7 @@ class OperatorLogic(StatefulBatchLogic):
         where: dict[int, tuple] = {}
         run = self.run
         name = self.name
+        late: dict = {}
 
         def fail(rec: Any, exc: Exception) -> None:
             if not where:
@@ -138,8 +153,10 @@ class OperatorLogic(StatefulBatchLogic):
                         where.update((id(r), (s, 0)) for s, (_, r) in zip(item.seqs, item.pairs))
                     else:
                         where[id(item[1])] = pos
-            errors.append((where[id(rec)], record_failure(run.layout, run.on_error, name, rec,
-                                                          exc)))
+            pos = where[id(rec)]
+            if isinstance(exc, LateRecord):
+                pos = late_position(pos, late)
+            errors.append((pos, record_failure(run.layout, run.on_error, name, rec, exc)))
 
         if len(ready) == 1 and type(ready[0][1]) is InBlock:
             pairs = ready[0][1].pairs

@@ -358,7 +358,7 @@ class StageRunner:
                 lst.sort(key=_position)
         delta = None
         m = self.metrics
-        if m.records_in or m.skipped or m.late or m.dead_lettered or m.records_out:
+        if m.any:
             delta = m
             self.metrics = Metrics()
             for ctx in self._ctxs:

@@ -19,6 +19,7 @@ from streamdsl.errors import ConnectorError
 from streamdsl.ir.nodes import NODE_KINDS
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.collector import collector_for_a_run
+from streamdsl.runtime.drops import warn_drops
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord
 
@@ -208,6 +209,7 @@ class LocalBackend(Backend):
                 s.close()
             if dl is not None:
                 dl.close()
+        warn_drops(plan, ex.metrics)
         return RunResult(ex.outputs, ex.dead_letters, ex.metrics)
 
 

@@ -323,7 +323,8 @@ class BatchGraph:
         for n in chain:
             node = plan.node(n)
             stages += [(n, st) for st in (node.stages if isinstance(node, Fused) else (node,))]
-        fn = codegen.compile_tail(stages)
+        ctxs = {n: steps[n][0].processor.ctx for n in chain}
+        fn = codegen.compile_tail(stages, ctxs=ctxs)
         if fn is None:
             return None
         # An emit-final tumbling window feeding only this tail hands over rows, not records.
@@ -333,7 +334,7 @@ class BatchGraph:
             up = plan.node(ups[0])
             if up.kind == "Aggregate" and up.emit == "final" and \
                     isinstance(up.window, TumblingWindow):
-                fn_rows = codegen.compile_tail(stages, rows=True)
+                fn_rows = codegen.compile_tail(stages, rows=True, ctxs=ctxs)
                 self.rows_nodes.add(ups[0])
         fail = self.fail
         fails = {n: (lambda rec, e, n=n: fail(n, rec, e)) for n in chain}

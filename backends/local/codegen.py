@@ -20,8 +20,10 @@ from streamdsl.expr import BinOp, Col, Func, KeyRef, Lit, Not, _get
 from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
 from streamdsl.runtime.ingest import BadRecord, make_ingest, to_event
 from streamdsl.runtime.records import OutputRecord, Record
-from streamdsl.runtime.stateless import (IDENTITY_KINDS, LINEAR, StageError, call_source, pair,
-                                  received)
+from streamdsl.runtime.drops import Drops
+from streamdsl.runtime.stateless import (IDENTITY_KINDS, LINEAR, StageError, call_source,
+                                         drop_lines, pair, received)
+from streamdsl.timeutil import MAX_TIMESTAMP
 
 __all__ = ["compile_batch", "compile_columns", "compile_tail", "expr_source"]
 
@@ -38,20 +40,24 @@ def _call_inline(fn: Any, i: int, env: dict, counter: list[int]) -> str:
     return call_source(fn, i, env)
 
 
-def _linear_stage(st: Node, i: int, env: dict, counter: list[int], on_error: list[str]) -> list[str]:
+def _linear_stage(st: Node, i: int, env: dict, counter: list[int], on_error: list[str],
+                  ctx: Any = None) -> list[str]:
     """The lines (indented from column 0, inside a loop over records with ``k``/``v`` in
     locals) running linear stage ``st`` number ``i``; a stage that raises runs ``on_error``
-    and ``continue``s; a filtered record ``continue``s."""
+    and ``continue``s; a filtered record ``continue``s, counted as the kernel counts it
+    (``stateless.drop_lines``: a missing field, a null ``group_by`` key) in ``ctx``."""
     env[f"s{i}"] = st
     after: list[str] = []
     if isinstance(st, Filter):
         stmt = f"r = {_call_inline(st.pred, i, env, counter)}"
-        after = ["if r is None or not r:", "    continue"]
+        after = ["if r is None or not r:",
+                 *["    " + x for x in drop_lines(st, i, env, ctx, "r")], "    continue"]
     elif isinstance(st, Map):
         stmt = f"v = {_call_inline(st.fn, i, env, counter)}"
     elif isinstance(st, KeyBy):
         stmt = f"k = {_call_inline(st.fn, i, env, counter)}"
-        after = ["if k is None:", "    continue"] if st.drop_null else []
+        after = ["if k is None:", *["    " + x for x in drop_lines(st, i, env, ctx, "k")],
+                 "    continue"] if st.drop_null else []
     elif isinstance(st, MapKV):
         stmt = f"k, v = pair({call_source(st.fn, i, env)}, s{i})"
     else:  # Peek
@@ -64,14 +70,17 @@ def _indent(lines: list[str], by: str = "        ") -> list[str]:
     return [by + x for x in lines]
 
 
-def compile_batch(node: Node) -> Callable[[list[Record], Callable], list[Record]] | None:
+def compile_batch(node: Node, ctx: Any = None
+                  ) -> Callable[[list[Record], Callable], list[Record]] | None:
     """A generated ``(records, fail) -> outputs`` for a stateless node or fused chain, or None
     when the node is not a chain of the linear kinds (the caller loops over ``stateless_fn``).
 
     One loop over the batch runs every stage with the key and value in local variables; simple
     expressions (fields, literals, comparisons) are inlined as Python code with the same null
     semantics as ``Expr.compile``; a record whose stage raises goes to ``fail`` as a
-    ``StageError`` naming the stage, exactly as the record-at-a-time function reports it.
+    ``StageError`` naming the stage, exactly as the record-at-a-time function reports it;
+    dropped records are counted in ``ctx`` (the processor's ``OpContext``) as the kernel's
+    ``stateless_fn(node, ctx)`` counts them.
     """
     if node.kind in IDENTITY_KINDS:
         return lambda recs, fail: recs
@@ -101,7 +110,8 @@ def compile_batch(node: Node) -> Callable[[list[Record], Callable], list[Record]
     for i, st in enumerate(stages):
         if isinstance(st, LINEAR):
             body += _indent(_linear_stage(st, i, env, counter,
-                                          [f"fail(rec, StageError(s{i}, received(rec, k, v), e))"]))
+                                          [f"fail(rec, StageError(s{i}, received(rec, k, v), e))"],
+                                          ctx))
             changed = changed or isinstance(st, (Map, KeyBy, MapKV))
         elif isinstance(st, FlatMap):
             guard(i, [f"xs = {call_source(st.fn, i, env)}",
@@ -167,7 +177,8 @@ def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
     return None
 
 
-def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | None:
+def compile_columns(source: Node, chain: list[tuple[str, Node]],
+                    ctxs: dict[str, Any] | None = None) -> Callable | None:
     """Ingest of in-memory items fused with the linear stateless stages after the source,
     producing columns instead of records: ``(items, pos0, bad, fails) -> (keys, values,
     timestamps, positions)``. None when the source or a stage does not qualify.
@@ -177,7 +188,9 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
     ``bad(event, reason)`` gets an item that cannot be ingested. Equal to
     ``ingest.make_ingest_items`` followed by ``compile_batch`` of each stage, minus a
     ``Record`` per item: the next operator reads the columns (``Processor.process_columns``).
+    ``ctxs[owner]`` counts what each stage drops (missing fields, null ``group_by`` keys).
     """
+    ctxs = ctxs or {}
     if getattr(source, "table", True) or source.key is None or source.timestamp is None \
             or not isinstance(source.key.expr, Col) or not isinstance(source.timestamp.expr, Col):
         return None
@@ -195,7 +208,8 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
             return None
 
     env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
-                           "_get": _get, "slow": slow, "missing": object(), "TOPIC": topic}
+                           "_get": _get, "slow": slow, "missing": object(), "TOPIC": topic,
+                           "MAX_TS": MAX_TIMESTAMP}
     owners = sorted({o for o, _ in chain})
     body = ["def ingest_columns(items, pos0, bad, fails):",
             *[f"    fail{j} = fails[{o!r}]" for j, o in enumerate(owners)],
@@ -207,7 +221,7 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
             "        if type(v) is dict and 'value' not in v:",
             f"            k = v.get({source.key.expr.name!r}, missing)",
             f"            ts = v.get({source.timestamp.expr.name!r})",
-            "            if k is missing or type(ts) is not int or ts < 0:",
+            "            if k is missing or type(ts) is not int or not 0 <= ts < MAX_TS:",
             "                rec = slow(v, i, bad)",
             "                if rec is None:",
             "                    continue",
@@ -222,14 +236,15 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
         j = owners.index(owner)
         body += _indent(_linear_stage(st, i, env, counter,
                                       ["rec = Record(k, v, ts, None, (TOPIC, i))",
-                                       f"fail{j}(rec, StageError(s{i}, rec, e))"]))
+                                       f"fail{j}(rec, StageError(s{i}, rec, e))"],
+                                      ctxs.get(owner)))
     body += ["        ka(k); va(v); ta(ts); pa(i)",
              "    return ks, vs, tss, ps"]
     # The columnar path: when every item of a run is a plain dict with the key field and a
-    # non-negative int timestamp, the columns come from C-level map() calls, and stages whose
+    # int timestamp in range, the columns come from C-level map() calls, and stages whose
     # expressions were inlined (no user code: nothing to run twice) as comprehensions; any
     # other run takes the loop above.
-    cols = _columnar_stages(chain, env, counter)
+    cols = _columnar_stages(chain, env, counter, ctxs)
     kf, tf = source.key.expr.name, source.timestamp.expr.name
     env.update(_kget=operator.itemgetter(kf), _tget=operator.itemgetter(tf),
                _contains=operator.contains, _repeat=itertools.repeat, _compress=itertools.compress,
@@ -246,7 +261,8 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
             "            tss = list(map(_tget, items))",
             "        except KeyError:",
             "            return ingest_columns(items, pos0, bad, fails)",
-            "        if list(map(type, tss)).count(_int) == n and min(tss) >= 0:",
+            "        if list(map(type, tss)).count(_int) == n and min(tss) >= 0 \\",
+            "                and max(tss) < MAX_TS:",
             "            vs = items",
             "            ps = range(pos0, pos0 + n)"]
     if cols is None:
@@ -254,10 +270,15 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
     elif not cols:
         fast += ["            return ks, vs, tss, ps"]
     else:
-        fast += ["            try:",
+        # what the stages drop is counted once they have all run: a stage failing on some
+        # item sends the run to the loop, which counts it
+        fast += ["            dropped = []",
+                 "            try:",
                  *["                " + line for line in cols],
                  "            except Exception:  # a stage fails on some item: the loop reports it",
                  "                return ingest_columns(items, pos0, bad, fails)",
+                 "            for count, values in dropped:",
+                 "                count(values)",
                  "            return ks, vs, tss, ps"]
     fast += ["    return ingest_columns(items, pos0, bad, fails)"]
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
@@ -265,11 +286,13 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]]) -> Callable | N
     return env["columns"]
 
 
-def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int]) -> list[str] | None:
+def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int],
+                     ctxs: dict[str, Any]) -> list[str] | None:
     """Comprehensions applying ``chain`` to the columns ``ks, vs, tss, ps``, or None when a
-    stage calls user code (or is a kind without a columnar form)."""
+    stage calls user code (or is a kind without a columnar form). The values of records a
+    stage drops that the kernel counts go to ``dropped`` as ``(counter, values)``."""
     lines: list[str] = []
-    for _, st in chain:
+    for i, (owner, st) in enumerate(chain):
         fn = st.pred if isinstance(st, Filter) else getattr(st, "fn", None)
         if not isinstance(st, (Filter, Map, KeyBy)) or fn is None or fn.expr is None:
             return None
@@ -277,8 +300,12 @@ def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int
         if src is None:
             return None
         if isinstance(st, Filter):
+            count = _drop_counter(st, i, env, ctxs.get(owner), "null_many")
             lines += [f"mask = [{src} for k, v in zip(ks, vs)]",
                       "if not all(mask):",
+                      *(["    if None in mask:",
+                         f"        dropped.append(({count}, [v for v, m in zip(vs, mask) "
+                         "if m is None]))"] if count else []),
                       "    mask = [m is not None and bool(m) for m in mask]",
                       "    ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
                       "    tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))"]
@@ -287,14 +314,27 @@ def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int
         else:
             lines += [f"ks = [{src} for k, v in zip(ks, vs)]"]
             if st.drop_null:
+                count = _drop_counter(st, i, env, ctxs.get(owner), "null_keys")
                 lines += ["if None in ks:",
+                          *([f"    dropped.append(({count}, [v for k, v in zip(ks, vs) "
+                             "if k is None]))"] if count else []),
                           "    mask = [k is not None for k in ks]",
                           "    ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
                           "    tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))"]
     return lines
 
 
-def compile_tail(chain: list[tuple[str, Node]], rows: bool = False) -> Callable | None:
+def _drop_counter(st: Node, i: int, env: dict, ctx: Any, method: str) -> str | None:
+    """The name of ``Drops.<method>`` of stage ``st`` in ``env``, or None when the kernel
+    counts nothing for it (``stateless.drop_lines``)."""
+    if not drop_lines(st, i, env, ctx, "r"):
+        return None
+    env[f"_count{i}"] = getattr(env[f"d{i}"], method)
+    return f"_count{i}"
+
+
+def compile_tail(chain: list[tuple[str, Node]], rows: bool = False,
+                 ctxs: dict[str, Any] | None = None) -> Callable | None:
     """Row-local operators ending in a sink, as one loop: ``(records, fails) ->
     [OutputRecord]``, or None when a node does not qualify.
 
@@ -304,7 +344,9 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False) -> Callable 
     each operator's ``process_batch`` in turn and the sink building an ``OutputRecord`` per
     record, minus the records in between. With ``rows`` the function reads ``Rows``
     (``(key, value, timestamp, window)`` tuples, origin None) instead of records.
+    ``ctxs[owner]`` counts what each stage drops.
     """
+    ctxs = ctxs or {}
     env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
                            "received": received, "_get": _get, "OutputRecord": OutputRecord,
                            "new": tuple.__new__}
@@ -323,6 +365,10 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False) -> Callable 
         if st.kind in IDENTITY_KINDS:
             continue
         if isinstance(st, TableFilter):
+            drops = Drops.of(st, [st.pred], ctxs.get(owner))
+            env[f"d{i}"] = drops
+            count = (["                if r is None:", f"                    d{i}.null(v)"]
+                     if drops.fields and drops.ctx is not None else [])
             body += ["        if v is not None:",
                      "            try:",
                      f"                r = {_call_inline(st.pred, i, env, counter)}",
@@ -330,12 +376,14 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False) -> Callable 
                      f"                fail{j}({at}, e)",
                      "                continue",
                      "            if r is None or not r:",
+                     *count,
                      "                v = None"]
             continue
         if not isinstance(st, LINEAR):
             return None
         body += _indent(_linear_stage(st, i, env, counter,
-                                      [f"fail{j}({at}, StageError(s{i}, {at}, e))"]))
+                                      [f"fail{j}({at}, StageError(s{i}, {at}, e))"],
+                                      ctxs.get(owner)))
     body += ["        append(new(OutputRecord, (k, v, ts, w)))" if rows else
              "        append(new(OutputRecord, (k, v, rec.ts, rec.window)))",
              "    return out"]

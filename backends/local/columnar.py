@@ -5,7 +5,8 @@ per item."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, NamedTuple
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Iterator, NamedTuple
 
 from streamdsl.ir.nodes import Fused
 from streamdsl.runtime.drive import BRANCH
@@ -116,7 +117,8 @@ class Segments:
             return [(q, fns[q](ks, vs, tss, ps, source, fail, parts, q))
                     for q in sorted(set(parts))]
         ingest_fp = fastpaths.find("columnar-ingest", source)
-        ingest = ingest_fp.build(source, chain) if ingest_fp is not None else None
+        ctxs = {owner: steps[owner].processor.ctx for owner, _ in chain}
+        ingest = ingest_fp.build(source, chain, ctxs) if ingest_fp is not None else None
         if ingest is None:
             return None
         fail = self.batches.fail
@@ -127,8 +129,10 @@ class Segments:
         return seg
 
     def feed(self, topic: str, chunks: Iterator[tuple[list, int]],
-             tick: Callable[[], None] | None) -> None:
-        """Run ``topic``'s remaining chunks (``(items, position of the first)``) columnar."""
+             tick: Callable[[], None] | None,
+             batch: Callable[[], ContextManager[None]] | None = None) -> None:
+        """Run ``topic``'s remaining chunks (``(items, position of the first)``) columnar,
+        each in a ``batch()`` block (the executor's dead letters of one batch)."""
         seg = self.segment(topic)
         assert seg is not None
         (name,) = self.wiring.sources[topic]
@@ -146,14 +150,15 @@ class Segments:
         ingest, columns = seg.ingest, seg.columns
         run = self.batches.run
         for chunk, pos in chunks:
-            for part, outs in columns(*ingest(chunk, pos, bad, seg.fails), topic, fail):
-                if write is not None:  # the operator built the sink's records itself
-                    write(outs)
-                elif outs:
-                    inbox: dict[str, list[Part]] = {}
-                    for dst, dport, _ in targets:
-                        inbox.setdefault(dst, []).append(Part(dport, outs, None, part))
-                    run(inbox)
+            with batch() if batch is not None else nullcontext():
+                for part, outs in columns(*ingest(chunk, pos, bad, seg.fails), topic, fail):
+                    if write is not None:  # the operator built the sink's records itself
+                        write(outs)
+                    elif outs:
+                        inbox: dict[str, list[Part]] = {}
+                        for dst, dport, _ in targets:
+                            inbox.setdefault(dst, []).append(Part(dport, outs, None, part))
+                        run(inbox)
             if tick is not None:
                 tick()
 

@@ -16,6 +16,7 @@ Its results are those of processing one input record at a time, depth first thro
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from itertools import islice
 from operator import le
 from typing import Any, Callable, Iterable, Iterator
@@ -27,7 +28,7 @@ from streamdsl.runtime.drive import NodeStep, node_step
 from streamdsl.runtime.failures import failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest, make_ingest_items
 from streamdsl.runtime.metrics import Metrics
-from streamdsl.runtime.ordering import merge_inputs
+from streamdsl.runtime.ordering import UNDECODABLE_TS, merge_inputs
 from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.processors import Processor
 from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord, Record
@@ -75,6 +76,12 @@ class Executor:
         self.outputs: dict[str, list[OutputRecord]] = self.wiring.outputs
         self.dead_letters: list[DeadLetter] = []
         self._dl_writer = dead_letter_writer
+        #: dead letters of the batch being run, written in input order when it ends
+        #: (``_batch_letters``); None: written as they come (record at a time)
+        self._pending_dl: list[DeadLetter] | None = None
+        self._hold_depth = 0
+        #: placeholders of undecodable in-memory items not yet taken by the merge
+        self._placeholders = 0
         #: the partitions of the run: each sub-topology runs as that many tasks
         self.partitions = plan.partitions
         self.partitioner = Partitioner(plan.partitions)
@@ -178,7 +185,14 @@ class Executor:
             self._feed_batch(batch)
 
     def _feed_batch(self, events: list[InputEvent]) -> None:
-        """Ingest a run of events (of one or several topics) and move it through the graph."""
+        """Ingest a run of events (of one or several topics; ``Handoff`` items too) and move it
+        through the graph; its dead letters come out in the events' order."""
+        with self._batch_letters(lambda: {(ev.record.origin if type(ev) is Handoff
+                                           else (ev.topic, ev.position)): i
+                                          for i, ev in enumerate(events)}):
+            self._run_events(events)
+
+    def _run_events(self, events: list[InputEvent | Handoff]) -> None:
         topic = getattr(events[0], "topic", None)
         sources = self.wiring.sources
         inbox: dict[str, list[Part]] = {}
@@ -244,7 +258,10 @@ class Executor:
             return
         size = self._batch_size
         for i in range(0, n, size):
-            self.batches.run({name: self._parts(name, recs[i:i + size], None)})
+            batch = recs[i:i + size]
+            with self._batch_letters(lambda batch=batch: {r.origin: j
+                                                          for j, r in enumerate(batch)}):
+                self.batches.run({name: self._parts(name, batch, None)})
 
     def feed_ingested_mixed(self, names: list[str], recs: list[Record]) -> None:
         """``feed_ingested`` of records of several source nodes, ``recs[i]`` ingested by
@@ -269,7 +286,10 @@ class Executor:
                 metrics.records_in += len(rs)
                 metrics.in_by_source[self.plan.node(name).topic] += len(rs)
                 inbox[name] = self._parts(name, rs, seqs if len(per_source) > 1 else None)
-            self.batches.run(inbox)
+            batch = recs[start:start + size]
+            with self._batch_letters(lambda batch=batch: {r.origin: j
+                                                          for j, r in enumerate(batch)}):
+                self.batches.run(inbox)
 
     def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
         ingest = self._ingest[name]
@@ -313,7 +333,7 @@ class Executor:
             self._feed_alone(topics[0], chunks[topics[0]], tick)
             return
         names = [self.wiring.sources[t][0] for t in topics]
-        ingest = [self._items_ingester(t) for t in topics]
+        ingest = [self._merge_ingester(t) for t in topics]
 
         def next_run(j: int):
             for chunk, pos in chunks[topics[j]]:
@@ -324,16 +344,62 @@ class Executor:
             return None
 
         def flush(parts) -> None:
-            self.batches.run({names[j]: self._parts(names[j], recs, seqs)
-                              for j, (recs, seqs) in enumerate(parts) if recs})
+            def order() -> dict:
+                return {r.origin: s for recs, seqs in parts for r, s in zip(recs, seqs)}
+            with self._batch_letters(order):
+                inbox = {}
+                for j, (recs, seqs) in enumerate(parts):
+                    recs, seqs = self._undecodable(names[j], recs, seqs)
+                    if recs:
+                        inbox[names[j]] = self._parts(names[j], recs, seqs)
+                self.batches.run(inbox)
             if tick is not None:
                 tick()
         left = merge_runs(len(topics), next_run, self.BATCH, flush)
         if left is not None:  # one topic left: no more merging, no sequence numbers
             j, rest = left
-            if rest:
-                self.batches.run({names[j]: self._parts(names[j], rest, None)})
+            with self._batch_letters(None, topics[j]):
+                rest, _ = self._undecodable(names[j], rest, None)
+                if rest:
+                    self.batches.run({names[j]: self._parts(names[j], rest, None)})
             self._feed_alone(topics[j], chunks[topics[j]], tick)
+
+    def _merge_ingester(self, topic: str) -> Callable[[list, int], list[Record]]:
+        """``_items_ingester`` for the merge of several topics: an item that cannot be
+        ingested stays in the run as a placeholder record (``_Undecodable``, at
+        ``UNDECODABLE_TS`` as ``merge_inputs`` places it) and is dead-lettered where the
+        merge takes it (``_undecodable``), so its dead letter comes in input order."""
+        (name,) = self.wiring.sources[topic]
+        ingest = make_ingest_items(self.plan.node(name))
+
+        def run(chunk: list, pos: int) -> list[Record]:
+            bad: list[Record] = []
+            recs = ingest(chunk, pos, lambda ev, reason: bad.append(
+                Record(None, _Undecodable(ev, reason), UNDECODABLE_TS, None,
+                       (topic, ev.position))))
+            if bad:  # back in position order among the records
+                self._placeholders += len(bad)
+                recs = sorted(recs + bad, key=lambda r: r.origin[1])
+            return recs
+        return run
+
+    def _undecodable(self, name: str, recs: list[Record], seqs: list[int] | None
+                     ) -> tuple[list[Record], list[int] | None]:
+        """``recs`` (and ``seqs``) without the placeholders of ``_merge_ingester``, each
+        dead-lettered (its source node ``name``)."""
+        if not self._placeholders or not any(type(r.value) is _Undecodable for r in recs):
+            return recs, seqs
+        keep = []
+        keep_seqs: list[int] | None = [] if seqs is not None else None
+        for i, r in enumerate(recs):
+            if type(r.value) is _Undecodable:
+                self._placeholders -= 1
+                self._bad(name, r.value.reason, r.value.event)
+                continue
+            keep.append(r)
+            if keep_seqs is not None:
+                keep_seqs.append(seqs[i])  # type: ignore[index]
+        return keep, keep_seqs
 
     def _items_ingester(self, topic: str) -> Callable[[list, int], list[Record]]:
         (name,) = self.wiring.sources[topic]
@@ -348,14 +414,16 @@ class Executor:
                     tick: Callable[[], None] | None) -> None:
         """The rest of ``topic``'s runs, the only input left."""
         if self.segments.segment(topic) is not None:
-            self.segments.feed(topic, chunks, tick)
+            self.segments.feed(topic, chunks, tick,
+                               lambda: self._batch_letters(None, topic))
             return
         (name,) = self.wiring.sources[topic]
         ingest = self._items_ingester(topic)
         for chunk, pos in chunks:
-            recs = ingest(chunk, pos)
-            if recs:
-                self.batches.run({name: self._parts(name, recs, None)})
+            with self._batch_letters(None, topic):
+                recs = ingest(chunk, pos)
+                if recs:
+                    self.batches.run({name: self._parts(name, recs, None)})
             if tick is not None:
                 tick()
 
@@ -413,10 +481,43 @@ class Executor:
 
     def _dead(self, dl: DeadLetter) -> None:
         self.metrics.dead_lettered += 1
-        if self._dl_writer is not None:
+        if self._pending_dl is not None:
+            self._pending_dl.append(dl)
+        elif self._dl_writer is not None:
             self._dl_writer(dl)
         else:
             self.dead_letters.append(dl)
+
+    def _write_letters(self, letters: list[DeadLetter]) -> None:
+        for dl in letters:
+            if self._dl_writer is not None:
+                self._dl_writer(dl)
+            else:
+                self.dead_letters.append(dl)
+
+    @contextmanager
+    def _batch_letters(self, order: Callable[[], dict] | None,
+                       topic: str | None = None) -> Iterator[None]:
+        """Within the block (one batch), dead letters are held and then written in input
+        order, as record-at-a-time processing meets them (a batch runs operator by operator,
+        so an ingest failure would otherwise come before a map failure of an earlier record):
+        by ``order()[(source, position)]`` (the record's place in the batch; None: one
+        source, ``topic``, whose positions are in order); a letter whose record is not in the
+        batch (ingested ahead of the merge) where the merge would have taken it, one derived
+        from no input record (a window's result) last (``_in_input_order``). Nested blocks
+        join the outer one."""
+        self._hold_depth += 1
+        if self._pending_dl is None:
+            self._pending_dl = []
+        try:
+            yield
+        finally:
+            self._hold_depth -= 1
+            if self._hold_depth == 0:
+                held = self._pending_dl
+                self._pending_dl = None
+                self._write_letters(_in_input_order(held, order, topic) if len(held) > 1
+                                    else held)
 
     # ---- introspection --------------------------------------------------------------------------------
     def execution_notes(self) -> list[str]:
@@ -501,3 +602,38 @@ class Executor:
         for task, nodes in snap.items():
             for n, s in nodes.items():
                 tasks[task][n].restore(s)
+
+
+class _Undecodable:
+    """The value of a placeholder record: an in-memory item that cannot be ingested, kept in
+    its topic's run until the merge takes it (``Executor._merge_ingester``)."""
+
+    __slots__ = ("event", "reason")
+
+    def __init__(self, event: InputEvent, reason: str):
+        self.event = event
+        self.reason = reason
+
+
+def _in_input_order(letters: list[DeadLetter], order: Callable[[], dict] | None,
+                    topic: str | None) -> list[DeadLetter]:
+    """``letters`` sorted stably by the input place of the record each comes from (see
+    ``Executor._batch_letters``): ``order()`` maps ``(source, position)`` to the place of the
+    batch's records; None: the batch is ``topic``'s records in position order. A letter
+    derived from no input record comes last."""
+    end = float("inf")
+    if order is None:
+        def place(dl: DeadLetter) -> Any:
+            if dl.source is None:
+                return end
+            if dl.source != topic or not isinstance(dl.position, (int, float)):
+                return -1
+            return dl.position
+        return sorted(letters, key=place)
+    places = order()
+
+    def place_of(dl: DeadLetter) -> Any:
+        if dl.source is None:
+            return end
+        return places.get((dl.source, dl.position), -1)
+    return sorted(letters, key=place_of)

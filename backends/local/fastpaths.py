@@ -37,6 +37,7 @@ from typing import Any, Callable, Sequence
 
 from streamdsl.ir.nodes import Aggregate, Node, Source, StreamTableJoin
 from streamdsl.runtime.aggregate import TimeWindowAggregate
+from streamdsl.runtime.failures import late_window
 from streamdsl.runtime.ingest import make_ingest_items
 from streamdsl.runtime.joins import StreamTableJoinProcessor
 from streamdsl.runtime.ordering import merge_inputs, sorted_keys
@@ -96,7 +97,7 @@ _LINEAR_KINDS = ("Filter", "Map", "KeyBy", "MapKV", "Peek", "FlatMap", "FlatMapK
 
 
 def _stateless_batch(proc: StatelessProcessor) -> Callable:
-    fn = codegen.compile_batch(proc.node)
+    fn = codegen.compile_batch(proc.node, proc.ctx)
     assert fn is not None
     return lambda port, recs, fail: fn(recs, fail)
 
@@ -142,12 +143,13 @@ def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: l
     add, init, result = ops.add, ops.init, ops.result
     is_count = ops.spec.kind == "count"
     ctx = proc.ctx
+    letters = proc.late_letters
     out: list = Rows() if rows and final else []
     append = out.append
     st = meta["stream_time"]
     close = st - grace
     first_close = starts[0] + size if starts else 1 << 62
-    if is_count and final and None not in keys and None not in values:
+    if is_count and final and not letters and None not in keys and None not in values:
         # No user code runs, no update is emitted, no record is skipped; consecutive
         # records mostly fall in the same window (kept at hand). The one thing that can
         # fail is an unhashable key: the failing record is reported and the loop resumes
@@ -201,6 +203,8 @@ def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: l
         try:
             if start + size <= close:
                 ctx.late()
+                if letters:  # late="dead-letter"
+                    fail(record(j), late_window(start, start + size, st, grace))
             else:
                 # as the kernel's loop: the aggregate first, then the state (a raising
                 # aggregator creates no window)
@@ -244,7 +248,7 @@ def _tumbling_tasks(procs: list[TimeWindowAggregate], rows: bool = False) -> Cal
     keeps every task's state in lists indexed by partition; anything else runs ``_tumbling``
     once per task present."""
     proc0 = procs[0]
-    call_free = proc0.final and proc0.ops.spec.kind == "count"
+    call_free = proc0.final and proc0.ops.spec.kind == "count" and not proc0.late_letters
     n = len(procs)
 
     def tasks(keys: list, values: list, timestamps: list, positions: Sequence[int],

@@ -73,6 +73,7 @@ from streamdsl.ir.plan import Plan
 from streamdsl.ir.tasks import repartition_topic, sub_topologies, sub_topology_of
 from streamdsl.runtime.collector import collect_frozen, collector_for_a_run
 from streamdsl.runtime.ingest import BadRecord, make_ingest
+from streamdsl.runtime.drops import warn_drops
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.records import InputEvent, Record
@@ -842,6 +843,7 @@ class _KafkaRun:
             self.progress(ex.metrics)
         if self.stop == "interrupt":
             raise KeyboardInterrupt
+        warn_drops(ex.plan, ex.metrics)
         return RunResult(ex.outputs, ex.dead_letters, ex.metrics)
 
     def _end_wave(self) -> None:

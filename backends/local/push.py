@@ -89,13 +89,21 @@ def _make_push(wiring: Wiring, steps: list[NodeStep], emit: Emit, partitioner: P
                 emit(out, None, part)
         return fn_push
     calls = [s.call for s in steps]
+    ctxs = [s.processor.ctx for s in steps]
+
+    def late(r: Record, e: Exception) -> None:
+        node_fail(name, r, e)
 
     def process_push(port: str, rec: Record, part: int) -> None:
         try:
             outs = calls[part](port, rec)
         except Exception as e:
+            if ctxs[part].deferred:
+                ctxs[part].drain(late)
             node_fail(name, rec, e)
             return
+        if ctxs[part].deferred:  # late records, dead-lettered (late="dead-letter")
+            ctxs[part].drain(late)
         for out in outs:
             emit(out, None, part)
     return process_push

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..callsite import user_site
 from ..errors import TopologyError
+from ..ir.fn import check_arity
 from ..ir.aggregators import SUBTRACTABLE, AggFunc, Aggregator
 from ..ir.nodes import Aggregate, Repartition, TableAggregate, TableGroupBy
 from ..windows import SessionWindow, Window
-from .topology import Topology, _fn
+from .topology import AGG_AGG, AGG_VALUE, Topology, _fn, _late
 
 if TYPE_CHECKING:
     from .table import Table
@@ -31,6 +32,17 @@ def _agg_fields(named: dict[str, Any], site: str | None) -> tuple[tuple[str, Agg
     return tuple(out)
 
 
+def _init(init: Any, site: str | None) -> Any:
+    """``aggregate(init, ...)``: a value, or a callable taking no argument."""
+    if callable(init):
+        try:
+            check_arity(init, 0, "aggregate() init", "init is a value or a function of no "
+                        "argument (lambda: {...}) giving the initial aggregate")
+        except TypeError as e:
+            raise TopologyError(str(e), site=site) from None
+    return init
+
+
 class _Aggregations:
     """Shared aggregation methods of GroupedStream and WindowedStream."""
 
@@ -39,11 +51,13 @@ class _Aggregations:
     _out: str | None
     _window: Window | None = None
     _emit: str = "changes"
+    _late: str = "drop"
 
     def _aggregate(self, aggregator: Aggregator, name: str | None, site: str | None) -> "Table":
         from .table import Table
         node = self._topo._add(Aggregate, [(self._node, "in", self._out)], name=name, site=site,
-                               aggregator=aggregator, window=self._window, emit=self._emit)
+                               aggregator=aggregator, window=self._window, emit=self._emit,
+                               late=self._late)
         return Table(self._topo, node.name, windowed=self._window is not None)
 
     def count(self, *, name: str | None = None) -> "Table":
@@ -53,7 +67,8 @@ class _Aggregations:
     def reduce(self, fn: Any, *, name: str | None = None) -> "Table":
         """Combine values per key with ``fn(agg, value) -> agg``; the first value starts."""
         site = user_site()
-        return self._aggregate(Aggregator("reduce", add=_fn(fn, site, "reducer", arity=2)), name, site)
+        add = _fn(fn, site, "reducer", arity=2, passed=AGG_VALUE)
+        return self._aggregate(Aggregator("reduce", add=add), name, site)
 
     def aggregate(self, init: Any, add: Any, *, merge: Any = None, name: str | None = None) -> "Table":
         """Fold values per key: ``init`` (value or zero-arg callable), ``add(agg, value)``.
@@ -64,8 +79,10 @@ class _Aggregations:
         if isinstance(self._window, SessionWindow) and merge is None:
             raise TopologyError("aggregate() over session windows needs merge=(agg1, agg2) -> agg, "
                                 "used when a record bridges two sessions", site=site)
-        agg = Aggregator("aggregate", init=init, add=_fn(add, site, "aggregator", arity=2),
-                         merge=_fn(merge, site, "merger", arity=2) if merge is not None else None)
+        add_fn = _fn(add, site, "aggregator", arity=2, passed=AGG_VALUE)
+        merge_fn = (_fn(merge, site, "merger", arity=2, passed=AGG_AGG)
+                    if merge is not None else None)
+        agg = Aggregator("aggregate", init=_init(init, site), add=add_fn, merge=merge_fn)
         return self._aggregate(agg, name, site)
 
     def agg(self, *, name: str | None = None, **named: AggFunc) -> "Table":
@@ -88,12 +105,17 @@ class GroupedStream(_Aggregations):
         self._out = out
         self._site = site
 
-    def window(self, window: Window, *, emit: str = "changes") -> "WindowedStream":
+    def window(self, window: Window, *, emit: str = "changes",
+               late: str | None = None) -> "WindowedStream":
         """Window the grouped stream.
 
         Args:
             window: ``sd.tumbling(...)``, ``sd.hopping(...)``, ``sd.sliding(...)`` or ``sd.session(...)``.
             emit: ``"changes"`` (every update) or ``"final"`` (one result when the window closes).
+            late: a record arriving after its window closed (window end + grace): ``"drop"``
+                (counted in the ``late`` metric) or ``"dead-letter"`` (also written to the
+                dead-letter output with its window and the stream time); default: the
+                topology's ``late=``.
         """
         site = user_site()
         if not isinstance(window, Window):
@@ -101,7 +123,8 @@ class GroupedStream(_Aggregations):
                                 site=site)
         if emit not in ("changes", "final"):
             raise TopologyError(f"emit must be 'changes' or 'final', got {emit!r}", site=site)
-        return WindowedStream(self._topo, self._node, window, emit, self._out)
+        return WindowedStream(self._topo, self._node, window, emit, self._out,
+                              _late(self._topo, late, site))
 
     windowed_by = window
 
@@ -109,12 +132,14 @@ class GroupedStream(_Aggregations):
 class WindowedStream(_Aggregations):
     """A grouped stream with a window (``TimeWindowedKStream`` / ``SessionWindowedKStream``)."""
 
-    def __init__(self, topo: Topology, node: str, window: Window, emit: str, out: str | None = None):
+    def __init__(self, topo: Topology, node: str, window: Window, emit: str, out: str | None = None,
+                 late: str = "drop"):
         self._topo = topo
         self._node = node
         self._out = out
         self._window = window
         self._emit = emit
+        self._late = late
 
 
 class GroupedTable:
@@ -155,14 +180,17 @@ class GroupedTable:
     def reduce(self, add: Any, subtract: Any, *, name: str | None = None) -> "Table":
         """``add(agg, new)`` and ``subtract(agg, old)`` per new key."""
         site = user_site()
-        return self._aggregate(Aggregator("reduce", add=_fn(add, site, "adder", arity=2),
-                                          subtract=_fn(subtract, site, "subtractor", arity=2)),
+        return self._aggregate(Aggregator("reduce", add=_fn(add, site, "adder", arity=2,
+                                                            passed=AGG_VALUE),
+                                          subtract=_fn(subtract, site, "subtractor", arity=2,
+                                                       passed=AGG_VALUE)),
                                name, site)
 
     def aggregate(self, init: Any, add: Any, subtract: Any, *, name: str | None = None) -> "Table":
         """``init``, ``add(agg, new)``, ``subtract(agg, old)`` per new key."""
         site = user_site()
-        return self._aggregate(Aggregator("aggregate", init=init,
-                                          add=_fn(add, site, "adder", arity=2),
-                                          subtract=_fn(subtract, site, "subtractor", arity=2)),
+        return self._aggregate(Aggregator("aggregate", init=_init(init, site),
+                                          add=_fn(add, site, "adder", arity=2, passed=AGG_VALUE),
+                                          subtract=_fn(subtract, site, "subtractor", arity=2,
+                                                       passed=AGG_VALUE)),
                                name, site)

@@ -11,13 +11,24 @@ from ..ir.fn import Fn
 from ..ir.nodes import (Branch, FlatMap, FlatMapKV, Filter, KeyBy, Map, MapKV, Merge, Peek,
                         Repartition, StreamStreamJoin, StreamTableJoin)
 from ..timeutil import Duration, to_millis
-from .topology import Topology, _fn
+from .topology import KV, LEFT_RIGHT, Topology, _fn, _late
 
 if TYPE_CHECKING:
     from .grouped import GroupedStream
     from .table import Table
 
 __all__ = ["Stream"]
+
+_FILTER_HINT = ("write lambda v: ..., or an expression (sd.col(...), sd.key() "
+                "for the key)")
+_GROUP_HINT = ("group by an expression (sd.key() is the key), or re-key with "
+               "map_kv first and use group_by_key()")
+_MAP_HINT = "use map_kv(lambda k, v: (k, ...)) for (key, value)"
+_MAP_KV_HINT = ("map_kv(lambda k, v: (k, v)) returns a (key, value) pair; use map(lambda v: "
+                "...) for the value alone")
+_FLAT_MAP_HINT = "use flat_map_kv(lambda k, v: [(k, v), ...]) for (key, value)"
+_KEY_BY_HINT = ("use map_kv(lambda k, v: (new_key, v)) to compute the key from "
+                "(key, value)")
 
 
 class Stream:
@@ -54,12 +65,13 @@ class Stream:
         >>> t = sd.Topology("t"); t.stream("in").filter(sd.col("amount") > 10).to("out")
         """
         site = user_site()
-        return self._then(Filter, name=name, site=site, pred=_fn(pred, site, "filter predicate"))
+        return self._then(Filter, name=name, site=site,
+                          pred=_fn(pred, site, "filter predicate", hint=_FILTER_HINT))
 
     def filter_not(self, pred: Any, *, name: str | None = None) -> "Stream":
         """Keep records whose value does not satisfy ``pred``."""
         site = user_site()
-        f = _fn(pred, site, "filter predicate")
+        f = _fn(pred, site, "filter_not predicate", hint=_FILTER_HINT)
         if f.expr is not None:
             f = Fn(expr=Not(f.expr))
         else:
@@ -70,7 +82,8 @@ class Stream:
     def map(self, fn: Any, *, name: str | None = None) -> "Stream":
         """Transform each value (the key is unchanged)."""
         site = user_site()
-        return self._then(Map, name=name, site=site, fn=_fn(fn, site, "map function"))
+        return self._then(Map, name=name, site=site,
+                          fn=_fn(fn, site, "map function", hint=_MAP_HINT))
 
     map_values = map
 
@@ -78,31 +91,34 @@ class Stream:
         """Transform ``(key, value) -> (key, value)``; may change the key."""
         site = user_site()
         return self._then(MapKV, name=name, site=site, key_changing=True,
-                          fn=_fn(fn, site, "map_kv function", arity=2))
+                          fn=_fn(fn, site, "map_kv function", arity=2, passed=KV,
+                                 hint=_MAP_KV_HINT))
 
     def flat_map(self, fn: Any, *, name: str | None = None) -> "Stream":
         """Turn each value into zero or more values (same key, same timestamp)."""
         site = user_site()
-        return self._then(FlatMap, name=name, site=site, fn=_fn(fn, site, "flat_map function"))
+        return self._then(FlatMap, name=name, site=site,
+                          fn=_fn(fn, site, "flat_map function", hint=_FLAT_MAP_HINT))
 
     def flat_map_kv(self, fn: Callable[[Any, Any], Any], *, name: str | None = None) -> "Stream":
         """Turn each ``(key, value)`` into zero or more ``(key, value)`` pairs."""
         site = user_site()
         return self._then(FlatMapKV, name=name, site=site, key_changing=True,
-                          fn=_fn(fn, site, "flat_map_kv function", arity=2))
+                          fn=_fn(fn, site, "flat_map_kv function", arity=2, passed=KV))
 
     def key_by(self, key: Any, *, name: str | None = None) -> "Stream":
         """Re-key: the new key is ``key`` (field name, expression or callable on the value)."""
         site = user_site()
         return self._then(KeyBy, name=name, site=site, key_changing=True,
-                          fn=_fn(key, site, "key_by key"))
+                          fn=_fn(key, site, "key_by key", hint=_KEY_BY_HINT))
 
     select_key = key_by
 
     def peek(self, fn: Callable[[Any, Any], Any], *, name: str | None = None) -> "Stream":
         """Call ``fn(key, value)`` for each record (a side effect); records pass unchanged."""
         site = user_site()
-        return self._then(Peek, name=name, site=site, fn=_fn(fn, site, "peek function", arity=2))
+        return self._then(Peek, name=name, site=site,
+                          fn=_fn(fn, site, "peek function", arity=2, passed=KV))
 
     def merge(self, *others: "Stream", name: str | None = None) -> "Stream":
         """Union with other streams of the same topology."""
@@ -134,7 +150,8 @@ class Stream:
         site = user_site()
         preds = dict(predicates or {})
         preds.update(kw_predicates)
-        branches = tuple((n, _fn(p, site, f"branch {n!r} predicate")) for n, p in preds.items())
+        branches = tuple((n, _fn(p, site, f"branch {n!r} predicate", hint=_FILTER_HINT))
+                         for n, p in preds.items())
         node = self._topo._add(Branch, [self._up()], name=name, site=site, branches=branches,
                                otherwise=otherwise)
         return {port: Stream(self._topo, node.name, port, self._key_changed)
@@ -146,7 +163,8 @@ class Stream:
         from .grouped import GroupedStream
         site = user_site()
         kb = self._topo._add(KeyBy, [self._up()], name=name, site=site,
-                             fn=_fn(key, site, "group_by key"), drop_null=True)
+                             fn=_fn(key, site, "group_by key", hint=_GROUP_HINT),
+                             drop_null=True)
         rp = self._topo._add(Repartition, [(kb.name, "in")], name=None, site=site)
         return GroupedStream(self._topo, rp.name, site)
 
@@ -168,18 +186,20 @@ class Stream:
     # ---- joins -----------------------------------------------------------------------------------
     def join(self, other: "Stream | Table", joiner: Any = None, *,
              within: Duration | tuple[Duration, Duration] | None = None, grace: Duration = 0,
-             eager: bool = False, name: str | None = None) -> "Stream":
+             eager: bool = False, late: str | None = None, name: str | None = None) -> "Stream":
         """Inner join with a stream (``within=`` required) or a table (lookup by key).
 
         ``within``: a duration (records match iff their timestamps differ by at most it) or a
         ``(before, after)`` pair (a left record at ``t`` matches right records in
-        ``[t - before, t + after]``). ``eager``: see ``left_join``.
+        ``[t - before, t + after]``). ``eager``: see ``left_join``. ``late``: a stream-stream
+        join's late records, ``"drop"`` or ``"dead-letter"`` (default: the topology's).
         """
-        return self._join("inner", other, joiner, within, grace, name, user_site(), eager)
+        return self._join("inner", other, joiner, within, grace, name, user_site(), eager, late)
 
     def left_join(self, other: "Stream | Table", joiner: Any = None, *,
                   within: Duration | tuple[Duration, Duration] | None = None,
-                  grace: Duration = 0, eager: bool = False, name: str | None = None) -> "Stream":
+                  grace: Duration = 0, eager: bool = False, late: str | None = None,
+                  name: str | None = None) -> "Stream":
         """Left join: every left record appears, with ``None`` for a missing partner.
 
         A stream-stream left join holds an unmatched record back until its window and grace
@@ -187,26 +207,29 @@ class Stream:
         arrival, and again with each partner that comes later (Kafka Streams' behaviour before
         KIP-633, and ksqlDB's for joins without GRACE PERIOD).
         """
-        return self._join("left", other, joiner, within, grace, name, user_site(), eager)
+        return self._join("left", other, joiner, within, grace, name, user_site(), eager, late)
 
     def outer_join(self, other: "Stream", joiner: Any = None, *,
                    within: Duration | tuple[Duration, Duration] | None = None,
-                   grace: Duration = 0, eager: bool = False, name: str | None = None) -> "Stream":
+                   grace: Duration = 0, eager: bool = False, late: str | None = None,
+                   name: str | None = None) -> "Stream":
         """Outer stream-stream join: unmatched records of both sides appear with ``None``."""
-        return self._join("outer", other, joiner, within, grace, name, user_site(), eager)
+        return self._join("outer", other, joiner, within, grace, name, user_site(), eager, late)
 
-    def _join(self, how, other, joiner, within, grace, name, site, eager=False) -> "Stream":
+    def _join(self, how, other, joiner, within, grace, name, site, eager=False,
+              late=None) -> "Stream":
         from .table import Table
         self._topo._check_same(other, site)
-        jfn = _fn(joiner, site, "joiner", arity=2) if joiner is not None else None
+        jfn = (_fn(joiner, site, "joiner", arity=2, passed=LEFT_RIGHT)
+               if joiner is not None else None)
         left = self._repartitioned(site)
         if isinstance(other, Table):
             if other._windowed:
                 raise TopologyError(
                     "cannot join a stream to a windowed table (its key includes the window); "
                     "call to_stream() on it and join streams with within= instead", site=site)
-            if within is not None or eager:
-                raise TopologyError("a stream-table join takes no within= or eager= (the "
+            if within is not None or eager or late is not None:
+                raise TopologyError("a stream-table join takes no within=, eager= or late= (the "
                                     "table's current row is looked up)", site=site)
             if how == "outer":
                 raise TopologyError("a stream-table join is inner or left; outer_join needs two "
@@ -234,7 +257,8 @@ class Stream:
         right = other._repartitioned(site)
         right = (right[0], "right", right[2])
         node = self._topo._add(StreamStreamJoin, [left, right], name=name, site=site, how=how,
-                               within=w, grace=g, joiner=jfn, after=after, eager=bool(eager))
+                               within=w, grace=g, joiner=jfn, after=after, eager=bool(eager),
+                               late=_late(self._topo, late, site))
         return Stream(self._topo, node.name)
 
     # ---- sink --------------------------------------------------------------------------------------

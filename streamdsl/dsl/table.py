@@ -9,7 +9,7 @@ from ..errors import TopologyError
 from ..ir.nodes import TableFilter, TableMap, TableTableJoin, ToStream
 from .grouped import GroupedTable
 from .stream import Stream
-from .topology import Topology, _fn
+from .topology import LEFT_RIGHT, Topology, _fn
 
 __all__ = ["Table"]
 
@@ -35,12 +35,14 @@ class Table:
     def filter(self, pred: Any, *, name: str | None = None) -> "Table":
         """Keep rows satisfying ``pred``; a row that fails is forwarded as a tombstone."""
         site = user_site()
-        return self._then(TableFilter, name=name, site=site, pred=_fn(pred, site, "filter predicate"))
+        return self._then(TableFilter, name=name, site=site,
+                          pred=_fn(pred, site, "filter predicate"))
 
     def map(self, fn: Any, *, name: str | None = None) -> "Table":
         """Map values (tombstones pass through)."""
         site = user_site()
-        return self._then(TableMap, name=name, site=site, fn=_fn(fn, site, "map function"))
+        return self._then(TableMap, name=name, site=site,
+                          fn=_fn(fn, site, "map function"))
 
     map_values = map
 
@@ -79,9 +81,10 @@ class Table:
             raise TopologyError(f"cannot join a table with {type(other).__name__}", site=site)
         if self._windowed != other._windowed:
             raise TopologyError("cannot join a windowed table with a non-windowed one", site=site)
+        jfn = (_fn(joiner, site, "joiner", arity=2, passed=LEFT_RIGHT)
+               if joiner is not None else None)
         node = self._topo._add(TableTableJoin, [(self._node, "left", None), (other._node, "right", None)],
-                               name=name, site=site, how=how,
-                               joiner=_fn(joiner, site, "joiner", arity=2) if joiner is not None else None)
+                               name=name, site=site, how=how, joiner=jfn)
         return Table(self._topo, node.name, windowed=self._windowed)
 
     def __repr__(self) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..callsite import user_site
 from ..errors import TopologyError
 from ..ir.fn import Fn, as_fn
-from ..ir.nodes import Node, Sink, Source
+from ..ir.nodes import LATE_MODES, Node, Sink, Source
 from ..ir.plan import Plan
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Topology", "ON_ERROR_MODES"]
 
 ON_ERROR_MODES = ("fail", "dead-letter")
+_VALUE_HINT = "the key and timestamp of a source are computed from the value: lambda v: ..."
 
 
 class Topology:
@@ -26,6 +27,10 @@ class Topology:
         name: the topology (application) name.
         on_error: ``"fail"`` (default) stops a run at the first bad record, naming it;
             ``"dead-letter"`` sends bad records, with their reason, to the dead-letter output.
+        late: what windowed aggregations and stream-stream joins do with a late record by
+            default: ``"drop"`` (counted in the ``late`` metric, as Kafka Streams does) or
+            ``"dead-letter"`` (also written to the dead-letter output with its window and the
+            stream time); ``window(..., late=)`` and ``join(..., late=)`` override it.
         partitions: partitions of every source read from files, in-memory lists and
             ``TestDriver`` (default 1; a Kafka topic has its own): each sub-topology runs as
             that many tasks, each with its own state and stream time (docs/semantics.md,
@@ -39,22 +44,27 @@ class Topology:
     ['Source', 'Filter', 'Sink']
     """
 
-    def __init__(self, name: str, *, on_error: str = "fail", partitions: int = 1):
+    def __init__(self, name: str, *, on_error: str = "fail", partitions: int = 1,
+                 late: str = "drop"):
         if not isinstance(name, str) or not name:
             raise TopologyError("a topology needs a non-empty name", site=user_site())
         if on_error not in ON_ERROR_MODES:
             raise TopologyError(f"on_error must be one of {ON_ERROR_MODES}, got {on_error!r}",
+                                site=user_site())
+        if late not in LATE_MODES:
+            raise TopologyError(f"late must be one of {LATE_MODES}, got {late!r}",
                                 site=user_site())
         if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
             raise TopologyError(f"partitions must be a positive int, got {partitions!r}",
                                 site=user_site())
         self.name = name
         self.on_error = on_error
+        self.late = late
         self._plan = Plan(name, on_error=on_error, partitions=partitions)
 
     # ---- sources --------------------------------------------------------------------------
     def stream(self, name: str, key: Any = None, timestamp: Any = None, *,
-               connector: dict | None = None) -> "Stream":
+               connector: dict | None = None, schema: Any = None) -> "Stream":
         """Declare an input stream called ``name``.
 
         Args:
@@ -64,20 +74,24 @@ class Topology:
             timestamp: field name, expression or callable giving event time (int ms or
                 datetime); None keeps the record's own timestamp.
             connector: optional connector declaration (``{"type": "jsonl", "path": ...}``).
+            schema: optional field names of the value (a list, or a dict whose keys are the
+                names): ``streamdsl validate`` then warns about any expression reading a
+                field that no declared schema has (a typo would drop every record).
         """
         from .stream import Stream
-        node = self._source(name, key, timestamp, connector, table=False)
+        node = self._source(name, key, timestamp, connector, table=False, schema=schema)
         return Stream(self, node.name)
 
     def table(self, name: str, key: Any = None, timestamp: Any = None, *,
-              connector: dict | None = None) -> "Table":
-        """Declare an input read as a table (a changelog: last value per key, None deletes)."""
+              connector: dict | None = None, schema: Any = None) -> "Table":
+        """Declare an input read as a table (a changelog: last value per key, None deletes);
+        the arguments are ``stream``'s."""
         from .table import Table
-        node = self._source(name, key, timestamp, connector, table=True)
+        node = self._source(name, key, timestamp, connector, table=True, schema=schema)
         return Table(self, node.name)
 
     def _source(self, topic: str, key: Any, timestamp: Any, connector: dict | None, *,
-                table: bool) -> Source:
+                table: bool, schema: Any = None) -> Source:
         site = user_site()
         if not isinstance(topic, str) or not topic:
             raise TopologyError("a source needs a non-empty name", site=site)
@@ -93,12 +107,13 @@ class Topology:
         if name in self._plan:
             name = self._plan.fresh_name(name)
         try:
-            kfn = as_fn(key, what="key") if key is not None else None
-            tfn = as_fn(timestamp, what="timestamp") if timestamp is not None else None
+            kfn = as_fn(key, what="key", hint=_VALUE_HINT) if key is not None else None
+            tfn = (as_fn(timestamp, what="timestamp", hint=_VALUE_HINT)
+                   if timestamp is not None else None)
         except TypeError as e:
             raise TopologyError(str(e), site=site) from None
         node = Source(name=name, site=site, topic=topic, table=table, key=kfn, timestamp=tfn,
-                      connector=connector)
+                      connector=connector, schema=_schema(schema, site))
         self._plan.add(node)
         return node
 
@@ -160,8 +175,38 @@ class Topology:
         return f"<Topology {self.name!r}: sources={self.sources} sinks={self.sinks}>"
 
 
-def _fn(x: Any, site: str | None, what: str, arity: int = 1) -> Fn:
+#: What streamdsl passes to a user function of two arguments, by role (``_fn(passed=)``).
+KV = "(key, value)"
+AGG_VALUE = "(aggregate, value)"
+AGG_AGG = "(aggregate, aggregate)"
+LEFT_RIGHT = "(left value, right value)"
+
+
+def _schema(schema: Any, site: str | None) -> tuple[str, ...] | None:
+    """``schema=``: field names (a list or a dict's keys), as a tuple."""
+    if schema is None:
+        return None
+    names = list(schema.keys()) if isinstance(schema, dict) else schema
+    if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+        raise TopologyError("schema= takes the value's field names: a list of strings, or a "
+                            f"dict keyed by them, got {schema!r}", site=site)
+    return tuple(names)
+
+
+def _late(topo: Topology, late: str | None, site: str | None) -> str:
+    """A ``late=`` argument (None: the topology's default)."""
+    if late is None:
+        return topo.late
+    if late not in LATE_MODES:
+        raise TopologyError(f"late must be one of {LATE_MODES}, got {late!r}", site=site)
+    return late
+
+
+def _fn(x: Any, site: str | None, what: str, arity: int = 1, *, hint: str | None = None,
+        passed: str | None = None) -> Fn:
+    """``as_fn`` at a DSL call: a bad argument (or a callable of the wrong arity) is a
+    ``TopologyError`` at the user's ``site``."""
     try:
-        return as_fn(x, arity=arity, what=what)
+        return as_fn(x, arity=arity, what=what, hint=hint, passed=passed)
     except TypeError as e:
         raise TopologyError(str(e), site=site) from None

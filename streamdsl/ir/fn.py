@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from ..expr import Col, Expr
 
-__all__ = ["Fn", "as_fn"]
+__all__ = ["Fn", "as_fn", "check_arity"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -91,8 +91,19 @@ class Fn:
         return Fn(func=obj, arity=d.get("arity", 1))
 
 
-def as_fn(x: Any, *, arity: int = 1, what: str = "function") -> Fn:
-    """Accept a field name (str), an ``Expr`` or a callable."""
+def as_fn(x: Any, *, arity: int = 1, what: str = "function", hint: str | None = None,
+          passed: str | None = None) -> Fn:
+    """Accept a field name (str), an ``Expr`` or a callable.
+
+    A callable must take ``arity`` positional arguments (1: the value; 2: as ``what`` says),
+    checked here so that a wrong one fails where it is declared, not on the first record;
+    ``hint`` says what to use instead.
+
+    >>> as_fn(lambda k, v: v, what="filter predicate", hint="use ...")
+    Traceback (most recent call last):
+    ...
+    TypeError: filter predicate takes 2 arguments (k, v) but streamdsl passes the value only; use ...
+    """
     if isinstance(x, Fn):
         return x
     if isinstance(x, Expr):
@@ -100,6 +111,53 @@ def as_fn(x: Any, *, arity: int = 1, what: str = "function") -> Fn:
     if isinstance(x, str):
         return Fn(expr=Col(x), arity=arity)
     if callable(x):
+        check_arity(x, arity, what, hint, passed)
         return Fn(func=x, arity=arity)
     raise TypeError(f"{what} must be a field name, an expression (sd.col(...)) or a callable, "
                     f"got {type(x).__name__}")
+
+
+_PASSED = {0: "no argument", 1: "the value only", 2: "two arguments"}
+
+
+def check_arity(func: Callable[..., Any], arity: int, what: str, hint: str | None = None,
+                passed: str | None = None) -> None:
+    """Raise ``TypeError`` when ``func`` cannot be called with ``arity`` positional arguments
+    (a callable whose signature cannot be read, such as some built-ins, is accepted).
+
+    >>> check_arity(lambda v: v, 1, "map function")
+    >>> check_arity(lambda *a: a, 2, "joiner")
+    >>> check_arity(lambda a: a, 2, "reducer", passed="(aggregate, value)")
+    Traceback (most recent call last):
+    ...
+    TypeError: reducer takes 1 argument (a) but streamdsl passes (aggregate, value)
+    """
+    import inspect
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return
+    required = 0
+    most: float = 0
+    names = []
+    kw_only = []
+    for p in sig.parameters.values():
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            most += 1
+            names.append(p.name)
+            if p.default is p.empty:
+                required += 1
+        elif p.kind is p.VAR_POSITIONAL:
+            most = float("inf")
+        elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+            kw_only.append(p.name)
+    if required <= arity <= most and not kw_only:
+        return
+    if kw_only:
+        takes = f"requires keyword argument(s) {', '.join(kw_only)}"
+    else:
+        n = required if arity < required else int(most)
+        takes = f"takes {n} argument{'s' * (n != 1)} ({', '.join(names[:n])})" if n else \
+            "takes no argument"
+    msg = f"{what} {takes} but streamdsl passes {passed or _PASSED.get(arity, arity)}"
+    raise TypeError(msg + (f"; {hint}" if hint else ""))

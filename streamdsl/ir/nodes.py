@@ -23,11 +23,15 @@ __all__ = [
     "Node", "Source", "Sink", "Filter", "Map", "MapKV", "FlatMap", "FlatMapKV", "KeyBy", "Peek",
     "Merge", "Branch", "Repartition", "Aggregate", "TableFilter", "TableMap", "ToStream",
     "TableGroupBy", "TableAggregate", "StreamStreamJoin", "StreamTableJoin", "TableTableJoin", "Fused",
-    "NODE_KINDS", "JOIN_HOWS", "EMIT_MODES",
+    "NODE_KINDS", "JOIN_HOWS", "EMIT_MODES", "LATE_MODES",
 ]
 
 JOIN_HOWS = ("inner", "left", "outer")
 EMIT_MODES = ("changes", "final")
+#: What a windowed operator does with a late record: drop it (counted in ``late``, Kafka
+#: Streams' behaviour) or also write it to the dead-letter output with its window and the
+#: stream time (docs/semantics.md, "Late records").
+LATE_MODES = ("drop", "dead-letter")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -63,8 +67,14 @@ class Node:
             if f.name in ("name", "site"):
                 continue
             v = getattr(self, f.name)
+            if f.name in _NEWER_DEFAULTS and v == _NEWER_DEFAULTS[f.name]:  # older plans equal
+                continue
             out[f.name] = _to_jsonable(v)
         return out
+
+
+#: Fields added after plans were first serialized: left out at their default value.
+_NEWER_DEFAULTS: dict[str, Any] = {"late": "drop", "schema": None}
 
 
 def _to_jsonable(v: Any) -> Any:
@@ -79,7 +89,11 @@ def _to_jsonable(v: Any) -> Any:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Source(Node):
-    """A named input. ``table=True`` reads it as a changelog (upserts, tombstones)."""
+    """A named input. ``table=True`` reads it as a changelog (upserts, tombstones).
+
+    ``schema``: the value's field names when the topology declares them (``streamdsl
+    validate`` warns about an expression reading a field none has); None: not declared.
+    """
 
     kind: ClassVar[str] = "Source"
     in_ports: ClassVar[tuple[str, ...]] = ()
@@ -88,6 +102,12 @@ class Source(Node):
     key: Fn | None = None
     timestamp: Fn | None = None
     connector: dict | None = None
+    schema: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        if self.schema is not None and not all(isinstance(f, str) and f for f in self.schema):
+            raise ValueError(f"schema= takes field names, got {self.schema!r}")
 
     @property
     def output(self) -> str:  # type: ignore[override]
@@ -266,11 +286,15 @@ class Aggregate(Node):
     aggregator: Aggregator
     window: Window | None = None
     emit: str = "changes"
+    #: a windowed aggregation's late records: ``LATE_MODES``
+    late: str = "drop"
 
     def __post_init__(self) -> None:
         Node.__post_init__(self)
         if self.emit not in EMIT_MODES:
             raise ValueError(f"emit must be one of {EMIT_MODES}, got {self.emit!r}")
+        if self.late not in LATE_MODES:
+            raise ValueError(f"late must be one of {LATE_MODES}, got {self.late!r}")
         if isinstance(self.window, SessionWindow) and self.aggregator.kind == "aggregate" \
                 and self.aggregator.merge is None:
             raise ValueError("aggregate() over session windows needs merge=(agg1, agg2) -> agg")
@@ -283,6 +307,8 @@ class Aggregate(Node):
         s = self.aggregator.describe()
         if self.window is not None:
             s += f" over {self.window.describe()}, emit {self.emit}"
+            if self.late != "drop":
+                s += f", late records to the {self.late}"
         return s
 
 
@@ -378,11 +404,15 @@ class StreamStreamJoin(Node):
     joiner: Fn | None = None
     after: int | None = None
     eager: bool = False
+    #: late records: ``LATE_MODES``
+    late: str = "drop"
 
     def __post_init__(self) -> None:
         Node.__post_init__(self)
         if self.how not in JOIN_HOWS:
             raise ValueError(f"join how must be one of {JOIN_HOWS}")
+        if self.late not in LATE_MODES:
+            raise ValueError(f"late must be one of {LATE_MODES}, got {self.late!r}")
         for what, v in (("within", self.within), ("after", self.after), ("grace", self.grace)):
             if v is not None and v < 0:
                 raise ValueError(f"{what} must not be negative, got {v}")
@@ -394,6 +424,8 @@ class StreamStreamJoin(Node):
         s = f"{self.how} within {window}, grace {_fmt(self.grace)}"
         if self.eager:
             s += ", unmatched emitted eagerly"
+        if self.late != "drop":
+            s += f", late records to the {self.late}"
         return s + (f", joiner {self.joiner.describe()}" if self.joiner else "")
 
 

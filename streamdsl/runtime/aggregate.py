@@ -21,6 +21,7 @@ from typing import Iterable
 from ..ir.nodes import Aggregate
 from ..windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
 from .aggregation import build_agg_ops
+from .failures import LateRecord, late_window
 from .ordering import key_order, sorted_keys
 from .processors import OpContext, Processor
 from .records import Record
@@ -105,6 +106,7 @@ class TimeWindowAggregate(_AggBase):
         size, grace, final = self.size, self.grace, self.final
         init, add, result = self.ops.init, self.ops.add, self.ops.result
         ctx = self.ctx
+        letters = self.late_letters
         out: list[Record] = []
         append = out.append
         for _port, rec in items:
@@ -122,9 +124,12 @@ class TimeWindowAggregate(_AggBase):
                 # aggregator raises on one of its (hopping) windows changes none of them.
                 late = 0
                 updates = []
+                late_windows = []
                 for start, end in assign(ts):
                     if end <= close:
                         late += 1
+                        if letters:
+                            late_windows.append((start, end))
                         continue
                     bucket = windows.get(start)
                     cur = bucket.get(k) if bucket is not None else None
@@ -134,6 +139,8 @@ class TimeWindowAggregate(_AggBase):
                         updates.append((start, end, add(cur[0], v), cur[1] if cur[1] > ts else ts))
                 if late:
                     ctx.late(late)
+                    for start, end in late_windows:  # late="dead-letter"
+                        fail(rec, late_window(start, end, st, grace))
                 for start, end, agg, mts in updates:
                     bucket = windows.get(start)
                     if bucket is None:
@@ -206,6 +213,7 @@ class SessionAggregate(_AggBase):
         gap, grace, final = self.gap, self.grace, self.final
         init, add, merge, result = self.ops.init, self.ops.add, self.ops.merge, self.ops.result
         ctx = self.ctx
+        letters = self.late_letters
         out: list[Record] = []
         st0 = st = meta.get("stream_time", _NEG_INF)
         seq0 = seq = meta.get("seq", 0)
@@ -233,6 +241,11 @@ class SessionAggregate(_AggBase):
                             m_end = s[1]
                     if m_end < close:
                         ctx.late()
+                        if letters:
+                            fail(rec, LateRecord(
+                                f"late: session [{m_start}, {m_end}] closed at stream time {st} "
+                                f"(its end {m_end} + gap {gap} + grace {grace} < {st})",
+                                (m_start, m_end), st))
                     else:
                         agg = init()
                         for s in overlapping:
@@ -328,6 +341,11 @@ class SlidingAggregate(_AggBase):
         # A window [s, s + size] includes its end, so it stays open while s + size >= close.
         if t + 1 + size < close:
             self.ctx.late()
+            if self.late_letters:  # even its right window [t + 1, t + 1 + size] has closed
+                self.ctx.defer(rec, LateRecord(
+                    f"late: sliding window [{t + 1}, {t + 1 + size}] closed at stream time {st} "
+                    f"(its end {t + 1 + size} + grace {self.grace} < {st})",
+                    (t + 1, t + 1 + size), st))
             self._expire(close, out)
             return out
         # Everything is computed on copies and stored at the end: a record whose aggregator

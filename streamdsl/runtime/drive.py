@@ -74,12 +74,16 @@ def drive(step: NodeStep, items: Iterable[tuple[Any, str, Record]],
     Yields ``(tag, outputs, output port)`` for each input record that produced something
     (the port is a branch's route, else None). A record whose processing raises is handed to
     ``fail(tag, record, exception)`` (None: the exception propagates) and produces nothing;
-    the state changes it made stay, as in Kafka Streams.
+    the state changes it made stay, as in Kafka Streams. A record an operator drops as late
+    under ``late="dead-letter"`` goes to ``fail`` too, with a ``failures.LateRecord`` (its
+    outputs for other windows, if any, are kept).
     """
     call = step.call
     kind = step.kind
     branch = kind is BRANCH
     route = None
+    ctx = step.processor.ctx
+    deferred = ctx.deferred  # late records met by ``process`` (dead letters of that record)
     for tag, port, rec in items:
         try:
             if kind is FN:
@@ -92,7 +96,14 @@ def drive(step: NodeStep, items: Iterable[tuple[Any, str, Record]],
         except Exception as e:
             if fail is None:
                 raise
+            if deferred:
+                ctx.drain(lambda r, x, tag=tag: fail(tag, r, x))
             fail(tag, rec, e)
             continue
+        if deferred:
+            if fail is None:
+                deferred.clear()
+            else:
+                ctx.drain(lambda r, x, tag=tag: fail(tag, r, x))
         if outs:
             yield tag, outs, route

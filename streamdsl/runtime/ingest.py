@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ..expr import Col
 from ..ir.nodes import Source
-from ..timeutil import to_timestamp
+from ..timeutil import MAX_TIMESTAMP, to_timestamp
 from .records import InputEvent, Record
 
 __all__ = ["BadRecord", "to_event", "make_ingest", "make_ingest_items", "field_name"]
@@ -94,12 +94,11 @@ def make_ingest(node: Source) -> Callable[[InputEvent], Record]:
                 if ts_field is not None:
                     raise BadRecord(f"missing timestamp field {ts_field!r}")
                 raise BadRecord("the timestamp function returned None")
-        try:
-            ts = to_timestamp(ts)
-        except (TypeError, ValueError) as e:
-            raise BadRecord(f"bad timestamp: {e}") from e
-        if ts < 0:
-            raise BadRecord(f"negative timestamp {ts}")
+        if type(ts) is not int or not 0 <= ts < MAX_TIMESTAMP:
+            try:
+                ts = to_timestamp(ts)
+            except (TypeError, ValueError) as e:
+                raise BadRecord(f"bad timestamp: {e}") from e
         return Record(key, value, ts, None, (topic, ev.position))
 
     if key_field is not None and ts_field is not None:
@@ -111,7 +110,7 @@ def make_ingest(node: Source) -> Callable[[InputEvent], Record]:
             if type(value) is dict and ev.error is None:
                 key = value.get(key_field, _MISSING)
                 ts = value.get(ts_field)
-                if key is not _MISSING and type(ts) is int and ts >= 0:
+                if key is not _MISSING and type(ts) is int and 0 <= ts < MAX_TIMESTAMP:
                     return Record(key, value, ts, None, (topic, ev.position))
             return ingest(ev)
         return ingest_fields
@@ -152,6 +151,7 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
 
     missing = _MISSING
     new = object.__new__
+    top = MAX_TIMESTAMP
 
     def ingest_fields(items: list, pos0: int, bad: Callable) -> list[Record]:
         out: list[Record] = []
@@ -161,7 +161,7 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
             if type(v) is dict and "value" not in v:
                 k = v.get(key_field, missing)
                 ts = v.get(ts_field)
-                if k is not missing and type(ts) is int and ts >= 0:
+                if k is not missing and type(ts) is int and 0 <= ts < top:
                     # Record(...) without its __init__ call: a third cheaper
                     r = new(Record)
                     r.key = k

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable
 
 from ..ir.fn import Fn
 from ..ir.nodes import StreamStreamJoin, StreamTableJoin, TableTableJoin
+from .failures import LateRecord
 from .ordering import key_order
 from .processors import OpContext, Processor
 from .records import Record
@@ -93,6 +94,14 @@ class StreamStreamJoinProcessor(Processor):
                        self.joiner, self.outer_left, self.outer_right, self.eager, self.meta.data,
                        self.buffers["left"].data, self.buffers["right"].data, self.unmatched.data)
 
+    def _late(self, t: int, is_left: bool, st: int) -> LateRecord:
+        """A record at ``t`` too late to join: its window of partners, closed at ``st``."""
+        lo, hi = (t - self.before, t + self.after) if is_left else (t - self.after,
+                                                                     t + self.before)
+        return LateRecord(f"late: join window [{lo}, {hi}] of this {'left' if is_left else 'right'} "
+                          f"record closed at stream time {st} (its end {hi} + grace "
+                          f"{self.grace} < {st})", (lo, hi), st)
+
     def _run(self, items: Iterable[tuple[str, Record]],
              fail: Callable[[Record, Exception], None]) -> list[Record]:
         # Exactly ``process`` record by record (the state changes of a failing record stay,
@@ -130,6 +139,8 @@ class StreamStreamJoinProcessor(Processor):
                     horizon = st - horizon_gap
                 elif t + (lim_l if is_left else lim_r) < st:
                     self.ctx.late()
+                    if self.late_letters:
+                        fail(rec, self._late(t, is_left, st))
                     continue
                 mark = len(out)
                 try:

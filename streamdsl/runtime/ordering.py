@@ -61,26 +61,16 @@ def merge_by_timestamp(inputs: list[Iterable[T]], ts: Callable[[T], int]) -> Ite
     """Kafka Streams' timestamp-synchronized merge.
 
     The next item is the input head with the smallest timestamp, ties going to the earlier
-    input; each input keeps its own order.
+    input; each input keeps its own order: ``heapq.merge`` with ``ts`` as the key, which
+    breaks ties by input order (the standard library's own stable merge; the hand-written
+    heap it replaced took as long).
 
     >>> list(merge_by_timestamp([[5, 1], [3]], ts=lambda x: x))
     [3, 5, 1]
+    >>> list(merge_by_timestamp([[(1, "a"), (2, "a")], [(1, "b")]], ts=lambda x: x[0]))
+    [(1, 'a'), (1, 'b'), (2, 'a')]
     """
-    heap: list[tuple[int, int, T, Iterator[T]]] = []
-    for i, it in enumerate(inputs):
-        it = iter(it)
-        for first in it:
-            heap.append((ts(first), i, first, it))
-            break
-    heapq.heapify(heap)
-    while heap:
-        t, i, item, it = heap[0]
-        yield item
-        for nxt in it:
-            heapq.heapreplace(heap, (ts(nxt), i, nxt, it))
-            break
-        else:
-            heapq.heappop(heap)
+    return heapq.merge(*inputs, key=ts)
 
 
 def merge_inputs(plan: "Plan", inputs: dict[str, Iterable["InputEvent"]]) -> Iterator["InputEvent"]:

@@ -6,6 +6,8 @@ from itertools import repeat
 from typing import Callable, Iterable
 
 from ..ir.nodes import Branch, Node
+from .drops import Drops
+from .failures import LateRecord
 from .metrics import Metrics
 from .records import Record
 from .stateless import stateless_fn
@@ -18,24 +20,45 @@ Fail = Callable[[Record, Exception], None]
 
 
 class OpContext:
-    """What an operator may touch: its stores and the run's metrics."""
+    """What an operator may touch: its stores and the run's metrics.
 
-    __slots__ = ("node", "stores", "metrics")
+    ``deferred`` holds the late records (``LateRecord``) an operator met while called one
+    record at a time (``process``, which has no ``fail`` to hand them to): whoever called it
+    passes them on (``drain``) as dead letters of that record (``runtime/drive.py``).
+    """
+
+    __slots__ = ("node", "stores", "metrics", "deferred")
 
     def __init__(self, node: str, metrics: Metrics):
         self.node = node
         self.stores = StoreSet(node)
         self.metrics = metrics
+        self.deferred: list[tuple[Record, Exception]] = []
 
     def late(self, n: int = 1) -> None:
         self.metrics.record_late(self.node, n)
+
+    def defer(self, rec: Record, exc: Exception) -> None:
+        """The ``fail`` of a record-at-a-time call: a late record is kept for the caller
+        (``deferred``); any other exception goes to the caller."""
+        if isinstance(exc, LateRecord):
+            self.deferred.append((rec, exc))
+            return
+        raise exc
+
+    def drain(self, fail: Callable[[Record, Exception], None]) -> None:
+        """Hand the ``deferred`` late records to ``fail``."""
+        items = self.deferred[:]
+        self.deferred.clear()
+        for rec, exc in items:
+            fail(rec, exc)
 
     def skipped(self, n: int = 1) -> None:
         self.metrics.record_skipped(self.node, n)
 
 
 def reraise(rec: Record, exc: Exception) -> None:
-    """The ``fail`` of a record-at-a-time call: the exception goes to the caller."""
+    """A ``fail`` that hands every exception to the caller."""
     raise exc
 
 
@@ -59,9 +82,18 @@ class Processor:
     def __init__(self, node: Node, ctx: OpContext):
         self.node = node
         self.ctx = ctx
+        #: late records go to the dead-letter output (the node's ``late="dead-letter"``)
+        self.late_letters = getattr(node, "late", "drop") == "dead-letter"
 
     def process(self, port: str, rec: Record) -> list[Record]:
-        return self._run(((port, rec),), reraise)
+        return self._run(((port, rec),), self.ctx.defer)
+
+    def late_record(self, rec: Record, exc: "LateRecord", fail: Fail) -> None:
+        """``rec`` was dropped as late (``exc`` says for which window): counted, and handed to
+        ``fail`` under ``late="dead-letter"``. Call it once per dropped window."""
+        self.ctx.late()
+        if self.late_letters:
+            fail(rec, exc)
 
     def process_batch(self, port: str, recs: list[Record], fail: Fail) -> list[Record]:
         """``process`` over a run of records arriving on one port, outputs concatenated."""
@@ -76,11 +108,18 @@ class Processor:
         out: list[Record] = []
         extend = out.extend
         process = self.process
+        ctx = self.ctx
+        deferred = ctx.deferred
         for port, rec in items:
             try:
                 extend(process(port, rec))
             except Exception as e:
+                if deferred:
+                    ctx.drain(fail)
                 fail(rec, e)
+                continue
+            if deferred:
+                ctx.drain(fail)
         return out
 
     def on_end(self) -> list[Record]:
@@ -102,7 +141,7 @@ class StatelessProcessor(Processor):
 
     def __init__(self, node: Node, ctx: OpContext):
         super().__init__(node, ctx)
-        self.fn = stateless_fn(node)
+        self.fn = stateless_fn(node, ctx)
 
     def process(self, port: str, rec: Record) -> list[Record]:
         return self.fn(rec)
@@ -127,12 +166,20 @@ class BranchProcessor(Processor):
         super().__init__(node, ctx)
         self.preds = [(name, f.compile_kv()) for name, f in node.branches]
         self.otherwise = node.otherwise
+        drops = Drops.of(node, [f for _, f in node.branches], ctx)
+        #: counts a record no branch takes while a predicate was null for a missing field
+        self._null = drops.null if drops.fields and node.otherwise is None else None
 
     def route(self, rec: Record) -> str | None:
+        null = False
         for name, pred in self.preds:
             r = pred(rec.key, rec.value)
             if r is not None and r:
                 return name
+            if r is None:
+                null = True
+        if null and self._null is not None:
+            self._null(rec.value)
         return self.otherwise
 
     def _run(self, items, fail):  # pragma: no cover - drivers call route (runtime/drive.py)

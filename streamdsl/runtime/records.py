@@ -54,7 +54,12 @@ class OutputRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record that could not be processed, with why and where it came from."""
+    """A record that could not be processed, with why and where it came from.
+
+    A late record (an operator's ``late="dead-letter"``) also carries the ``window`` it was
+    too late for (``(start, end)``, as windowed results carry it) and the operator's
+    ``stream_time`` when it arrived.
+    """
 
     source: str | None
     position: Any
@@ -63,11 +68,17 @@ class DeadLetter:
     key: Any = None
     value: Any = None
     timestamp: int | None = None
+    window: tuple[int, int] | None = None
+    stream_time: int | None = None
 
     def to_json_dict(self) -> dict:
-        return {"source": self.source, "position": self.position, "operator": self.operator,
-                "reason": self.reason, "key": self.key, "value": self.value,
-                "timestamp": self.timestamp}
+        d = {"source": self.source, "position": self.position, "operator": self.operator,
+             "reason": self.reason, "key": self.key, "value": self.value,
+             "timestamp": self.timestamp}
+        if self.window is not None:
+            d["window"] = {"start": self.window[0], "end": self.window[1]}
+            d["stream_time"] = self.stream_time
+        return d
 
 
 @dataclass(slots=True)

@@ -12,14 +12,18 @@ name the user's operator, not the fused node (``unwrap_error``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..ir.nodes import (Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Merge, Node, Peek,
                         Repartition, Sink, ToStream)
+from .drops import Drops
 from .records import Record
 
+if TYPE_CHECKING:
+    from .processors import OpContext
+
 __all__ = ["stateless_fn", "compile_fused", "compile_stage", "StageError", "unwrap_error", "LINEAR",
-           "IDENTITY_KINDS", "pair", "call_source", "received"]
+           "IDENTITY_KINDS", "pair", "call_source", "received", "drop_lines"]
 
 Step = Callable[[Record], list[Record]]
 
@@ -56,34 +60,36 @@ def pair(kv: Any, node: Node) -> tuple[Any, Any]:
 IDENTITY_KINDS = ("Merge", "Repartition", "Sink", "ToStream")
 
 
-def stateless_fn(node: Node) -> Step:
+def stateless_fn(node: Node, ctx: "OpContext | None" = None) -> Step:
     """Compile one stateless node (or a fused chain) into ``rec -> list[rec]``.
 
     A failing user function raises ``StageError`` naming the node (``unwrap_error``), so a
-    node fails the same way alone or inside a fused chain.
+    node fails the same way alone or inside a fused chain. Records a stage drops for a
+    missing field or a null ``group_by`` key are counted in ``ctx``'s metrics under the
+    stage's name (``drops.Drops``; no ``ctx``: not counted).
     """
     if isinstance(node, Fused):
-        return compile_fused(node)
+        return compile_fused(node, ctx)
     if isinstance(node, (Merge, Repartition, Sink, ToStream)):
         return _identity
-    return compile_stage(node)
+    return compile_stage(node, ctx)
 
 
 def _identity(rec: Record) -> list[Record]:
     return [rec]
 
 
-def compile_fused(node: Fused) -> Step:
+def compile_fused(node: Fused, ctx: "OpContext | None" = None) -> Step:
     """One function running every stage of ``node`` in order: generated code for a chain of
     one-in-one-out stages (optionally ending in a flat-map), else the stages' functions
     composed (``compile_stage``); tests/core/test_stateless.py checks the two agree."""
     stages = node.stages
     if all(isinstance(st, LINEAR) for st in stages[:-1]) and \
             isinstance(stages[-1], LINEAR + (FlatMap, FlatMapKV)):
-        return _generate(stages)
+        return _generate(stages, ctx)
     nxt: Step | None = None
     for stage in reversed(stages):
-        nxt = _stage(stage, nxt)
+        nxt = _stage(stage, nxt, ctx)
     assert nxt is not None
     return nxt
 
@@ -101,7 +107,24 @@ def call_source(fn: Any, i: int, env: dict) -> str:
     return f"{name}(k, v)" if fn.arity == 2 else f"{name}(v)"
 
 
-def _generate(stages: tuple[Node, ...]) -> Step:
+def drop_lines(st: Node, i: int, env: dict, ctx: "OpContext | None", result: str,
+               value: str = "v") -> list[str]:
+    """Lines counting a record that stage ``st`` (number ``i``) drops (``drops.Drops``), run
+    where it drops it: a filter's null ``result`` with a missing field, a ``group_by``'s null
+    key. None for a stage that counts nothing."""
+    if isinstance(st, Filter):
+        drops = Drops.of(st, [st.pred], ctx)
+        if not drops.fields or ctx is None:
+            return []
+        env[f"d{i}"] = drops
+        return [f"if {result} is None:", f"    d{i}.null({value})"]
+    if isinstance(st, KeyBy) and st.drop_null and ctx is not None:
+        env[f"d{i}"] = Drops.of(st, [st.fn], ctx)
+        return [f"d{i}.null_key({value})"]
+    return []
+
+
+def _generate(stages: tuple[Node, ...], ctx: "OpContext | None") -> Step:
     env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
                            "received": received}
     body = ["def fused(rec):", "    k = rec.key", "    v = rec.value"]
@@ -118,6 +141,7 @@ def _generate(stages: tuple[Node, ...]) -> Step:
         if isinstance(st, Filter):
             guard(i, [f"r = {call_source(st.pred, i, env)}"])
             body.append("    if r is None or not r:")
+            body.extend("        " + x for x in drop_lines(st, i, env, ctx, "r"))
             body.append("        return []")
         elif isinstance(st, Map):
             guard(i, [f"v = {call_source(st.fn, i, env)}"])
@@ -126,6 +150,7 @@ def _generate(stages: tuple[Node, ...]) -> Step:
             guard(i, [f"k = {call_source(st.fn, i, env)}"])
             if st.drop_null:
                 body.append("    if k is None:")
+                body.extend("        " + x for x in drop_lines(st, i, env, ctx, "k"))
                 body.append("        return []")
             changed = True
         elif isinstance(st, MapKV):
@@ -162,13 +187,16 @@ def received(rec: Record, k: Any, v: Any) -> Record:
     return Record(k, v, rec.ts, rec.window, rec.origin)
 
 
-def compile_stage(st: Node) -> Step:
+def compile_stage(st: Node, ctx: "OpContext | None" = None) -> Step:
     """One stateless node alone (``TypeError`` for a kind that is not a per-record function)."""
-    return _stage(st, None)
+    return _stage(st, None, ctx)
 
 
-def _stage(st: Node, nxt: Step | None) -> Step:  # noqa: C901 - one small closure per kind
+def _stage(st: Node, nxt: Step | None,  # noqa: C901 - one small closure per kind
+           ctx: "OpContext | None" = None) -> Step:
     if isinstance(st, Filter):
+        drops = Drops.of(st, [st.pred], ctx)
+        null = drops.null if drops.fields and ctx is not None else None
         if st.pred.uses_key():
             pred_kv = st.pred.compile_kv()
 
@@ -178,6 +206,8 @@ def _stage(st: Node, nxt: Step | None) -> Step:  # noqa: C901 - one small closur
                 except Exception as e:
                     raise StageError(st, rec, e) from e
                 if r is None or not r:
+                    if r is None and null is not None:
+                        null(rec.value)
                     return []
                 return [rec] if nxt is None else nxt(rec)
             return filt_kv
@@ -189,6 +219,8 @@ def _stage(st: Node, nxt: Step | None) -> Step:  # noqa: C901 - one small closur
             except Exception as e:
                 raise StageError(st, rec, e) from e
             if r is None or not r:
+                if r is None and null is not None:
+                    null(rec.value)
                 return []
             return [rec] if nxt is None else nxt(rec)
         return filt
@@ -217,6 +249,7 @@ def _stage(st: Node, nxt: Step | None) -> Step:  # noqa: C901 - one small closur
     if isinstance(st, KeyBy):
         kf = st.fn.compile_kv()
         drop = st.drop_null
+        null_key = Drops.of(st, [st.fn], ctx).null_key if drop and ctx is not None else None
 
         def keyby(rec: Record) -> list[Record]:
             try:
@@ -224,6 +257,8 @@ def _stage(st: Node, nxt: Step | None) -> Step:  # noqa: C901 - one small closur
             except Exception as e:
                 raise StageError(st, rec, e) from e
             if k is None and drop:
+                if null_key is not None:
+                    null_key(rec.value)
                 return []
             out = Record(k, rec.value, rec.ts, rec.window, rec.origin)
             return [out] if nxt is None else nxt(out)

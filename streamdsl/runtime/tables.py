@@ -6,6 +6,7 @@ from typing import Any, Iterable, NamedTuple
 
 from ..ir.nodes import Source, TableAggregate, TableFilter, TableGroupBy, TableMap
 from .aggregation import build_agg_ops
+from .drops import Drops
 from .processors import OpContext, Processor
 from .records import Record
 
@@ -37,10 +38,14 @@ class TableFilterProcessor(Processor):
         fn = node.pred
         self._by_value = fn.expr is None and fn.arity == 1  # call the user's function directly
         self.pred = fn.func if self._by_value else fn.compile_kv()
+        drops = Drops.of(node, [fn], ctx)
+        #: counts a row deleted by a null predicate over a missing field
+        self._null = drops.null if drops.fields else None
 
     def _run(self, items: Iterable[tuple[str, Record]], fail) -> list[Record]:
         by_value = self._by_value
         pred = self.pred
+        null = self._null
         out: list[Record] = []
         append = out.append
         for _port, rec in items:
@@ -52,6 +57,8 @@ class TableFilterProcessor(Processor):
                     fail(rec, e)
                     continue
                 if r is None or not r:
+                    if r is None and null is not None:
+                        null(v)
                     rec = Record(rec.key, None, rec.ts, rec.window, rec.origin)
             append(rec)
         return out

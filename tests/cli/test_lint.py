@@ -66,7 +66,11 @@ def test_window_that_never_closes():
 
     t = sd.Topology("t")
     t.stream("a").left_join(t.stream("b"), within=1_000).to("o")
-    assert codes(t, inputs={"a": "-", "b": "b.jsonl"}) == ["window-never-closes"]
+    # (the sides declare no key= and stdin and a JSON-lines file carry none: keyless too)
+    assert sorted(codes(t, inputs={"a": "-", "b": "b.jsonl"})) == [
+        "keyless-source", "keyless-source", "window-never-closes"]
+    assert codes(t, inputs={"a": "kafka://127.0.0.1:9092/a", "b": "b.jsonl?key=k"}) == [
+        "window-never-closes"]
 
 
 def test_stream_stream_join_keyed_differently():

@@ -20,6 +20,7 @@ from streamdsl.backends.local.fastpaths import FAST_PATHS, Rows
 from streamdsl.ir.nodes import Fused
 from streamdsl.optimize import optimize
 from streamdsl.runtime.build import make_processor
+from streamdsl.runtime.failures import LateRecord
 from streamdsl.runtime.ingest import make_ingest_items
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.ordering import merge_by_timestamp
@@ -63,8 +64,11 @@ def _failures() -> tuple[list, Callable]:
     failed: list = []
 
     def fail(rec: Record, exc: Exception) -> None:
+        if isinstance(exc, LateRecord):  # late="dead-letter": its window and stream time
+            failed.append(("late", rec.origin, exc.window, exc.stream_time, exc.reason))
+            return
         err = exc.error if isinstance(exc, StageError) else exc
-        assert isinstance(err, (Boom, TypeError, ZeroDivisionError)), repr(err)
+        assert isinstance(err, (Boom, TypeError, ZeroDivisionError, KeyError)), repr(err)
         name = exc.stage.name if isinstance(exc, StageError) else None
         failed.append((name, rec.origin, type(err).__name__))
     return failed, fail
@@ -73,6 +77,19 @@ def _failures() -> tuple[list, Callable]:
 cuts = st.lists(st.integers(min_value=0, max_value=30), max_size=4)
 keys = st.sampled_from(["x", "x", "y", 3, None, ("t", 1)])
 small = st.sampled_from([0, 1, 2, 7, 9, None])
+
+
+def _counts(m: Metrics) -> tuple:
+    """What the drop rules count (``runtime/drops.py``): a fast path must count the same."""
+    return (m.skipped, dict(m.skipped_by_node), m.missing_field, dict(m.missing_field_by_node),
+            m.late, dict(m.late_by_node))
+
+
+def _group_key(s, key):
+    """A ``group_by``'s re-key alone (a KeyBy dropping null keys), as a stateless stage."""
+    from streamdsl.ir.fn import as_fn
+    from streamdsl.ir.nodes import KeyBy
+    return s._then(KeyBy, name=None, site=None, key_changing=True, fn=as_fn(key), drop_null=True)
 
 
 # ---- stateless-batch ---------------------------------------------------------------------------
@@ -86,6 +103,12 @@ STAGES = {
     "key_by-fn": lambda s: s.key_by(lambda v: None if v["v"] == 0 else v["v"] % 2),
     "map_kv": lambda s: s.map_kv(lambda k, v: (k, {"v": v["v"], "k": boom_on_7(v)["v"]})),
     "peek": lambda s: s.peek(lambda k, v: boom_on_7(v)),
+    # fields some values lack (and values that are not mappings): drops that are counted
+    "filter-missing": lambda s: s.filter((sd.col("w") > 0) | (sd.col("v") == 9)),
+    "filter-not-missing": lambda s: s.filter(~(sd.col("w") == 1)),
+    "filter-is-null": lambda s: s.filter(sd.col("w").is_null()),
+    "group_key-expr": lambda s: _group_key(s, sd.col("w")),
+    "group_key-fn": lambda s: _group_key(s, lambda v: v.get("w") if isinstance(v, dict) else v),
 }
 LAST = {**STAGES,
         "flat_map": lambda s: s.flat_map(lambda v: [v] * (boom_on_7(v)["v"] % 3)),
@@ -103,7 +126,9 @@ def _stateless_node(names: list[str]):
     return node
 
 
-dict_vals = st.builds(lambda v: {"v": v}, small)
+dict_vals = st.builds(lambda v: {"v": v}, small) | st.builds(lambda v, w: {"v": v, "w": w},
+                                                              small, small) \
+    | st.sampled_from([{}, 3, None, "text"])  # no field v, not a mapping, a tombstone
 stage_names = st.lists(st.sampled_from(sorted(STAGES)), min_size=0, max_size=3)
 
 
@@ -114,15 +139,17 @@ def check_stateless_batch(data: st.DataObject) -> None:
     assert fp is not None, names
     recs = [Record(k, v, i, None, ("in", i)) for i, (k, v) in
             enumerate(data.draw(st.lists(st.tuples(keys, dict_vals), max_size=20)))]
-    proc = make_processor(node, Metrics())
-    fast = fp.build(proc)
+    ref_metrics, got_metrics = Metrics(), Metrics()
+    proc = make_processor(node, ref_metrics)
+    fast = fp.build(make_processor(node, got_metrics))
     ref_failed, ref_fail = _failures()
     got_failed, got_fail = _failures()
     ref, got = [], []
     for chunk in _chunks(recs, data.draw(cuts)):
         ref += fp.reference(proc, "in", chunk, ref_fail)
         got += fast("in", chunk, got_fail)
-    assert (_sig(got), got_failed) == (_sig(ref), ref_failed), names
+    assert (_sig(got), got_failed, _counts(got_metrics)) == \
+        (_sig(ref), ref_failed, _counts(ref_metrics)), names
 
 
 # ---- tumbling windows --------------------------------------------------------------------------
@@ -135,16 +162,19 @@ AGGREGATIONS = {
 }
 
 
-def _tumbling_node(agg: str, emit: str, grace: int):
+def _tumbling_node(agg: str, emit: str, grace: int, late: str = "drop"):
     t = sd.Topology("tw")
     AGGREGATIONS[agg](t.stream("in").group_by_key()
-                      .window(sd.tumbling(seconds=10, grace=grace), emit=emit)).to_stream().to("out")
+                      .window(sd.tumbling(seconds=10, grace=grace), emit=emit, late=late)
+                      ).to_stream().to("out")
     return _node(t, "Aggregate")
 
 
 tumbling_inputs = st.lists(st.tuples(keys | st.just(["unhashable"]),
                                      st.builds(lambda v: {"v": v}, small) | st.none(),
-                                     st.integers(min_value=-3_000, max_value=8_000)), max_size=30)
+                                     st.integers(min_value=-3_000, max_value=8_000)
+                                     | st.sampled_from([30_000, -12_000, -25_000])),  # late ones
+                           max_size=30)
 
 
 def _timestamps(raw) -> list[tuple]:
@@ -180,19 +210,25 @@ def _drive_stateful(node, items: list, chunks: list[list], snap_at: int,
 
 
 def _process_one_by_one(proc, chunk, fail):
+    """``process`` record by record, as ``runtime.drive`` calls it (late records it met are
+    handed over after each call)."""
     out = []
     for port, rec in chunk:
         try:
             out += proc.process(port, rec)
         except Exception as e:
+            proc.ctx.drain(fail)
             fail(rec, e)
+            continue
+        proc.ctx.drain(fail)
     return out
 
 
 def _tumbling_case(data: st.DataObject):
     agg = data.draw(st.sampled_from(sorted(AGGREGATIONS)))
     emit = data.draw(st.sampled_from(["changes", "final"]))
-    node = _tumbling_node(agg, emit, data.draw(st.sampled_from([0, 2_000])))
+    node = _tumbling_node(agg, emit, data.draw(st.sampled_from([0, 2_000])),
+                          data.draw(st.sampled_from(["drop", "dead-letter"])))
     items = [("in", Record(k, v, ts, None, ("in", i)))
              for i, (k, v, ts) in enumerate(_timestamps(data.draw(tumbling_inputs)))]
     chunks = _chunks(items, data.draw(cuts))
@@ -253,10 +289,7 @@ def check_tumbling_columns_tasks(data: st.DataObject) -> None:
     ref_failed, ref_fail = _failures()
     ref_out: list = [[] for _ in range(3)]
     for (port, rec), q in zip(items, parts):
-        try:
-            ref_out[q] += refs[q].process(port, rec)
-        except Exception as e:
-            ref_fail(rec, e)
+        ref_out[q] += _process_one_by_one(refs[q], [(port, rec)], ref_fail)
     fast_metrics = Metrics()
     procs = [make_processor(node, fast_metrics) for _ in range(3)]
     got_failed, got_fail = _failures()
@@ -336,12 +369,18 @@ def check_stream_table_join_to_sink(data: st.DataObject) -> None:
 
 # ---- columnar ingest ------------------------------------------------------------------------------
 
+good_items = st.builds(lambda k, ts, v: {"k": k, "ts": ts, "v": v}, keys, st.integers(0, 50),
+                       small) | st.builds(lambda k, ts, w: {"k": k, "ts": ts, "v": 1, "w": w},
+                                          keys, st.integers(0, 50), small)
 ingest_items = st.one_of(
-    st.builds(lambda k, ts, v: {"k": k, "ts": ts, "v": v}, keys, st.integers(0, 50), small),
+    good_items,
     st.just({"k": "x"}),                                     # no timestamp field
     st.just({"ts": 5, "v": 1}),                              # no key field
     st.just({"k": "y", "ts": -4, "v": 1}),                   # negative timestamp
-    st.just({"k": "y", "ts": 2.5, "v": 1}),                  # float timestamp
+    st.just({"k": "y", "ts": 2.5, "v": 1}),                  # float timestamp, not whole
+    st.just({"k": "y", "ts": 4.0, "v": 1}),                  # float timestamp, whole: 4
+    st.sampled_from([{"k": "y", "ts": t, "v": 1} for t in    # not finite, or out of range
+                     (float("inf"), float("nan"), 1e30, 253_402_300_800_000, 10**20)]),
     st.just({"key": "x", "value": {"k": "x", "ts": 7, "v": 2}, "timestamp": 7}),  # envelope
     st.just({"k": "x", "ts": "1970-01-01T00:00:00.009Z", "v": 1}),  # ISO timestamp
     st.just(("key", {"k": "z", "ts": 3, "v": 1}, 3)),         # (key, value, timestamp)
@@ -362,11 +401,14 @@ def check_columnar_ingest(data: st.DataObject) -> None:
               ("Filter", "Map", "KeyBy", "MapKV", "Peek")]
     chain = [(n.name, n) for n in stages]
     fp = fastpaths.find("columnar-ingest", source)
-    fast = fp.build(source, chain)
+    ref_metrics, got_metrics = Metrics(), Metrics()
+    fast = fp.build(source, chain, {n.name: make_processor(n, got_metrics).ctx for n in stages})
     assert fast is not None
-    items = data.draw(st.lists(ingest_items, max_size=25))
+    # runs of plain dicts only take the columnar comprehensions, the others the loop
+    items = data.draw(st.lists(good_items if data.draw(st.booleans()) else ingest_items,
+                               max_size=25))
     ingest = fp.reference(source)
-    procs = [make_processor(n, Metrics()) for n in stages]
+    procs = [make_processor(n, ref_metrics) for n in stages]
     ref_bad, got_bad = [], []
     ref_failed, ref_fail = _failures()
     got_failed, got_fail = _failures()
@@ -381,21 +423,22 @@ def check_columnar_ingest(data: st.DataObject) -> None:
                                {n.name: got_fail for n in stages})
         got_cols += [(k, repr(v), ts, ("in", p)) for k, v, ts, p in zip(ks, vs, tss, ps)]
         pos += len(chunk)
-    assert (got_cols, got_failed, got_bad) == (ref_cols, ref_failed, ref_bad), names
+    assert (got_cols, got_failed, got_bad, _counts(got_metrics)) == \
+        (ref_cols, ref_failed, ref_bad, _counts(ref_metrics)), names
 
 
 # ---- fused tails ------------------------------------------------------------------------------------
 
 TAIL_STAGES = {
     "table-filter-expr": lambda s: s.filter(sd.col("n") > 1),
+    "table-filter-missing": lambda s: s.filter(sd.col("w") > 1),  # no row has w: counted
     "table-filter-fn": lambda s: s.filter(lambda v: boom_on_7(v["n"]) % 2 == 0),
 }
 
 
 def check_fused_tail(data: st.DataObject) -> None:
     """A counted table, then table filters, to_stream and linear stream stages, to a sink."""
-    first = data.draw(st.lists(st.sampled_from(["table-filter-expr", "table-filter-fn"]),
-                               max_size=2))
+    first = data.draw(st.lists(st.sampled_from(sorted(TAIL_STAGES)), max_size=2))
     after = data.draw(st.lists(st.sampled_from(sorted(STAGES)), max_size=2))
     t = sd.Topology("tail")
     s = t.stream("in").group_by_key().agg(n=sd.count(), v=sd.max("v"))
@@ -411,11 +454,13 @@ def check_fused_tail(data: st.DataObject) -> None:
     stages = [(n.name, st_) for n in chain
               for st_ in (n.stages if isinstance(n, Fused) else (n,))]
     use_rows = data.draw(st.booleans())
-    fn = codegen.compile_tail(stages, rows=use_rows)
+    ref_metrics, got_metrics = Metrics(), Metrics()
+    fn = codegen.compile_tail(stages, rows=use_rows,
+                              ctxs={n.name: make_processor(n, got_metrics).ctx for n in chain})
     raw = data.draw(st.lists(st.tuples(keys, st.none() | st.builds(
         lambda n, v: {"n": n, "v": v}, small, small)), max_size=20))
     recs = [Record(k, v, i, None, None if use_rows else ("in", i)) for i, (k, v) in enumerate(raw)]
-    procs = [make_processor(n, Metrics()) for n in chain]
+    procs = [make_processor(n, ref_metrics) for n in chain]
     ref_failed, ref_fail = _failures()
     got_failed, got_fail = _failures()
     ref, got = [], []
@@ -427,7 +472,8 @@ def check_fused_tail(data: st.DataObject) -> None:
             ref += [(r.key, r.value, r.ts, r.window) for r in outs]
         batch = Rows((r.key, r.value, r.ts, r.window) for r in chunk) if use_rows else chunk
         got += fn(batch, {name: got_fail for name in {n.name for n in chain}})
-    assert (_sig(got), got_failed) == (_sig(ref), ref_failed), (first, after)
+    assert (_sig(got), got_failed, _counts(got_metrics)) == \
+        (_sig(ref), ref_failed, _counts(ref_metrics)), (first, after)
 
 
 # ---- the in-memory merge ----------------------------------------------------------------------------
@@ -508,3 +554,35 @@ def test_a_fast_path_is_found_only_for_what_it_serves():
     assert fastpaths.find("stateless-batch", _tumbling_node("count", "final", 0)) is None
     assert make_ingest_items is fastpaths.find("columnar-ingest",
                                                _node(_two_sources(), "Source")).reference
+
+
+@pytest.mark.parametrize("names", [["group_key-expr"], ["filter-missing"],
+                                   ["filter-not-missing", "group_key-expr"]])
+def test_columnar_ingest_counts_what_its_comprehensions_drop(names):
+    """Runs of plain dicts take the columnar comprehensions: the records they drop for a
+    missing field or a null group_by key are counted as the kernel counts them (a run where
+    a later stage fails goes back to the loop and is counted once)."""
+    t = sd.Topology("ci")
+    s = t.stream("in", key="k", timestamp="ts")
+    for n in names:
+        s = STAGES[n](s)
+    s.group_by_key().count().to_stream().to("out")
+    plan = t.plan()
+    stages = [n for n in plan.topological() if n.kind in ("Filter", "KeyBy")]
+    items = [{"k": "a", "ts": i, "v": i % 10, "w": (i % 3 or None)} if i % 2 else
+             {"k": "a", "ts": i, "v": i % 10} for i in range(20)]
+    failing = items + [{"k": "a", "ts": 20, "v": 1, "w": "text"}]  # "text" > 0 raises
+    for run in (items, failing):
+        ref_metrics, got_metrics = Metrics(), Metrics()
+        procs = [make_processor(n, ref_metrics) for n in stages]
+        recs = make_ingest_items(plan.node("source-in"))(run, 0, lambda ev, why: None)
+        for proc in procs:
+            recs = proc.process_batch("in", recs, lambda rec, e: None)
+        fast = codegen.compile_columns(plan.node("source-in"), [(n.name, n) for n in stages],
+                                       {n.name: make_processor(n, got_metrics).ctx
+                                        for n in stages})
+        ks, vs, tss, ps = fast(run, 0, lambda ev, why: None,
+                               {n.name: (lambda rec, e: None) for n in stages})
+        assert [(r.key, r.ts) for r in recs] == list(zip(ks, tss))
+        assert _counts(got_metrics) == _counts(ref_metrics)
+        assert ref_metrics.missing_field > 0
