@@ -17,12 +17,13 @@ from streamdsl.render import short_site
 
 from .loader import Loaded, LoadError, load
 
-__all__ = ["CliError", "USAGE", "FAILED", "format_error", "exit_code_of", "load_target",
+__all__ = ["CliError", "USAGE", "FAILED", "CLOSED_STDOUT", "format_error", "exit_code_of", "load_target",
            "optimized", "parse_passes", "parse_pairs", "coerce", "err_console_is_tty", "echo_err",
            "stdout_bytes"]
 
 USAGE = 2   #: usage error or invalid topology
 FAILED = 1  #: the run (or a needed tool) failed
+CLOSED_STDOUT = 141  #: stdout's reader went away: 128 + SIGPIPE, as a shell reports such a stop
 
 
 class CliError(Exception):

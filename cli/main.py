@@ -12,10 +12,10 @@ from typing import Any
 import click
 
 from streamdsl import __version__
-from streamdsl.errors import StreamDSLError
+from streamdsl.errors import OutputClosed, StreamDSLError
 
 from .backends import backends_cmd
-from .common import FAILED, USAGE, CliError, exit_code_of, format_error
+from .common import CLOSED_STDOUT, FAILED, USAGE, CliError, exit_code_of, format_error
 from .explain import explain
 from .graph import graph
 from .loader import LoadError
@@ -43,6 +43,11 @@ class _Group(click.Group):
         except click.Abort:
             click.echo("error: aborted", err=True)
             code = FAILED
+        except (OutputClosed, BrokenPipeError):
+            # stdout's reader went away (``streamdsl run ... | head -1``): stop quietly, with
+            # the status a shell gives a tool that SIGPIPE stopped
+            _silence_stdout()
+            code = CLOSED_STDOUT
         except (CliError, LoadError, StreamDSLError) as e:
             click.echo(f"error: {format_error(e)}", err=True)
             code = exit_code_of(e)
@@ -69,6 +74,16 @@ cli.add_command(validate_cmd)
 cli.add_command(run_cmd)
 cli.add_command(backends_cmd)
 cli.add_command(sql_cmd)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (click's test runner)
 
 
 def main(argv: list[str] | None = None) -> None:

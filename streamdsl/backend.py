@@ -98,6 +98,18 @@ def resolve_io(plan: Plan, inputs: dict[str, Any] | None,
     ins.update(inputs or {})
     outs = {s.topic: s.connector for s in plan.sinks() if s.connector}
     outs.update(outputs or {})
+    # declared columns: how a CSV input reads its cells, a CSV output's header
+    from .connectors.uri import parse_uri
+    for s in plan.sources():
+        if s.columns and s.topic in ins:
+            spec = parse_uri(ins[s.topic])
+            if spec["type"] == "csv" and "types" not in spec:
+                ins[s.topic] = {**spec, "types": dict(s.columns)}
+    for k in plan.sinks():
+        if k.columns and k.topic in outs:
+            spec = parse_uri(outs[k.topic])
+            if spec["type"] == "csv" and "columns" not in spec:
+                outs[k.topic] = {**spec, "columns": list(k.columns)}
     return ins, outs
 
 

@@ -14,6 +14,8 @@ __all__ = [
     "BackendNotFoundError",
     "RecordError",
     "ConnectorError",
+    "OutputClosed",
+    "OptionError",
     "SQLError",
 ]
 
@@ -91,6 +93,16 @@ class RecordError(StreamDSLError):
 
 class ConnectorError(StreamDSLError):
     """A connector cannot be opened or is misconfigured."""
+
+
+class OutputClosed(ConnectorError):
+    """An output's reader went away (stdout closed: ``streamdsl run ... | head -1``): the run
+    stops, and ``streamdsl run`` ends quietly."""
+
+
+class OptionError(StreamDSLError, TypeError):
+    """A backend option that the backend does not declare, of the wrong type, or that does not
+    apply to the run's inputs."""
 
 
 class SQLError(StreamDSLError):

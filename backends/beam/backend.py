@@ -11,7 +11,9 @@ from operator import itemgetter
 from typing import Any, Callable, Iterator
 
 from streamdsl.backend import Backend, ReplaySession, RunResult, resolve_io
-from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
+from streamdsl.connectors import (close_all, open_dead_letter_sink, open_sink, open_source,
+                                  parse_uri)
+from streamdsl.connectors.files import commit, discard, file_paths
 from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.nodes import NODE_KINDS
 from streamdsl.ir.plan import Plan
@@ -337,31 +339,37 @@ class BeamBackend(Backend):
         """
         job = self.compile_run(plan, inputs, outputs, on_error=on_error, runner=runner,
                                pipeline_args=pipeline_args, **options)
-        dl = None
-        try:
-            for topic, spec in job.written.items():
-                open_sink(topic, spec).close()  # the file exists (empty) even with no records
-            dl = open_dead_letter_sink(dead_letter) if dead_letter is not None else None
-        except BaseException:
-            job.discard()
-            raise
+        # file outputs are written (by the pipeline, and here) to partial files, renamed into
+        # place once the run has succeeded: a failed run leaves the previous files as they were
+        paths = file_paths(list(job.written.values()) + [parse_uri(s) for s in job.collected.values()]
+                           + ([parse_uri(dead_letter)] if dead_letter is not None else []))
+        ok = False
         try:
             result = job.run()
-            for topic, spec in job.collected.items():
-                sink = open_sink(topic, spec)
-                try:
+            handles = []
+            try:
+                for topic, spec in job.collected.items():
+                    sink = open_sink(topic, spec)
+                    handles.append(sink)
                     for rec in result.outputs[topic]:
                         sink.write(rec)
-                finally:
-                    sink.close()
-                result.outputs[topic] = []
-            if dl is not None:  # dead letters are few: written here, in order
-                for d in result.dead_letters:
-                    dl.write(d)
-                result.dead_letters = []
+                    result.outputs[topic] = []
+                if dead_letter is not None:  # dead letters are few: written here, in order
+                    dl = open_dead_letter_sink(dead_letter)
+                    handles.append(dl)
+                    for d in result.dead_letters:
+                        dl.write(d)
+                    result.dead_letters = []
+            except BaseException:
+                close_all(handles, ok=False)
+                raise
+            close_all(handles, ok=True)
+            commit(paths)
+            ok = True
         finally:
-            if dl is not None:
-                dl.close()
+            if not ok:
+                job.discard()
+                discard(paths)
         if progress is not None:
             progress(result.metrics)
         warn_drops(plan, result.metrics)

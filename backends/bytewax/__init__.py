@@ -24,9 +24,10 @@ from datetime import timedelta
 from typing import Any, Callable, Iterable
 
 from streamdsl.backend import Backend, ReplaySession, RunResult, resolve_io
-from streamdsl.connectors import open_source
+from streamdsl.connectors import open_source, parse_uri
+from streamdsl.connectors.files import commit, discard, file_paths
 from streamdsl.connectors.kafka import is_kafka
-from streamdsl.errors import ConnectorError, StreamDSLError
+from streamdsl.errors import ConnectorError, OutputClosed, StreamDSLError
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.drops import warn_drops
 from streamdsl.runtime.metrics import Metrics
@@ -35,7 +36,7 @@ from streamdsl.runtime.records import InputEvent
 from .cluster import ClusterError, execute_flow, root_cause
 from .compiler import FlowCompiler, supported_kinds
 from .io import (CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, memory_items,
-                 merge_ingested, merge_memory, truncate_file)
+                 merge_ingested, merge_memory, reset_stdout_closed, stdout_closed)
 from .layout import Layout, step_id
 from .logic import RunState
 
@@ -208,8 +209,8 @@ class BytewaxBackend(Backend):
 
         source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
                              progress=progress if processes <= 1 else None,
-                             stop=lambda: run.fatal is not None, ingested=True,
-                             kafka_topics=kafka_topics)
+                             stop=lambda: run.fatal is not None or stdout_closed(),
+                             ingested=True, kafka_topics=kafka_topics)
         kw: dict = {}
         resuming = False
         if recovery_dir is not None:
@@ -220,9 +221,10 @@ class BytewaxBackend(Backend):
                 init_db_dir(recovery_dir, opts.get("recovery_partitions", workers * processes))
             kw["recovery_config"] = RecoveryConfig(recovery_dir)
             kw["epoch_interval"] = timedelta(seconds=opts.get("snapshot_interval", 1.0))
-        if not resuming:  # a resumed run cuts its files back to the last snapshot instead
-            for spec in list(outputs.values()) + ([dead_letter] if dead_letter is not None else []):
-                truncate_file(spec)
+        # file outputs go to partial files, renamed into place once the run has succeeded
+        # (a resumed run cuts them back to the last snapshot and goes on writing them)
+        paths = file_paths([parse_uri(spec) for spec in outputs.values()]
+                           + ([parse_uri(dead_letter)] if dead_letter is not None else []))
         store: list = []
 
         def attach(flow, outs) -> None:
@@ -247,10 +249,22 @@ class BytewaxBackend(Backend):
             op.output("collect", rest, CollectSink(store))
 
         flow = FlowCompiler(self.name, run, source, attach).compile()
-        items = self._execute(flow, store, run, opts, **kw)
-        result, fatal = _gather(plan, items, collect_dead_letters=dead_letter is None)
-        if fatal is not None:
-            raise fatal.to_error()
+        reset_stdout_closed()
+        ok = False
+        try:
+            items = self._execute(flow, store, run, opts, **kw)
+            if stdout_closed() or (processes > 1 and _stdout_gone(outputs)):
+                raise OutputClosed("stdout was closed by its reader")
+            result, fatal = _gather(plan, items, collect_dead_letters=dead_letter is None)
+            if fatal is not None:
+                raise fatal.to_error()
+            commit(paths, keep_missing=resuming)
+            ok = True
+        finally:
+            # a failed run without recovery leaves no partial file; with recovery_dir the
+            # partial files stay for the run that resumes it
+            if not ok and recovery_dir is None:
+                discard(paths)
         if progress is not None:
             progress(result.metrics)
         warn_drops(plan, result.metrics)
@@ -267,6 +281,21 @@ def _open_input(plan: Plan, topic: str, spec: Any, start: Any) -> Iterable[Input
                           key_used=uses_kafka_key(s for s in plan.sources() if s.topic == topic))
     events = open_source(topic, spec)
     return itertools.islice(events, start, None) if start else events
+
+
+def _stdout_gone(outputs: dict[str, Any]) -> bool:
+    """Whether a sink wrote to stdout and its reader has gone (a worker process of a
+    multi-process run found it closed: poll reports an error on the pipe's write end)."""
+    if not any(parse_uri(spec)["type"] == "stdio" for spec in outputs.values()):
+        return False
+    import select
+    import sys
+    try:
+        p = select.poll()
+        p.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _key_groups(opts: dict) -> int:

@@ -8,11 +8,12 @@
   per item, :func:`merge_memory`). Its resume state is the number of events already emitted,
   so a resumed run re-opens the inputs and skips them.
 * :class:`ConnectorSink`: one partition per sink topic (its items are the lists of records
-  the sink step releases per batch). JSON-lines and CSV files are written
-  through truncating writers whose resume state is the byte offset of the last snapshot: a
+  the sink step releases per batch). JSON-lines and CSV files are written to their partial
+  files (``streamdsl.connectors.files``; the launcher renames them when the run has succeeded)
+  by the connectors' writers, whose resume state is the byte offset of the last snapshot: a
   resumed run cuts off whatever the failed run wrote after its last snapshot and writes it
   again, so files end up exactly as after an uninterrupted run. Other sinks (stdout, Kafka)
-  are at-least-once.
+  are at-least-once. A closed stdout stops the run quietly (``stdout_closed``).
 * :class:`CollectSink`: gathers the terminal step's items in this process (results of
   ``execute`` and the sinks ``run`` returns).
 """
@@ -20,34 +21,31 @@
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import itertools
-import locale
-import os
 import time
 from collections import Counter
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
-import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import (DynamicSink, FixedPartitionedSink, StatefulSinkPartition,
                              StatelessSinkPartition)
 
 from streamdsl.connectors import open_dead_letter_sink, open_sink, parse_uri
-from streamdsl.connectors.jsonl import dumps_output
+from streamdsl.connectors.jsonl import StdoutSink
+from streamdsl.errors import OutputClosed
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.ordering import merge_by_timestamp
 from streamdsl.runtime.ingest import BadRecord, make_ingest, make_ingest_items
-from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord, Record
+from streamdsl.runtime.records import InputEvent, Record
 
 from .cluster import note_crash
 from .inbox import CLOSED
 from .messages import InputBatch
 
-__all__ = ["EventSource", "merge_ingested", "merge_memory", "memory_items", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "truncate_file"]
+__all__ = ["EventSource", "merge_ingested", "merge_memory", "memory_items", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "stdout_closed",
+           "reset_stdout_closed"]
 
 
 def merge_ingested(plan: Plan, inputs: dict[str, Iterable[InputEvent]]) -> Iterator[Any]:
@@ -272,102 +270,20 @@ class CollectSink(DynamicSink):
         return _Collect(self.store)
 
 
-# ---- file writers with a resumable position ------------------------------------------------------
+# ---- stdout closed by its reader -------------------------------------------------------------
 
-def _open_at(path: str, resume: dict | None):
-    """Open ``path`` for writing: fresh (truncated), or cut back to the snapshotted offset."""
-    if resume is None or not os.path.exists(path):
-        return open(path, "wb")
-    f = open(path, "r+b")
-    f.truncate(resume["offset"])
-    f.seek(0, os.SEEK_END)
-    return f
+#: Set in a process whose stdout sink found stdout closed (``... | head -1``): its writes are
+#: dropped from then on, and the input stops at its next batch (``stdout_closed``).
+_STDOUT: list[bool] = []
 
 
-def truncate_file(spec: Any) -> None:
-    """Create (or empty) the file of a file connector spec, as the local backend does when it
-    opens its sinks: Bytewax builds a sink partition only when its first item arrives."""
-    spec = parse_uri(spec)
-    if spec["type"] in ("jsonl", "csv") and spec.get("path"):
-        open(spec["path"], "wb").close()
+def stdout_closed() -> bool:
+    """Whether a sink of this process found stdout closed during the current run."""
+    return bool(_STDOUT)
 
 
-class _JsonlWriter:
-    """The bytes of ``streamdsl.connectors.jsonl.JsonlSink``, with a resumable offset."""
-
-    def __init__(self, path: str, resume: dict | None):
-        self.f = _open_at(path, resume)
-
-    def write(self, rec: OutputRecord) -> None:
-        self.f.write(dumps_output(rec) + b"\n")
-
-    def snapshot(self) -> dict:
-        self.f.flush()
-        return {"offset": self.f.tell()}
-
-    def close(self) -> None:
-        self.f.close()
-
-
-class _CsvWriter:
-    """The bytes of ``streamdsl.connectors.csvfile.CsvSink``, with a resumable offset."""
-
-    def __init__(self, path: str, resume: dict | None):
-        self.f = _open_at(path, resume)
-        self.fields: list[str] | None = resume.get("fields") if resume else None
-        self.encoding = locale.getpreferredencoding(False)
-        self.buf = io.StringIO(newline="")
-        self.w = csv.writer(self.buf)
-
-    def _row(self, row: list) -> None:
-        self.w.writerow(row)
-        self.f.write(self.buf.getvalue().encode(self.encoding))
-        self.buf.seek(0)
-        self.buf.truncate()
-
-    def write(self, rec: OutputRecord) -> None:
-        v = rec.value
-        if self.fields is None:
-            self.fields = sorted(v) if isinstance(v, dict) else ["value"]
-            self._row(["key", "timestamp", "window_start", "window_end", *self.fields])
-        ws, we = rec.window if rec.window else ("", "")
-        if isinstance(v, dict):
-            vals = [v.get(f, "") for f in self.fields]
-        else:
-            vals = ["" if v is None else v]
-        self._row([rec.key, rec.timestamp, ws, we, *vals])
-
-    def snapshot(self) -> dict:
-        self.f.flush()
-        return {"offset": self.f.tell(), "fields": self.fields}
-
-    def close(self) -> None:
-        self.f.close()
-
-
-def _dl_default(o: Any) -> Any:
-    if isinstance(o, (set, frozenset)):
-        return sorted(o, key=repr)
-    return repr(o)
-
-
-class _DeadLetterWriter:
-    """The bytes of ``streamdsl.connectors.jsonl.DeadLetterJsonlSink``, resumable."""
-
-    def __init__(self, path: str, resume: dict | None):
-        self.f = _open_at(path, resume)
-
-    def write(self, dl: DeadLetter) -> None:
-        self.f.write(orjson.dumps(dl.to_json_dict(), default=_dl_default,
-                                  option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-                     + b"\n")
-
-    def snapshot(self) -> dict:
-        self.f.flush()
-        return {"offset": self.f.tell()}
-
-    def close(self) -> None:
-        self.f.close()
+def reset_stdout_closed() -> None:
+    _STDOUT.clear()
 
 
 class _HandlePartition(StatefulSinkPartition):
@@ -378,10 +294,16 @@ class _HandlePartition(StatefulSinkPartition):
         self.batched = batched
 
     def write_batch(self, values: list) -> None:
+        if _STDOUT and isinstance(self.handle, StdoutSink):
+            return  # its reader is gone: the run is stopping
         write = self.handle.write
         try:
             for v in (itertools.chain.from_iterable(values) if self.batched else values):
                 write(v)
+        except OutputClosed:
+            # not an exception through Bytewax (a Rust panic on stderr): the input stops at
+            # its next batch and the run ends; the launcher reports it (``stdout_closed``)
+            _STDOUT.append(True)
         except BaseException as e:
             note_crash(e)
             raise
@@ -391,7 +313,10 @@ class _HandlePartition(StatefulSinkPartition):
         return snap() if snap is not None else None
 
     def close(self) -> None:
-        self.handle.close()
+        try:
+            self.handle.close()
+        except OutputClosed:
+            _STDOUT.append(True)
 
 
 class _OnePartitionSink(FixedPartitionedSink):
@@ -415,12 +340,9 @@ class ConnectorSink(_OnePartitionSink):
         self.spec = parse_uri(spec)
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
-        t = self.spec["type"]
-        if t == "jsonl":
-            return _HandlePartition(_JsonlWriter(self.spec["path"], resume_state), True)
-        if t == "csv":
-            return _HandlePartition(_CsvWriter(self.spec["path"], resume_state), True)
-        return _HandlePartition(open_sink(self.topic, self.spec), True)
+        # a file is written to its partial file, at the snapshot's offset when resuming; the
+        # launcher renames it once the run has succeeded (``connectors.files``)
+        return _HandlePartition(open_sink(self.topic, self.spec, resume=resume_state), True)
 
 
 class DeadLetterFileSink(_OnePartitionSink):
@@ -431,6 +353,4 @@ class DeadLetterFileSink(_OnePartitionSink):
         self.spec = parse_uri(spec)
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
-        if self.spec["type"] == "jsonl":
-            return _HandlePartition(_DeadLetterWriter(self.spec["path"], resume_state))
-        return _HandlePartition(open_dead_letter_sink(self.spec))
+        return _HandlePartition(open_dead_letter_sink(self.spec, resume=resume_state))

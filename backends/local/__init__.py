@@ -14,7 +14,9 @@ import time
 from typing import Any, Callable, Iterator
 
 from streamdsl.backend import Backend, RunResult, resolve_io
-from streamdsl.connectors import open_dead_letter_sink, open_sink, open_source, parse_uri
+from streamdsl.connectors import (close_all, open_dead_letter_sink, open_sink, open_source,
+                                  parse_uri)
+from streamdsl.connectors.files import commit, discard, file_paths
 from streamdsl.errors import ConnectorError
 from streamdsl.ir.nodes import NODE_KINDS
 from streamdsl.ir.plan import Plan
@@ -187,9 +189,20 @@ class LocalBackend(Backend):
             from .kafka_run import run_kafka
             return run_kafka(plan, inputs, outputs, on_error=on_error, dead_letter=dead_letter,
                              progress=progress, progress_every=progress_every, **options)
-        sinks = {t: open_sink(t, spec) for t, spec in outputs.items()}
-        dl = open_dead_letter_sink(dead_letter) if dead_letter is not None else None
+        # file outputs are written to partial files, renamed into place once the run has
+        # succeeded (connectors.files): a failed run leaves the previous files as they were
+        paths = file_paths([parse_uri(spec) for spec in outputs.values()]
+                           + ([parse_uri(dead_letter)] if dead_letter is not None else []))
+        handles: list[Any] = []
+        ok = False
         try:
+            sinks = {}
+            for t, spec in outputs.items():
+                sinks[t] = open_sink(t, spec)
+                handles.append(sinks[t])
+            dl = open_dead_letter_sink(dead_letter) if dead_letter is not None else None
+            if dl is not None:
+                handles.append(dl)
             ex = Executor(plan, on_error=on_error,
                           sink_writers={t: s.write for t, s in sinks.items()},
                           dead_letter_writer=dl.write if dl is not None else None)
@@ -202,14 +215,18 @@ class LocalBackend(Backend):
             with collector_for_a_run():
                 _feed(ex, items, events, progress, progress_every)
                 ex.end()
-            if progress is not None:
-                progress(ex.metrics)
+            close_all(handles, ok=True)
+            commit(paths)
+            ok = True
         finally:
-            for s in sinks.values():
-                s.close()
-            if dl is not None:
-                dl.close()
+            if not ok:
+                try:
+                    close_all(handles, ok=False)
+                finally:
+                    discard(paths)
         warn_drops(plan, ex.metrics)
+        if progress is not None:
+            progress(ex.metrics)
         return RunResult(ex.outputs, ex.dead_letters, ex.metrics)
 
 

@@ -470,8 +470,8 @@ class _KafkaRun:
                     self.trackers[ks.bootstrap_servers] = kc.DeliveryTracker()
                 self.sinks[topic] = kc.KafkaSink(ks, producer=self.producers[ks.bootstrap_servers],
                                                  tracker=self.trackers[ks.bootstrap_servers])
-            else:
-                self.sinks[topic] = open_sink(topic, spec)
+            else:  # a file, written in place as a topic is: what a commit covered is in it
+                self.sinks[topic] = open_sink(topic, spec, staged=False)
         self.dl = None
         if self.dead_letter is not None:
             if self.dead_letter["type"] == "kafka":
@@ -484,7 +484,7 @@ class _KafkaRun:
                                                  tracker=self.trackers[ks.bootstrap_servers],
                                                  kafka_topics=kafka_topics)
             else:
-                self.dl = open_dead_letter_sink(self.dead_letter)
+                self.dl = open_dead_letter_sink(self.dead_letter, staged=False)
 
     def _discover(self) -> None:
         counts: dict[str, int] = {}
@@ -1668,9 +1668,9 @@ class _KafkaRun:
                 raise ConnectorError(f"{left} record(s) not delivered to Kafka at {bs} within "
                                      f"{self.broker_timeout:g} s; offsets not committed")
             self.trackers[bs].check()
-        for s in self.sinks.values():
+        for s in [*self.sinks.values(), self.dl]:
             flush = getattr(s, "flush", None)
-            if flush is not None and not isinstance(s, kc.KafkaSink):
+            if flush is not None and not isinstance(s, (kc.KafkaSink, kc.KafkaDeadLetterSink)):
                 flush()
         if self.stateful:
             tracker = self.trackers[self.base.bootstrap_servers]

@@ -14,6 +14,6 @@ URIs accepted on the command line (``--input NAME=URI``):
 
 from __future__ import annotations
 
-from .base import SinkHandle, open_dead_letter_sink, open_sink, open_source, parse_uri
+from .base import SinkHandle, close_all, open_dead_letter_sink, open_sink, open_source, parse_uri
 
-__all__ = ["parse_uri", "open_source", "open_sink", "open_dead_letter_sink", "SinkHandle"]
+__all__ = ["parse_uri", "open_source", "open_sink", "open_dead_letter_sink", "SinkHandle", "close_all"]

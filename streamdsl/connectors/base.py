@@ -7,7 +7,8 @@ from ..errors import ConnectorError
 from ..runtime.records import InputEvent, OutputRecord
 from .uri import parse_uri
 
-__all__ = ["parse_uri", "open_source", "open_sink", "open_dead_letter_sink", "SinkHandle"]
+__all__ = ["parse_uri", "open_source", "open_sink", "open_dead_letter_sink", "SinkHandle",
+           "close_all"]
 
 
 def open_source(topic: str, spec: dict | str) -> Iterator[InputEvent]:
@@ -20,7 +21,8 @@ def open_source(topic: str, spec: dict | str) -> Iterator[InputEvent]:
                           key_field=spec.get("key"))
     if t == "csv":
         from .csvfile import read_csv
-        return read_csv(topic, spec["path"], infer=spec.get("infer", True), key_field=spec.get("key"))
+        return read_csv(topic, spec["path"], infer=spec.get("infer", True), key_field=spec.get("key"),
+                        types=spec.get("types"))
     if t == "stdio":
         from .jsonl import read_jsonl_stream
         import sys
@@ -39,15 +41,21 @@ class SinkHandle(Protocol):
     def close(self) -> None: ...
 
 
-def open_sink(topic: str, spec: dict | str) -> SinkHandle:
+def open_sink(topic: str, spec: dict | str, *, resume: Any = None,
+              staged: bool = True) -> SinkHandle:
+    """A writer of ``spec``. A file (JSON lines, CSV) is written to its partial file beside
+    it (``staged``), which the backend renames over it when the run has succeeded
+    (``files.commit``) or deletes when it failed (``files.discard``); ``resume``: a writer's
+    ``snapshot()`` to go on from."""
     spec = parse_uri(spec)
     t = spec["type"]
     if t == "jsonl":
         from .jsonl import JsonlSink
-        return JsonlSink(spec["path"])
+        return JsonlSink(spec["path"], resume=resume, staged=staged)
     if t == "csv":
         from .csvfile import CsvSink
-        return CsvSink(spec["path"])
+        return CsvSink(spec["path"], name=topic, columns=spec.get("columns"), resume=resume,
+                       staged=staged)
     if t == "stdio":
         from .jsonl import StdoutSink
         return StdoutSink(topic)
@@ -63,12 +71,13 @@ def open_sink(topic: str, spec: dict | str) -> SinkHandle:
     raise ConnectorError(f"unknown sink connector type {t!r}")
 
 
-def open_dead_letter_sink(spec: dict | str) -> Any:
-    """A writer of ``DeadLetter`` records (JSON lines)."""
+def open_dead_letter_sink(spec: dict | str, *, resume: Any = None, staged: bool = True) -> Any:
+    """A writer of ``DeadLetter`` records (JSON lines; a file is written as ``open_sink``
+    writes one)."""
     spec = parse_uri(spec)
     if spec["type"] in ("jsonl", "stdio"):
         from .jsonl import DeadLetterJsonlSink
-        return DeadLetterJsonlSink(spec.get("path"))
+        return DeadLetterJsonlSink(spec.get("path"), resume=resume, staged=staged)
     if spec["type"] == "kafka":
         from .kafka import KafkaDeadLetterSink  # type: ignore[import-not-found]
         return KafkaDeadLetterSink(spec)
@@ -76,3 +85,21 @@ def open_dead_letter_sink(spec: dict | str) -> Any:
 
 
 
+
+
+def close_all(handles: Any, ok: bool) -> None:
+    """Close each writer (``ok``: the run succeeded) or abort it (``abort()`` where it has one),
+    every one even if one raises. After a success the first error is raised; after a failure
+    none is (the run's own error is the one to report)."""
+    first: BaseException | None = None
+    for h in handles:
+        try:
+            if ok:
+                h.close()
+            else:
+                getattr(h, "abort", h.close)()
+        except BaseException as e:  # noqa: BLE001 - closing the others first
+            if first is None:
+                first = e
+    if first is not None and ok:
+        raise first

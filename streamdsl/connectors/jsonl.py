@@ -7,7 +7,9 @@ from typing import IO, Any, Iterator
 
 import orjson
 
+from ..errors import ConnectorError, OutputClosed
 from ..runtime.records import DeadLetter, InputEvent, OutputRecord
+from .files import open_partial, os_error_line
 
 __all__ = ["read_jsonl", "read_jsonl_stream", "JsonlSink", "StdoutSink", "DeadLetterJsonlSink",
            "dumps_output"]
@@ -22,7 +24,9 @@ def read_jsonl(topic: str, path: str, *, envelope: bool = False,
     With ``envelope=True`` each line is ``{"key": ..., "value": ..., "timestamp": ...}``;
     with ``key_field`` each event's key is that field of the value (None when it is missing).
     """
+    from .progress import tracked
     with open(path, "rb") as f:
+        tracked(f, path)
         yield from read_jsonl_stream(topic, f, path, envelope=envelope, key_field=key_field)
 
 
@@ -64,44 +68,103 @@ def dumps_output(rec: OutputRecord) -> bytes:
     return orjson.dumps(rec.to_json_dict(), default=_default, option=_OPTS)
 
 
-class JsonlSink:
-    """Writes ``{"key", "value", "timestamp"[, "window": {"start", "end"}]}`` per line."""
+def _open(path: str, resume: dict | None, staged: bool):
+    if resume is not None:
+        return open_partial(path, resume["offset"])
+    if staged:
+        return open_partial(path)
+    try:
+        return open(path, "wb")
+    except OSError as e:
+        raise ConnectorError(os_error_line(e, path)) from None
 
-    def __init__(self, path: str):
+
+class _FileWriter:
+    """A file output's bytes, written to its partial file (``files``: renamed over ``path`` by
+    the backend once the run has succeeded) or, with ``staged=False``, to ``path`` itself.
+    ``snapshot()`` is the byte offset a resumed run (``resume=``) cuts the file back to."""
+
+    def __init__(self, path: str, *, resume: dict | None = None, staged: bool = True):
         self.path = path
-        self._f = open(path, "wb")
+        self._f = _open(path, resume, staged)
 
-    def write(self, rec: OutputRecord) -> None:
-        self._f.write(dumps_output(rec) + b"\n")
+    def snapshot(self) -> dict:
+        self._f.flush()
+        return {"offset": self._f.tell()}
+
+    def flush(self) -> None:
+        self._f.flush()
 
     def close(self) -> None:
         self._f.close()
 
+    abort = close
+
+
+class JsonlSink(_FileWriter):
+    """Writes ``{"key", "value", "timestamp"[, "window": {"start", "end"}]}`` per line."""
+
+    def __init__(self, path: str, *, resume: dict | None = None, staged: bool = True):
+        super().__init__(path, resume=resume, staged=staged)
+
+    def write(self, rec: OutputRecord) -> None:
+        self._f.write(dumps_output(rec) + b"\n")
+
+
+def _stdout_write(data: bytes) -> None:
+    try:
+        sys.stdout.buffer.write(data)
+    except BrokenPipeError:
+        raise OutputClosed("stdout was closed by its reader") from None
+    except ValueError:  # stdout closed in this process
+        raise OutputClosed("stdout is closed") from None
+
 
 class StdoutSink:
+    """JSON lines on stdout, as they are written. A closed stdout (``... | head -1``) raises
+    ``OutputClosed``."""
+
     def __init__(self, topic: str):
         self.topic = topic
 
     def write(self, rec: OutputRecord) -> None:
-        sys.stdout.buffer.write(dumps_output(rec) + b"\n")
+        _stdout_write(dumps_output(rec) + b"\n")
 
     def close(self) -> None:
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise OutputClosed("stdout was closed by its reader") from None
+
+    abort = close
 
 
 class DeadLetterJsonlSink:
-    def __init__(self, path: str | None):
-        self._f = open(path, "wb") if path else None
+    """Dead letters as JSON lines: to a file (``path``: written like ``JsonlSink``) or, with
+    ``path`` None, to stderr."""
+
+    def __init__(self, path: str | None, *, resume: dict | None = None, staged: bool = True):
+        self.path = path
+        self._file = _FileWriter(path, resume=resume, staged=staged) if path else None
 
     def write(self, dl: DeadLetter) -> None:
         line = orjson.dumps(dl.to_json_dict(), default=_default, option=_OPTS) + b"\n"
-        if self._f is None:
+        if self._file is None:
             sys.stderr.buffer.write(line)
         else:
-            self._f.write(line)
+            self._file._f.write(line)
 
     __call__ = write
 
+    def snapshot(self) -> dict | None:
+        return self._file.snapshot() if self._file is not None else None
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
     def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
+        if self._file is not None:
+            self._file.close()
+
+    abort = close

@@ -262,9 +262,14 @@ class Stream:
         return Stream(self._topo, node.name)
 
     # ---- sink --------------------------------------------------------------------------------------
-    def to(self, name: str, *, connector: dict | None = None) -> None:
-        """Write the stream to the sink called ``name``."""
-        self._topo._add_sink(name, self._up(), user_site(), connector)
+    def to(self, name: str, *, connector: dict | None = None,
+           columns: list[str] | None = None) -> None:
+        """Write the stream to the sink called ``name``.
+
+        ``columns``: the value's fields, in order: the columns of a CSV output (else the
+        first non-null value's fields, sorted).
+        """
+        self._topo._add_sink(name, self._up(), user_site(), connector, columns=columns)
 
     # ---- helpful errors for stateful calls on an ungrouped stream ------------------------------
     def _needs_group(self, what: str) -> None:

@@ -51,9 +51,12 @@ class Table:
         node = self._topo._add(ToStream, [(self._node, "in", None)], name=name, site=user_site())
         return Stream(self._topo, node.name)
 
-    def to(self, name: str, *, connector: dict | None = None) -> None:
-        """Write the changelog (tombstones included) to the sink ``name``."""
-        self._topo._add_sink(name, (self._node, "in", None), user_site(), connector)
+    def to(self, name: str, *, connector: dict | None = None,
+           columns: list[str] | None = None) -> None:
+        """Write the changelog (tombstones included) to the sink ``name`` (``columns``: as
+        ``Stream.to``)."""
+        self._topo._add_sink(name, (self._node, "in", None), user_site(), connector,
+                             columns=columns)
 
     def group_by(self, key: Any) -> GroupedTable:
         """Re-group the table's rows by ``key`` for count/agg/reduce/aggregate."""

@@ -76,7 +76,11 @@ class Topology:
             connector: optional connector declaration (``{"type": "jsonl", "path": ...}``).
             schema: optional field names of the value (a list, or a dict whose keys are the
                 names): ``streamdsl validate`` then warns about any expression reading a
-                field that no declared schema has (a typo would drop every record).
+                field that no declared schema has (a typo would drop every record). A dict's
+                values are the fields' types (``{"zip": str, "n": int}``; ``str``, ``int``,
+                ``float``, ``bool`` or their names, None for any): a CSV input reads those
+                cells as those types (``"01234"`` stays a string where declared ``str``; a
+                cell that is not of its type makes the row a bad record).
         """
         from .stream import Stream
         node = self._source(name, key, timestamp, connector, table=False, schema=schema)
@@ -112,8 +116,12 @@ class Topology:
                    if timestamp is not None else None)
         except TypeError as e:
             raise TopologyError(str(e), site=site) from None
-        node = Source(name=name, site=site, topic=topic, table=table, key=kfn, timestamp=tfn,
-                      connector=connector, schema=_schema(schema, site))
+        try:
+            node = Source(name=name, site=site, topic=topic, table=table, key=kfn, timestamp=tfn,
+                          connector=connector, schema=_schema(schema, site),
+                          columns=_typed_columns(schema, site))
+        except (TypeError, ValueError) as e:
+            raise TopologyError(str(e), site=site) from None
         self._plan.add(node)
         return node
 
@@ -132,7 +140,7 @@ class Topology:
         return node
 
     def _add_sink(self, topic: str, upstream: tuple, site: str | None, connector: dict | None = None,
-                  name: str | None = None) -> None:
+                  name: str | None = None, columns: Any = None) -> None:
         if not isinstance(topic, str) or not topic:
             raise TopologyError("to() needs a sink name", site=site)
         for s in self._plan.sinks():
@@ -143,8 +151,13 @@ class Topology:
         if topic in self._plan.source_topics():
             raise TopologyError(f"{topic!r} is a source of this topology; a topology cannot write "
                                 "to its own input", site=site)
+        if columns is not None:
+            if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+                raise TopologyError(f"columns= takes a list of column names, got {columns!r}",
+                                    site=site)
+            columns = tuple(columns)
         self._add(Sink, [upstream], name=name or f"sink-{topic}", site=site, topic=topic,
-                  connector=connector)
+                  connector=connector, columns=columns)
 
     def _check_same(self, other: Any, site: str | None) -> None:
         if getattr(other, "_topo", None) is not self:
@@ -210,3 +223,24 @@ def _fn(x: Any, site: str | None, what: str, arity: int = 1, *, hint: str | None
         return as_fn(x, arity=arity, what=what, hint=hint, passed=passed)
     except TypeError as e:
         raise TopologyError(str(e), site=site) from None
+
+
+_TYPE_NAMES = {str: "str", int: "int", float: "float", bool: "bool"}
+
+
+def _typed_columns(schema: Any, site: str | None) -> tuple[tuple[str, str], ...] | None:
+    """The typed fields of ``schema={"zip": str, "n": "int", "note": None}``: ``(("zip",
+    "str"), ("n", "int"))`` (how a CSV input reads them; None leaves a field untyped); None
+    for a list of names."""
+    if not isinstance(schema, dict):
+        return None
+    out = []
+    for name, t in schema.items():
+        if t is None:
+            continue
+        kind = _TYPE_NAMES.get(t, t) if isinstance(t, (type, str)) else None
+        if kind not in _TYPE_NAMES.values():
+            raise TopologyError(f"schema= field {name!r}: a type is str, int, float, bool (or "
+                                f"None: any), got {t!r}", site=site)
+        out.append((name, kind))
+    return tuple(out) or None

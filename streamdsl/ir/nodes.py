@@ -23,7 +23,7 @@ __all__ = [
     "Node", "Source", "Sink", "Filter", "Map", "MapKV", "FlatMap", "FlatMapKV", "KeyBy", "Peek",
     "Merge", "Branch", "Repartition", "Aggregate", "TableFilter", "TableMap", "ToStream",
     "TableGroupBy", "TableAggregate", "StreamStreamJoin", "StreamTableJoin", "TableTableJoin", "Fused",
-    "NODE_KINDS", "JOIN_HOWS", "EMIT_MODES", "LATE_MODES",
+    "NODE_KINDS", "JOIN_HOWS", "EMIT_MODES", "LATE_MODES", "COLUMN_TYPES",
 ]
 
 JOIN_HOWS = ("inner", "left", "outer")
@@ -74,7 +74,7 @@ class Node:
 
 
 #: Fields added after plans were first serialized: left out at their default value.
-_NEWER_DEFAULTS: dict[str, Any] = {"late": "drop", "schema": None}
+_NEWER_DEFAULTS: dict[str, Any] = {"late": "drop", "schema": None, "columns": None}
 
 
 def _to_jsonable(v: Any) -> Any:
@@ -103,11 +103,15 @@ class Source(Node):
     timestamp: Fn | None = None
     connector: dict | None = None
     schema: tuple[str, ...] | None = None
+    #: declared value columns with a type (``("zip", "str")``; types: str, int, float, bool;
+    #: from ``schema={"zip": str}``): how a CSV input reads them
+    columns: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
         Node.__post_init__(self)
         if self.schema is not None and not all(isinstance(f, str) and f for f in self.schema):
             raise ValueError(f"schema= takes field names, got {self.schema!r}")
+        _check_columns(self.columns, typed=True)
 
     @property
     def output(self) -> str:  # type: ignore[override]
@@ -131,9 +135,37 @@ class Sink(Node):
     kind: ClassVar[str] = "Sink"
     topic: str
     connector: dict | None = None
+    #: declared value columns: the columns of a CSV output, in this order
+    columns: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        _check_columns(self.columns, typed=False)
 
     def describe(self) -> str:
         return f"to {self.topic!r}"
+
+
+#: Types a declared column may have (``Source.columns``).
+COLUMN_TYPES = ("str", "int", "float", "bool")
+
+
+def _check_columns(columns: Any, *, typed: bool) -> None:
+    if columns is None:
+        return
+    if not isinstance(columns, tuple) or not columns:
+        raise ValueError("columns must be a non-empty tuple")
+    names = [c[0] if typed else c for c in columns]
+    for c in columns:
+        name = c[0] if typed else c
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a column name must be a non-empty string, got {name!r}")
+        if typed and c[1] not in COLUMN_TYPES:
+            raise ValueError(f"column {name!r}: type must be one of {', '.join(COLUMN_TYPES)}, "
+                             f"got {c[1]!r}")
+    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if dup is not None:
+        raise ValueError(f"column {dup!r} is declared twice")
 
 
 

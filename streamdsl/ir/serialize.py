@@ -33,6 +33,8 @@ def _field_from_json(k: str, v: Any) -> Any:
         return Window.from_dict(v)
     if k == "branches":
         return tuple((n, Fn.from_dict(f)) for n, f in v)
+    if k == "columns":
+        return tuple(tuple(c) if isinstance(c, list) else c for c in v)
     if k == "stages":
         return tuple(node_from_dict({"name": s["name"], "kind": s["kind"], "site": s.get("site"),
                                      "config": {x: y for x, y in s.items()

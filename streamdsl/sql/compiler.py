@@ -460,7 +460,10 @@ class Compiler:
             ts = TimestampReader(reader, rel.timestamp, rel.timestamp_format)
         with self.at(Token("IDENTIFIER", rel.name, line=rel.line, column=rel.column)):
             make = self.topo.stream if rel.kind == "stream" else self.topo.table
-            source = make(rel.topic, timestamp=ts, connector=rel.connector)
+            # a CSV file's cells reach the reader as their text: it reads each as its type
+            texts = {c.name: "str" for c in rel.values if c.type is not None}
+            source = make(rel.topic, timestamp=ts, connector=rel.connector,
+                          columns=texts or None)
             rel.handle = source.map(reader)
         return rel.handle
 
@@ -480,10 +483,17 @@ class Compiler:
             rel.handle = handle
             with site_override(rel.sink_site):
                 try:
-                    self._formatted(rel, handle).to(rel.topic, connector=rel.connector)
+                    self._formatted(rel, handle).to(rel.topic, connector=rel.connector,
+                                                    columns=self._sink_columns(rel))
                 except TopologyError as e:
                     line, col = _split_site(rel.sink_site)
                     raise sql_error(e.reason, self.text, line, col, path=self.path) from None
+
+    @staticmethod
+    def _sink_columns(rel: Relation) -> list[str] | None:
+        """The value columns of a sink written as JSON objects (a CSV output's columns)."""
+        names = [c.name for c in rel.values]
+        return names if names and rel.formats[1] == "JSON" and rel.wrap else None
 
     def _formatted(self, rel: Relation, handle: Any) -> Any:
         """``handle`` with its records as ``rel``'s formats write them (the relation's readers
