@@ -15,7 +15,8 @@ from streamdsl import __version__
 from streamdsl.errors import OutputClosed, StreamDSLError
 
 from .backends import backends_cmd
-from .common import CLOSED_STDOUT, FAILED, USAGE, CliError, exit_code_of, format_error
+from .common import (CLOSED_STDOUT, FAILED, USAGE, CliError, _relative, exit_code_of,
+                     format_error)
 from .explain import explain
 from .graph import graph
 from .loader import LoadError
@@ -51,6 +52,10 @@ class _Group(click.Group):
         except (CliError, LoadError, StreamDSLError) as e:
             click.echo(f"error: {format_error(e)}", err=True)
             code = exit_code_of(e)
+        except OSError as e:  # a file that could not be read or written while running
+            from streamdsl.connectors.files import os_error_line
+            click.echo(f"error: {_relative(os_error_line(e))}", err=True)
+            code = FAILED
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             code = 130

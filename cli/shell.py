@@ -96,9 +96,10 @@ def _repl(session: ShellSession, history: str | None) -> None:
 
 
 @click.command("sql")
-@click.option("--backend", "-b", default="local", show_default=True,
-              help="Backend the queries run on (see `streamdsl backends`).")
+@click.option("--backend", "-b", default="local", show_default=True, envvar="STREAMDSL_BACKEND",
+              show_envvar=True, help="Backend the queries run on (see `streamdsl backends`).")
 @click.option("--bootstrap-server", "bootstrap", metavar="HOST:PORT",
+              envvar="STREAMDSL_BOOTSTRAP_SERVERS", show_envvar=True,
               help="Keep topics in this Kafka cluster (default: JSON-lines files, see --data).")
 @click.option("--kafka-options", metavar="K=V&...", default="",
               help="Extra options of every Kafka connector, as URI query parameters.")

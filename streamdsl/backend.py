@@ -11,14 +11,15 @@ import importlib.metadata as md
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, runtime_checkable
 
-from .errors import BackendNotFoundError, UnsupportedNodeError
+from .errors import BackendNotFoundError, ConnectorError, OptionError, UnsupportedNodeError
 from .ir.nodes import Fused, Node
 from .ir.plan import Plan
 from .runtime.metrics import Metrics
 from .runtime.records import DeadLetter, InputEvent, OutputRecord
 
 __all__ = ["Backend", "Session", "RunResult", "ReplaySession", "get_backend", "available_backends",
-           "check_capabilities", "resolve_io", "ENTRY_POINT_GROUP", "EXTRAS"]
+           "check_capabilities", "resolve_io", "ENTRY_POINT_GROUP", "EXTRAS", "BackendOption",
+           "declared_options", "check_options", "kafka_inputs", "prepared_plan", "check_paths"]
 
 ENTRY_POINT_GROUP = "streamdsl.backends"
 # Backends we ship, with the extra that installs their engine.
@@ -45,6 +46,169 @@ class Session(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class BackendOption:
+    """An option a backend's ``run`` takes (``Backend.options``): ``streamdsl run`` makes a
+    command-line option of each (``--until-idle 2``), with its type, help and environment
+    variable (``STREAMDSL_UNTIL_IDLE``).
+
+    Attributes:
+        name: the keyword argument (``until_idle``).
+        help: one line for ``--help`` and ``streamdsl backends``.
+        type: ``"int"``, ``"float"``, ``"str"``, ``"bool"``, ``"json"`` (a JSON value, or else
+            the text), or a tuple of the values allowed.
+        minimum: the least value of an ``int`` or ``float`` option.
+        kafka_only: the option applies only to runs that read a Kafka topic; given for a
+            run without one, it is refused (``check_options``).
+        engine_args: the option receives the command-line arguments after ``--``.
+    """
+
+    name: str
+    help: str
+    type: Any = "json"
+    minimum: float | None = None
+    kafka_only: bool = False
+    engine_args: bool = False
+
+    def convert(self, value: Any) -> Any:
+        """``value`` as this option's type (text from a command line or a file is read too).
+
+        Raises:
+            OptionError: it is not of the type, below ``minimum``, or not an allowed value.
+        """
+        t = self.type
+        try:
+            if isinstance(t, tuple):
+                if value not in t:
+                    raise ValueError(f"must be one of {', '.join(map(str, t))}")
+                return value
+            if t == "int":
+                if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+                    raise ValueError("must be an integer")
+                value = int(value)
+            elif t == "float":
+                if isinstance(value, bool):
+                    raise ValueError("must be a number")
+                value = float(value)
+            elif t == "str":
+                value = str(value)
+            elif t == "bool":
+                if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+                    value = value.lower() in ("true", "1")
+                elif not isinstance(value, bool):
+                    raise ValueError("must be true or false")
+        except (TypeError, ValueError) as e:
+            reason = str(e) if "must" in str(e) else f"must be {_TYPE_WORDS.get(t, t)}"
+            raise OptionError(f"option {self.name} {reason}, got {value!r}") from None
+        if self.minimum is not None and value < self.minimum:
+            raise OptionError(f"option {self.name} must be >= {self.minimum:g}, got {value!r}")
+        return value
+
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "text", "bool": "true or false"}
+
+
+def declared_options(backend: "Backend") -> dict[str, BackendOption]:
+    """The options ``backend`` declares: its ``options``, or for a backend that only names
+    them in ``options_help`` (``{name: help}``), options taking any JSON value."""
+    opts = {o.name: o for o in getattr(backend, "options", ()) or ()}
+    for name, text in (getattr(backend, "options_help", None) or {}).items():
+        opts.setdefault(name, BackendOption(name, text))
+    return opts
+
+
+def kafka_inputs(inputs: dict[str, Any]) -> list[str]:
+    """The sources among ``inputs`` ({source: spec}) that read a Kafka topic."""
+    from .connectors.uri import parse_uri
+    out = []
+    for topic, spec in inputs.items():
+        try:
+            if parse_uri(spec)["type"] == "kafka":
+                out.append(topic)
+        except ConnectorError:
+            pass
+    return out
+
+
+def check_options(backend: "Backend", options: dict[str, Any],
+                  inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``options`` checked against what ``backend`` declares and converted to their types.
+
+    Raises:
+        OptionError: an option the backend does not declare (with the closest name it does),
+            a value of the wrong type, or an option for Kafka runs (``until_idle``,
+            ``max_records``, ...) when no input is a Kafka topic.
+    """
+    import difflib
+    declared = declared_options(backend)
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        opt = declared.get(name)
+        if opt is None:
+            if getattr(backend, "open_options", False):
+                out[name] = value  # the engine checks the rest (Beam's pipeline options)
+                continue
+            close = difflib.get_close_matches(name, list(declared), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            listed = f" (its options: {', '.join(declared)})" if declared else " (it takes none)"
+            raise OptionError(f"backend {backend.name!r} has no option {name!r}{hint}{listed}")
+        out[name] = value if value is None else opt.convert(value)
+    if inputs is not None:
+        given = [n for n, v in out.items() if v is not None and n in declared
+                 and declared[n].kafka_only]
+        if given and not kafka_inputs(inputs):
+            raise OptionError(f"option {given[0]} applies to runs that read a Kafka topic; "
+                              f"this run reads none (inputs: {', '.join(inputs) or 'none'})")
+    return out
+
+
+def prepared_plan(plan: Plan, optimize: bool) -> Plan:
+    """``plan`` after the default optimizer passes (what ``streamdsl run`` and ``TestDriver``
+    run), or as it is with ``optimize=False``."""
+    if not optimize:
+        return plan
+    import warnings
+
+    from .optimize import OptimizerWarning
+    from .optimize import optimize as run_passes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizerWarning)
+        return run_passes(plan)
+
+
+def check_paths(inputs: dict[str, Any], outputs: dict[str, Any], dead_letter: Any = None) -> None:
+    """Fail before a run starts, in one line, on a file input that cannot be read or a file
+    output (or dead-letter file) that cannot be written.
+
+    Raises:
+        ConnectorError: ``PATH: what is wrong`` (missing, a directory, no permission, ...).
+    """
+    import os
+
+    from .connectors.files import check_writable
+    from .connectors.uri import parse_uri
+    for topic, spec in inputs.items():
+        d = parse_uri(spec)
+        path = d.get("path") if d["type"] in ("jsonl", "csv") else None
+        if path is None:
+            continue
+        if os.path.isdir(path):
+            raise ConnectorError(f"input {topic}: {path}: is a directory")
+        if not os.path.exists(path):
+            raise ConnectorError(f"input {topic}: {path}: no such file")
+        if not os.access(path, os.R_OK):
+            raise ConnectorError(f"input {topic}: {path}: permission denied")
+    named = [(f"output {t}", s) for t, s in outputs.items()]
+    if dead_letter is not None:
+        named.append(("dead-letter output", dead_letter))
+    for what, spec in named:
+        d = parse_uri(spec)
+        if d["type"] in ("jsonl", "csv") and d.get("path"):
+            why = check_writable(d["path"])
+            if why is not None:
+                raise ConnectorError(f"{what}: {why}")
+
+
 class Backend:
     """Base class of backends.
 
@@ -56,7 +220,12 @@ class Backend:
 
     name: str = "?"
     capabilities: frozenset[str] = frozenset()
+    #: the options ``run`` takes (``streamdsl run`` makes command-line options of them)
+    options: tuple[BackendOption, ...] = ()
+    #: ``{name: help}`` of ``options`` (a third-party backend may set only this)
     options_help: dict[str, str] = {}
+    #: ``run`` also takes options it does not declare, checked by its engine (Beam)
+    open_options: bool = False
 
     @property
     def version(self) -> str:

@@ -10,7 +10,9 @@ import weakref
 from operator import itemgetter
 from typing import Any, Callable, Iterator
 
-from streamdsl.backend import Backend, ReplaySession, RunResult, resolve_io
+from streamdsl.backend import (Backend, BackendOption, ReplaySession, RunResult, check_paths,
+                               prepared_plan, resolve_io)
+from streamdsl.backend import check_options as check_declared
 from streamdsl.connectors import (close_all, open_dead_letter_sink, open_sink, open_source,
                                   parse_uri)
 from streamdsl.connectors.files import commit, discard, file_paths
@@ -128,18 +130,24 @@ class BeamBackend(Backend):
 
     name = "beam"
     capabilities = frozenset(NODE_KINDS)
-    options_help = {
-        "partitions": "partitions of file and in-memory inputs (default: the topology's); each "
-                      "stateful operator that is not per key groups its records by partition",
-        "runner": "Beam runner: DirectRunner (default; Beam's FnApiRunner), FlinkRunner, "
-                  "SparkRunner, DataflowRunner, PrismRunner...",
-        "pipeline_args": "Beam pipeline options as command-line flags, e.g. "
-                         "['--direct_running_mode=multi_processing', '--direct_num_workers=2'] "
-                         "or ['--runner=FlinkRunner', '--flink_master=host:8081']",
-        "direct_running_mode": "DirectRunner: in_memory (default), multi_threading or "
-                               "multi_processing",
-        "direct_num_workers": "DirectRunner: number of workers (threads or processes)",
-    }
+    options = (
+        BackendOption("partitions", "partitions of file and in-memory inputs (default: the "
+                      "topology's); each stateful operator that is not per key groups its "
+                      "records by partition", "int", minimum=1),
+        BackendOption("runner", "Beam runner: DirectRunner (default; Beam's FnApiRunner), "
+                      "FlinkRunner, SparkRunner, DataflowRunner, PrismRunner...", "str"),
+        BackendOption("pipeline_args", "Beam pipeline options as command-line flags, e.g. "
+                      "['--direct_running_mode=multi_processing', '--direct_num_workers=2'] or "
+                      "['--runner=FlinkRunner', '--flink_master=host:8081']", "json",
+                      engine_args=True),
+        BackendOption("direct_running_mode", "DirectRunner: in_memory (default), "
+                      "multi_threading or multi_processing",
+                      ("in_memory", "multi_threading", "multi_processing")),
+        BackendOption("direct_num_workers", "DirectRunner: number of workers (threads or "
+                      "processes)", "int", minimum=1),
+    )
+    options_help = {o.name: o.help for o in options}
+    open_options = True  # any Beam pipeline option by keyword (check_options checks them)
 
     def __init__(self, **default_options: Any):
         self.default_options = default_options
@@ -243,7 +251,7 @@ class BeamBackend(Backend):
     def check_options(self, options: dict) -> None:
         """Fail early on options Beam does not know (a ``TypeError`` naming them)."""
         from apache_beam.options.pipeline_options import PipelineOptions
-        opts = {**self.default_options, **options}
+        opts = check_declared(self, {**self.default_options, **options})
         opts.pop("runner", None)
         opts.pop("partitions", None)
         args = opts.pop("pipeline_args", None) or []
@@ -328,17 +336,25 @@ class BeamBackend(Backend):
     def run(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
             on_error: str | None = None, dead_letter: Any = None,
             progress: Callable[[Metrics], None] | None = None, runner: str | None = None,
-            pipeline_args: list[str] | None = None, **options: Any) -> RunResult:
+            pipeline_args: list[str] | None = None, optimize: bool = True,
+            **options: Any) -> RunResult:
         """Read ``inputs`` ({source: connector spec or URI}), write ``outputs`` ({sink: spec});
         connectors declared in the topology apply where none is given.
 
         Files are read and written by the pipeline (see ``compile_run``); other outputs and
         the dead letters (``dead_letter``: a .jsonl path or ``-``) are written here, in order,
         when the pipeline has finished. Sinks without a spec are collected in the result.
-        ``progress`` is called once, with the final metrics, at the end.
+        ``progress`` is called once, with the final metrics, at the end. The plan runs after
+        the optimizer's passes (``optimize=False``: as it is).
         """
+        plan = prepared_plan(plan, optimize)
         job = self.compile_run(plan, inputs, outputs, on_error=on_error, runner=runner,
                                pipeline_args=pipeline_args, **options)
+        try:
+            check_paths(*resolve_io(plan, inputs, outputs), dead_letter)
+        except BaseException:
+            job.discard()
+            raise
         # file outputs are written (by the pipeline, and here) to partial files, renamed into
         # place once the run has succeeded: a failed run leaves the previous files as they were
         paths = file_paths(list(job.written.values()) + [parse_uri(s) for s in job.collected.values()]

@@ -108,7 +108,7 @@ class PipelineBuilder:
             self.visit(node)
         for topic, outs in self._written.items():
             (tuple(outs) | self._label(f"streamdsl-write-{topic}")
-             >> _WriteFile(topic, self.sinks[topic]))
+             >> _WriteFile(self.run, topic, self.sinks[topic]))
         return pipeline
 
     def _label(self, label: str) -> str:
@@ -191,8 +191,9 @@ class _WriteFile(beam.PTransform):
     """Group ``(0, packed batch of (lineage_key, item))`` elements and write the items sorted
     into one file."""
 
-    def __init__(self, topic: str, spec: Any):
+    def __init__(self, run: Any, topic: str, spec: Any):
         super().__init__()
+        self.run = run
         self.topic = topic
         self.spec = spec
 
@@ -200,4 +201,4 @@ class _WriteFile(beam.PTransform):
         if isinstance(pvalue, tuple):
             pvalue = pvalue | "Flatten" >> beam.Flatten()
         return (pvalue | "GroupByKey" >> beam.GroupByKey()
-                | "Write" >> beam.ParDo(WriteSortedFn(self.topic, self.spec)))
+                | "Write" >> beam.ParDo(WriteSortedFn(self.run, self.topic, self.spec)))

@@ -32,7 +32,8 @@ from apache_beam.metrics import Metrics as BeamMetrics
 from apache_beam.pvalue import TaggedOutput
 
 from streamdsl.connectors import open_sink, open_source
-from streamdsl.errors import RecordError
+from streamdsl.connectors.files import os_error_line
+from streamdsl.errors import ConnectorError, RecordError, StreamDSLError
 from streamdsl.ir.nodes import Node, Source
 from streamdsl.runtime.drive import drive, node_step
 from streamdsl.runtime.failures import Failure, LateRecord, failure, input_failure
@@ -496,21 +497,34 @@ class SinkFn(_NodeFn):
                              for lkey, _port, rec in batch]))
 
 
-class WriteSortedFn(_LeanDoFn):
-    """Writes one output file in the local backend's order and format (the connector's sink)."""
+class WriteSortedFn(_RunFn):
+    """Writes one output file in the local backend's order and format (the connector's sink),
+    to its partial file (renamed by the driver once the run has succeeded). A file that cannot
+    be written fails the run as a bad record does (a ``FATAL`` at the record it failed on, for
+    the driver to raise) rather than through Beam's logged traceback."""
 
-    def __init__(self, topic: str, spec: Any):
-        super().__init__()
+    def __init__(self, run: RunState, topic: str, spec: Any):
+        super().__init__(run)
         self.topic = topic
         self.spec = spec
 
     def process(self, task_batches: tuple) -> Iterator[Any]:
         _task, batches = task_batches
         items = _unpack(batches)
-        sink = open_sink(self.topic, self.spec)
+        lkey = items[0][0] if items else ()
+        sink = None
         try:
-            for _lkey, rec in items:
+            sink = open_sink(self.topic, self.spec)
+            for lkey, rec in items:
                 sink.write(OutputRecord(*rec))
-        finally:
             sink.close()
+        except StreamDSLError as e:
+            if sink is not None:
+                sink.abort()
+            self._collect(DEAD_LETTERS, (lkey, FATAL, e))
+        except OSError as e:
+            if sink is not None:
+                sink.abort()
+            self._collect(DEAD_LETTERS, (lkey, FATAL, ConnectorError(os_error_line(
+                e, self.spec.get("path")))))
         return iter(())

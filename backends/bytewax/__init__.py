@@ -23,42 +23,48 @@ import os
 from datetime import timedelta
 from typing import Any, Callable, Iterable
 
-from streamdsl.backend import Backend, ReplaySession, RunResult, resolve_io
+from streamdsl.backend import (Backend, BackendOption, ReplaySession, RunResult, check_options,
+                               check_paths, prepared_plan, resolve_io)
 from streamdsl.connectors import open_source, parse_uri
 from streamdsl.connectors.files import commit, discard, file_paths
 from streamdsl.connectors.kafka import is_kafka
-from streamdsl.errors import ConnectorError, OutputClosed, StreamDSLError
+from streamdsl.errors import ConnectorError, StreamDSLError
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.drops import warn_drops
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import InputEvent
 
-from .cluster import ClusterError, execute_flow, root_cause
+from .cluster import ClusterError, execute_flow, root_cause, sink_failed
 from .compiler import FlowCompiler, supported_kinds
 from .io import (CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, memory_items,
-                 merge_ingested, merge_memory, reset_stdout_closed, stdout_closed)
+                 merge_ingested, merge_memory)
 from .layout import Layout, step_id
 from .logic import RunState
 
 __all__ = ["BytewaxBackend", "Layout", "ClusterError"]
 
-_OPTIONS_HELP = {
-    "partitions": "partitions of file and in-memory inputs (default: the topology's); each "
-                  "stateful operator that is not per key runs one task per partition",
-    "workers": "worker threads per process (default 1)",
-    "processes": "processes in the cluster, forked on free localhost ports (default 1)",
-    "batch_size": "input events per Bytewax batch (default 1000)",
-    "recovery_dir": "directory of Bytewax's SQLite recovery store: snapshots are written "
-                    "there and a rerun resumes from the last one (run only)",
-    "snapshot_interval": "seconds between snapshots with recovery_dir (default 1.0; also "
-                         "Bytewax's epoch length)",
-    "recovery_partitions": "recovery partitions created in a new recovery_dir (default: "
-                           "workers x processes)",
-    "timeout": "seconds to wait for a multi-process run before failing (default: none)",
-    "key_groups": "tasks of each per-key operator (non-windowed aggregation, stream-table and "
-                  "table-table join), spread over the workers (default: workers x processes; "
-                  "kept in the recovery_dir); never changes results",
-}
+_OPTIONS = (
+    BackendOption("partitions", "partitions of file and in-memory inputs (default: the "
+                  "topology's); each stateful operator that is not per key runs one task per "
+                  "partition", "int", minimum=1),
+    BackendOption("workers", "worker threads per process (default 1)", "int", minimum=1),
+    BackendOption("processes", "processes in the cluster, forked on free localhost ports "
+                  "(default 1)", "int", minimum=1),
+    BackendOption("batch_size", "input events per Bytewax batch (default 1000)", "int", minimum=1),
+    BackendOption("recovery_dir", "directory of Bytewax's SQLite recovery store: snapshots are "
+                  "written there and a rerun resumes from the last one (run only)", "str"),
+    BackendOption("snapshot_interval", "seconds between snapshots with recovery_dir (default "
+                  "1.0; also Bytewax's epoch length)", "float", minimum=0),
+    BackendOption("recovery_partitions", "recovery partitions created in a new recovery_dir "
+                  "(default: workers x processes)", "int", minimum=1),
+    BackendOption("timeout", "seconds to wait for a multi-process run before failing "
+                  "(default: none)", "float", minimum=0),
+    BackendOption("key_groups", "tasks of each per-key operator (non-windowed aggregation, "
+                  "stream-table and table-table join), spread over the workers (default: "
+                  "workers x processes; kept in the recovery_dir); never changes results",
+                  "int", minimum=1),
+)
+_OPTIONS_HELP = {o.name: o.help for o in _OPTIONS}
 _LAYOUT_FILE = "streamdsl-bytewax.json"
 
 
@@ -76,6 +82,7 @@ class BytewaxBackend(Backend):
 
     name = "bytewax"
     capabilities = supported_kinds()
+    options = _OPTIONS
     options_help = _OPTIONS_HELP
 
     def __init__(self, **defaults: Any):
@@ -88,10 +95,7 @@ class BytewaxBackend(Backend):
 
     # ---- options ----------------------------------------------------------------------------------
     def _options(self, given: dict, base: dict | None = None) -> dict:
-        unknown = set(given) - set(_OPTIONS_HELP)
-        if unknown:
-            raise TypeError(f"unknown bytewax backend option(s) {sorted(unknown)}; "
-                            f"options: {', '.join(sorted(_OPTIONS_HELP))}")
+        check_options(self, given)  # OptionError (a TypeError) for a name it does not declare
         opts = dict(self.defaults if base is None else base)
         for k, v in given.items():
             if v is None:
@@ -169,15 +173,18 @@ class BytewaxBackend(Backend):
     # ---- runs over connectors (streamdsl run) --------------------------------------------------------
     def run(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
             on_error: str | None = None, dead_letter: Any = None,
-            progress: Callable[[Metrics], None] | None = None, **options: Any) -> RunResult:
+            progress: Callable[[Metrics], None] | None = None, optimize: bool = True,
+            **options: Any) -> RunResult:
         """Read ``inputs`` ({source: connector spec or URI}), write ``outputs`` ({sink: spec});
-        sinks without a spec are collected in the result (as on the local backend).
+        sinks without a spec are collected in the result (as on the local backend). The plan
+        runs after the optimizer's passes (``optimize=False``: as it is).
 
         With ``recovery_dir``, Bytewax snapshots the run every ``snapshot_interval`` seconds;
         running again with the same directory resumes from the last snapshot (see
         docs/backends.md for what is guaranteed about duplicates).
         """
         opts = self._options(options)
+        plan = prepared_plan(plan, optimize)
         self.check(plan)
         plan = plan.with_partitions(opts.get("partitions"))
         inputs, outputs = resolve_io(plan, inputs, outputs)
@@ -189,6 +196,7 @@ class BytewaxBackend(Backend):
             raise ConnectorError(f"input(s) {', '.join(unknown)} are not sources of this "
                                  f"topology (sources: {', '.join(plan.source_topics())})")
         outputs = {t: spec for t, spec in outputs.items() if t in plan.sink_topics()}
+        check_paths(inputs, outputs, dead_letter)
         recovery_dir = opts.get("recovery_dir")
         workers, processes = opts.get("workers", 1), opts.get("processes", 1)
         key_groups = _key_groups(opts)
@@ -209,7 +217,7 @@ class BytewaxBackend(Backend):
 
         source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
                              progress=progress if processes <= 1 else None,
-                             stop=lambda: run.fatal is not None or stdout_closed(),
+                             stop=lambda: run.fatal is not None or sink_failed(),
                              ingested=True, kafka_topics=kafka_topics)
         kw: dict = {}
         resuming = False
@@ -249,12 +257,9 @@ class BytewaxBackend(Backend):
             op.output("collect", rest, CollectSink(store))
 
         flow = FlowCompiler(self.name, run, source, attach).compile()
-        reset_stdout_closed()
         ok = False
         try:
             items = self._execute(flow, store, run, opts, **kw)
-            if stdout_closed() or (processes > 1 and _stdout_gone(outputs)):
-                raise OutputClosed("stdout was closed by its reader")
             result, fatal = _gather(plan, items, collect_dead_letters=dead_letter is None)
             if fatal is not None:
                 raise fatal.to_error()
@@ -281,21 +286,6 @@ def _open_input(plan: Plan, topic: str, spec: Any, start: Any) -> Iterable[Input
                           key_used=uses_kafka_key(s for s in plan.sources() if s.topic == topic))
     events = open_source(topic, spec)
     return itertools.islice(events, start, None) if start else events
-
-
-def _stdout_gone(outputs: dict[str, Any]) -> bool:
-    """Whether a sink wrote to stdout and its reader has gone (a worker process of a
-    multi-process run found it closed: poll reports an error on the pipe's write end)."""
-    if not any(parse_uri(spec)["type"] == "stdio" for spec in outputs.values()):
-        return False
-    import select
-    import sys
-    try:
-        p = select.poll()
-        p.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def _key_groups(opts: dict) -> int:

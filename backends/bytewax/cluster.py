@@ -31,7 +31,8 @@ from bytewax.testing import cluster_main, run_main
 
 from streamdsl.runtime.collector import collector_for_a_run
 
-__all__ = ["execute_flow", "ClusterError", "root_cause", "note_crash"]
+__all__ = ["execute_flow", "ClusterError", "root_cause", "note_crash", "note_sink_failure",
+           "sink_failed"]
 
 #: Exceptions raised by this process's inputs and outputs during the current run. A process of
 #: a multi-process cluster sees only Bytewax's panic when any process fails, so the input and
@@ -42,6 +43,22 @@ _CRASHES: list[BaseException] = []
 def note_crash(exc: BaseException) -> None:
     """Remember an exception that is about to take the run down (see ``_CRASHES``)."""
     _CRASHES.append(exc)
+
+
+#: Errors of this process's sinks during the current run (a file that cannot be written, a
+#: record a CSV header cannot hold, stdout closed). A sink that fails notes its error here
+#: instead of raising it through Bytewax (which would print a Rust panic): it writes nothing
+#: more, the input stops at its next batch, and the run raises the first one at its end.
+_SINK_FAILURES: list[BaseException] = []
+
+
+def note_sink_failure(exc: BaseException) -> None:
+    _SINK_FAILURES.append(exc)
+
+
+def sink_failed() -> bool:
+    """Whether a sink of this process has failed during the current run."""
+    return bool(_SINK_FAILURES)
 
 
 class ClusterError(RuntimeError):
@@ -90,12 +107,15 @@ def execute_flow(flow: Dataflow, collected: list, *, workers: int = 1, processes
     Raises what the run raised (Bytewax's wrapper exception; see ``root_cause``).
     """
     kw = {"epoch_interval": epoch_interval, "recovery_config": recovery_config}
+    _SINK_FAILURES.clear()
     if processes <= 1:
         with collector_for_a_run():
             if workers <= 1:
                 run_main(flow, **kw)
             else:
                 cluster_main(flow, [], 0, worker_count_per_proc=workers, **kw)
+        if _SINK_FAILURES:
+            raise _SINK_FAILURES[0]
         return collected
     return _run_processes(flow, collected, workers, processes, kw, timeout, run_state)
 
@@ -196,8 +216,11 @@ def _child(flow: Dataflow, collected: list, addresses: list[str], index: int, wo
     try:
         collected.clear()
         _CRASHES.clear()
+        _SINK_FAILURES.clear()
         with collector_for_a_run():
             cluster_main(flow, addresses, index, worker_count_per_proc=workers, **kw)
+        if _SINK_FAILURES:
+            raise _SINK_FAILURES[0]
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent
         code = 1
         if run_state is not None and run_state.fatal is not None:

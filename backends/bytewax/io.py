@@ -13,7 +13,8 @@
   by the connectors' writers, whose resume state is the byte offset of the last snapshot: a
   resumed run cuts off whatever the failed run wrote after its last snapshot and writes it
   again, so files end up exactly as after an uninterrupted run. Other sinks (stdout, Kafka)
-  are at-least-once. A closed stdout stops the run quietly (``stdout_closed``).
+  are at-least-once. A sink that fails (a closed stdout too) stops the run without a Rust
+  panic (``cluster.note_sink_failure``).
 * :class:`CollectSink`: gathers the terminal step's items in this process (results of
   ``execute`` and the sinks ``run`` returns).
 """
@@ -32,20 +33,17 @@ from bytewax.outputs import (DynamicSink, FixedPartitionedSink, StatefulSinkPart
                              StatelessSinkPartition)
 
 from streamdsl.connectors import open_dead_letter_sink, open_sink, parse_uri
-from streamdsl.connectors.jsonl import StdoutSink
-from streamdsl.errors import OutputClosed
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.ordering import merge_by_timestamp
 from streamdsl.runtime.ingest import BadRecord, make_ingest, make_ingest_items
 from streamdsl.runtime.records import InputEvent, Record
 
-from .cluster import note_crash
+from .cluster import note_crash, note_sink_failure
 from .inbox import CLOSED
 from .messages import InputBatch
 
-__all__ = ["EventSource", "merge_ingested", "merge_memory", "memory_items", "CollectSink", "ConnectorSink", "DeadLetterFileSink", "stdout_closed",
-           "reset_stdout_closed"]
+__all__ = ["EventSource", "merge_ingested", "merge_memory", "memory_items", "CollectSink", "ConnectorSink", "DeadLetterFileSink"]
 
 
 def merge_ingested(plan: Plan, inputs: dict[str, Iterable[InputEvent]]) -> Iterator[Any]:
@@ -270,20 +268,24 @@ class CollectSink(DynamicSink):
         return _Collect(self.store)
 
 
-# ---- stdout closed by its reader -------------------------------------------------------------
+# ---- sinks that fail ------------------------------------------------------------------------
 
-#: Set in a process whose stdout sink found stdout closed (``... | head -1``): its writes are
-#: dropped from then on, and the input stops at its next batch (``stdout_closed``).
-_STDOUT: list[bool] = []
+class _Failed:
+    """The writer of a sink that could not be opened: it writes nothing (the error is noted)."""
+
+    def write(self, item: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
-def stdout_closed() -> bool:
-    """Whether a sink of this process found stdout closed during the current run."""
-    return bool(_STDOUT)
-
-
-def reset_stdout_closed() -> None:
-    _STDOUT.clear()
+def _opened(open_writer: Callable[[], Any]) -> Any:
+    try:
+        return open_writer()
+    except Exception as e:  # noqa: BLE001 - noted, raised by the launcher at the end
+        note_sink_failure(e)
+        return _Failed()
 
 
 class _HandlePartition(StatefulSinkPartition):
@@ -292,21 +294,20 @@ class _HandlePartition(StatefulSinkPartition):
     def __init__(self, handle: Any, batched: bool = False):
         self.handle = handle
         self.batched = batched
+        self.failed = isinstance(handle, _Failed)
 
     def write_batch(self, values: list) -> None:
-        if _STDOUT and isinstance(self.handle, StdoutSink):
-            return  # its reader is gone: the run is stopping
+        if self.failed:
+            return  # the run is stopping
         write = self.handle.write
         try:
             for v in (itertools.chain.from_iterable(values) if self.batched else values):
                 write(v)
-        except OutputClosed:
-            # not an exception through Bytewax (a Rust panic on stderr): the input stops at
-            # its next batch and the run ends; the launcher reports it (``stdout_closed``)
-            _STDOUT.append(True)
-        except BaseException as e:
-            note_crash(e)
-            raise
+        except Exception as e:  # noqa: BLE001
+            # not raised through Bytewax (a Rust panic on stderr): the sink writes nothing
+            # more, the input stops at its next batch, and the run raises it at its end
+            self.failed = True
+            note_sink_failure(e)
 
     def snapshot(self) -> Any:
         snap = getattr(self.handle, "snapshot", None)
@@ -314,9 +315,13 @@ class _HandlePartition(StatefulSinkPartition):
 
     def close(self) -> None:
         try:
-            self.handle.close()
-        except OutputClosed:
-            _STDOUT.append(True)
+            if self.failed:
+                getattr(self.handle, "abort", self.handle.close)()
+            else:
+                self.handle.close()
+        except Exception as e:  # noqa: BLE001
+            if not self.failed:
+                note_sink_failure(e)
 
 
 class _OnePartitionSink(FixedPartitionedSink):
@@ -342,7 +347,8 @@ class ConnectorSink(_OnePartitionSink):
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
         # a file is written to its partial file, at the snapshot's offset when resuming; the
         # launcher renames it once the run has succeeded (``connectors.files``)
-        return _HandlePartition(open_sink(self.topic, self.spec, resume=resume_state), True)
+        return _HandlePartition(
+            _opened(lambda: open_sink(self.topic, self.spec, resume=resume_state)), True)
 
 
 class DeadLetterFileSink(_OnePartitionSink):
@@ -353,4 +359,5 @@ class DeadLetterFileSink(_OnePartitionSink):
         self.spec = parse_uri(spec)
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
-        return _HandlePartition(open_dead_letter_sink(self.spec, resume=resume_state))
+        return _HandlePartition(
+            _opened(lambda: open_dead_letter_sink(self.spec, resume=resume_state)))

@@ -13,7 +13,8 @@ import itertools
 import time
 from typing import Any, Callable, Iterator
 
-from streamdsl.backend import Backend, RunResult, resolve_io
+from streamdsl.backend import (Backend, BackendOption, RunResult, check_options, check_paths,
+                               prepared_plan, resolve_io)
 from streamdsl.connectors import (close_all, open_dead_letter_sink, open_sink, open_source,
                                   parse_uri)
 from streamdsl.connectors.files import commit, discard, file_paths
@@ -26,6 +27,10 @@ from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import DeadLetter, InputEvent, OutputRecord
 
 from .executor import Executor
+
+#: ``processing_guarantee`` values (``kafka_run.GUARANTEES``; named here so that importing the
+#: backend does not import its Kafka loop)
+_GUARANTEES = ("at_least_once", "exactly_once", "exactly_once_v2")
 
 __all__ = ["LocalBackend", "LocalSession", "BatchedSession"]
 
@@ -134,6 +139,26 @@ class LocalBackend(Backend):
 
     name = "local"
     capabilities = frozenset(NODE_KINDS)
+    options = (
+        BackendOption("partitions", "partitions of file and in-memory inputs (default: the "
+                      "topology's); each sub-topology runs as that many tasks", "int", minimum=1),
+        BackendOption("processing_guarantee", "Kafka runs: at_least_once (default) or "
+                      "exactly_once (outputs, state and offsets in one transaction)",
+                      _GUARANTEES, kafka_only=True),
+        BackendOption("until_idle", "Kafka runs: end the input (closing every window) and stop "
+                      "once the topics are read and no record came for this many seconds",
+                      "float", minimum=0, kafka_only=True),
+        BackendOption("max_records", "Kafka runs: stop after this many input records (windows "
+                      "stay open in the checkpoint)", "int", minimum=1, kafka_only=True),
+        BackendOption("commit_interval", "Kafka runs: seconds between commits (default 1)",
+                      "float", minimum=0, kafka_only=True),
+        BackendOption("assignment_timeout", "Kafka runs: seconds to wait for the group to "
+                      "assign every partition (default 60)", "float", minimum=0, kafka_only=True),
+        BackendOption("broker_timeout", "Kafka runs: seconds to keep retrying commits the "
+                      "broker does not accept before stopping (default 60)", "float", minimum=0,
+                      kafka_only=True),
+    )
+    options_help = {o.name: o.help for o in options}
 
     def __init__(self, *, batched: bool = False, partitions: int | None = None):
         self.batched = batched
@@ -174,15 +199,25 @@ class LocalBackend(Backend):
     def run(self, plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
             on_error: str | None = None, dead_letter: Any = None,
             progress: Callable[[Metrics], None] | None = None, progress_every: float = 0.5,
-            partitions: int | None = None, **options: Any) -> RunResult:
+            partitions: int | None = None, optimize: bool = True, **options: Any) -> RunResult:
         """Read ``inputs`` ({source: connector spec or URI}), write ``outputs`` ({sink: spec});
         sinks without a spec are collected in the result. ``partitions``: partitions of the
-        file and in-memory inputs (default: the plan's)."""
-        plan = self._plan(plan, partitions)
+        file and in-memory inputs (default: the plan's). The plan runs after the optimizer's
+        passes, as ``streamdsl run`` and ``TestDriver`` run it (``optimize=False``: as it is).
+        ``options``: those of ``options`` (Kafka runs: ``until_idle``, ``max_records``, ...).
+
+        Raises:
+            OptionError: an option this backend does not take, or one for Kafka runs when no
+                input is a Kafka topic.
+            ConnectorError: an input, output or dead-letter path that cannot be used.
+        """
+        plan = self._plan(prepared_plan(plan, optimize), partitions)
         inputs, outputs = resolve_io(plan, inputs, outputs)
         missing = [t for t in plan.source_topics() if t not in inputs]
         if missing:
             raise ConnectorError(f"no input given for source(s) {', '.join(missing)}")
+        options = check_options(self, options, inputs)
+        check_paths(inputs, outputs, dead_letter)
         if any(parse_uri(spec)["type"] == "kafka" for spec in inputs.values()):
             # Kafka inputs: an incremental, committing run loop (options: processing_guarantee,
             # until_idle, max_records, commit_interval); see kafka_run.py.

@@ -81,8 +81,8 @@ from streamdsl.runtime.records import InputEvent, Record
 from .executor import Executor
 from .graph import Handoff
 
-__all__ = ["run_kafka", "GUARANTEES", "CHECKPOINT_SUFFIX", "TXN_HEADER", "SEQ_HEADER",
-           "SESSION_TIMEOUT_MS"]
+__all__ = ["run_kafka", "plan_difference", "GUARANTEES", "CHECKPOINT_SUFFIX", "TXN_HEADER",
+           "SEQ_HEADER", "SESSION_TIMEOUT_MS"]
 
 log = logging.getLogger("streamdsl.kafka")
 
@@ -165,6 +165,33 @@ def run_kafka(plan: Plan, inputs: dict[str, Any], outputs: dict[str, Any], *,
         reason = err.str() if hasattr(err, "str") else str(err)
         raise ConnectorError(f"Kafka at {run.base.bootstrap_servers} (group {run.group!r}): "
                              f"{reason}") from None
+
+
+def plan_difference(written: list[tuple[str, str]], running: list[tuple[str, str]]) -> str:
+    """What differs between the operators a checkpoint was written by and this plan's
+    (``[(name, kind), ...]`` in topological order), in a few words.
+
+    >>> print(plan_difference([("source-a", "Source"), ("filter-1", "Filter"), ("sink-o", "Sink")],
+    ...                       [("source-a", "Source"), ("fused-1", "Fused"), ("sink-o", "Sink")]))
+    operators only in the checkpoint: filter-1 (Filter); only in this plan: fused-1 (Fused); a plan optimized differently (streamdsl run optimizes; Backend.run(..., optimize=False) does not) writes other operators
+    """
+    old, new = dict(written), dict(running)
+    parts = []
+    gone = [f"{n} ({k})" for n, k in written if n not in new]
+    added = [f"{n} ({k})" for n, k in running if n not in old]
+    kinds = [f"{n} ({old[n]} -> {k})" for n, k in running if n in old and old[n] != k]
+    if gone:
+        parts.append("operators only in the checkpoint: " + ", ".join(gone))
+    if added:
+        parts.append("only in this plan: " + ", ".join(added))
+    if kinds:
+        parts.append("other kinds: " + ", ".join(kinds))
+    if not parts:
+        parts.append("the same operators in another order")
+    if any(k == "Fused" for _, k in written) != any(k == "Fused" for _, k in running):
+        parts.append("a plan optimized differently (streamdsl run optimizes; "
+                     "Backend.run(..., optimize=False) does not) writes other operators")
+    return "; ".join(parts)
 
 
 class _Committed(NamedTuple):
@@ -614,8 +641,9 @@ class _KafkaRun:
             if c["nodes"] != self._fingerprint():
                 raise ConnectorError(
                     f"the checkpoint of task {task} in Kafka topic {self.checkpoint_topic!r} was "
-                    "written by a different topology; run this one with another group "
-                    "(?group=NEW), or delete that topic to start without state")
+                    f"written by a different topology ({plan_difference(c['nodes'], self._fingerprint())}); "
+                    "run this one with another group (?group=NEW), or delete that topic to start "
+                    "without state")
             chosen[task] = c
         missing = tasks - set(chosen)
         if missing and olds:
@@ -633,8 +661,9 @@ class _KafkaRun:
         if c["nodes"] != self._fingerprint():
             raise ConnectorError(
                 f"the checkpoint in Kafka topic {self.checkpoint_topic!r} was written by a "
-                "different topology; run this one with another group (?group=NEW), or delete "
-                "that topic to start without state")
+                f"different topology ({plan_difference(c['nodes'], self._fingerprint())}); run "
+                "this one with another group (?group=NEW), or delete that topic to start without "
+                "state")
         state = pickle.loads(c["state"]) if isinstance(c["state"], bytes) else c["state"]
         if c.get("version", 1) < 3:
             state = _by_task(state, self.ex.sub_topology)
@@ -719,8 +748,9 @@ class _KafkaRun:
         if chosen["nodes"] != self._fingerprint():
             raise ConnectorError(
                 f"the checkpoint in Kafka topic {self.checkpoint_topic!r} was written by a different "
-                f"topology (operators {[n for n, _ in chosen['nodes']]}); run this one with another "
-                "group (?group=NEW), or delete that topic to start from the group's offsets without state")
+                f"topology ({plan_difference(chosen['nodes'], self._fingerprint())}); run this one "
+                "with another group (?group=NEW), or delete that topic to start from the group's "
+                "offsets without state")
         return chosen
 
     # ---- the run -------------------------------------------------------------------------------

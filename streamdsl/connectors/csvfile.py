@@ -173,7 +173,7 @@ class CsvRows:
     >>> rows.add(OutputRecord("c", {"m": 1}, 3))
     Traceback (most recent call last):
     ...
-    streamdsl.errors.ConnectorError: CSV output 'out': a record has field 'm', which is not a column (columns: n, tags); declare the sink's columns with to(..., columns=[...]) or write JSON lines (.jsonl)
+    streamdsl.errors.ConnectorError: CSV output 'out': the record with key 'c' at 3 has field 'm', which is not a column (columns: n, tags); declare the sink's columns with to(..., columns=[...]) or write JSON lines (.jsonl)
     """
 
     def __init__(self, *, name: str = "?", columns: list[str] | None = None,
@@ -213,10 +213,10 @@ class CsvRows:
             else:
                 self.scalar = True
         out = [] if self.header_written else self._start()
-        out.append(front + self._values(v))
+        out.append(front + self._values(v, rec))
         return out
 
-    def _values(self, v: Any) -> list:
+    def _values(self, v: Any, rec: OutputRecord) -> list:
         if self.scalar:
             return [_cell(v)]
         fields = self.fields or []
@@ -224,14 +224,16 @@ class CsvRows:
             return [""] * len(fields)
         if not isinstance(v, dict):
             raise ConnectorError(
-                f"CSV output {self.name!r}: a record's value {v!r} is not a mapping, but the "
-                f"columns are fields ({', '.join(fields)}); write JSON lines (.jsonl)")
+                f"CSV output {self.name!r}: the value of the record with key {rec.key!r} at "
+                f"{rec.timestamp} is not a mapping ({v!r}), but the columns are fields "
+                f"({', '.join(fields)}); write JSON lines (.jsonl)")
         known = self._fields
         for k in v:
             if k not in known:
                 raise ConnectorError(
-                    f"CSV output {self.name!r}: a record has field {str(k)!r}, which is not a "
-                    f"column (columns: {', '.join(fields)}); declare the sink's columns with "
+                    f"CSV output {self.name!r}: the record with key {rec.key!r} at "
+                    f"{rec.timestamp} has field {str(k)!r}, which is not a column (columns: "
+                    f"{', '.join(fields)}); declare the sink's columns with "
                     "to(..., columns=[...]) or write JSON lines (.jsonl)")
         return [_cell(v.get(f)) for f in fields]
 

@@ -105,11 +105,27 @@ def check_writable(path: str) -> str | None:
         return f"{path}: no such directory: {head}"
     if not os.path.isdir(head):
         return f"{path}: {head} is not a directory"
-    if not os.access(head, os.W_OK | os.X_OK):
-        return f"{path}: permission denied (cannot write in {head})"
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        return f"{path}: permission denied"
+    # the partial file is created there and renamed over ``path``: try it (root passes every
+    # permission check, yet cannot create files everywhere)
+    part = partial_path(path)
+    existed = os.path.exists(part)
+    try:
+        with open(part, "ab"):
+            pass
+    except OSError as e:
+        return f"{path}: cannot write in {head}: {_strerror(e)}"
+    if not existed:
+        try:
+            os.unlink(part)
+        except OSError:
+            pass
     return None
+
+
+def _strerror(e: OSError) -> str:
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    return (e.strerror or type(e).__name__).lower() if e.strerror else type(e).__name__
 
 
 def os_error_line(e: OSError, path: str | None = None) -> str:
@@ -118,8 +134,11 @@ def os_error_line(e: OSError, path: str | None = None) -> str:
     what = e.strerror or type(e).__name__
     if isinstance(e, IsADirectoryError):
         what = "is a directory"
-    elif isinstance(e, FileNotFoundError) and path is not None and e.filename != path:
+    elif (isinstance(e, FileNotFoundError) and path is not None and e.filename != path
+          and not os.path.isdir(os.path.dirname(path) or ".")):
         what = f"no such directory: {os.path.dirname(path) or '.'}"
+    elif path is not None and e.filename not in (None, path):
+        what = f"cannot write in {os.path.dirname(path) or '.'}: {_strerror(e)}"
     elif isinstance(e, PermissionError):
         what = "permission denied"
     return f"{where}: {what}" if where else what

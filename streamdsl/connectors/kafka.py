@@ -25,6 +25,8 @@ The local backend's continuous, committing run loop is in ``kafka_run.py``.
 
 from __future__ import annotations
 
+import os
+
 import logging
 import pickle
 import threading
@@ -110,8 +112,11 @@ def kafka_spec(spec: dict | str) -> KafkaSpec:
     """
     d = parse_uri(spec)
     where = f"kafka connector {d.get('topic') or spec!r}"
+    if not d.get("bootstrap_servers"):  # kafka:///TOPIC: the configured brokers
+        d["bootstrap_servers"] = os.environ.get("STREAMDSL_BOOTSTRAP_SERVERS", "")
     if not d.get("bootstrap_servers"):
-        raise ConnectorError(f"{where} needs bootstrap servers: kafka://HOST:PORT/TOPIC")
+        raise ConnectorError(f"{where} needs bootstrap servers: kafka://HOST:PORT/TOPIC, or "
+                             "kafka:///TOPIC with STREAMDSL_BOOTSTRAP_SERVERS set")
     if not d.get("topic"):
         raise ConnectorError(f"{where} needs a topic: kafka://HOST:PORT/TOPIC")
     config = {str(k): str(v) for k, v in (d.get("config") or {}).items()}

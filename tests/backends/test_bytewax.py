@@ -58,9 +58,11 @@ def test_unknown_node_kind_fails_at_compile_time_naming_the_node():
 
 
 def test_options_are_checked():
-    with pytest.raises(TypeError, match="unknown bytewax backend option"):
+    from streamdsl.errors import OptionError
+    with pytest.raises(TypeError, match="backend 'bytewax' has no option 'worker'; did you mean "
+                                        "'workers'"):
         BytewaxBackend(worker=2)
-    with pytest.raises(ValueError, match="workers must be >= 1"):
+    with pytest.raises(OptionError, match="workers must be >= 1"):
         BytewaxBackend(workers=0)
     with pytest.raises(TypeError, match="recovery_dir applies to run"):
         with TestDriver(_counts(), backend="bytewax", recovery_dir="x") as d:

@@ -156,12 +156,14 @@ def test_backend_options_and_engine_arguments(monkeypatch):
     assert sorted(r.stdout.splitlines()) == sorted(base.splitlines())
 
 
-def test_unchecked_options_on_a_backend_that_declares_none(monkeypatch):
+def test_an_option_for_kafka_runs_is_refused_on_a_file_input(monkeypatch):
     monkeypatch.chdir(ROOT)
     r = invoke("run", topo("caterpillars"), "-O", "max_records=5", "-q")
-    assert r.exit_code == 0
-    assert r.stderr == ("warning: backend 'local' declares no options; passing max_records to it "
-                        "unchecked\n")
+    assert r.exit_code == 2
+    assert r.stderr == ("error: --max-records applies to runs that read a Kafka topic; the "
+                        "inputs of this run are not Kafka topics (caterpillars: JSON-lines "
+                        "file)\n")
+    assert r.stdout == ""
 
 
 @pytest.mark.parametrize("name", ["fraud_detection", "orders_payments", "order_enrichment",
