@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import sys
 import time
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import click
 import orjson
@@ -230,7 +231,7 @@ def run_cmd(ctx: click.Context, file: str, backend: str, inputs: tuple[str, ...]
     invalid topology (141 when stdout's reader went away).
     """
     if quiet:
-        _silence_warnings()
+        ctx.with_resource(_silenced())
     cfg: Config = ctx.meta.get(CONFIG_KEY) or Config()
     loaded = load_target(file)
     be = get_backend(backend)
@@ -327,12 +328,21 @@ def run_cmd(ctx: click.Context, file: str, backend: str, inputs: tuple[str, ...]
             echo_err(line)
 
 
-def _silence_warnings() -> None:
-    """``-q``: no Python warnings and no log records below errors (engines log warnings)."""
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    """``-q``: no Python warnings and no log records below errors (engines log warnings),
+    for the command's duration."""
     import logging
     import warnings
-    warnings.simplefilter("ignore")
-    logging.getLogger().setLevel(logging.ERROR)
+    root = logging.getLogger()
+    level = root.level
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            root.setLevel(level)
 
 
 def _applicable(be: Backend, given: dict[str, Any], defaults: dict[str, Any],
