@@ -32,22 +32,35 @@ from typing import IO, Any, Iterable
 
 from ..errors import ConnectorError
 
-__all__ = ["partial_path", "open_partial", "commit", "discard", "file_paths", "check_writable",
+__all__ = ["partial_path", "staged", "open_partial", "commit", "discard", "file_paths", "check_writable",
            "os_error_line"]
 
 
 def partial_path(path: str) -> str:
-    """Where the output ``path`` is written until the run succeeds: ``.NAME.partial`` beside it."""
-    head, tail = os.path.split(os.fspath(path))
+    """Where the output ``path`` is written until the run succeeds: ``.NAME.partial`` beside it
+    (beside the file a symbolic link points to: the rename replaces that file, not the link)."""
+    path = os.fspath(path)
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+    head, tail = os.path.split(path)
     return os.path.join(head, f".{tail}.partial")
+
+
+def staged(path: str) -> bool:
+    """Whether ``path`` is written through a partial file: a regular file or a new one; not a
+    device, a FIFO or the like (``/dev/null``, ``/dev/stdout``), which is written in place."""
+    return not os.path.exists(path) or os.path.isfile(path)
 
 
 def open_partial(path: str, offset: int | None = None) -> IO[bytes]:
     """The partial file of ``path`` opened for writing: new (empty), or with ``offset`` cut back
     to that many bytes and positioned at its end (a resumed run). A resumed run whose partial
-    file is gone (the run it resumes had finished and renamed it) starts from ``path`` itself."""
+    file is gone (the run it resumes had finished and renamed it) starts from ``path`` itself.
+    A path that is not a regular file (``/dev/null``) is opened itself (``staged``)."""
     part = partial_path(path)
     try:
+        if not staged(path):
+            return open(path, "wb")
         if offset is None:
             return open(part, "wb")
         if not os.path.exists(part) and os.path.exists(path):
@@ -69,8 +82,10 @@ def commit(paths: Iterable[str], *, keep_missing: bool = False) -> None:
     for path in paths:
         part = partial_path(path)
         try:
+            if not staged(path):
+                continue  # written in place
             if os.path.exists(part):
-                os.replace(part, path)
+                os.replace(part, os.path.realpath(path) if os.path.islink(path) else path)
             elif not (keep_missing and os.path.exists(path)):
                 open(path, "wb").close()
         except OSError as e:
@@ -101,6 +116,8 @@ def check_writable(path: str) -> str | None:
     head = os.path.dirname(path) or "."
     if os.path.isdir(path):
         return f"{path}: is a directory"
+    if not staged(path):  # a device or a FIFO, written in place
+        return None if os.access(path, os.W_OK) else f"{path}: permission denied"
     if not os.path.exists(head):
         return f"{path}: no such directory: {head}"
     if not os.path.isdir(head):

@@ -12,8 +12,8 @@ import streamdsl as sd
 from streamdsl.backend import get_backend
 from streamdsl.errors import ConnectorError
 
-from .out_helpers import (BACKEND_ARGS, PARSE, invoke, no_partial_files, one_line, streamdsl,
-                          write, write_jsonl)
+from .out_helpers import (BACKEND_ARGS, PARSE, invoke, no_partial_files, one_line,
+                          read_jsonl, streamdsl, write, write_jsonl)
 
 
 @pytest.fixture
@@ -82,3 +82,22 @@ def test_the_python_api_checks_paths_before_running(work, backend):
     with pytest.raises(ConnectorError, match="input in: .*missing.jsonl: no such file"):
         get_backend(backend).run(t.plan(), {"in": str(work / "missing.jsonl")}, {})
     assert not os.path.exists(work / "nodir")
+
+
+@pytest.mark.parametrize("backend", list(BACKEND_ARGS))
+def test_a_device_and_a_link_are_written_through(work, backend):
+    """Only regular files go through a partial file: /dev/null (behind a link giving it an
+    extension) stays the device; a link to a regular file stays a link, its file replaced."""
+    import stat
+    os.symlink("/dev/null", work / "null.jsonl")
+    (work / "real").mkdir()
+    (work / "real" / "out.jsonl").write_text("previous\n")
+    os.symlink(work / "real" / "out.jsonl", work / "link.jsonl")
+    r = invoke("run", "parse.py", "-q", "-i", "in=in.jsonl", "-o", "out=link.jsonl",
+               "--dead-letter", "null.jsonl", *BACKEND_ARGS[backend])
+    assert r.exit_code == 0, r.stderr
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert os.path.islink(work / "null.jsonl") and os.path.islink(work / "link.jsonl")
+    assert [x["value"] for x in read_jsonl(work / "real" / "out.jsonl")] == [{"n": 1}, {"n": 2}]
+    assert not os.path.exists("/dev/.null.partial")
+    assert no_partial_files(work) and no_partial_files(work / "real")

@@ -216,3 +216,27 @@ def test_inputs_declared_in_a_sql_file_are_read_on_every_backend(monkeypatch, ba
     # the windows that passed HAVING count(*) > 3 (ksqlDB writes nothing for the others)
     counts = [json.loads(line)["value"] for line in base.splitlines()]
     assert counts and all(n > 3 for n in counts)
+
+
+def test_progress_bar_of_the_bytes_read(tmp_path, capsys):
+    """With file inputs of known size: a rich.progress bar (total = their bytes) on a terminal,
+    and the part read on plain lines."""
+    from streamdsl.cli.progress import Progress
+    from streamdsl.connectors.progress import tracked
+    from streamdsl.runtime.metrics import Metrics
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"x" * 1000)
+    with open(path, "rb") as f, Progress(tty=True, files=[str(path)]) as p:
+        assert p.total == 1000 and p._bar is not None
+        tracked(f, str(path))
+        f.read(250)
+        p(Metrics(records_in=5))
+        task = p._bar.tasks[0]
+        assert (task.total, task.completed) == (1000, 250)
+    with open(path, "rb") as f, Progress(tty=False, files=[str(path)]) as p:
+        tracked(f, str(path))
+        f.read(500)
+        p(Metrics(records_in=5))
+    assert capsys.readouterr().err.rstrip().endswith("records/s (50% of the input)")
+    with Progress(tty=True, files=[]) as p:   # no file input: a status line, no bar
+        assert p._bar is None and p._live is not None
