@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from streamdsl.errors import StopRun
 from streamdsl.runtime.records import OutputRecord
 
 __all__ = ["LimitReached", "RowPrinter", "push_queries", "streams_rows"]
 
 
-class LimitReached(Exception):
-    """A push query printed the rows its LIMIT asked for: the run ends, successfully."""
+class LimitReached(StopRun):
+    """A push query printed the rows its LIMIT asked for: the run ends, successfully (its file
+    outputs are kept)."""
 
 
 class RowPrinter:

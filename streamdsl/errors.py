@@ -16,6 +16,7 @@ __all__ = [
     "ConnectorError",
     "OutputClosed",
     "OptionError",
+    "StopRun",
     "SQLError",
 ]
 
@@ -98,6 +99,12 @@ class ConnectorError(StreamDSLError):
 class OutputClosed(ConnectorError):
     """An output's reader went away (stdout closed: ``streamdsl run ... | head -1``): the run
     stops, and ``streamdsl run`` ends quietly."""
+
+
+class StopRun(Exception):
+    """Raised by a sink's writer to end a run early and successfully (a push query that has
+    printed its LIMIT rows): the backend stops reading, keeps what was written (file outputs
+    are renamed into place) and lets it propagate to the caller."""
 
 
 class OptionError(StreamDSLError, TypeError):

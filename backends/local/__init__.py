@@ -18,7 +18,7 @@ from streamdsl.backend import (Backend, BackendOption, RunResult, check_options,
 from streamdsl.connectors import (close_all, open_dead_letter_sink, open_sink, open_source,
                                   parse_uri)
 from streamdsl.connectors.files import commit, discard, file_paths
-from streamdsl.errors import ConnectorError
+from streamdsl.errors import ConnectorError, StopRun
 from streamdsl.ir.nodes import NODE_KINDS
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.collector import collector_for_a_run
@@ -247,9 +247,15 @@ class LocalBackend(Backend):
                      and ex.can_feed_items(specs) else None)
             events = (iter(ex.merged({t: open_source(t, spec) for t, spec in specs.items()}))
                       if items is None else iter(()))
-            with collector_for_a_run():
-                _feed(ex, items, events, progress, progress_every)
-                ex.end()
+            try:
+                with collector_for_a_run():
+                    _feed(ex, items, events, progress, progress_every)
+                    ex.end()
+            except StopRun:  # a sink ended the run early, successfully: keep what it wrote
+                close_all(handles, ok=True)
+                commit(paths)
+                ok = True
+                raise
             close_all(handles, ok=True)
             commit(paths)
             ok = True

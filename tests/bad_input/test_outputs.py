@@ -303,3 +303,22 @@ def test_a_sql_varchar_column_keeps_its_text(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.stderr
     assert [x["value"] for x in read_jsonl(r.stdout)] == [
         {"ID": 1, "ZIP": "01234", "AMOUNT": 1.5}, {"ID": 2, "ZIP": "00042", "AMOUNT": 3.0}]
+
+
+def test_a_push_query_limit_ends_the_run_and_keeps_its_files(tmp_path, monkeypatch):
+    """LIMIT ends a run successfully: the persistent query's file output is renamed into place
+    with what it was given before the stop (here all three rows: they are one batch)."""
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "s.jsonl", [{"id": i, "ts": i} for i in (1, 2, 3)])
+    write(tmp_path / "push.sql", '''\
+        CREATE STREAM s (id INT, ts BIGINT)
+            WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', TIMESTAMP='ts', PATH='s.jsonl');
+        CREATE STREAM copy WITH (KAFKA_TOPIC='copy', PATH='copy.jsonl') AS SELECT id FROM s;
+        SELECT id FROM s EMIT CHANGES LIMIT 1;
+        ''')
+    r = invoke("run", "push.sql", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert [x["value"] for x in read_jsonl(r.stdout)] == [{"ID": 1}]
+    assert [x["value"] for x in read_jsonl(tmp_path / "copy.jsonl")] == [
+        {"ID": 1}, {"ID": 2}, {"ID": 3}]
+    assert no_partial_files(tmp_path)
