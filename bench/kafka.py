@@ -90,7 +90,7 @@ def run_kafka_bench(*, n_scale: float = 1.0, reps: int = 3, timeout: float = 180
             for rep in range(reps):
                 out_path = os.path.join(tmp, "out.jsonl")
                 dt, cdt, _ = timed(lambda: backend.run(
-                    plan, {fraud.SOURCE: path}, {fraud.SINK: out_path}))
+                    plan, {fraud.SOURCE: path}, {fraud.SINK: out_path}, optimize=False))
                 seconds["file"].append(dt)
                 cpu["file"].append(cdt)
                 with open(out_path, "rb") as f:
@@ -103,7 +103,8 @@ def run_kafka_bench(*, n_scale: float = 1.0, reps: int = 3, timeout: float = 180
                 src = f"kafka://{bootstrap}/{topic}?group={group}&{GROUP_OPTS}"
                 dst = f"kafka://{bootstrap}/{out_topic}"
                 dt, cdt, _ = timed(lambda: backend.run(
-                    plan, {fraud.SOURCE: src}, {fraud.SINK: dst}, until_idle=0.3))
+                    plan, {fraud.SOURCE: src}, {fraud.SINK: dst}, until_idle=0.3,
+                    optimize=False))
                 seconds["kafka"].append(dt)
                 cpu["kafka"].append(cdt)
                 got = sorted(_from_kafka(k, v) for k, v in _read_topic(bootstrap, out_topic,

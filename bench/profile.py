@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         profiler = Profiler(interval=args.interval)
         profiler.start()
     t0 = time.perf_counter()
-    result = backend.run(plan, spec, {})
+    result = backend.run(plan, spec, {}, optimize=False)
     dt = time.perf_counter() - t0
     if profiler is not None:
         profiler.stop()
