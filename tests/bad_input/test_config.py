@@ -37,7 +37,7 @@ def work(tmp_path, monkeypatch):
     for k in list(os.environ):
         if k.startswith("STREAMDSL_"):
             monkeypatch.delenv(k)
-    write(tmp_path / "copy.py", COPY)
+    write(tmp_path / "copy_topo.py", COPY)
     write(tmp_path / "having.py", HAVING)
     write_jsonl(tmp_path / "in.jsonl", ROWS)
     return tmp_path
@@ -50,7 +50,7 @@ def _topic(kafka: Kafka) -> str:
 
 
 def _run(kafka_topic: str, *args: str, env: dict | None = None, out: str = "out=out.jsonl"):
-    return invoke("run", "copy.py", "-i", f"in=kafka:///{kafka_topic}?{GROUP_OPTS}", "-o", out,
+    return invoke("run", "copy_topo.py", "-i", f"in=kafka:///{kafka_topic}?{GROUP_OPTS}", "-o", out,
                   "--until-idle", "0.3", "-q", *args, env=env)
 
 
@@ -151,7 +151,7 @@ def test_a_checkpoint_written_by_the_cli_resumes_in_python(work, kafka):
 
 
 def test_a_kafka_uri_without_brokers_needs_a_configuration(work):
-    r = invoke("run", "copy.py", "-i", "in=kafka:///payments", "-q")
+    r = invoke("run", "copy_topo.py", "-i", "in=kafka:///payments", "-q")
     assert r.exit_code == 2
     assert one_line(r.stderr) == (
         "error: --input in: 'payments' names no Kafka broker: give kafka://HOST:PORT/payments, "

@@ -242,13 +242,13 @@ def test_the_python_api_keeps_the_previous_file_too(tmp_path):
 
 @pytest.mark.parametrize("backend", list(BACKEND_ARGS))
 def test_a_closed_stdout_ends_the_run_quietly(backend, tmp_path):
-    write(tmp_path / "copy.py", '''\
+    write(tmp_path / "passthrough.py", '''\
         import streamdsl as sd
         topology = sd.Topology("copy")
         topology.stream("in", timestamp="ts").to("out")
         ''')
     write_jsonl(tmp_path / "in.jsonl", [{"i": i, "ts": i} for i in range(20_000)])
-    p = subprocess.Popen([EXE, "run", "copy.py", "-i", "in=in.jsonl", "-q",
+    p = subprocess.Popen([EXE, "run", "passthrough.py", "-i", "in=in.jsonl", "-q",
                           *BACKEND_ARGS[backend]], cwd=tmp_path, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     first = p.stdout.readline()           # `| head -1`
