@@ -1,10 +1,10 @@
 """CSV files with a header row.
 
-Reading: each row is a dict of its cells. A column with a declared type (``columns=`` on
-``topo.stream``/``topo.table``, or a SQL stream's columns) is read as that type; any other cell
-is read as a number or a boolean only when that loses nothing (the text is the number's own
-spelling: ``"12"``, ``"2.5"``, ``"true"``), else kept as text: ``"01234"``, ``"1.50"``,
-``"1e3"``, ``"inf"`` stay strings, and an empty cell is None.
+Reading: each row is a dict of its cells. A column with a declared type (``schema={"zip":
+str}`` on ``topo.stream``/``topo.table``; a SQL stream's VARCHAR columns) is read as that type;
+any other cell is read as a number (``"12"``, ``"2.5"``, ``"1e3"``, ``"inf"``) or a boolean
+(``"true"``, ``"false"``), except a number with a leading zero (``"01234"``, a code that would
+lose its zeros), which stays text as every other cell does; an empty cell is None.
 
 Writing: the columns are ``key, timestamp, window_start, window_end`` and the value's: the
 sink's declared columns (``to(..., columns=[...])``, a SQL sink's columns), else the fields of
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any, Iterator
 
 import orjson
@@ -33,33 +34,33 @@ __all__ = ["read_csv", "CsvSink", "CsvRows", "infer_value", "read_typed", "COLUM
 
 
 def infer_value(s: str) -> Any:
-    """A cell as a number or boolean when that loses nothing, else the text ('' is None).
+    """A cell as a number or a boolean, else its text ('' is None). A number whose integer part
+    has a leading zero stays text: a code (a ZIP code, an account number) would lose its zeros.
 
-    >>> [infer_value(x) for x in ["", "3", "-3", "2.5", "true", "abc"]]
-    [None, 3, -3, 2.5, True, 'abc']
-    >>> [infer_value(x) for x in ["01234", "1.50", "+3", "1e3", "inf", "nan", "True", " 3"]]
-    ['01234', '1.50', '+3', '1e3', 'inf', 'nan', 'True', ' 3']
+    >>> [infer_value(x) for x in ["", "3", "-3", "+3", "2.5", "1.50", "1e3", "inf", "true"]]
+    [None, 3, -3, 3, 2.5, 1.5, 1000.0, inf, True]
+    >>> [infer_value(x) for x in ["01234", "-007", "00.5", "0", "0.5", "True", " 3", "abc"]]
+    ['01234', '-007', '00.5', 0, 0.5, 'True', ' 3', 'abc']
     """
     if s == "":
         return None
-    c = s[0]
-    if c.isdigit() or (c == "-" and len(s) > 1):
-        try:
-            n = int(s)
-        except ValueError:
-            pass
-        else:
-            return n if str(n) == s else s
-        try:
-            f = float(s)
-        except ValueError:
-            return s
-        return f if repr(f) == s else s
     if s == "true":
         return True
     if s == "false":
         return False
-    return s
+    if s != s.strip() or _LEADING_ZERO.match(s):
+        return s
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        return float(s)
+    except ValueError:
+        return s
+
+
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9_]")
 
 
 def read_typed(s: str, kind: str) -> Any:

@@ -460,10 +460,11 @@ class Compiler:
             ts = TimestampReader(reader, rel.timestamp, rel.timestamp_format)
         with self.at(Token("IDENTIFIER", rel.name, line=rel.line, column=rel.column)):
             make = self.topo.stream if rel.kind == "stream" else self.topo.table
-            # a CSV file's cells reach the reader as their text: it reads each as its type
-            texts = {c.name: "str" for c in rel.values if c.type is not None}
+            # a CSV file's cells of text columns are read as text (the reader types the rest)
+            text = {c.name: ("str" if c.type and c.type[0] == "STRING" else None)
+                    for c in rel.values}
             source = make(rel.topic, timestamp=ts, connector=rel.connector,
-                          columns=texts or None)
+                          schema=text if any(text.values()) else None)
             rel.handle = source.map(reader)
         return rel.handle
 

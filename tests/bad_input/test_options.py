@@ -129,7 +129,7 @@ def test_quiet_silences_warnings(work):
         ''')
     loud = streamdsl("run", "noisy.py", "-i", "in=in.jsonl", "--no-progress", cwd=work)
     assert loud.returncode == 0
-    assert "[dead-operator]" in loud.stderr and "UserWarning: deprecated field" in loud.stderr
+    assert "[dead-operator]" in loud.stderr and "deprecated field" in loud.stderr
     quiet = streamdsl("run", "noisy.py", "-i", "in=in.jsonl", "-q", cwd=work)
     assert quiet.returncode == 0
     assert quiet.stderr == ""

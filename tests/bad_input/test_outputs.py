@@ -261,15 +261,15 @@ def test_a_closed_stdout_ends_the_run_quietly(backend, tmp_path):
 
 # ---- what a CSV input reads: typed where declared, never a lossy guess ----------------------
 
-CELLS = "zip,n,price,flag,note,ts\n01234,12,1.50,true,inf,1\n,007,2.5,True,1e3,2\n"
+CELLS = "zip,n,price,flag,note,ts\n01234,12,1.50,true,1e3,1\n,007,2.5,True,-0,2\n"
 
 
-def test_csv_cells_are_numbers_only_when_that_loses_nothing(tmp_path):
+def test_csv_cells_with_a_leading_zero_stay_text(tmp_path):
     from streamdsl.connectors import open_source
     (tmp_path / "in.csv").write_text(CELLS)
     values = [ev.value for ev in open_source("in", str(tmp_path / "in.csv"))]
-    assert values == [{"zip": "01234", "n": 12, "price": "1.50", "flag": True, "note": "inf", "ts": 1},
-                      {"zip": None, "n": "007", "price": 2.5, "flag": "True", "note": "1e3", "ts": 2}]
+    assert values == [{"zip": "01234", "n": 12, "price": 1.5, "flag": True, "note": 1000.0, "ts": 1},
+                      {"zip": None, "n": "007", "price": 2.5, "flag": "True", "note": 0, "ts": 2}]
 
 
 def test_declared_columns_are_read_as_their_types(tmp_path, monkeypatch):
@@ -279,30 +279,33 @@ def test_declared_columns_are_read_as_their_types(tmp_path, monkeypatch):
         import streamdsl as sd
         topology = sd.Topology("typed", on_error="dead-letter")
         (topology.stream("in", timestamp="ts",
-                         columns={"zip": str, "n": int, "price": float, "flag": bool})
+                         schema={"zip": str, "n": int, "price": float, "flag": bool,
+                                 "note": None, "ts": None})
             .to("out"))
         ''')
     r = invoke("run", "typed.py", "-i", "in=in.csv", "--dead-letter", "dl.jsonl", "-q")
     assert r.exit_code == 0, r.stderr
     assert [x["value"] for x in read_jsonl(r.stdout)] == [
-        {"zip": "01234", "n": 12, "price": 1.5, "flag": True, "note": "inf", "ts": 1},
-        {"zip": None, "n": 7, "price": 2.5, "flag": True, "note": "1e3", "ts": 2}]
+        {"zip": "01234", "n": 12, "price": 1.5, "flag": True, "note": 1000.0, "ts": 1},
+        {"zip": None, "n": 7, "price": 2.5, "flag": True, "note": 0, "ts": 2}]
     (dl,) = read_jsonl(tmp_path / "dl.jsonl")
     assert (dl["position"], dl["reason"]) == ("in.csv:4", "column 'n' is declared int, got 'x'")
 
 
 def test_a_sql_varchar_column_keeps_its_text(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "in.csv").write_text("id,zip,amount,ts\n1,01234,1.50,1\n2,00042,3,2\n")
+    (tmp_path / "in.csv").write_text("id,zip,amount,code,ts\n1,01234,1.50,1.50,1\n"
+                                     "2,00042,3,7,2\n")
     write(tmp_path / "zips.sql", '''\
-        CREATE STREAM s (id INT, zip VARCHAR, amount DOUBLE, ts BIGINT)
+        CREATE STREAM s (id INT, zip VARCHAR, amount DOUBLE, code VARCHAR, ts BIGINT)
             WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', TIMESTAMP='ts', PATH='in.csv');
-        CREATE STREAM out WITH (KAFKA_TOPIC='out') AS SELECT id, zip, amount FROM s;
+        CREATE STREAM out WITH (KAFKA_TOPIC='out') AS SELECT id, zip, amount, code FROM s;
         ''')
     r = invoke("run", "zips.sql", "-q")
     assert r.exit_code == 0, r.stderr
     assert [x["value"] for x in read_jsonl(r.stdout)] == [
-        {"ID": 1, "ZIP": "01234", "AMOUNT": 1.5}, {"ID": 2, "ZIP": "00042", "AMOUNT": 3.0}]
+        {"ID": 1, "ZIP": "01234", "AMOUNT": 1.5, "CODE": "1.50"},
+        {"ID": 2, "ZIP": "00042", "AMOUNT": 3.0, "CODE": "7"}]
 
 
 def test_a_push_query_limit_ends_the_run_and_keeps_its_files(tmp_path, monkeypatch):
