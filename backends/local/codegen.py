@@ -181,7 +181,8 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
                     ctxs: dict[str, Any] | None = None) -> Callable | None:
     """Ingest of in-memory items fused with the linear stateless stages after the source,
     producing columns instead of records: ``(items, pos0, bad, fails) -> (keys, values,
-    timestamps, positions)``. None when the source or a stage does not qualify.
+    timestamps, positions)``. None when the source or a stage does not qualify (the source
+    needs a timestamp field, and a key field or no key).
 
     ``chain`` is ``[(owner node name, stage node)]``; ``fails[owner](rec, exc)`` reports a
     stage that raised (as a ``StageError`` naming the stage, with the record it received);
@@ -191,8 +192,12 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     ``ctxs[owner]`` counts what each stage drops (missing fields, null ``group_by`` keys).
     """
     ctxs = ctxs or {}
-    if getattr(source, "table", True) or source.key is None or source.timestamp is None \
-            or not isinstance(source.key.expr, Col) or not isinstance(source.timestamp.expr, Col):
+    if getattr(source, "table", True) or source.timestamp is None \
+            or not isinstance(source.timestamp.expr, Col):
+        return None
+    # a key field, or no key at all (a keyless source: a plain item's key is None)
+    keyless = source.key is None
+    if not keyless and not isinstance(source.key.expr, Col):
         return None
     if not all(isinstance(st, LINEAR) for _, st in chain):
         return None
@@ -219,9 +224,10 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
             "    for v in items:",
             "        i += 1",
             "        if type(v) is dict and 'value' not in v:",
-            f"            k = v.get({source.key.expr.name!r}, missing)",
+            "            k = None" if keyless else f"            k = v.get({source.key.expr.name!r}, missing)",
             f"            ts = v.get({source.timestamp.expr.name!r})",
-            "            if k is missing or type(ts) is not int or not 0 <= ts < MAX_TS:",
+            ("            if type(ts) is not int or not 0 <= ts < MAX_TS:" if keyless else
+             "            if k is missing or type(ts) is not int or not 0 <= ts < MAX_TS:"),
             "                rec = slow(v, i, bad)",
             "                if rec is None:",
             "                    continue",
@@ -245,19 +251,20 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     # expressions were inlined (no user code: nothing to run twice) as comprehensions; any
     # other run takes the loop above.
     cols = _columnar_stages(chain, env, counter, ctxs)
-    kf, tf = source.key.expr.name, source.timestamp.expr.name
-    env.update(_kget=operator.itemgetter(kf), _tget=operator.itemgetter(tf),
-               _contains=operator.contains, _repeat=itertools.repeat, _compress=itertools.compress,
-               _dict=dict, _int=int)
+    tf = source.timestamp.expr.name
+    fields = {tf} if keyless else {source.key.expr.name, tf}
+    env.update(_kget=None if keyless else operator.itemgetter(source.key.expr.name),
+               _tget=operator.itemgetter(tf), _contains=operator.contains,
+               _repeat=itertools.repeat, _compress=itertools.compress, _dict=dict, _int=int)
     # A dict with "value" and no keys but key/value/timestamp is an envelope (memory
     # connector); one with a key or timestamp field of another name cannot be.
     envelope = "not any(map(_contains, items, _repeat('value', n)))"
-    plain = ("True" if not {kf, tf} <= {"key", "value", "timestamp"} else envelope)
+    plain = ("True" if not fields <= {"key", "value", "timestamp"} else envelope)
     fast = ["def columns(items, pos0, bad, fails):",
             "    n = len(items)",
             f"    if n and list(map(type, items)).count(_dict) == n and {plain}:",
             "        try:",
-            "            ks = list(map(_kget, items))",
+            "            ks = [None] * n" if keyless else "            ks = list(map(_kget, items))",
             "            tss = list(map(_tget, items))",
             "        except KeyError:",
             "            return ingest_columns(items, pos0, bad, fails)",

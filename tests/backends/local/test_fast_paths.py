@@ -391,7 +391,8 @@ ingest_items = st.one_of(
 def check_columnar_ingest(data: st.DataObject) -> None:
     names = data.draw(st.lists(st.sampled_from(sorted(STAGES)), max_size=3))
     t = sd.Topology("ci")
-    s = t.stream("in", key="k", timestamp="ts")
+    # a key field, or a keyless source (a plain item's key is None)
+    s = t.stream("in", key=data.draw(st.sampled_from(["k", None])), timestamp="ts")
     for n in names:
         s = STAGES[n](s)
     s.group_by_key().count().to_stream().to("out")
