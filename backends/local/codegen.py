@@ -16,7 +16,7 @@ import math
 import operator
 from typing import Any, Callable
 
-from streamdsl.expr import BinOp, Col, Func, KeyRef, Lit, Not, _get
+from streamdsl.expr import BinOp, Case, Col, Func, KeyRef, Lit, Not, _get
 from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
 from streamdsl.runtime.ingest import BadRecord, make_ingest, to_event
 from streamdsl.runtime.records import OutputRecord, Record
@@ -28,6 +28,7 @@ from streamdsl.timeutil import MAX_TIMESTAMP
 __all__ = ["compile_batch", "compile_columns", "compile_tail", "expr_source"]
 
 _INLINE_CMP = {"==", "!=", "<", "<=", ">", ">=", "-", "*"}
+_INLINE_OTHER = {"+", "/", "//", "%", "and", "or"}
 
 
 def _call_inline(fn: Any, i: int, env: dict, counter: list[int]) -> str:
@@ -166,14 +167,49 @@ def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
         counter[0] += 1  # through a name: ``1 is None`` is a SyntaxWarning
         op = "is" if e.name == "is_null" else "is not"
         return f"((_i{counter[0]} := {inner}) {op} None)"
-    if isinstance(e, BinOp) and e.op in _INLINE_CMP:
+    if isinstance(e, Func) and e.name == "isin" and len(e.args) == 2 \
+            and isinstance(e.args[1], Lit):
+        inner = expr_source(e.args[0], env, counter)
+        values = expr_source(e.args[1], env, counter)
+        if inner is None or values is None:
+            return None
+        counter[0] += 1
+        return f"(None if (_i{counter[0]} := {inner}) is None else _i{counter[0]} in {values})"
+    if isinstance(e, Case):
+        # CASE WHEN c THEN v ... ELSE o END: the first condition that is true (not None,
+        # truthy), each evaluated only if the ones before were not
+        other = expr_source(e.otherwise, env, counter)
+        if other is None:
+            return None
+        src = other
+        for cond, value in reversed(e.whens):
+            c, v = expr_source(cond, env, counter), expr_source(value, env, counter)
+            if c is None or v is None:
+                return None
+            counter[0] += 1
+            w = f"_w{counter[0]}"
+            src = f"({v} if ({w} := {c}) is not None and {w} else {src})"
+        return src
+    if isinstance(e, BinOp) and (e.op in _INLINE_CMP or e.op in _INLINE_OTHER):
         left = expr_source(e.left, env, counter)
         right = expr_source(e.right, env, counter)
         if left is None or right is None:
             return None
         counter[0] += 1
         a, b = f"_a{counter[0]}", f"_b{counter[0]}"
-        return f"(None if ({a} := {left}) is None or ({b} := {right}) is None else {a} {e.op} {b})"
+        if e.op == "and":  # three-valued, as BinOp.compile: False wins, then None
+            return (f"(False if ({a} := {left}) is False else (False if ({b} := {right}) is False "
+                    f"else (None if {a} is None or {b} is None else (bool({a}) and bool({b})))))")
+        if e.op == "or":  # True wins, then None
+            return (f"(True if ({a} := {left}) is not None and {a} else (True if ({b} := {right}) "
+                    f"is not None and {b} else (None if {a} is None or {b} is None else False)))")
+        guard = f"({a} := {left}) is None or ({b} := {right}) is None"
+        if e.op == "+":  # a string on either side concatenates
+            return (f"(None if {guard} else (f'{{{a}}}{{{b}}}' if isinstance({a}, str) or "
+                    f"isinstance({b}, str) else {a} + {b}))")
+        if e.op in ("/", "//", "%"):  # by zero: None
+            return f"(None if {guard} else (None if {b} == 0 else {a} {e.op} {b}))"
+        return f"(None if {guard} else {a} {e.op} {b})"
     return None
 
 
