@@ -4,7 +4,8 @@ into one Python loop per batch (``exec`` of our own templates; user code is only
 Each generated function is a fast path registered in ``fastpaths.py`` with the kernel rule it
 must equal (``streamdsl/runtime``): ``compile_batch`` equals ``StatelessProcessor.process_batch``,
 ``compile_columns`` equals ``ingest.make_ingest_items`` then each stage, ``compile_tail`` equals
-each operator's ``process_batch`` then the sink. Expressions are inlined as Python source with
+each operator's ``process_batch`` then the sink, ``compile_agg`` equals the kernel's ``AggOps``
+of an ``agg(...)``. Expressions are inlined as Python source with
 ``Expr.compile``'s semantics (``expr_source``; tests/backends/local/test_expr_inline.py checks
 them against ``Expr.compile``).
 """
@@ -17,7 +18,10 @@ import operator
 from typing import Any, Callable
 
 from streamdsl.expr import BinOp, Case, Col, Func, KeyRef, Lit, Not, _get
+from streamdsl.ir.aggregators import Aggregator
 from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
+from streamdsl.runtime.aggregation import _MISSING as _AGG_MISSING
+from streamdsl.runtime.aggregation import AggOps, build_agg_ops
 from streamdsl.runtime.ingest import BadRecord, make_ingest, to_event
 from streamdsl.runtime.records import OutputRecord, Record
 from streamdsl.runtime.drops import Drops
@@ -25,7 +29,7 @@ from streamdsl.runtime.stateless import (IDENTITY_KINDS, LINEAR, StageError, cal
                                          drop_lines, pair, received)
 from streamdsl.timeutil import MAX_TIMESTAMP
 
-__all__ = ["compile_batch", "compile_columns", "compile_tail", "expr_source"]
+__all__ = ["compile_batch", "compile_columns", "compile_tail", "compile_agg", "expr_source"]
 
 _INLINE_CMP = {"==", "!=", "<", "<=", ">", ">=", "-", "*"}
 _INLINE_OTHER = {"+", "/", "//", "%", "and", "or"}
@@ -432,3 +436,77 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False,
              "    return out"]
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     return env["tail"]
+
+
+#: The ``agg(...)`` field kinds ``compile_agg`` writes inline (``first``/``last`` without ``n``).
+AGG_INLINE = ("count", "sum", "min", "max", "avg", "first", "last")
+
+
+def compile_agg(spec: Aggregator) -> AggOps | None:
+    """The kernel's ``AggOps`` of an ``agg(...)`` whose fields are all ``AGG_INLINE`` kinds,
+    with ``add`` and ``result`` generated as one function each (the fields' expressions
+    inlined, each field's rule written out) instead of a call per field; ``init``,
+    ``subtract`` and ``merge`` are the kernel's. None for any other aggregation.
+
+    Equal to ``streamdsl.runtime.aggregation.AggOps`` (``build_agg_ops``): the same state
+    (a list, one entry per field, each in the kernel's form), the same result dict, the fields'
+    functions called in the same order and only when the kernel calls them (``first`` reads its
+    field only until it has a value), so a function that raises raises at the same field
+    (tests/backends/local/test_fast_paths.py, ``agg-inline``).
+    """
+    if spec.kind != "agg" or not spec.fields:
+        return None
+    for _, a in spec.fields:
+        if a.kind not in AGG_INLINE or (a.kind in ("first", "last") and a.option("n") is not None):
+            return None
+    env: dict[str, Any] = {"MISSING": _AGG_MISSING, "_get": _get}
+    counter = [0]
+    n = len(spec.fields)
+    names = ", ".join(f"s{i}" for i in range(n)) + ","
+    add = ["def add(s, v):", "    k = None", f"    {names} = s"]
+    result = ["def result(s):", f"    {names} = s", "    return {"]
+    for i, (name, a) in enumerate(spec.fields):
+        s, x, new = f"s{i}", f"x{i}", f"n{i}"
+        get = None
+        if a.fn is not None:
+            get = expr_source(a.fn.expr, env, counter) if a.fn.expr is not None else None
+            if get is None:
+                env[f"g{i}"] = a.fn.compile_value()
+                get = f"g{i}(v)"
+        kind = a.kind
+        if kind == "count" and get is None:
+            add.append(f"    {new} = {s} + 1")
+        elif kind == "first":
+            ignore = bool(a.option("ignore_nulls"))
+            add += [f"    if {s} is not MISSING:", f"        {new} = {s}", "    else:",
+                    f"        {x} = {get}",
+                    f"        {new} = MISSING if {x} is None else {x}" if ignore else
+                    f"        {new} = {x}"]
+        else:
+            add.append(f"    {x} = {get}")
+            rule = {
+                "count": f"{s} + 1",
+                "sum": f"({x} if {s} is None else {s} + {x})",
+                # min(s, x) and max(s, x) keep s unless x < s (x > s)
+                "min": f"({x} if {s} is None else ({x} if {x} < {s} else {s}))",
+                "max": f"({x} if {s} is None else ({x} if {x} > {s} else {s}))",
+                "avg": f"({s}[0] + {x}, {s}[1] + 1)",
+            }.get(kind)
+            if kind == "last":
+                ignore = bool(a.option("ignore_nulls"))
+                add.append(f"    {new} = {s} if {x} is None else {x}" if ignore else
+                           f"    {new} = {x}")
+            else:
+                add.append(f"    {new} = {s} if {x} is None else {rule}")
+        shown = {"avg": f"({s}[0] / {s}[1]) if {s}[1] else None",
+                 "first": f"None if {s} is MISSING else {s}",
+                 "last": f"None if {s} is MISSING else {s}"}.get(kind, s)
+        result.append(f"        {name!r}: {shown},")
+    add.append(f"    return [{', '.join(f'n{i}' for i in range(n))}]")
+    result.append("    }")
+    exec("\n".join(add), env)  # noqa: S102 - our own template; user code is only called
+    exec("\n".join(result), env)  # noqa: S102
+    ops = build_agg_ops(spec)
+    ops.add = env["add"]
+    ops.result = env["result"]
+    return ops
