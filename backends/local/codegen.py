@@ -75,8 +75,7 @@ def _indent(lines: list[str], by: str = "        ") -> list[str]:
     return [by + x for x in lines]
 
 
-def compile_batch(node: Node, ctx: Any = None
-                  ) -> Callable[[list[Record], Callable], list[Record]] | None:
+def compile_batch(node: Node, ctx: Any = None, seqs: bool = False) -> Callable | None:
     """A generated ``(records, fail) -> outputs`` for a stateless node or fused chain, or None
     when the node is not a chain of the linear kinds (the caller loops over ``stateless_fn``).
 
@@ -86,19 +85,24 @@ def compile_batch(node: Node, ctx: Any = None
     ``StageError`` naming the stage, exactly as the record-at-a-time function reports it;
     dropped records are counted in ``ctx`` (the processor's ``OpContext``) as the kernel's
     ``stateless_fn(node, ctx)`` counts them.
+
+    With ``seqs``: ``(records, fail, seqs) -> (outputs, their seqs)``, each output carrying
+    the sequence number of the input record it comes from (the batch of a node upstream of an
+    operator with several inputs, whose records are merged back by those numbers).
     """
     if node.kind in IDENTITY_KINDS:
-        return lambda recs, fail: recs
+        return (lambda recs, fail, sq: (recs, sq)) if seqs else (lambda recs, fail: recs)
     stages = node.stages if isinstance(node, Fused) else (node,)
     if not (all(isinstance(st, LINEAR) for st in stages[:-1])
             and isinstance(stages[-1], LINEAR + (FlatMap, FlatMapKV))):
         return None
     env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
-                           "received": received, "_get": _get}
-    body = ["def fused_batch(recs, fail):",
+                           "received": received, "_get": _get, "_zip": zip}
+    body = ["def fused_batch(recs, fail, seqs=None):" if seqs else "def fused_batch(recs, fail):",
             "    out = []",
             "    append = out.append",
-            "    for rec in recs:",
+            *(["    oseqs = []", "    sappend = oseqs.append",
+               "    for rec, sq in _zip(recs, seqs):"] if seqs else ["    for rec in recs:"]),
             "        k = rec.key",
             "        v = rec.value"]
     changed = False
@@ -123,6 +127,8 @@ def compile_batch(node: Node, ctx: Any = None
                       "xs = [] if xs is None else list(xs)"])
             body.append("        ts, w, o = rec.ts, rec.window, rec.origin")
             body.append("        out.extend([Record(k, x, ts, w, o) for x in xs])")
+            if seqs:
+                body.append("        oseqs.extend([sq] * len(xs))")
             break
         elif isinstance(st, FlatMapKV):
             env[f"s{i}"] = st
@@ -130,11 +136,15 @@ def compile_batch(node: Node, ctx: Any = None
                       f"xs = [] if xs is None else [pair(kv, s{i}) for kv in xs]"])
             body.append("        ts, w, o = rec.ts, rec.window, rec.origin")
             body.append("        out.extend([Record(a, b, ts, w, o) for a, b in xs])")
+            if seqs:
+                body.append("        oseqs.extend([sq] * len(xs))")
             break
     else:
         body.append("        append(Record(k, v, rec.ts, rec.window, rec.origin))" if changed
                     else "        append(rec)")
-    body.append("    return out")
+        if seqs:
+            body.append("        sappend(sq)")
+    body.append("    return out, oseqs" if seqs else "    return out")
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     return env["fused_batch"]
 
@@ -207,7 +217,9 @@ def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
         if e.op == "or":  # True wins, then None
             return (f"(True if ({a} := {left}) is not None and {a} else (True if ({b} := {right}) "
                     f"is not None and {b} else (None if {a} is None or {b} is None else False)))")
-        guard = f"({a} := {left}) is None or ({b} := {right}) is None"
+        # both sides evaluated before the null check (`|`, not `or`), as BinOp.compile calls
+        # both: a right side that raises raises even when the left is None
+        guard = f"(({a} := {left}) is None) | (({b} := {right}) is None)"
         if e.op == "+":  # a string on either side concatenates
             return (f"(None if {guard} else (f'{{{a}}}{{{b}}}' if isinstance({a}, str) or "
                     f"isinstance({b}, str) else {a} + {b}))")

@@ -100,9 +100,13 @@ _LINEAR_KINDS = ("Filter", "Map", "KeyBy", "MapKV", "Peek", "FlatMap", "FlatMapK
                  *IDENTITY_KINDS)
 
 
-def _stateless_batch(proc: StatelessProcessor) -> Callable:
-    fn = codegen.compile_batch(proc.node, proc.ctx)
+def _stateless_batch(proc: StatelessProcessor, seqs: bool = False) -> Callable:
+    """``(port, records, fail) -> outputs``; with ``seqs``, ``(port, records, fail, seqs) ->
+    (outputs, the sequence number of each one's input)``."""
+    fn = codegen.compile_batch(proc.node, proc.ctx, seqs=seqs)
     assert fn is not None
+    if seqs:
+        return lambda port, recs, fail, sq: fn(recs, fail, sq)
     return lambda port, recs, fail: fn(recs, fail)
 
 

@@ -83,6 +83,8 @@ def _inline(e: Expr):
 @example(e=BinOp("+", Col("a"), Lit(1)), k=None, v={"a": "x"})      # concatenation
 @example(e=BinOp("%", Col("a"), Lit(0.0)), k=None, v={"a": 3})       # by zero: None
 @example(e=Func("isin", (Col("a"), Lit((1, "x")))), k=None, v={"a": 1.0})
+# a comparison evaluates both sides first: None == (a raising side) raises
+@example(e=BinOp("==", Col("a"), BinOp("<", KeyRef(), Lit(""))), k=False, v=None)
 @given(e=exprs, k=scalars, v=values)
 def test_inlined_expression_equals_expr_compile(e, k, v):
     fn = _inline(e)

@@ -150,6 +150,23 @@ def check_stateless_batch(data: st.DataObject) -> None:
         got += fast("in", chunk, got_fail)
     assert (_sig(got), got_failed, _counts(got_metrics)) == \
         (_sig(ref), ref_failed, _counts(ref_metrics)), names
+    # carrying sequence numbers (upstream of an operator with several inputs): the same
+    # outputs, each with its input's number (the reference: one input record at a time)
+    seq_metrics = Metrics()
+    with_seqs = fp.build(make_processor(node, seq_metrics), seqs=True)
+    seqs = sorted(data.draw(st.lists(st.integers(0, 1_000), min_size=len(recs),
+                                     max_size=len(recs), unique=True)))
+    one = make_processor(node, Metrics())
+    ref_seqs, got, got_seqs = [], [], []
+    got_failed.clear()
+    for rec, sq in zip(recs, seqs):
+        ref_seqs += [sq] * len(fp.reference(one, "in", [rec], lambda r, e: None))
+    for chunk in _chunks(list(range(len(recs))), data.draw(cuts)):
+        outs, oseqs = with_seqs("in", [recs[i] for i in chunk], got_fail, [seqs[i] for i in chunk])
+        got += outs
+        got_seqs += oseqs
+    assert (_sig(got), got_seqs, got_failed, _counts(seq_metrics)) == \
+        (_sig(ref), ref_seqs, ref_failed, _counts(ref_metrics)), names
 
 
 # ---- tumbling windows --------------------------------------------------------------------------
