@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections import deque
+from operator import itemgetter
 from typing import Any, Callable
 
 from .generator import Config, max_auction_length_ms
@@ -90,15 +92,15 @@ def q4(inp: dict, cfg: Config) -> Out:
     after = max_auction_length_ms(cfg)   # a bid matches auctions at most this much older
     late_auction = after + GRACE_MS
     late_bid = GRACE_MS
-    keep = after + GRACE_MS             # a buffered record is useless once older than this
+    keep = after + GRACE_MS             # a buffered record can match nothing once older
     auctions: dict[int, list] = {}      # auction id -> [(ts, seq, auction)]
-    bids: dict[int, list] = {}          # auction id -> [(ts, seq, bid)]
-    fifo: list = []                     # (ts, side, id) of buffered records, for expiry
+    bids: dict[int, deque] = {}         # auction id -> deque of (ts, seq, bid), arrival order
     winning: dict[int, tuple] = {}      # auction id -> (final, category, ts)
     by_category: dict[int, list] = {}   # category -> [sum, count, ts]
     out = []
     st = _NEG
     seq = 0
+    by_ts = itemgetter(0, 1)
     for topic, e in _merged(inp["auction"], inp["bid"]):
         t = e["dateTime"]
         if t > st:
@@ -109,13 +111,21 @@ def q4(inp: dict, cfg: Config) -> Out:
             k = e["id"]
             auctions.setdefault(k, []).append((t, seq, e))
             partners = [x for x in bids.get(k, ()) if t <= x[0] <= t + after]
-            pairs = [(e, x[2], x[0]) for x in sorted(partners, key=lambda x: (x[0], x[1]))]
+            if len(partners) > 1:
+                partners.sort(key=by_ts)
+            pairs = [(e, x[2], x[0]) for x in partners]
         else:
             k = e["auction"]
-            bids.setdefault(k, []).append((t, seq, e))
+            mine = bids.get(k)
+            if mine is None:
+                mine = bids[k] = deque()
+            while mine and mine[0][0] + keep < st:  # the oldest arrivals, expired
+                mine.popleft()
+            mine.append((t, seq, e))
             partners = [x for x in auctions.get(k, ()) if t - after <= x[0] <= t]
-            pairs = [(x[2], e, x[0]) for x in sorted(partners, key=lambda x: (x[0], x[1]))]
-        heapq.heappush(fifo, (t, seq, topic, k))
+            if len(partners) > 1:
+                partners.sort(key=by_ts)
+            pairs = [(x[2], e, x[0]) for x in partners]
         seq += 1
         for a, b, pt in pairs:
             if b["dateTime"] > a["expires"]:
@@ -130,22 +140,18 @@ def q4(inp: dict, cfg: Config) -> Out:
             g = by_category.get(new[1])
             if g is None:
                 g = by_category[new[1]] = [0, 0, new[2]]
-            else:
-                g[2] = max(g[2], new[2])
+            elif new[2] > g[2]:
+                g[2] = new[2]
             if old is not None:  # the old row leaves, the new one enters: one update
                 g[0] -= old[0]
                 g[1] -= 1
             g[0] += new[0]
             g[1] += 1
             out.append((new[1], {"avg": g[0] / g[1]}, g[2], None))
-        while fifo and fifo[0][0] + keep < st:
-            _, s, side, kk = heapq.heappop(fifo)
-            buf = auctions if side == 0 else bids
-            lst = [x for x in buf[kk] if x[1] != s]
-            if lst:
-                buf[kk] = lst
-            else:
-                del buf[kk]
+        if seq % 20_000 == 0:  # now and then, forget what can no longer match
+            bound = st - keep
+            auctions = {a: lst for a, lst in auctions.items() if max(x[0] for x in lst) >= bound}
+            bids = {a: dq for a, dq in bids.items() if dq and max(x[0] for x in dq) >= bound}
     return out
 
 
