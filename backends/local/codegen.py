@@ -21,7 +21,7 @@ from streamdsl.expr import BinOp, Case, Col, Func, KeyRef, Lit, Not, _get
 from streamdsl.ir.aggregators import Aggregator
 from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
 from streamdsl.runtime.aggregation import _MISSING as _AGG_MISSING
-from streamdsl.runtime.aggregation import AggOps, build_agg_ops
+from streamdsl.runtime.aggregation import AggOps, _no_subtract, build_agg_ops
 from streamdsl.runtime.ingest import BadRecord, make_ingest, to_event
 from streamdsl.runtime.records import OutputRecord, Record
 from streamdsl.runtime.drops import Drops
@@ -456,9 +456,9 @@ AGG_INLINE = ("count", "sum", "min", "max", "avg", "first", "last")
 
 def compile_agg(spec: Aggregator) -> AggOps | None:
     """The kernel's ``AggOps`` of an ``agg(...)`` whose fields are all ``AGG_INLINE`` kinds,
-    with ``add`` and ``result`` generated as one function each (the fields' expressions
-    inlined, each field's rule written out) instead of a call per field; ``init``,
-    ``subtract`` and ``merge`` are the kernel's. None for any other aggregation.
+    with ``add``, ``subtract`` and ``result`` generated as one function each (the fields'
+    expressions inlined, each field's rule written out) instead of a call per field; ``init``
+    and ``merge`` are the kernel's. None for any other aggregation.
 
     Equal to ``streamdsl.runtime.aggregation.AggOps`` (``build_agg_ops``): the same state
     (a list, one entry per field, each in the kernel's form), the same result dict, the fields'
@@ -471,11 +471,12 @@ def compile_agg(spec: Aggregator) -> AggOps | None:
     for _, a in spec.fields:
         if a.kind not in AGG_INLINE or (a.kind in ("first", "last") and a.option("n") is not None):
             return None
-    env: dict[str, Any] = {"MISSING": _AGG_MISSING, "_get": _get}
+    env: dict[str, Any] = {"MISSING": _AGG_MISSING, "_get": _get, "_nosub": _no_subtract}
     counter = [0]
     n = len(spec.fields)
     names = ", ".join(f"s{i}" for i in range(n)) + ","
     add = ["def add(s, v):", "    k = None", f"    {names} = s"]
+    sub = ["def subtract(s, v):", "    k = None", f"    {names} = s"]
     result = ["def result(s):", f"    {names} = s", "    return {"]
     for i, (name, a) in enumerate(spec.fields):
         s, x, new = f"s{i}", f"x{i}", f"n{i}"
@@ -510,15 +511,27 @@ def compile_agg(spec: Aggregator) -> AggOps | None:
                            f"    {new} = {x}")
             else:
                 add.append(f"    {new} = {s} if {x} is None else {rule}")
+        # subtract (a re-grouped table's old row): count, sum and avg undo, the others raise
+        # as the kernel's (at this field, after the fields before it)
+        if kind == "count" and get is None:
+            sub.append(f"    {new} = {s} - 1")
+        elif kind in ("count", "sum", "avg"):
+            undo = {"count": f"{s} - 1", "sum": f"(-{x} if {s} is None else {s} - {x})",
+                    "avg": f"({s}[0] - {x}, {s}[1] - 1)"}[kind]
+            sub += [f"    {x} = {get}", f"    {new} = {s} if {x} is None else {undo}"]
+        else:
+            sub.append(f"    {new} = _nosub({s}, v)")
         shown = {"avg": f"({s}[0] / {s}[1]) if {s}[1] else None",
                  "first": f"None if {s} is MISSING else {s}",
                  "last": f"None if {s} is MISSING else {s}"}.get(kind, s)
         result.append(f"        {name!r}: {shown},")
     add.append(f"    return [{', '.join(f'n{i}' for i in range(n))}]")
+    sub.append(f"    return [{', '.join(f'n{i}' for i in range(n))}]")
     result.append("    }")
-    exec("\n".join(add), env)  # noqa: S102 - our own template; user code is only called
-    exec("\n".join(result), env)  # noqa: S102
+    for fn in (add, sub, result):
+        exec("\n".join(fn), env)  # noqa: S102 - our own template; user code is only called
     ops = build_agg_ops(spec)
     ops.add = env["add"]
+    ops.subtract = env["subtract"]
     ops.result = env["result"]
     return ops

@@ -451,7 +451,7 @@ FAST_PATHS: tuple[FastPath, ...] = (
     FastPath("agg-inline", ("Aggregate", "TableAggregate"), AGG_OPS, build_agg_ops,
              lambda node, port: codegen.compile_agg(node.aggregator) is not None,
              codegen.compile_agg,
-             "an agg(...) of count/sum/min/max/avg/first/last: its add and result generated as "
+             "an agg(...) of count/sum/min/max/avg/first/last: its add, subtract and result generated as "
              "one function each, the fields' expressions inlined"),
     FastPath("ordered-run-merge", ("Source",), MERGE, merge_inputs,
              lambda node, port: isinstance(node, Source), merge.merge_runs,

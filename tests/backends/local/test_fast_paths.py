@@ -550,7 +550,8 @@ AGG_FIELDS = {
     "key-expr": sd.key(),   # no key inside an aggregation: None, as compile_value gives
 }
 agg_values = st.one_of(
-    st.builds(lambda v, w: {"v": v, "w": w}, small | st.sampled_from(["x", 2.5, float("nan")]),
+    st.builds(lambda v, w: {"v": v, "w": w},
+              small | st.sampled_from(["x", 2.5, float("nan"), 1.0, True]),  # 1 == 1.0 == True
               small),
     st.just({"w": 1}), st.just(3), st.just({"v": 7, "w": 0}))
 
@@ -575,16 +576,24 @@ def _outcome(fn, *args):
 
 
 def check_agg_inline(data: st.DataObject) -> None:
-    """The generated add and result against the kernel's, over a sequence of values (a raising
-    add leaves the state as it was), and merged states (sessions) through both."""
+    """The generated add, subtract and result against the kernel's, over a sequence of values
+    (a raising call leaves the state as it was), and merged states (sessions) through both;
+    three aggregations per example."""
+    for _ in range(3):
+        _check_agg_inline(data)
+
+
+def _check_agg_inline(data: st.DataObject) -> None:
     spec = _agg_spec(data)
     fp = fastpaths.find("agg-inline", _agg_node(spec))
     got_ops, ref_ops = fp.build(spec), fp.reference(spec)
     states = []
     got, ref = got_ops.init(), ref_ops.init()
     for v in data.draw(st.lists(agg_values, max_size=12)):
-        g, r = _outcome(got_ops.add, got, v), _outcome(ref_ops.add, ref, v)
-        assert repr(g) == repr(r), (spec.describe(), v)
+        op = "subtract" if data.draw(st.booleans()) else "add"  # subtract: a table's old row
+        g = _outcome(getattr(got_ops, op), got, v)
+        r = _outcome(getattr(ref_ops, op), ref, v)
+        assert repr(g) == repr(r), (spec.describe(), op, v)
         if r[0] == "ok":
             got, ref = g[1], r[1]
             states.append(ref)
@@ -666,3 +675,17 @@ def test_columnar_ingest_counts_what_its_comprehensions_drop(names):
         assert [(r.key, r.ts) for r in recs] == list(zip(ks, tss))
         assert _counts(got_metrics) == _counts(ref_metrics)
         assert ref_metrics.missing_field > 0
+
+
+def test_agg_inline_keeps_the_kernels_choice_between_equal_values():
+    """min and max keep the value they have unless the new one is strictly smaller (larger),
+    as the builtins do: 1, 1.0 and True are equal and told apart only by their type."""
+    from streamdsl.ir.aggregators import Aggregator, agg_func
+    spec = Aggregator("agg", fields=tuple((k, agg_func(k, "v")) for k in ("min", "max")))
+    fp = fastpaths.find("agg-inline", _agg_node(spec))
+    for seq in ([1, 1.0, True], [True, 1.0, 1], [1.0, 2, 2.0, 0, False]):
+        got, ref = fp.build(spec), fp.reference(spec)
+        g, r = got.init(), ref.init()
+        for v in seq:
+            g, r = got.add(g, {"v": v}), ref.add(r, {"v": v})
+            assert repr(got.result(g)) == repr(ref.result(r)), seq
