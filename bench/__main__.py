@@ -1,6 +1,7 @@
 """``python -m bench`` (``make bench``): run the workloads, write results.json, print the table.
 
 Each workload runs in a subprocess of its own (``python -m bench.worker``); see docs/performance.md.
+``python -m bench nexmark`` runs the Nexmark suite alone (one workload per query).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import time
 
 from .report import print_tables
 from .worker import IMPLS, environment
-from .workloads import WORKLOADS
+from .workloads import WORKLOADS, nexmark
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-ALL = [*WORKLOADS, "fraud-memory", "kafka"]
+#: The Nexmark suite: one workload per query (bench/nexmark), named together "nexmark".
+NEXMARK = list(nexmark())
+ALL = [*WORKLOADS, "fraud-memory", "kafka", *NEXMARK]
+SUITES = {"nexmark": NEXMARK}
 
 
 def _git_commit() -> str | None:
@@ -66,8 +70,11 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    ap.add_argument("--workloads", default=",".join(ALL),
-                    help=f"comma-separated, from: {', '.join(ALL)} (default: all)")
+    ap.add_argument("suite", nargs="?", choices=sorted(SUITES),
+                    help="run one suite alone (nexmark: every Nexmark query)")
+    ap.add_argument("--workloads", default=None,
+                    help=f"comma-separated, from: {', '.join(ALL)}, or a suite "
+                         f"({', '.join(SUITES)}) (default: all)")
     ap.add_argument("--n-scale", type=float, default=1.0,
                     help="multiply every input size (e.g. 0.001 for a smoke run)")
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions (median; default 3)")
@@ -76,10 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS runs")
     ap.add_argument("--timeout", type=float, default=1800.0,
                     help="seconds allowed to one measured run")
-    ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    ap.add_argument("--out", default=None,
+                    help="default bench/results.json (a suite: bench/results-SUITE.json)")
     ap.add_argument("--verbose", "-v", action="store_true", help="show each run as it goes")
     args = ap.parse_args(argv)
-    names = [s.strip() for s in args.workloads.split(",") if s.strip()]
+    if args.suite and args.workloads:
+        ap.error("give a suite or --workloads, not both")
+    if args.out is None:
+        args.out = os.path.join(HERE, f"results-{args.suite}.json" if args.suite else "results.json")
+    spec = args.suite or args.workloads or ",".join(ALL)
+    names = []
+    for item in (x.strip() for x in spec.split(",")):
+        for name in SUITES.get(item, [item] if item else []):
+            if name not in names:
+                names.append(name)
     unknown = [n for n in names if n not in ALL]
     if unknown:
         ap.error(f"unknown workload(s) {', '.join(unknown)}; workloads: {', '.join(ALL)}")
@@ -92,14 +109,20 @@ def main(argv: list[str] | None = None) -> int:
                  "environment": environment()},
         "workloads": {},
     }
-    for name in names:
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        res = run_one(name, args)
-        results["workloads"][name] = res
-        # written after every workload, so an interrupted run keeps what it measured
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
-            f.write("\n")
+    with tempfile.TemporaryDirectory(prefix="bench-nexmark-") as cache:
+        # the Nexmark queries' workers share their generated events through this directory
+        os.environ["BENCH_NEXMARK_CACHE"] = cache
+        try:
+            for name in names:
+                print(f"running {name} ...", file=sys.stderr, flush=True)
+                res = run_one(name, args)
+                results["workloads"][name] = res
+                # written after every workload, so an interrupted run keeps what it measured
+                with open(args.out, "w") as f:
+                    json.dump(results, f, indent=1)
+                    f.write("\n")
+        finally:
+            del os.environ["BENCH_NEXMARK_CACHE"]
     print_tables(results)
     print(f"results: {os.path.relpath(args.out)}")
     failed = [n for n, r in results["workloads"].items() if "error" in r]

@@ -1,5 +1,7 @@
 """Profile one workload on one backend with pyinstrument:
-``python -m bench.profile fraud [--n 200000] [--backend local] [--html out.html]``.
+``python -m bench.profile fraud [--n 200000] [--backend local] [--html out.html]``
+(or a Nexmark query: ``python -m bench.profile nexmark-q5``; ``--n`` then counts the events
+generated, of which the query reads its topics').
 
 The input is generated before the profiler starts, so the profile is the backend's run only
 (plan already optimized, as in ``make bench``). For a sampling profile of native frames too
@@ -18,7 +20,7 @@ from .worker import _plan
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.profile")
-    ap.add_argument("workload", choices=list(workloads.WORKLOADS))
+    ap.add_argument("workload", choices=[*workloads.WORKLOADS, *workloads.nexmark()])
     ap.add_argument("--n", type=int, default=200_000, help="input events (default 200k)")
     ap.add_argument("--backend", default="local")
     ap.add_argument("--interval", type=float, default=0.0005, help="sampling interval, s")

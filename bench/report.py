@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-__all__ = ["print_tables", "markdown", "rows"]
+__all__ = ["print_tables", "markdown", "rows", "nexmark_rows"]
 
 IMPL_LABELS = {
     "hand_loop": "hand-written loop",
@@ -37,11 +37,15 @@ def _x(r: float | None) -> str:
     return "–" if r is None else (f"{r:.2f}×" if r >= 0.1 else f"1/{1 / r:.0f}")
 
 
+def _nexmark(name: str) -> bool:
+    return name.startswith("nexmark-")
+
+
 def rows(results: dict) -> list[list[str]]:
-    """One row per (workload, implementation)."""
+    """One row per (workload, implementation); the Nexmark queries have a table of their own."""
     out = []
     for name, w in results["workloads"].items():
-        if name in SPECIAL or "events_per_s" not in w:
+        if name in SPECIAL or _nexmark(name) or "events_per_s" not in w:
             continue
         base = w["events_per_s"].get("hand_loop")
         for impl, eps in w["events_per_s"].items():
@@ -58,7 +62,7 @@ def rows(results: dict) -> list[list[str]]:
 def summary_rows(results: dict) -> list[list[str]]:
     out = []
     for name, w in results["workloads"].items():
-        if name in SPECIAL:
+        if name in SPECIAL or _nexmark(name):
             continue
         if "error" in w:
             out.append([name, f"error: {w['error']}", "", "", ""])
@@ -86,6 +90,44 @@ def kafka_rows(results: dict) -> list[list[str]]:
              verdict if path == "kafka" else "–",
              ("equal" if k["outputs_equal"] else "NOT EQUAL") if path == "kafka" else "–"]
             for path in ("file", "kafka")]
+
+
+NEXMARK_IMPLS = (("local", "local"), ("bytewax", "bytewax"), ("beam", "beam"))
+
+
+def nexmark_rows(results: dict) -> list[list[str]]:
+    """One row per Nexmark query: the baseline's rate, then per backend its rate, its ratio
+    to the baseline (wall) and its rate per CPU-second; a backend whose output differed from
+    the baseline's shows why instead."""
+    out = []
+    for name, w in results["workloads"].items():
+        if not _nexmark(name):
+            continue
+        query = name[len("nexmark-"):]
+        if "error" in w:
+            out.append([query, f"error: {w['error']}"] + [""] * (len(NEXMARK_HEAD) - 2))
+            continue
+        eps, cpu, status = w["events_per_s"], w.get("cpu_events_per_s", {}), w["status"]
+        base = eps.get("hand_loop")
+        row = [query, f"{w['n']:,}", _rate(base), _rate(cpu.get("hand_loop"))]
+        for impl, _ in NEXMARK_IMPLS:
+            st = status.get(impl)
+            if st is None:
+                row += ["–", "–", "–"]
+            elif st != "ok":
+                row += [st, "", ""]
+            else:
+                n = w["n_by_impl"][impl]
+                rate = _rate(eps.get(impl)) + ("" if n == w["n"] else f" ({n:,})")
+                row += [rate, _x(eps[impl] / base) if eps.get(impl) and base else "–",
+                        _rate(cpu.get(impl))]
+        out.append(row)
+    return out
+
+
+NEXMARK_HEAD = ["query", "events", "baseline ev/s", "baseline ev/CPU-s",
+                *[h for _, label in NEXMARK_IMPLS
+                  for h in (f"{label} ev/s", f"{label} / baseline", f"{label} ev/CPU-s")]]
 
 
 def memory_rows(results: dict) -> list[list[str]]:
@@ -127,7 +169,10 @@ def print_tables(results: dict) -> None:
                             (MEMORY_HEAD, memory_rows(results),
                              "fraud-memory: local over a generator"),
                             (KAFKA_HEAD, kafka_rows(results),
-                             "kafka: a Kafka topic in and out vs a file in and out")):
+                             "kafka: a Kafka topic in and out vs a file in and out"),
+                            (NEXMARK_HEAD, nexmark_rows(results),
+                             "nexmark: each query's events/s, its ratio to the hand-written "
+                             "baseline, events per CPU-second")):
         if not body:
             continue
         t = Table(title=ttl)
@@ -145,13 +190,10 @@ def _md(head: list[str], body: list[list[str]]) -> str:
 
 
 def markdown(results: dict) -> str:
-    parts = [_md(HEAD, rows(results)), _md(SUMMARY_HEAD, summary_rows(results))]
-    mem = memory_rows(results)
-    if mem:
-        parts.append(_md(MEMORY_HEAD, mem))
-    kafka = kafka_rows(results)
-    if kafka:
-        parts.append(_md(KAFKA_HEAD, kafka))
+    parts = [_md(h, b) for h, b in ((HEAD, rows(results)), (SUMMARY_HEAD, summary_rows(results)),
+                                    (MEMORY_HEAD, memory_rows(results)),
+                                    (KAFKA_HEAD, kafka_rows(results)),
+                                    (NEXMARK_HEAD, nexmark_rows(results))) if b]
     return "\n\n".join(parts) + "\n"
 
 

@@ -39,7 +39,9 @@ class LocalSession:
     """An incremental run: each ``send`` is processed at once (like TopologyTestDriver)."""
 
     def __init__(self, plan: Plan, on_error: str | None):
-        self.executor = Executor(plan, on_error=on_error)
+        # record at a time through the kernel's processors as they are: the reference the
+        # batched paths are tested against
+        self.executor = Executor(plan, on_error=on_error, compile_aggs=False)
 
     def send(self, event: InputEvent) -> None:
         if self.executor.ended:

@@ -258,10 +258,19 @@ class BatchGraph:
                 oseqs.extend([s] * len(o))
             return (None, outs, oseqs, part)
 
+        seq_batch = None  # a stateless node's generated loop carrying sequence numbers
+        if need_seq and isinstance(step.processor, StatelessProcessor):
+            fp = fastpaths.find("stateless-batch", step.node)
+            if fp is not None:
+                seq_batch = fp.build(step.processor, seqs=True)
+
         def run_task(parts: list[Part], part: int):
             if len(parts) == 1:
                 port, recs, seqs, _ = parts[0]
                 if need_seq and seqs is not None:
+                    if seq_batch is not None:
+                        outs, oseqs = seq_batch(port, recs, fail, seqs)
+                        return (None, outs, oseqs, part)
                     return one_by_one(zip(seqs, itertools.repeat(port), recs), part)
                 return (None, batch_of(part)(port, recs, fail), None, part)
             # Each part is in sequence order: a stable sort by sequence number merges them

@@ -4,7 +4,8 @@ into one Python loop per batch (``exec`` of our own templates; user code is only
 Each generated function is a fast path registered in ``fastpaths.py`` with the kernel rule it
 must equal (``streamdsl/runtime``): ``compile_batch`` equals ``StatelessProcessor.process_batch``,
 ``compile_columns`` equals ``ingest.make_ingest_items`` then each stage, ``compile_tail`` equals
-each operator's ``process_batch`` then the sink. Expressions are inlined as Python source with
+each operator's ``process_batch`` then the sink, ``compile_agg`` equals the kernel's ``AggOps``
+of an ``agg(...)``. Expressions are inlined as Python source with
 ``Expr.compile``'s semantics (``expr_source``; tests/backends/local/test_expr_inline.py checks
 them against ``Expr.compile``).
 """
@@ -16,8 +17,11 @@ import math
 import operator
 from typing import Any, Callable
 
-from streamdsl.expr import BinOp, Col, Func, KeyRef, Lit, Not, _get
+from streamdsl.expr import BinOp, Case, Col, Func, KeyRef, Lit, Not, _get
+from streamdsl.ir.aggregators import Aggregator
 from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
+from streamdsl.runtime.aggregation import _MISSING as _AGG_MISSING
+from streamdsl.runtime.aggregation import AggOps, _no_subtract, build_agg_ops
 from streamdsl.runtime.ingest import BadRecord, make_ingest, to_event
 from streamdsl.runtime.records import OutputRecord, Record
 from streamdsl.runtime.drops import Drops
@@ -25,9 +29,10 @@ from streamdsl.runtime.stateless import (IDENTITY_KINDS, LINEAR, StageError, cal
                                          drop_lines, pair, received)
 from streamdsl.timeutil import MAX_TIMESTAMP
 
-__all__ = ["compile_batch", "compile_columns", "compile_tail", "expr_source"]
+__all__ = ["compile_batch", "compile_columns", "compile_tail", "compile_agg", "expr_source"]
 
 _INLINE_CMP = {"==", "!=", "<", "<=", ">", ">=", "-", "*"}
+_INLINE_OTHER = {"+", "/", "//", "%", "and", "or"}
 
 
 def _call_inline(fn: Any, i: int, env: dict, counter: list[int]) -> str:
@@ -70,8 +75,7 @@ def _indent(lines: list[str], by: str = "        ") -> list[str]:
     return [by + x for x in lines]
 
 
-def compile_batch(node: Node, ctx: Any = None
-                  ) -> Callable[[list[Record], Callable], list[Record]] | None:
+def compile_batch(node: Node, ctx: Any = None, seqs: bool = False) -> Callable | None:
     """A generated ``(records, fail) -> outputs`` for a stateless node or fused chain, or None
     when the node is not a chain of the linear kinds (the caller loops over ``stateless_fn``).
 
@@ -81,19 +85,24 @@ def compile_batch(node: Node, ctx: Any = None
     ``StageError`` naming the stage, exactly as the record-at-a-time function reports it;
     dropped records are counted in ``ctx`` (the processor's ``OpContext``) as the kernel's
     ``stateless_fn(node, ctx)`` counts them.
+
+    With ``seqs``: ``(records, fail, seqs) -> (outputs, their seqs)``, each output carrying
+    the sequence number of the input record it comes from (the batch of a node upstream of an
+    operator with several inputs, whose records are merged back by those numbers).
     """
     if node.kind in IDENTITY_KINDS:
-        return lambda recs, fail: recs
+        return (lambda recs, fail, sq: (recs, sq)) if seqs else (lambda recs, fail: recs)
     stages = node.stages if isinstance(node, Fused) else (node,)
     if not (all(isinstance(st, LINEAR) for st in stages[:-1])
             and isinstance(stages[-1], LINEAR + (FlatMap, FlatMapKV))):
         return None
     env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
-                           "received": received, "_get": _get}
-    body = ["def fused_batch(recs, fail):",
+                           "received": received, "_get": _get, "_zip": zip}
+    body = ["def fused_batch(recs, fail, seqs=None):" if seqs else "def fused_batch(recs, fail):",
             "    out = []",
             "    append = out.append",
-            "    for rec in recs:",
+            *(["    oseqs = []", "    sappend = oseqs.append",
+               "    for rec, sq in _zip(recs, seqs):"] if seqs else ["    for rec in recs:"]),
             "        k = rec.key",
             "        v = rec.value"]
     changed = False
@@ -118,6 +127,8 @@ def compile_batch(node: Node, ctx: Any = None
                       "xs = [] if xs is None else list(xs)"])
             body.append("        ts, w, o = rec.ts, rec.window, rec.origin")
             body.append("        out.extend([Record(k, x, ts, w, o) for x in xs])")
+            if seqs:
+                body.append("        oseqs.extend([sq] * len(xs))")
             break
         elif isinstance(st, FlatMapKV):
             env[f"s{i}"] = st
@@ -125,11 +136,15 @@ def compile_batch(node: Node, ctx: Any = None
                       f"xs = [] if xs is None else [pair(kv, s{i}) for kv in xs]"])
             body.append("        ts, w, o = rec.ts, rec.window, rec.origin")
             body.append("        out.extend([Record(a, b, ts, w, o) for a, b in xs])")
+            if seqs:
+                body.append("        oseqs.extend([sq] * len(xs))")
             break
     else:
         body.append("        append(Record(k, v, rec.ts, rec.window, rec.origin))" if changed
                     else "        append(rec)")
-    body.append("    return out")
+        if seqs:
+            body.append("        sappend(sq)")
+    body.append("    return out, oseqs" if seqs else "    return out")
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     return env["fused_batch"]
 
@@ -166,14 +181,51 @@ def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
         counter[0] += 1  # through a name: ``1 is None`` is a SyntaxWarning
         op = "is" if e.name == "is_null" else "is not"
         return f"((_i{counter[0]} := {inner}) {op} None)"
-    if isinstance(e, BinOp) and e.op in _INLINE_CMP:
+    if isinstance(e, Func) and e.name == "isin" and len(e.args) == 2 \
+            and isinstance(e.args[1], Lit):
+        inner = expr_source(e.args[0], env, counter)
+        values = expr_source(e.args[1], env, counter)
+        if inner is None or values is None:
+            return None
+        counter[0] += 1
+        return f"(None if (_i{counter[0]} := {inner}) is None else _i{counter[0]} in {values})"
+    if isinstance(e, Case):
+        # CASE WHEN c THEN v ... ELSE o END: the first condition that is true (not None,
+        # truthy), each evaluated only if the ones before were not
+        other = expr_source(e.otherwise, env, counter)
+        if other is None:
+            return None
+        src = other
+        for cond, value in reversed(e.whens):
+            c, v = expr_source(cond, env, counter), expr_source(value, env, counter)
+            if c is None or v is None:
+                return None
+            counter[0] += 1
+            w = f"_w{counter[0]}"
+            src = f"({v} if ({w} := {c}) is not None and {w} else {src})"
+        return src
+    if isinstance(e, BinOp) and (e.op in _INLINE_CMP or e.op in _INLINE_OTHER):
         left = expr_source(e.left, env, counter)
         right = expr_source(e.right, env, counter)
         if left is None or right is None:
             return None
         counter[0] += 1
         a, b = f"_a{counter[0]}", f"_b{counter[0]}"
-        return f"(None if ({a} := {left}) is None or ({b} := {right}) is None else {a} {e.op} {b})"
+        if e.op == "and":  # three-valued, as BinOp.compile: False wins, then None
+            return (f"(False if ({a} := {left}) is False else (False if ({b} := {right}) is False "
+                    f"else (None if {a} is None or {b} is None else (bool({a}) and bool({b})))))")
+        if e.op == "or":  # True wins, then None
+            return (f"(True if ({a} := {left}) is not None and {a} else (True if ({b} := {right}) "
+                    f"is not None and {b} else (None if {a} is None or {b} is None else False)))")
+        # both sides evaluated before the null check (`|`, not `or`), as BinOp.compile calls
+        # both: a right side that raises raises even when the left is None
+        guard = f"(({a} := {left}) is None) | (({b} := {right}) is None)"
+        if e.op == "+":  # a string on either side concatenates
+            return (f"(None if {guard} else (f'{{{a}}}{{{b}}}' if isinstance({a}, str) or "
+                    f"isinstance({b}, str) else {a} + {b}))")
+        if e.op in ("/", "//", "%"):  # by zero: None
+            return f"(None if {guard} else (None if {b} == 0 else {a} {e.op} {b}))"
+        return f"(None if {guard} else {a} {e.op} {b})"
     return None
 
 
@@ -181,7 +233,8 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
                     ctxs: dict[str, Any] | None = None) -> Callable | None:
     """Ingest of in-memory items fused with the linear stateless stages after the source,
     producing columns instead of records: ``(items, pos0, bad, fails) -> (keys, values,
-    timestamps, positions)``. None when the source or a stage does not qualify.
+    timestamps, positions)``. None when the source or a stage does not qualify (the source
+    needs a timestamp field, and a key field or no key).
 
     ``chain`` is ``[(owner node name, stage node)]``; ``fails[owner](rec, exc)`` reports a
     stage that raised (as a ``StageError`` naming the stage, with the record it received);
@@ -191,8 +244,12 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     ``ctxs[owner]`` counts what each stage drops (missing fields, null ``group_by`` keys).
     """
     ctxs = ctxs or {}
-    if getattr(source, "table", True) or source.key is None or source.timestamp is None \
-            or not isinstance(source.key.expr, Col) or not isinstance(source.timestamp.expr, Col):
+    if getattr(source, "table", True) or source.timestamp is None \
+            or not isinstance(source.timestamp.expr, Col):
+        return None
+    # a key field, or no key at all (a keyless source: a plain item's key is None)
+    keyless = source.key is None
+    if not keyless and not isinstance(source.key.expr, Col):
         return None
     if not all(isinstance(st, LINEAR) for _, st in chain):
         return None
@@ -219,9 +276,10 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
             "    for v in items:",
             "        i += 1",
             "        if type(v) is dict and 'value' not in v:",
-            f"            k = v.get({source.key.expr.name!r}, missing)",
+            "            k = None" if keyless else f"            k = v.get({source.key.expr.name!r}, missing)",
             f"            ts = v.get({source.timestamp.expr.name!r})",
-            "            if k is missing or type(ts) is not int or not 0 <= ts < MAX_TS:",
+            ("            if type(ts) is not int or not 0 <= ts < MAX_TS:" if keyless else
+             "            if k is missing or type(ts) is not int or not 0 <= ts < MAX_TS:"),
             "                rec = slow(v, i, bad)",
             "                if rec is None:",
             "                    continue",
@@ -245,19 +303,20 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     # expressions were inlined (no user code: nothing to run twice) as comprehensions; any
     # other run takes the loop above.
     cols = _columnar_stages(chain, env, counter, ctxs)
-    kf, tf = source.key.expr.name, source.timestamp.expr.name
-    env.update(_kget=operator.itemgetter(kf), _tget=operator.itemgetter(tf),
-               _contains=operator.contains, _repeat=itertools.repeat, _compress=itertools.compress,
-               _dict=dict, _int=int)
+    tf = source.timestamp.expr.name
+    fields = {tf} if keyless else {source.key.expr.name, tf}
+    env.update(_kget=None if keyless else operator.itemgetter(source.key.expr.name),
+               _tget=operator.itemgetter(tf), _contains=operator.contains,
+               _repeat=itertools.repeat, _compress=itertools.compress, _dict=dict, _int=int)
     # A dict with "value" and no keys but key/value/timestamp is an envelope (memory
     # connector); one with a key or timestamp field of another name cannot be.
     envelope = "not any(map(_contains, items, _repeat('value', n)))"
-    plain = ("True" if not {kf, tf} <= {"key", "value", "timestamp"} else envelope)
+    plain = ("True" if not fields <= {"key", "value", "timestamp"} else envelope)
     fast = ["def columns(items, pos0, bad, fails):",
             "    n = len(items)",
             f"    if n and list(map(type, items)).count(_dict) == n and {plain}:",
             "        try:",
-            "            ks = list(map(_kget, items))",
+            "            ks = [None] * n" if keyless else "            ks = list(map(_kget, items))",
             "            tss = list(map(_tget, items))",
             "        except KeyError:",
             "            return ingest_columns(items, pos0, bad, fails)",
@@ -389,3 +448,90 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False,
              "    return out"]
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     return env["tail"]
+
+
+#: The ``agg(...)`` field kinds ``compile_agg`` writes inline (``first``/``last`` without ``n``).
+AGG_INLINE = ("count", "sum", "min", "max", "avg", "first", "last")
+
+
+def compile_agg(spec: Aggregator) -> AggOps | None:
+    """The kernel's ``AggOps`` of an ``agg(...)`` whose fields are all ``AGG_INLINE`` kinds,
+    with ``add``, ``subtract`` and ``result`` generated as one function each (the fields'
+    expressions inlined, each field's rule written out) instead of a call per field; ``init``
+    and ``merge`` are the kernel's. None for any other aggregation.
+
+    Equal to ``streamdsl.runtime.aggregation.AggOps`` (``build_agg_ops``): the same state
+    (a list, one entry per field, each in the kernel's form), the same result dict, the fields'
+    functions called in the same order and only when the kernel calls them (``first`` reads its
+    field only until it has a value), so a function that raises raises at the same field
+    (tests/backends/local/test_fast_paths.py, ``agg-inline``).
+    """
+    if spec.kind != "agg" or not spec.fields:
+        return None
+    for _, a in spec.fields:
+        if a.kind not in AGG_INLINE or (a.kind in ("first", "last") and a.option("n") is not None):
+            return None
+    env: dict[str, Any] = {"MISSING": _AGG_MISSING, "_get": _get, "_nosub": _no_subtract}
+    counter = [0]
+    n = len(spec.fields)
+    names = ", ".join(f"s{i}" for i in range(n)) + ","
+    add = ["def add(s, v):", "    k = None", f"    {names} = s"]
+    sub = ["def subtract(s, v):", "    k = None", f"    {names} = s"]
+    result = ["def result(s):", f"    {names} = s", "    return {"]
+    for i, (name, a) in enumerate(spec.fields):
+        s, x, new = f"s{i}", f"x{i}", f"n{i}"
+        get = None
+        if a.fn is not None:
+            get = expr_source(a.fn.expr, env, counter) if a.fn.expr is not None else None
+            if get is None:
+                env[f"g{i}"] = a.fn.compile_value()
+                get = f"g{i}(v)"
+        kind = a.kind
+        if kind == "count" and get is None:
+            add.append(f"    {new} = {s} + 1")
+        elif kind == "first":
+            ignore = bool(a.option("ignore_nulls"))
+            add += [f"    if {s} is not MISSING:", f"        {new} = {s}", "    else:",
+                    f"        {x} = {get}",
+                    f"        {new} = MISSING if {x} is None else {x}" if ignore else
+                    f"        {new} = {x}"]
+        else:
+            add.append(f"    {x} = {get}")
+            rule = {
+                "count": f"{s} + 1",
+                "sum": f"({x} if {s} is None else {s} + {x})",
+                # min(s, x) and max(s, x) keep s unless x < s (x > s)
+                "min": f"({x} if {s} is None else ({x} if {x} < {s} else {s}))",
+                "max": f"({x} if {s} is None else ({x} if {x} > {s} else {s}))",
+                "avg": f"({s}[0] + {x}, {s}[1] + 1)",
+            }.get(kind)
+            if kind == "last":
+                ignore = bool(a.option("ignore_nulls"))
+                add.append(f"    {new} = {s} if {x} is None else {x}" if ignore else
+                           f"    {new} = {x}")
+            else:
+                add.append(f"    {new} = {s} if {x} is None else {rule}")
+        # subtract (a re-grouped table's old row): count, sum and avg undo, the others raise
+        # as the kernel's (at this field, after the fields before it)
+        if kind == "count" and get is None:
+            sub.append(f"    {new} = {s} - 1")
+        elif kind in ("count", "sum", "avg"):
+            undo = {"count": f"{s} - 1", "sum": f"(-{x} if {s} is None else {s} - {x})",
+                    "avg": f"({s}[0] - {x}, {s}[1] - 1)"}[kind]
+            sub += [f"    {x} = {get}", f"    {new} = {s} if {x} is None else {undo}"]
+        else:
+            sub.append(f"    {new} = _nosub({s}, v)")
+        shown = {"avg": f"({s}[0] / {s}[1]) if {s}[1] else None",
+                 "first": f"None if {s} is MISSING else {s}",
+                 "last": f"None if {s} is MISSING else {s}"}.get(kind, s)
+        result.append(f"        {name!r}: {shown},")
+    add.append(f"    return [{', '.join(f'n{i}' for i in range(n))}]")
+    sub.append(f"    return [{', '.join(f'n{i}' for i in range(n))}]")
+    result.append("    }")
+    for fn in (add, sub, result):
+        exec("\n".join(fn), env)  # noqa: S102 - our own template; user code is only called
+    ops = build_agg_ops(spec)
+    ops.add = env["add"]
+    ops.subtract = env["subtract"]
+    ops.result = env["result"]
+    return ops

@@ -68,7 +68,8 @@ class Executor:
                  dead_letter_writer: Callable[[DeadLetter], None] | None = None,
                  partition_of: Callable[[Record], int] | None = None,
                  exact_tasks: bool = False,
-                 repartition_writer: RepartitionWriter | None = None):
+                 repartition_writer: RepartitionWriter | None = None,
+                 compile_aggs: bool = True):
         self.plan = plan
         self.on_error = on_error or plan.on_error
         self.metrics = Metrics()
@@ -101,6 +102,16 @@ class Executor:
                 self.steps[n.name] = [node_step(n, self.metrics) for _ in range(self.partitions)]
             else:
                 self.steps[n.name] = [node_step(n, self.metrics)] * self.partitions
+        #: aggregations whose operations are generated (the ``agg-inline`` fast path); a
+        #: ``LocalSession`` (TestDriver, record at a time) keeps the kernel's
+        self.compiled_aggs: list[str] = []
+        if compile_aggs:
+            for name, steps in self.steps.items():
+                fp = fastpaths.find("agg-inline", plan.node(name))
+                if fp is not None:
+                    for proc in {id(s.processor): s.processor for s in steps}.values():
+                        proc.ops = fp.build(plan.node(name).aggregator)
+                    self.compiled_aggs.append(name)
         self.sub_topology = sub_topology_of(plan)
         #: input records per batch: ``BATCH`` for each partition, so that every task's share of
         #: a batch is as large as one partition's batch
@@ -559,6 +570,8 @@ class Executor:
                 used.add("stream-table-join-to-sink" if seg.sink else "tumbling-columns")
         if len(single) > 1:
             used.add("ordered-run-merge")
+        if self.compiled_aggs:
+            used.add("agg-inline")
         return [fp for fp in fastpaths.FAST_PATHS if fp.name in used]
 
     def task_processors(self) -> dict[str, dict[str, Processor]]:

@@ -23,7 +23,9 @@ Entry points, by ``FastPath.entry``:
   task's processor over its own rows;
 * ``ingest-columns``, ``tail``, ``merge``: generated ingest, fused tails and the in-memory
   merge (``codegen.py``, ``merge.py``), equal to the kernel's ingest, operators and input
-  order.
+  order;
+* ``agg-ops``: ``build(aggregator) -> AggOps``, the operations an aggregation's processor
+  calls (``processor.ops``), equal to the kernel's ``build_agg_ops(aggregator)``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any, Callable, Sequence
 
 from streamdsl.ir.nodes import Aggregate, Node, Source, StreamTableJoin
 from streamdsl.runtime.aggregate import TimeWindowAggregate
+from streamdsl.runtime.aggregation import build_agg_ops
 from streamdsl.runtime.failures import late_window
 from streamdsl.runtime.ingest import make_ingest_items
 from streamdsl.runtime.joins import StreamTableJoinProcessor
@@ -50,13 +53,14 @@ from . import codegen, merge
 
 __all__ = ["FastPath", "FAST_PATHS", "find", "Rows", "BATCH", "COLUMNS", "COLUMNS_TO_SINK",
            "COLUMNS_TASKS",
-           "INGEST_COLUMNS", "TAIL", "MERGE"]
+           "INGEST_COLUMNS", "TAIL", "MERGE", "AGG_OPS"]
 
 BATCH = "batch"
 COLUMNS = "columns"
 COLUMNS_TO_SINK = "columns-to-sink"
 COLUMNS_TASKS = "columns-tasks"
 INGEST_COLUMNS = "ingest-columns"
+AGG_OPS = "agg-ops"
 TAIL = "tail"
 MERGE = "merge"
 
@@ -96,9 +100,13 @@ _LINEAR_KINDS = ("Filter", "Map", "KeyBy", "MapKV", "Peek", "FlatMap", "FlatMapK
                  *IDENTITY_KINDS)
 
 
-def _stateless_batch(proc: StatelessProcessor) -> Callable:
-    fn = codegen.compile_batch(proc.node, proc.ctx)
+def _stateless_batch(proc: StatelessProcessor, seqs: bool = False) -> Callable:
+    """``(port, records, fail) -> outputs``; with ``seqs``, ``(port, records, fail, seqs) ->
+    (outputs, the sequence number of each one's input)``."""
+    fn = codegen.compile_batch(proc.node, proc.ctx, seqs=seqs)
     assert fn is not None
+    if seqs:
+        return lambda port, recs, fail, sq: fn(recs, fail, sq)
     return lambda port, recs, fail: fn(recs, fail)
 
 
@@ -440,6 +448,11 @@ FAST_PATHS: tuple[FastPath, ...] = (
     FastPath("fused-tail", ("TableFilter", *_LINEAR_KINDS), TAIL, Processor.process_batch,
              lambda node, port: True, codegen.compile_tail,
              "row-local operators down to a sink as one loop building the sink's OutputRecords"),
+    FastPath("agg-inline", ("Aggregate", "TableAggregate"), AGG_OPS, build_agg_ops,
+             lambda node, port: codegen.compile_agg(node.aggregator) is not None,
+             codegen.compile_agg,
+             "an agg(...) of count/sum/min/max/avg/first/last: its add, subtract and result generated as "
+             "one function each, the fields' expressions inlined"),
     FastPath("ordered-run-merge", ("Source",), MERGE, merge_inputs,
              lambda node, port: isinstance(node, Source), merge.merge_runs,
              "in-memory inputs merged in runs: when every topic's run is in timestamp order, "

@@ -12,23 +12,36 @@ A workload module defines:
   implementations return;
 * ``hand_loop(inputs)``, ``bytewax_native(inputs)``, ``beam_native(inputs)``: the same
   workload written by hand, in Bytewax and in Beam; each returns a list of tuples (any order).
+
+Optionally ``IMPLS`` (the implementations it has, default all) and ``canonical_hand_loop(out)``
+(how the hand loop's output is normalised outside its timed run; default ``sorted``). The
+Nexmark queries are workloads of this shape too (``nexmark()``, ``bench/nexmark/suite.py``).
 """
 
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from . import enrich, fraud, join, session, stateless
 
-__all__ = ["WORKLOADS", "get"]
+__all__ = ["WORKLOADS", "get", "nexmark"]
 
 #: In the order the table lists them.
 WORKLOADS: dict[str, ModuleType] = {m.NAME: m for m in (fraud, join, enrich, stateless, session)}
 
 
-def get(name: str) -> ModuleType:
-    try:
+def nexmark() -> dict[str, Any]:
+    """The Nexmark suite's workloads (``nexmark-q0`` ...), one per query (bench/nexmark)."""
+    from ..nexmark.suite import WORKLOADS as NEXMARK
+    return NEXMARK
+
+
+def get(name: str) -> Any:
+    """A workload module, or a Nexmark query's workload (which has the same attributes)."""
+    if name in WORKLOADS:
         return WORKLOADS[name]
-    except KeyError:
-        raise SystemExit(f"unknown workload {name!r}; workloads: {', '.join(WORKLOADS)}, "
-                         "fraud-memory") from None
+    if name.startswith("nexmark-") and name in nexmark():
+        return nexmark()[name]
+    raise SystemExit(f"unknown workload {name!r}; workloads: {', '.join(WORKLOADS)}, "
+                     f"fraud-memory, {', '.join(nexmark())}")

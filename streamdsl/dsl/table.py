@@ -38,11 +38,37 @@ class Table:
         return self._then(TableFilter, name=name, site=site,
                           pred=_fn(pred, site, "filter predicate"))
 
-    def map(self, fn: Any, *, name: str | None = None) -> "Table":
-        """Map values (tombstones pass through)."""
+    def map(self, fn: Any, *, window_columns: tuple[str, str] | None = None,
+            name: str | None = None) -> "Table":
+        """Map values (tombstones pass through).
+
+        ``window_columns=(start, end)``, on a windowed table: ``fn`` sees a dict value extended
+        with the row's window bounds (ms) under these two names, so that they can be kept in
+        the value (SQL's ``WINDOWSTART`` and ``WINDOWEND``) and used after ``to_stream()``.
+
+        >>> import streamdsl as sd
+        >>> from streamdsl.testing import TestDriver
+        >>> topo = sd.Topology("per-window")
+        >>> (topo.stream("in", timestamp="ts").group_by_key()
+        ...     .window(sd.tumbling(seconds=10)).agg(n=sd.count())
+        ...     .map(lambda v: {"n": v["n"], "start": v["start"]}, window_columns=("start", "end"))
+        ...     .to_stream().to("out"))
+        >>> with TestDriver(topo) as d:
+        ...     d.send("in", {"ts": 12_000}, key="k")
+        ...     [r.value for r in d.output("out")]
+        [{'n': 1, 'start': 10000}]
+        """
         site = user_site()
-        return self._then(TableMap, name=name, site=site,
-                          fn=_fn(fn, site, "map function"))
+        if window_columns is not None:
+            if not self._windowed:
+                raise TopologyError("window_columns= needs a windowed table (an aggregation "
+                                    "after .window(...))", site=site)
+            if (not isinstance(window_columns, tuple) or len(window_columns) != 2
+                    or not all(isinstance(c, str) and c for c in window_columns)):
+                raise TopologyError("window_columns= takes a (start, end) pair of field names",
+                                    site=site)
+        return self._then(TableMap, name=name, site=site, fn=_fn(fn, site, "map function"),
+                          window_columns=window_columns)
 
     map_values = map
 

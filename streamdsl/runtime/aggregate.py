@@ -60,24 +60,40 @@ class _AggBase(Processor):
 
 
 class NonWindowedAggregate(_AggBase):
-    """Running aggregate per key; every update is emitted."""
+    """Running aggregate per key; every update is emitted. State: ``aggregates`` maps key ->
+    ``(agg, max_ts)``. One loop (``_run``) serves ``process``, ``process_batch`` and
+    ``process_mixed``."""
 
     def __init__(self, node: Aggregate, ctx: OpContext):
         super().__init__(node, ctx)
         self.store = ctx.stores.kv("aggregates")
 
-    def process(self, port: str, rec: Record) -> list[Record]:
-        k, v = rec.key, rec.value
-        if k is None or v is None:
-            self.ctx.skipped()
-            return []
-        cur = self.store.get(k)
-        if cur is None:
-            agg, ts = self.ops.add(self.ops.init(), v), rec.ts
-        else:
-            agg, ts = self.ops.add(cur[0], v), max(cur[1], rec.ts)
-        self.store.put(k, (agg, ts))
-        return [Record(k, self.ops.result(agg), ts, None, rec.origin)]
+    def _run(self, items: Iterable[tuple[str, Record]], fail) -> list[Record]:
+        data = self.store.data
+        get = data.get
+        init, add, result = self.ops.init, self.ops.add, self.ops.result
+        skipped = self.ctx.skipped
+        out: list[Record] = []
+        append = out.append
+        for _port, rec in items:
+            k, v = rec.key, rec.value
+            if k is None or v is None:
+                skipped()
+                continue
+            try:
+                cur = get(k)
+                ts = rec.ts
+                if cur is None:
+                    agg = add(init(), v)
+                else:
+                    agg = add(cur[0], v)
+                    if cur[1] > ts:
+                        ts = cur[1]
+                data[k] = (agg, ts)  # stays when result() raises, as state changes do
+                append(Record(k, result(agg), ts, None, rec.origin))
+            except Exception as e:
+                fail(rec, e)
+        return out
 
 
 class TimeWindowAggregate(_AggBase):

@@ -126,13 +126,15 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
 
     ``ingest(items, pos0, bad)`` returns the records of the items that ingest, in order; item
     ``i`` has position ``pos0 + i``; ``bad(event, reason)`` gets each one that does not. A
-    plain dict value with the key and timestamp fields (an int timestamp) takes a loop
-    without a call (tests/core/test_ingest.py checks the two agree).
+    plain dict value with the key and timestamp fields (an int timestamp), or with the
+    timestamp field when the source declares no key, takes a loop without a call
+    (tests/core/test_ingest.py checks it against ``make_ingest`` of each ``to_event``).
     """
     ingest = make_ingest(node)
     topic = node.topic
     key_field = field_name(node.key)
     ts_field = field_name(node.timestamp)
+    new = object.__new__
 
     def slow(item: Any, pos: int, out: list, bad: Callable) -> None:
         ev = to_event(topic, item, pos)
@@ -140,6 +142,31 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
             out.append(ingest(ev))
         except BadRecord as e:
             bad(ev, str(e))
+
+    top = MAX_TIMESTAMP
+    if ts_field is not None and node.key is None:
+        # a keyless source (its key is the one the item came with: None for a plain value)
+        def ingest_keyless(items: list, pos0: int, bad: Callable) -> list[Record]:
+            out: list[Record] = []
+            append = out.append
+            i = pos0
+            for v in items:
+                if type(v) is dict and "value" not in v:
+                    ts = v.get(ts_field)
+                    if type(ts) is int and 0 <= ts < top:
+                        r = new(Record)
+                        r.key = None
+                        r.value = v
+                        r.ts = ts
+                        r.window = None
+                        r.origin = (topic, i)
+                        append(r)
+                        i += 1
+                        continue
+                slow(v, i, out, bad)
+                i += 1
+            return out
+        return ingest_keyless
 
     if key_field is None or ts_field is None:
         def ingest_items(items: list, pos0: int, bad: Callable) -> list[Record]:
@@ -150,8 +177,6 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
         return ingest_items
 
     missing = _MISSING
-    new = object.__new__
-    top = MAX_TIMESTAMP
 
     def ingest_fields(items: list, pos0: int, bad: Callable) -> list[Record]:
         out: list[Record] = []

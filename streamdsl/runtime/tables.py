@@ -104,30 +104,39 @@ class TableGroupByProcessor(Processor):
         self.group = node.group_key.compile_kv()
         self.rows = ctx.stores.kv("rows")  # source key -> value
 
-    def process(self, port: str, rec: Record) -> list[Record]:
-        k = rec.key
-        if k is None:
-            self.ctx.skipped()
-            return []
-        old = self.rows.get(k)
-        new = rec.value
+    def _run(self, items: Iterable[tuple[str, Record]], fail) -> list[Record]:
+        rows = self.rows.data
+        get = rows.get
+        group = self.group
+        skipped = self.ctx.skipped
         out: list[Record] = []
-        g_old = self.group(k, old) if old is not None else None
-        g_new = self.group(k, new) if new is not None else None
-        if g_old is not None and g_old == g_new:
-            out.append(Record(g_new, Change("-+", (old, new)), rec.ts, None, rec.origin))
-        else:
-            if g_old is not None:
-                out.append(Record(g_old, Change("-", old), rec.ts, None, rec.origin))
-            if new is not None:
-                if g_new is None:
-                    self.ctx.skipped()
+        append = out.append
+        for _port, rec in items:
+            k = rec.key
+            if k is None:
+                skipped()
+                continue
+            try:
+                old = get(k)
+                new = rec.value
+                g_old = group(k, old) if old is not None else None
+                g_new = group(k, new) if new is not None else None
+                if g_old is not None and g_old == g_new:
+                    append(Record(g_new, Change("-+", (old, new)), rec.ts, None, rec.origin))
                 else:
-                    out.append(Record(g_new, Change("+", new), rec.ts, None, rec.origin))
-        if new is None:
-            self.rows.delete(k)
-        else:
-            self.rows.put(k, new)
+                    if g_old is not None:
+                        append(Record(g_old, Change("-", old), rec.ts, None, rec.origin))
+                    if new is not None:
+                        if g_new is None:
+                            skipped()
+                        else:
+                            append(Record(g_new, Change("+", new), rec.ts, None, rec.origin))
+                if new is None:
+                    rows.pop(k, None)
+                else:
+                    rows[k] = new
+            except Exception as e:
+                fail(rec, e)
         return out
 
 
@@ -142,23 +151,31 @@ class TableAggregateProcessor(Processor):
         self.ops = build_agg_ops(node.aggregator)
         self.aggs = ctx.stores.kv("aggregates")  # group key -> (agg, max_ts)
 
-    def process(self, port: str, rec: Record) -> list[Record]:
-        g = rec.key
-        op, value = rec.value
-        cur = self.aggs.get(g)
-        if op == "-+":
-            old, new = value
-            if cur is None:
-                agg, ts = self.ops.add(self.ops.init(), new), rec.ts
-            else:
-                agg, ts = self.ops.add(self.ops.subtract(cur[0], old), new), max(cur[1], rec.ts)
-        elif op == "-":
-            if cur is None:
-                return []
-            agg, ts = self.ops.subtract(cur[0], value), max(cur[1], rec.ts)
-        elif cur is None:
-            agg, ts = self.ops.add(self.ops.init(), value), rec.ts
-        else:
-            agg, ts = self.ops.add(cur[0], value), max(cur[1], rec.ts)
-        self.aggs.put(g, (agg, ts))
-        return [Record(g, self.ops.result(agg), ts, None, rec.origin)]
+    def _run(self, items: Iterable[tuple[str, Record]], fail) -> list[Record]:
+        data = self.aggs.data
+        get = data.get
+        init, add, sub, result = self.ops.init, self.ops.add, self.ops.subtract, self.ops.result
+        out: list[Record] = []
+        append = out.append
+        for _port, rec in items:
+            try:
+                g = rec.key
+                op, value = rec.value
+                cur = get(g)
+                ts = rec.ts
+                if op == "-+":
+                    old, new = value
+                    agg = add(init(), new) if cur is None else add(sub(cur[0], old), new)
+                elif op == "-":
+                    if cur is None:
+                        continue  # a subtraction from a group with no aggregate
+                    agg = sub(cur[0], value)
+                else:
+                    agg = add(init(), value) if cur is None else add(cur[0], value)
+                if cur is not None and cur[1] > ts:
+                    ts = cur[1]
+                data[g] = (agg, ts)
+                append(Record(g, result(agg), ts, None, rec.origin))
+            except Exception as e:
+                fail(rec, e)
+        return out

@@ -36,7 +36,11 @@ def _extend(children):
         children.map(Not),
         st.tuples(st.sampled_from(["is_null", "not_null"]), children).map(
             lambda t: Func(t[0], (t[1],))),
-        st.tuples(children, children, children).map(lambda t: Case(((t[0], t[1]),), t[2])))
+        st.tuples(children, children, children).map(lambda t: Case(((t[0], t[1]),), t[2])),
+        st.tuples(children, children, children, children, children).map(
+            lambda t: Case(((t[0], t[1]), (t[2], t[3])), t[4])),
+        st.tuples(children, st.lists(scalars, max_size=3)).map(
+            lambda t: Func("isin", (t[0], Lit(tuple(t[1]))))))
 
 
 exprs = st.recursive(leaves, _extend, max_leaves=6)
@@ -74,6 +78,13 @@ def _inline(e: Expr):
 @example(e=BinOp("<", Col("a"), Lit(math.inf)), k=None, v={"a": 1})
 @example(e=BinOp("==", Col("a"), Lit(math.nan)), k=None, v={"a": math.nan})
 @example(e=BinOp(">", Col("a"), Lit(-math.inf)), k="x", v={"a": -1.0})
+@example(e=BinOp("and", Lit(0), Col("a")), k=None, v={"a": None})   # 0 is not False
+@example(e=BinOp("or", Col("a"), Lit(None)), k=None, v={"a": 0.0})
+@example(e=BinOp("+", Col("a"), Lit(1)), k=None, v={"a": "x"})      # concatenation
+@example(e=BinOp("%", Col("a"), Lit(0.0)), k=None, v={"a": 3})       # by zero: None
+@example(e=Func("isin", (Col("a"), Lit((1, "x")))), k=None, v={"a": 1.0})
+# a comparison evaluates both sides first: None == (a raising side) raises
+@example(e=BinOp("==", Col("a"), BinOp("<", KeyRef(), Lit(""))), k=False, v=None)
 @given(e=exprs, k=scalars, v=values)
 def test_inlined_expression_equals_expr_compile(e, k, v):
     fn = _inline(e)

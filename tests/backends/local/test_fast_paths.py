@@ -150,6 +150,23 @@ def check_stateless_batch(data: st.DataObject) -> None:
         got += fast("in", chunk, got_fail)
     assert (_sig(got), got_failed, _counts(got_metrics)) == \
         (_sig(ref), ref_failed, _counts(ref_metrics)), names
+    # carrying sequence numbers (upstream of an operator with several inputs): the same
+    # outputs, each with its input's number (the reference: one input record at a time)
+    seq_metrics = Metrics()
+    with_seqs = fp.build(make_processor(node, seq_metrics), seqs=True)
+    seqs = sorted(data.draw(st.lists(st.integers(0, 1_000), min_size=len(recs),
+                                     max_size=len(recs), unique=True)))
+    one = make_processor(node, Metrics())
+    ref_seqs, got, got_seqs = [], [], []
+    got_failed.clear()
+    for rec, sq in zip(recs, seqs):
+        ref_seqs += [sq] * len(fp.reference(one, "in", [rec], lambda r, e: None))
+    for chunk in _chunks(list(range(len(recs))), data.draw(cuts)):
+        outs, oseqs = with_seqs("in", [recs[i] for i in chunk], got_fail, [seqs[i] for i in chunk])
+        got += outs
+        got_seqs += oseqs
+    assert (_sig(got), got_seqs, got_failed, _counts(seq_metrics)) == \
+        (_sig(ref), ref_seqs, ref_failed, _counts(ref_metrics)), names
 
 
 # ---- tumbling windows --------------------------------------------------------------------------
@@ -391,7 +408,8 @@ ingest_items = st.one_of(
 def check_columnar_ingest(data: st.DataObject) -> None:
     names = data.draw(st.lists(st.sampled_from(sorted(STAGES)), max_size=3))
     t = sd.Topology("ci")
-    s = t.stream("in", key="k", timestamp="ts")
+    # a key field, or a keyless source (a plain item's key is None)
+    s = t.stream("in", key=data.draw(st.sampled_from(["k", None])), timestamp="ts")
     for n in names:
         s = STAGES[n](s)
     s.group_by_key().count().to_stream().to("out")
@@ -522,7 +540,78 @@ def _two_sources() -> sd.Topology:
     return t
 
 
+# ---- agg(...) operations ------------------------------------------------------------------------
+
+AGG_FIELDS = {
+    "col": "v",
+    "expr": sd.when(sd.col("v") < 3, 1).otherwise(sd.col("w")),
+    "arith": sd.col("v") * 2 + sd.col("w"),
+    "fn": lambda v: boom_on_7(v)["v"] if isinstance(v, dict) else None,
+    "key-expr": sd.key(),   # no key inside an aggregation: None, as compile_value gives
+}
+agg_values = st.one_of(
+    st.builds(lambda v, w: {"v": v, "w": w},
+              small | st.sampled_from(["x", 2.5, float("nan"), 1.0, True]),  # 1 == 1.0 == True
+              small),
+    st.just({"w": 1}), st.just(3), st.just({"v": 7, "w": 0}))
+
+
+def _agg_spec(data: st.DataObject):
+    from streamdsl.ir.aggregators import Aggregator, agg_func
+    fields = []
+    for i in range(data.draw(st.integers(1, 5))):
+        kind = data.draw(st.sampled_from(codegen.AGG_INLINE))
+        f = None if kind == "count" and data.draw(st.booleans()) else \
+            AGG_FIELDS[data.draw(st.sampled_from(sorted(AGG_FIELDS)))]
+        opts = {"ignore_nulls": data.draw(st.booleans())} if kind in ("first", "last") else {}
+        fields.append((f"f{i}", agg_func(kind, f, **opts)))
+    return Aggregator("agg", fields=tuple(fields))
+
+
+def _outcome(fn, *args):
+    try:
+        return ("ok", fn(*args))
+    except Exception as e:  # which exception, from which field, is part of the semantics
+        return ("raises", type(e), str(e))
+
+
+def check_agg_inline(data: st.DataObject) -> None:
+    """The generated add, subtract and result against the kernel's, over a sequence of values
+    (a raising call leaves the state as it was), and merged states (sessions) through both;
+    three aggregations per example."""
+    for _ in range(3):
+        _check_agg_inline(data)
+
+
+def _check_agg_inline(data: st.DataObject) -> None:
+    spec = _agg_spec(data)
+    fp = fastpaths.find("agg-inline", _agg_node(spec))
+    got_ops, ref_ops = fp.build(spec), fp.reference(spec)
+    states = []
+    got, ref = got_ops.init(), ref_ops.init()
+    for v in data.draw(st.lists(agg_values, max_size=12)):
+        op = "subtract" if data.draw(st.booleans()) else "add"  # subtract: a table's old row
+        g = _outcome(getattr(got_ops, op), got, v)
+        r = _outcome(getattr(ref_ops, op), ref, v)
+        assert repr(g) == repr(r), (spec.describe(), op, v)
+        if r[0] == "ok":
+            got, ref = g[1], r[1]
+            states.append(ref)
+        assert repr(_outcome(got_ops.result, got)) == repr(_outcome(ref_ops.result, ref))
+    if len(states) >= 2:
+        a, b = states[0], states[-1]
+        m = _outcome(ref_ops.merge, a, b)
+        if m[0] == "ok":
+            assert repr(_outcome(got_ops.result, m[1])) == repr(_outcome(ref_ops.result, m[1]))
+
+
+def _agg_node(spec):
+    from streamdsl.ir.nodes import Aggregate
+    return Aggregate(name="aggregate-1", site=None, aggregator=spec)
+
+
 CASES: dict[str, Callable[[st.DataObject], None]] = {
+    "agg-inline": check_agg_inline,
     "stateless-batch": check_stateless_batch,
     "tumbling-batch": check_tumbling_batch,
     "tumbling-columns": check_tumbling_columns,
@@ -586,3 +675,17 @@ def test_columnar_ingest_counts_what_its_comprehensions_drop(names):
         assert [(r.key, r.ts) for r in recs] == list(zip(ks, tss))
         assert _counts(got_metrics) == _counts(ref_metrics)
         assert ref_metrics.missing_field > 0
+
+
+def test_agg_inline_keeps_the_kernels_choice_between_equal_values():
+    """min and max keep the value they have unless the new one is strictly smaller (larger),
+    as the builtins do: 1, 1.0 and True are equal and told apart only by their type."""
+    from streamdsl.ir.aggregators import Aggregator, agg_func
+    spec = Aggregator("agg", fields=tuple((k, agg_func(k, "v")) for k in ("min", "max")))
+    fp = fastpaths.find("agg-inline", _agg_node(spec))
+    for seq in ([1, 1.0, True], [True, 1.0, 1], [1.0, 2, 2.0, 0, False]):
+        got, ref = fp.build(spec), fp.reference(spec)
+        g, r = got.init(), ref.init()
+        for v in seq:
+            g, r = got.add(g, {"v": v}), ref.add(r, {"v": v})
+            assert repr(got.result(g)) == repr(ref.result(r)), seq
