@@ -176,7 +176,22 @@ def test_columnar_ingest_equals_record_at_a_time(a):
     items and falls back to the per-record loop, and a table filter after the window that
     raises on some counts (the fused tail reading rows), equal record-at-a-time processing."""
     topo = _typed_filters()
-    assert _run_items(topo, {"a": a}, "items") == _run_items(topo, {"a": a}, "events")
+    assert _letters_as_documented(_run_items(topo, {"a": a}, "items")) == \
+        _letters_as_documented(_run_items(topo, {"a": a}, "events"))
+
+
+def _letters_as_documented(run: tuple) -> tuple:
+    """docs/semantics.md, "Dead letters", Order: letters of input records in input order; a
+    letter of a record derived from no single input record (a final window result failing in
+    the filter after the window: no position) comes after those of its batch on the local
+    backend, where record-at-a-time processing writes it where depth-first processing meets
+    it. These inputs fit one batch: the positioned letters must agree in order, the others as
+    a multiset. (A known difference: carrying the emitting input's place through the window
+    fast paths would remove it.)"""
+    outputs, metrics, letters = run
+    placed = [d for d in letters if d[1] is not None]
+    derived = sorted((d for d in letters if d[1] is None), key=repr)
+    return outputs, metrics, placed, derived
 
 
 @pytest.mark.parametrize("name", ["windowed", "enrich-one-stream"])
