@@ -43,6 +43,7 @@ from streamdsl.runtime.records import DeadLetter, OutputRecord, Record
 
 from .ordering import NEG_INF, end_key, merge_keys
 from .runstate import RunState, lookup, spool_write
+from .shares import SHARE_BITS, Share, share_events
 
 __all__ = ["NAMESPACE", "DEAD_LETTERS", "DEAD", "FATAL", "EdgeSpec", "SourceFn", "RecordFn",
            "TaskFn", "SinkFn", "WriteSortedFn", "sink_channel"]
@@ -339,7 +340,8 @@ class SourceFn(_NodeFn):
     defined input order, keyed; None: in the ``RunState``), or ``(kind, what, source_index,
     order_node)`` for one source's events in its own order, keyed here by ``merge_keys``:
     ``("memory", [event...] or None, ...)`` or ``("file", spec, ...)`` (the file is read
-    here, line by line). ``order_node`` (the first source node of a multi-source topology
+    here, line by line), or ``("shares", spec, source_index, shares)``: one share of a
+    JSON-lines file per element (``shares``). ``order_node`` (the first source node of a multi-source topology
     reading this topic, else None) gives the timestamps of the merge order.
     """
 
@@ -357,8 +359,10 @@ class SourceFn(_NodeFn):
         super().setup()
         self.ingest = make_ingest(self.node)  # type: ignore[arg-type]
 
-    def process(self, _impulse: Any) -> Iterator[Any]:
+    def process(self, element: Any) -> Iterator[Any]:
         reader = self.reader
+        if reader[0] == "shares":  # (i, [share i]) from the stage's GroupByKey
+            return self._run_shares(element[0], element[1])
         if reader[0] == "events":
             keyed = reader[1] if reader[1] is not None else self._run().events[self.topic]
             return self._run_keyed(keyed)
@@ -381,6 +385,16 @@ class SourceFn(_NodeFn):
                     return NEG_INF
         return self._run_keyed(((0, *key), ev)
                                for key, ev in merge_keys(events, source_index, ts_of))
+
+    def _run_shares(self, i: int, shares: Any) -> Iterator[Any]:
+        """Read share ``i`` of a JSON-lines file (the run's only input): its ``k``-th event
+        is input event ``i << SHARE_BITS | k`` (``shares``)."""
+        _kind, spec, source_index, _all = self.reader
+        base = i << SHARE_BITS
+        for share in shares:
+            yield from self._run_keyed(((0, NEG_INF, source_index, base | k), ev)
+                                       for k, ev in enumerate(
+                                           share_events(self.topic, spec, Share(*share))))
 
     def _run_keyed(self, keyed: Any) -> Iterator[Any]:
         """Ingest and run ``(lineage key, event)`` pairs; the output batches."""
