@@ -30,7 +30,7 @@ from streamdsl.errors import UnsupportedNodeError
 from streamdsl.ir.nodes import Fused, Node, Peek, Sink, Source
 from streamdsl.ir.plan import Plan
 
-from .dofns import EdgeSpec, RecordFn, SinkFn, SourceFn, TaskFn, WriteSortedFn, sink_channel
+from .dofns import Batch, EdgeSpec, RecordFn, SinkFn, SourceFn, TaskFn, WriteSortedFn, sink_channel
 from .ordering import task_router
 from .runstate import RunState
 
@@ -80,7 +80,11 @@ class _Stage(beam.PTransform):
         if self.group:
             pvalue = pvalue | "GroupByKey" >> beam.GroupByKey()
         pardo = beam.ParDo(self.fn)
-        return pvalue | "ParDo" >> (pardo.with_outputs(*self.tags) if self.tags else pardo)
+        out = pvalue | "ParDo" >> (pardo.with_outputs(*self.tags) if self.tags else pardo)
+        for edge in getattr(self.fn, "edges", ()):
+            if not edge.groups:  # list batches: sized without encoding them (``BatchCoder``)
+                (out if edge.tag is None else out[edge.tag]).element_type = Batch
+        return out
 
 
 class PipelineBuilder:
