@@ -194,9 +194,11 @@ class PipelineBuilder:
     visit_StreamStreamJoin = visit_StreamTableJoin = visit_TableTableJoin = _per_task
 
     def visit_Sink(self, node: Sink) -> None:
-        written = self.sinks.get(node.topic) is not None
+        spec = self.sinks.get(node.topic)
+        written = spec is not None
         fn = SinkFn(self.run, node, self.on_error, topic=node.topic,
-                    channel=None if written else sink_channel(node.topic))
+                    channel=None if written else sink_channel(node.topic),
+                    encoded=written and spec.get("type") == "jsonl")
         out = self._inputs(node) | node.name >> beam.ParDo(fn)
         if written:
             self._written.setdefault(node.topic, []).append(out)

@@ -33,6 +33,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from streamdsl.connectors import open_sink, open_source
 from streamdsl.connectors.files import os_error_line
+from streamdsl.connectors.jsonl import dumps_output
 from streamdsl.errors import ConnectorError, RecordError, StreamDSLError
 from streamdsl.ir.nodes import Node, Source
 from streamdsl.runtime.drive import drive, node_step
@@ -532,13 +533,16 @@ class TaskFn(_NodeFn):
 
 class SinkFn(_NodeFn):
     """Counts records out; collects ``(lineage_key, OutputRecord)`` for the driver (on
-    ``channel``) or passes them on to the sorted writer of a file output (``channel`` None)."""
+    ``channel``) or passes them on to the sorted writer of a file output (``channel`` None):
+    for a JSON-lines file as their lines, encoded here (where the tasks run in parallel)
+    rather than by the one writer (``encoded``)."""
 
     def __init__(self, run: RunState, node: Node, on_error: str, *, topic: str,
-                 channel: str | None):
+                 channel: str | None, encoded: bool = False):
         super().__init__(run, node, [], on_error)
         self.topic = topic
         self.channel = channel
+        self.encoded = encoded
 
     def setup(self) -> None:
         _RunFn.setup(self)
@@ -552,6 +556,11 @@ class SinkFn(_NodeFn):
             self._channel(self.channel).extend([
                 (lkey, new(OutputRecord, (rec.key, rec.value, rec.ts, rec.window)))
                 for lkey, _port, rec in batch])
+        elif self.encoded:
+            new = tuple.__new__
+            yield (0, _pack([(lkey, dumps_output(new(OutputRecord, (rec.key, rec.value, rec.ts,
+                                                                     rec.window))) + b"\n")
+                             for lkey, _port, rec in batch]))
         else:
             yield (0, _pack([(lkey, (rec.key, rec.value, rec.ts, rec.window))
                              for lkey, _port, rec in batch]))
@@ -575,8 +584,11 @@ class WriteSortedFn(_RunFn):
         sink = None
         try:
             sink = open_sink(self.topic, self.spec)
-            for lkey, rec in items:
-                sink.write(OutputRecord(*rec))
+            if items and isinstance(items[0][1], bytes):  # JSON lines, encoded by ``SinkFn``
+                sink.write_lines(b"".join([line for lkey, line in items]))
+            else:
+                for lkey, rec in items:
+                    sink.write(OutputRecord(*rec))
             sink.close()
         except StreamDSLError as e:
             if sink is not None:

@@ -119,6 +119,10 @@ class JsonlSink(_FileWriter):
     def write(self, rec: OutputRecord) -> None:
         self._f.write(dumps_output(rec) + b"\n")
 
+    def write_lines(self, data: bytes) -> None:
+        """Write records already encoded (``dumps_output`` and a newline each)."""
+        self._f.write(data)
+
 
 def _stdout_write(data: bytes) -> None:
     try:
