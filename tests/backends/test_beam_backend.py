@@ -333,6 +333,10 @@ def test_line_shares_give_the_files_events_in_order(tmp_path):
         assert [s.start for s in shares[1:]] == [s.end for s in shares[:-1]]
         assert shares[0].start == 0 and shares[-1].end == path.stat().st_size
         assert [ev for s in shares for ev in share_events("in", spec, s)] == want
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert [list(share_events("in", {"path": str(empty)}, s))
+            for s in line_shares(str(empty), 4)] == [[]]
 
 
 def _sharded_topology() -> sd.Topology:
