@@ -387,9 +387,10 @@ class SourceFn(_NodeFn):
     defined input order, keyed; None: in the ``RunState``), or ``(kind, what, source_index,
     order_node)`` for one source's events in its own order, keyed here by ``merge_keys``:
     ``("memory", [event...] or None, ...)`` or ``("file", spec, ...)`` (the file is read
-    here, line by line), or ``("shares", spec, source_index, shares)``: one share of a
-    JSON-lines file per element (``shares``). ``order_node`` (the first source node of a multi-source topology
-    reading this topic, else None) gives the timestamps of the merge order.
+    here, line by line). ``order_node`` (the first source node of a multi-source topology
+    reading this topic, else None) gives the timestamps of the merge order. Or
+    ``("shares", spec, source_index, shares)``: the run's only input, a JSON-lines file read
+    in shares (``shares``), one share per element.
     """
 
     _runtime = _NodeFn._runtime + ("ingest",)
