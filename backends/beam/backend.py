@@ -206,8 +206,13 @@ class BeamBackend(Backend):
                 readable.append(("memory", topic, None if in_process else evs))
             for kind, topic, what in readable:
                 first = next(s for s in plan.sources() if s.topic == topic)
-                readers[topic] = (kind, what, topics.index(topic),
-                                  first if len(topics) > 1 else None)
+                shares = (_shares(what, pipeline_options, runner)
+                          if kind == "file" and not in_process and len(topics) == 1 else None)
+                if shares is not None:  # read in parallel by the workers (``shares``)
+                    readers[topic] = ("shares", what, topics.index(topic), shares)
+                else:
+                    readers[topic] = (kind, what, topics.index(topic),
+                                      first if len(topics) > 1 else None)
             builder = PipelineBuilder(self.name, plan, run, readers=readers, sinks=sinks,
                                       flush=flush, on_error=on_error or plan.on_error)
             pipeline = beam.Pipeline(runner=runner, options=pipeline_options)
@@ -390,6 +395,30 @@ class BeamBackend(Backend):
             progress(result.metrics)
         warn_drops(plan, result.metrics)
         return result
+
+
+#: Shares per worker of a file read in parallel (DirectRunner: ``direct_num_workers``).
+SHARES_PER_WORKER = 2
+#: Workers assumed on a runner whose number of workers is not an option read here.
+REMOTE_WORKERS = 8
+
+
+def _shares(spec: dict, options: Any, runner: Any) -> list | None:
+    """The shares of a JSON-lines input read in parallel by the workers (``shares``), or None
+    to read it in one piece (another format; a file the launching process cannot read: the
+    worker reading it reports why)."""
+    if spec.get("type") != "jsonl" or not spec.get("path"):
+        return None
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    from .shares import line_shares
+    direct = not isinstance(runner, str)  # the FnApiRunner instance ``_runner`` made
+    workers = (options.view_as(DirectOptions).direct_num_workers or 1) if direct \
+        else REMOTE_WORKERS
+    try:
+        return [tuple(s) for s in line_shares(spec["path"], SHARES_PER_WORKER * workers)]
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager

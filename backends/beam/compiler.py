@@ -4,7 +4,8 @@ Every node becomes one top-level transform labelled with the node's name, so a u
 their operators in Beam's UI under the names ``streamdsl graph`` shows:
 
 * ``Source``: ``Impulse`` then a ``ParDo`` that reads the events, ingests them and runs the
-  source node;
+  source node; a JSON-lines file read in parallel (``shares``) starts from a ``Create`` of its
+  shares and a ``GroupByKey`` spreading them over the workers instead of the ``Impulse``;
 * stateless nodes (a ``Fused`` chain included), ``Branch``, ``Merge`` (a ``Flatten`` first),
   ``Repartition`` and the table nodes without state: one ``ParDo``;
 * stateful nodes, and ``Peek`` (its side effects happen in order): ``Flatten`` of the inputs,
@@ -29,7 +30,7 @@ from streamdsl.errors import UnsupportedNodeError
 from streamdsl.ir.nodes import Fused, Node, Peek, Sink, Source
 from streamdsl.ir.plan import Plan
 
-from .dofns import EdgeSpec, RecordFn, SinkFn, SourceFn, TaskFn, WriteSortedFn, sink_channel
+from .dofns import Batch, EdgeSpec, RecordFn, SinkFn, SourceFn, TaskFn, WriteSortedFn, sink_channel
 from .ordering import task_router
 from .runstate import RunState
 
@@ -56,22 +57,34 @@ def _groups(node: Node, partitions: int) -> tuple[int, Any]:
 class _Stage(beam.PTransform):
     """A node's transform: optional Flatten of several inputs, optional GroupByKey, a ParDo."""
 
-    def __init__(self, fn: beam.DoFn, tags: list[str], *, group: bool, impulse: bool = False):
+    def __init__(self, fn: beam.DoFn, tags: list[str], *, group: bool, impulse: bool = False,
+                 shares: list | None = None):
         super().__init__()
         self.fn = fn
         self.tags = tags
         self.group = group
         self.impulse = impulse
+        self.shares = shares
 
     def expand(self, pvalue: Any) -> Any:
-        if self.impulse:
+        if self.shares is not None:
+            # ``(i, share)`` elements, grouped by ``i`` so that the runner spreads them over
+            # its workers (the FnApiRunner deals a GroupByKey's keys out in turn)
+            pvalue = (pvalue | "Shares" >> beam.Create(list(enumerate(self.shares)),
+                                                        reshuffle=False)
+                      | "Spread" >> beam.GroupByKey())
+        elif self.impulse:
             pvalue = pvalue | "Impulse" >> beam.Impulse()
         elif isinstance(pvalue, tuple):
             pvalue = pvalue | "Flatten" >> beam.Flatten()
         if self.group:
             pvalue = pvalue | "GroupByKey" >> beam.GroupByKey()
         pardo = beam.ParDo(self.fn)
-        return pvalue | "ParDo" >> (pardo.with_outputs(*self.tags) if self.tags else pardo)
+        out = pvalue | "ParDo" >> (pardo.with_outputs(*self.tags) if self.tags else pardo)
+        for edge in getattr(self.fn, "edges", ()):
+            if not edge.groups:  # list batches: sized without encoding them (``BatchCoder``)
+                (out if edge.tag is None else out[edge.tag]).element_type = Batch
+        return out
 
 
 class PipelineBuilder:
@@ -156,7 +169,9 @@ class PipelineBuilder:
         same_topic = [s.name for s in self.plan.sources() if s.topic == node.topic]
         fn = SourceFn(self.run, node, edges, self.on_error, index=same_topic.index(node.name),
                       count_in=same_topic[0] == node.name, reader=self.readers[node.topic])
-        self._apply(node, _Stage(fn, self._tags(edges), group=False, impulse=True),
+        reader = self.readers[node.topic]
+        self._apply(node, _Stage(fn, self._tags(edges), group=False, impulse=True,
+                                 shares=reader[3] if reader[0] == "shares" else None),
                     self.pipeline)
 
     def _per_record(self, node: Node) -> None:
@@ -179,9 +194,11 @@ class PipelineBuilder:
     visit_StreamStreamJoin = visit_StreamTableJoin = visit_TableTableJoin = _per_task
 
     def visit_Sink(self, node: Sink) -> None:
-        written = self.sinks.get(node.topic) is not None
+        spec = self.sinks.get(node.topic)
+        written = spec is not None
         fn = SinkFn(self.run, node, self.on_error, topic=node.topic,
-                    channel=None if written else sink_channel(node.topic))
+                    channel=None if written else sink_channel(node.topic),
+                    encoded=written and spec.get("type") == "jsonl")
         out = self._inputs(node) | node.name >> beam.ParDo(fn)
         if written:
             self._written.setdefault(node.topic, []).append(out)

@@ -33,6 +33,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from streamdsl.connectors import open_sink, open_source
 from streamdsl.connectors.files import os_error_line
+from streamdsl.connectors.jsonl import dumps_output
 from streamdsl.errors import ConnectorError, RecordError, StreamDSLError
 from streamdsl.ir.nodes import Node, Source
 from streamdsl.runtime.drive import drive, node_step
@@ -43,9 +44,10 @@ from streamdsl.runtime.records import DeadLetter, OutputRecord, Record
 
 from .ordering import NEG_INF, end_key, merge_keys
 from .runstate import RunState, lookup, spool_write
+from .shares import SHARE_BITS, Share, share_events
 
 __all__ = ["NAMESPACE", "DEAD_LETTERS", "DEAD", "FATAL", "EdgeSpec", "SourceFn", "RecordFn",
-           "TaskFn", "SinkFn", "WriteSortedFn", "sink_channel"]
+           "TaskFn", "SinkFn", "WriteSortedFn", "sink_channel", "Batch", "BatchCoder"]
 
 #: Beam metrics namespace of every counter the backend reports.
 NAMESPACE = "streamdsl"
@@ -92,6 +94,52 @@ def _unpack(batches: Any) -> list:
         extend(_loads(data))
     items.sort(key=_by_key)  # batches are sorted runs: this is a merge
     return items
+
+
+class Batch(list):
+    """Type of an edge's list batches (the element type of their PCollections, whose coder is
+    ``BatchCoder``); the batches themselves are plain lists."""
+
+
+def _batch_size(batch: list) -> int:
+    """A batch's size for Beam's metrics, estimated (``BATCH_RECORD_BYTES`` a record)."""
+    return BATCH_RECORD_BYTES * len(batch)
+
+
+#: Bytes a record of a list batch is assumed to take (Beam's size metrics only).
+BATCH_RECORD_BYTES = 100
+
+
+class BatchCoder(beam.coders.Coder):
+    """Coder of list batches: pickled, as Beam's default coder would, but sized without
+    being encoded. Beam's counters sample the size of about 10 * ln(n) of a PCollection's n
+    elements by encoding them; for batches of 2048 records that pickling of a third of the
+    batches took about a quarter of a worker's time (fraud, 2 workers)."""
+
+    def encode(self, value: Any) -> bytes:
+        return _dumps(value, _PROTOCOL)
+
+    def decode(self, encoded: bytes) -> Any:
+        return _loads(encoded)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self) -> Any:
+        return Batch
+
+    def _create_impl(self) -> Any:
+        from apache_beam.coders.coder_impl import CallbackCoderImpl
+        return CallbackCoderImpl(_pack, _loads, size_estimator=_batch_size)
+
+    def __eq__(self, other: Any) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+beam.coders.registry.register_coder(Batch, BatchCoder)
 
 
 def sink_channel(topic: str) -> str:
@@ -340,7 +388,9 @@ class SourceFn(_NodeFn):
     order_node)`` for one source's events in its own order, keyed here by ``merge_keys``:
     ``("memory", [event...] or None, ...)`` or ``("file", spec, ...)`` (the file is read
     here, line by line). ``order_node`` (the first source node of a multi-source topology
-    reading this topic, else None) gives the timestamps of the merge order.
+    reading this topic, else None) gives the timestamps of the merge order. Or
+    ``("shares", spec, source_index, shares)``: the run's only input, a JSON-lines file read
+    in shares (``shares``), one share per element.
     """
 
     _runtime = _NodeFn._runtime + ("ingest",)
@@ -357,8 +407,10 @@ class SourceFn(_NodeFn):
         super().setup()
         self.ingest = make_ingest(self.node)  # type: ignore[arg-type]
 
-    def process(self, _impulse: Any) -> Iterator[Any]:
+    def process(self, element: Any) -> Iterator[Any]:
         reader = self.reader
+        if reader[0] == "shares":  # (i, [share i]) from the stage's GroupByKey
+            return self._run_shares(element[0], element[1])
         if reader[0] == "events":
             keyed = reader[1] if reader[1] is not None else self._run().events[self.topic]
             return self._run_keyed(keyed)
@@ -381,6 +433,16 @@ class SourceFn(_NodeFn):
                     return NEG_INF
         return self._run_keyed(((0, *key), ev)
                                for key, ev in merge_keys(events, source_index, ts_of))
+
+    def _run_shares(self, i: int, shares: Any) -> Iterator[Any]:
+        """Read share ``i`` of a JSON-lines file (the run's only input): its ``k``-th event
+        is input event ``i << SHARE_BITS | k`` (``shares``)."""
+        _kind, spec, source_index, _all = self.reader
+        base = i << SHARE_BITS
+        for share in shares:
+            yield from self._run_keyed(((0, NEG_INF, source_index, base | k), ev)
+                                       for k, ev in enumerate(
+                                           share_events(self.topic, spec, Share(*share))))
 
     def _run_keyed(self, keyed: Any) -> Iterator[Any]:
         """Ingest and run ``(lineage key, event)`` pairs; the output batches."""
@@ -472,13 +534,16 @@ class TaskFn(_NodeFn):
 
 class SinkFn(_NodeFn):
     """Counts records out; collects ``(lineage_key, OutputRecord)`` for the driver (on
-    ``channel``) or passes them on to the sorted writer of a file output (``channel`` None)."""
+    ``channel``) or passes them on to the sorted writer of a file output (``channel`` None):
+    for a JSON-lines file as their lines, encoded here (where the tasks run in parallel)
+    rather than by the one writer (``encoded``)."""
 
     def __init__(self, run: RunState, node: Node, on_error: str, *, topic: str,
-                 channel: str | None):
+                 channel: str | None, encoded: bool = False):
         super().__init__(run, node, [], on_error)
         self.topic = topic
         self.channel = channel
+        self.encoded = encoded
 
     def setup(self) -> None:
         _RunFn.setup(self)
@@ -492,6 +557,11 @@ class SinkFn(_NodeFn):
             self._channel(self.channel).extend([
                 (lkey, new(OutputRecord, (rec.key, rec.value, rec.ts, rec.window)))
                 for lkey, _port, rec in batch])
+        elif self.encoded:
+            new = tuple.__new__
+            yield (0, _pack([(lkey, dumps_output(new(OutputRecord, (rec.key, rec.value, rec.ts,
+                                                                     rec.window))) + b"\n")
+                             for lkey, _port, rec in batch]))
         else:
             yield (0, _pack([(lkey, (rec.key, rec.value, rec.ts, rec.window))
                              for lkey, _port, rec in batch]))
@@ -515,8 +585,11 @@ class WriteSortedFn(_RunFn):
         sink = None
         try:
             sink = open_sink(self.topic, self.spec)
-            for lkey, rec in items:
-                sink.write(OutputRecord(*rec))
+            if items and isinstance(items[0][1], bytes):  # JSON lines, encoded by ``SinkFn``
+                sink.write_lines(b"".join([line for lkey, line in items]))
+            else:
+                for lkey, rec in items:
+                    sink.write(OutputRecord(*rec))
             sink.close()
         except StreamDSLError as e:
             if sink is not None:
