@@ -36,8 +36,8 @@ from streamdsl.runtime.records import InputEvent
 
 from .cluster import ClusterError, execute_flow, root_cause, sink_failed
 from .compiler import FlowCompiler, supported_kinds
-from .io import (CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, memory_items,
-                 merge_ingested, merge_memory)
+from .io import (CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, FileShares,
+                 ShardedFileSource, memory_items, merge_ingested, merge_memory)
 from .layout import Layout, step_id
 from .logic import RunState
 
@@ -200,13 +200,16 @@ class BytewaxBackend(Backend):
         recovery_dir = opts.get("recovery_dir")
         workers, processes = opts.get("workers", 1), opts.get("processes", 1)
         key_groups = _key_groups(opts)
-        if recovery_dir is not None:
-            key_groups = _recovery_layout(recovery_dir, key_groups, "key_groups" in opts)
-        run = RunState(Layout(plan, key_groups), on_error or plan.on_error,
-                       recovery=recovery_dir is not None)
-
         memory = memory_items(plan, inputs)
         kafka_topics = frozenset(t for t, spec in inputs.items() if is_kafka(spec))
+        parallel = memory is None and _parallel_file(inputs)
+        shares = workers * processes if parallel else 1
+        if recovery_dir is not None:
+            key_groups, shares = _recovery_layout(recovery_dir, key_groups, "key_groups" in opts,
+                                                  shares)
+            shares = shares if parallel else 1
+        run = RunState(Layout(plan, key_groups, shares), on_error or plan.on_error,
+                       recovery=recovery_dir is not None)
 
         def open_events(read: dict | None = None) -> Iterable[Any]:
             """The merged inputs; ``read`` (runs with Kafka inputs): where each starts."""
@@ -215,10 +218,17 @@ class BytewaxBackend(Backend):
             return merge_ingested(plan, {t: _open_input(plan, t, spec, (read or {}).get(t))
                                          for t, spec in inputs.items()})
 
-        source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
-                             progress=progress if processes <= 1 else None,
-                             stop=lambda: run.fatal is not None or sink_failed(),
-                             ingested=True, kafka_topics=kafka_topics)
+        stop = lambda: run.fatal is not None or sink_failed()  # noqa: E731
+        if shares > 1:  # one JSON-lines file, read by every worker (a share each)
+            (topic, spec), = inputs.items()
+            source: Any = ShardedFileSource(FileShares(topic, parse_uri(spec), shares),
+                                            batch_size=opts.get("batch_size", 1000),
+                                            progress=progress if processes <= 1 else None,
+                                            stop=stop)
+        else:
+            source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
+                                 progress=progress if processes <= 1 else None, stop=stop,
+                                 ingested=True, kafka_topics=kafka_topics)
         kw: dict = {}
         resuming = False
         if recovery_dir is not None:
@@ -292,23 +302,39 @@ def _key_groups(opts: dict) -> int:
     return opts.get("key_groups") or opts.get("workers", 1) * opts.get("processes", 1)
 
 
-def _recovery_layout(recovery_dir: str, key_groups: int, explicit: bool) -> int:
-    """The key groups a recovery directory was started with (state is kept per group, so a
-    resumed run must use the same number; workers may change)."""
+def _parallel_file(inputs: dict[str, Any]) -> bool:
+    """Whether the run's input is read in parallel (``io.ShardedFileSource``): one input, a
+    JSON-lines file. Several inputs are merged in timestamp order, which needs every event's
+    timestamp in one place (and a CSV file's lines depend on its header): one reader."""
+    if len(inputs) != 1:
+        return False
+    (spec,) = inputs.values()
+    if is_kafka(spec):
+        return False
+    spec = parse_uri(spec)
+    return spec.get("type") == "jsonl" and os.path.isfile(spec.get("path", ""))
+
+
+def _recovery_layout(recovery_dir: str, key_groups: int, explicit: bool,
+                     shares: int = 1) -> tuple[int, int]:
+    """The key groups and input shares a recovery directory was started with (state is kept
+    per group and per share, so a resumed run must use the same numbers; workers may
+    change)."""
     import json
 
     path = os.path.join(recovery_dir, _LAYOUT_FILE)
     if os.path.exists(path):
         with open(path) as f:
-            kept = int(json.load(f)["key_groups"])
+            layout = json.load(f)
+        kept = int(layout["key_groups"])
         if explicit and kept != key_groups:
             raise ConnectorError(f"{recovery_dir} holds a run with key_groups={kept}; resume it "
                                  f"with the same key_groups (or start over in a new directory)")
-        return kept
+        return kept, int(layout.get("input_shares", 1))
     os.makedirs(recovery_dir, exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"key_groups": key_groups}, f)
-    return key_groups
+        json.dump({"key_groups": key_groups, "input_shares": shares}, f)
+    return key_groups, shares
 
 
 class _BoundedFlow:

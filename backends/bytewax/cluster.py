@@ -227,13 +227,37 @@ def _profiled(fn: Any, index: int) -> None:  # pragma: no cover - runs in the ch
     if not where:
         fn()
         return
-    import cProfile
-    prof = cProfile.Profile()
+    import pstats
     try:
-        prof.runcall(fn)
+        fn()
     finally:
         os.makedirs(where, exist_ok=True)
-        prof.dump_stats(os.path.join(where, f"process-{index}.prof"))
+        stats = None
+        for prof in _PROFILERS:  # one per worker thread (``profile_this_thread``)
+            prof.create_stats()
+            if stats is None:
+                stats = pstats.Stats(prof)
+            else:
+                stats.add(prof)
+        if stats is not None:
+            stats.dump_stats(os.path.join(where, f"process-{index}.prof"))
+        _PROFILERS.clear()
+
+
+_PROFILERS: list = []
+_PROFILED = threading.local()
+
+
+def profile_this_thread() -> None:
+    """With ``STREAMDSL_BYTEWAX_PROFILE`` set in a multi-process run, profile the calling
+    worker thread (Bytewax's threads are not Python's: cProfile must be enabled in each)."""
+    if not os.environ.get("STREAMDSL_BYTEWAX_PROFILE") or getattr(_PROFILED, "on", False):
+        return
+    import cProfile
+    _PROFILED.on = True
+    prof = cProfile.Profile()
+    _PROFILERS.append(prof)
+    prof.enable()
 
 
 def _child(flow: Dataflow, collected: list, addresses: list[str], index: int, workers: int,

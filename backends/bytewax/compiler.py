@@ -28,6 +28,7 @@ from bytewax.dataflow import Dataflow, Stream
 from streamdsl.errors import UnsupportedNodeError
 from streamdsl.ir.nodes import Node
 
+from .cluster import profile_this_thread
 from .layout import Layout, SubTopology, step_id
 from .logic import OperatorLogic, OutputLogic, RunState
 from .stage import StageRunner
@@ -47,6 +48,7 @@ class _Stage:
     def _runner(self) -> StageRunner:
         local = self._local
         if getattr(local, "execution", None) != self.run.execution:
+            profile_this_thread()
             local.runner = StageRunner(self.run.layout, self.sub, self.run.on_error)
             local.execution = self.run.execution
         return local.runner

@@ -79,11 +79,14 @@ class Layout:
     Args:
         plan: the plan.
         key_groups: tasks of each per-key operator (see the module docs).
+        input_shares: partitions of the input (``io.ShardedFileSource``: a file read in
+            parallel), each sending on a channel ``(0, share)`` of its own; 1: one reader.
     """
 
-    def __init__(self, plan: Plan, key_groups: int = 1):
+    def __init__(self, plan: Plan, key_groups: int = 1, input_shares: int = 1):
         self.plan = plan
         self.key_groups = max(1, int(key_groups))
+        self.input_shares = max(1, int(input_shares))
         #: the run's partitions: a stateful operator that is not per key runs one task per
         #: partition, a record going to its key's partition (docs/semantics.md, "Partitions
         #: and tasks": at a stateful operator a record's key gives its task)
@@ -104,6 +107,7 @@ class Layout:
         for s in plan.sources():
             self.sources.setdefault(s.topic, []).append(s.name)
         self.subs: list[SubTopology] = [self._cut(0, None)]
+        self.subs[0].groups = self.input_shares
         for name in self.order:
             if plan.node(name).stateful:
                 self.subs.append(self._cut(len(self.subs), name))
@@ -237,7 +241,7 @@ class Layout:
         for s in self.subs:
             head = s.head or "input"
             kind = "key groups" if s.head is not None and per_key(self.plan.node(s.head)) \
-                else "partitions"
+                else "partitions" if s.head is not None else "shares"
             tasks = f" ({s.groups} {kind})" if s.groups > 1 else ""
             lines.append(f"[{s.id}] {head}{tasks}: runs {', '.join(s.members) or '-'} -> "
                          f"{', '.join(s.dests)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 import orjson
 
@@ -11,7 +11,7 @@ from ..errors import ConnectorError, OutputClosed
 from ..runtime.records import DeadLetter, InputEvent, OutputRecord
 from .files import open_partial, os_error_line
 
-__all__ = ["read_jsonl", "read_jsonl_stream", "JsonlSink", "StdoutSink", "DeadLetterJsonlSink",
+__all__ = ["read_jsonl", "read_jsonl_stream", "read_jsonl_lines", "JsonlSink", "StdoutSink", "DeadLetterJsonlSink",
            "dumps_output"]
 
 
@@ -32,7 +32,16 @@ def read_jsonl(topic: str, path: str, *, envelope: bool = False,
 
 def read_jsonl_stream(topic: str, stream: IO, name: str, *, envelope: bool = False,
                       key_field: str | None = None) -> Iterator[InputEvent]:
-    for lineno, line in enumerate(stream, 1):
+    return read_jsonl_lines(topic, enumerate(stream, 1), name, envelope=envelope,
+                            key_field=key_field)
+
+
+def read_jsonl_lines(topic: str, lines: Iterable[tuple[int, bytes | str]], name: str, *,
+                     envelope: bool = False, key_field: str | None = None
+                     ) -> Iterator[InputEvent]:
+    """``read_jsonl_stream`` over ``(line number, line)`` pairs (a share of a file read in
+    parallel, e.g. by the bytewax backend: its events are those of the whole file's lines)."""
+    for lineno, line in lines:
         if isinstance(line, str):
             line = line.encode()
         if not line.strip():
