@@ -333,7 +333,8 @@ def _recovery_layout(recovery_dir: str, key_groups: int, explicit: bool,
         return kept, int(layout.get("input_shares", 1))
     os.makedirs(recovery_dir, exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"key_groups": key_groups, "input_shares": shares}, f)
+        json.dump({"key_groups": key_groups, **({"input_shares": shares} if shares > 1 else {})},
+                  f)
     return key_groups, shares
 
 
