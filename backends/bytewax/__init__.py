@@ -123,7 +123,7 @@ class BytewaxBackend(Backend):
         opts = self._options(options)
         self.check(plan)
         plan = plan.with_partitions(opts.get("partitions"))
-        return _BoundedFlow(self, plan, None, _key_groups(opts)).flow
+        return _BoundedFlow(self, plan, None, _key_groups(opts), _spread(opts)).flow
 
     # ---- bounded runs (TestDriver) -----------------------------------------------------------------
     def execute(self, plan: Plan, events: list[InputEvent], *, flush: bool = True,
@@ -136,8 +136,8 @@ class BytewaxBackend(Backend):
         opts = self._bounded_options(options)
         self.check(plan)
         plan = plan.with_partitions(opts.get("partitions"))
-        return _BoundedFlow(self, plan, on_error, _key_groups(opts)).execute(list(events), flush,
-                                                                            opts)
+        return _BoundedFlow(self, plan, on_error, _key_groups(opts), _spread(opts)).execute(
+            list(events), flush, opts)
 
     def session(self, plan: Plan, *, on_error: str | None = None, **options: Any) -> ReplaySession:
         """A ``TestDriver`` session: the dataflow is compiled once, and each read replays the
@@ -204,11 +204,12 @@ class BytewaxBackend(Backend):
         kafka_topics = frozenset(t for t, spec in inputs.items() if is_kafka(spec))
         parallel = memory is None and _parallel_file(inputs)
         shares = workers * processes if parallel else 1
-        if recovery_dir is not None:
-            key_groups, shares = _recovery_layout(recovery_dir, key_groups, "key_groups" in opts,
-                                                  shares)
+        spread = workers * processes  # the tasks' keys spread them over this many workers
+        if recovery_dir is not None:  # the numbers the directory was started with
+            key_groups, shares, spread = _recovery_layout(
+                recovery_dir, key_groups, "key_groups" in opts, shares, spread)
             shares = shares if parallel else 1
-        run = RunState(Layout(plan, key_groups, shares), on_error or plan.on_error,
+        run = RunState(Layout(plan, key_groups, shares, spread), on_error or plan.on_error,
                        recovery=recovery_dir is not None)
 
         def open_events(read: dict | None = None) -> Iterable[Any]:
@@ -298,6 +299,10 @@ def _open_input(plan: Plan, topic: str, spec: Any, start: Any) -> Iterable[Input
     return itertools.islice(events, start, None) if start else events
 
 
+def _spread(opts: dict) -> int:
+    return opts.get("workers", 1) * opts.get("processes", 1)
+
+
 def _key_groups(opts: dict) -> int:
     return opts.get("key_groups") or opts.get("workers", 1) * opts.get("processes", 1)
 
@@ -316,10 +321,10 @@ def _parallel_file(inputs: dict[str, Any]) -> bool:
 
 
 def _recovery_layout(recovery_dir: str, key_groups: int, explicit: bool,
-                     shares: int = 1) -> tuple[int, int]:
-    """The key groups and input shares a recovery directory was started with (state is kept
-    per group and per share, so a resumed run must use the same numbers; workers may
-    change)."""
+                     shares: int = 1, spread: int = 1) -> tuple[int, int, int]:
+    """The key groups, input shares and task spread (``Layout(workers=)``) a recovery
+    directory was started with (state is kept per group, per share and per task key, so a
+    resumed run must use the same numbers; workers may change)."""
     import json
 
     path = os.path.join(recovery_dir, _LAYOUT_FILE)
@@ -330,21 +335,23 @@ def _recovery_layout(recovery_dir: str, key_groups: int, explicit: bool,
         if explicit and kept != key_groups:
             raise ConnectorError(f"{recovery_dir} holds a run with key_groups={kept}; resume it "
                                  f"with the same key_groups (or start over in a new directory)")
-        return kept, int(layout.get("input_shares", 1))
+        return kept, int(layout.get("input_shares", 1)), int(layout.get("spread", 1))
     os.makedirs(recovery_dir, exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"key_groups": key_groups, **({"input_shares": shares} if shares > 1 else {})},
-                  f)
-    return key_groups, shares
+        json.dump({"key_groups": key_groups, **({"input_shares": shares} if shares > 1 else {}),
+                   **({"spread": spread} if spread > 1 else {})}, f)
+    return key_groups, shares, spread
 
 
 class _BoundedFlow:
     """``plan``'s dataflow compiled once for bounded runs over in-memory events."""
 
-    def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None, key_groups: int):
+    def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None, key_groups: int,
+                 spread: int = 1):
         self.backend = backend
         self.plan = plan
-        self.run = RunState(Layout(plan, key_groups), on_error or plan.on_error, recovery=False)
+        self.run = RunState(Layout(plan, key_groups, workers=spread), on_error or plan.on_error,
+                            recovery=False)
         self.events: list[InputEvent] = []
         self.source = EventSource(lambda: iter(self.events), stop=self._failed)
         self.sink = CollectSink([])
@@ -375,7 +382,7 @@ class _Session(ReplaySession):
 
     def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None, opts: dict):
         super().__init__(backend, plan, on_error=on_error, options=opts)
-        self._bounded = _BoundedFlow(backend, plan, on_error, _key_groups(opts))
+        self._bounded = _BoundedFlow(backend, plan, on_error, _key_groups(opts), _spread(opts))
 
     def _result(self, flush: bool) -> RunResult:
         key = (len(self.events), flush)

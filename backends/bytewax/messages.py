@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from streamdsl.runtime.metrics import Metrics
-from streamdsl.runtime.records import Record
+from streamdsl.runtime.records import OutputRecord, Record
 
-__all__ = ["InputBatch", "Message", "HeadOutput"]
+__all__ = ["InputBatch", "Message", "HeadOutput", "OutputBatch"]
 
 
 class InputBatch(NamedTuple):
@@ -89,6 +89,23 @@ def _unpack(packed: tuple) -> list:
 def _message(dest: str, group: int, channel: tuple, counter: int, frontier: int,
              packed: tuple, metrics: Any, report: Any) -> "Message":
     return Message(dest, group, channel, counter, frontier, _unpack(packed), metrics, report)
+
+
+class OutputBatch(list):
+    """The ``OutputRecord`` s a sink task releases from one batch (``logic.OutputLogic``): on
+    their way to the sink's writer (often another process) they pickle as four columns, not
+    as a named tuple each (whose pickling calls Python code per record)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple:
+        return (_output_batch, ([r[0] for r in self], [r[1] for r in self],
+                                [r[2] for r in self], [r[3] for r in self]))
+
+
+def _output_batch(keys: list, values: list, ts: list, windows: list) -> OutputBatch:
+    new = tuple.__new__
+    return OutputBatch([new(OutputRecord, r) for r in zip(keys, values, ts, windows)])
 
 
 class Message(NamedTuple):
