@@ -246,19 +246,26 @@ class BytewaxBackend(Backend):
                            + ([parse_uri(dead_letter)] if dead_letter is not None else []))
         store: list = []
 
+        layout = run.layout
+
         def attach(flow, outs) -> None:
             import bytewax.operators as op
+            # each writer on the worker of the task releasing its records (Layout.worker_of)
+            parts = layout.spread
             for topic, spec in outputs.items():
                 dest = "sink:" + topic
                 recs = op.filter_map(f"select_{step_id(topic)}", outs,
                                      lambda kv, dest=dest: (dest, kv[1][2])
                                      if kv[0] == dest and kv[1][0] == "recs" else None)
-                op.output(f"write_{step_id(topic)}", recs, ConnectorSink(topic, spec))
+                op.output(f"write_{step_id(topic)}", recs,
+                          ConnectorSink(topic, spec, layout.worker_of.get(dest, 0), parts))
             written = {"sink:" + t for t in outputs}
             if dead_letter is not None:
                 dls = op.filter_map("select_dead_letters", outs,
                                     lambda kv: ("dl", kv[1][2]) if kv[1][0] == "dl" else None)
-                op.output("write_dead_letters", dls, DeadLetterFileSink(dead_letter))
+                op.output("write_dead_letters", dls,
+                          DeadLetterFileSink(dead_letter, layout.worker_of.get("errors", 0),
+                                             parts))
                 rest = op.filter("select_collected", outs,
                                  lambda kv: kv[1][0] not in ("recs", "dl") or
                                  (kv[1][0] == "recs" and kv[0] not in written))

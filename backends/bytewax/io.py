@@ -487,27 +487,49 @@ class _HandlePartition(StatefulSinkPartition):
                 note_sink_failure(e)
 
 
+class _Idle(StatefulSinkPartition):
+    """A partition that never gets an item (see ``_OnePartitionSink``)."""
+
+    def write_batch(self, values: list) -> None:
+        pass
+
+    def snapshot(self) -> Any:
+        return None
+
+
 class _OnePartitionSink(FixedPartitionedSink):
-    def __init__(self, part: str):
+    """One partition that writes; with ``parts > 1`` it is the ``at``-th of ``parts`` (the
+    others never get an item), so that it lives on worker ``at`` (Bytewax gives the ``i``-th
+    partition, in name order, to worker ``i % workers``): the worker of the task that
+    releases its records (``Layout.worker_of``), so they need not cross to another process."""
+
+    def __init__(self, part: str, at: int = 0, parts: int = 1):
         self.part = part
+        self.parts = max(1, parts)
+        self.at = at % self.parts
+        self.name = part if self.parts == 1 else f"{self.at:05d}:{part}"
 
     def list_parts(self) -> list[str]:
-        return [self.part]
+        if self.parts == 1:
+            return [self.part]
+        return [f"{i:05d}:{self.part}" for i in range(self.parts)]
 
     def part_fn(self, item_key: str) -> int:
-        return 0
+        return self.at
 
 
 class ConnectorSink(_OnePartitionSink):
     """Writes one sink topic to its connector (``spec``: a URI or a connector dict); its
     items are lists of ``OutputRecord``."""
 
-    def __init__(self, topic: str, spec: Any):
-        super().__init__(topic)
+    def __init__(self, topic: str, spec: Any, at: int = 0, parts: int = 1):
+        super().__init__(topic, at, parts)
         self.topic = topic
         self.spec = parse_uri(spec)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> Any:
+        if for_part != self.name:
+            return _Idle()
         # a file is written to its partial file, at the snapshot's offset when resuming; the
         # launcher renames it once the run has succeeded (``connectors.files``)
         return _HandlePartition(
@@ -517,10 +539,12 @@ class ConnectorSink(_OnePartitionSink):
 class DeadLetterFileSink(_OnePartitionSink):
     """Writes dead letters (JSON lines) to ``spec``."""
 
-    def __init__(self, spec: Any):
-        super().__init__("dead-letters")
+    def __init__(self, spec: Any, at: int = 0, parts: int = 1):
+        super().__init__("dead-letters", at, parts)
         self.spec = parse_uri(spec)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> Any:
+        if for_part != self.name:
+            return _Idle()
         return _HandlePartition(
             _opened(lambda: open_dead_letter_sink(self.spec, resume=resume_state)))

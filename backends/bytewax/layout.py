@@ -129,8 +129,12 @@ class Layout:
             n = self.sub_of_head[head].groups if head is not None else 1
             self.tasks[d] = [d] if n == 1 else [f"{d}#{g}" for g in range(n)]
         self.dests = list(self.channels)
-        if workers > 1:
-            self._spread(int(workers))
+        #: the workers the tasks are spread over (``workers``), and where each single-task
+        #: destination (a sink, the errors hub) was put
+        self.spread = max(1, int(workers))
+        self.worker_of: dict[str, int] = {}
+        if self.spread > 1:
+            self._spread(self.spread)
 
     def _spread(self, workers: int) -> None:
         """Task keys that put task ``g`` of a destination with several tasks on worker
@@ -148,8 +152,8 @@ class Layout:
                 wanted.extend((t, g) for g, t in enumerate(names))
             else:
                 single += 1
-                wanted.append((names[0], workers - single % workers if single % workers
-                               else 0))
+                self.worker_of[d] = workers - single % workers if single % workers else 0
+                wanted.append((names[0], self.worker_of[d]))
         keys = placed(wanted, workers)
         self.tasks = {d: [keys[t] for t in names] for d, names in self.tasks.items()}
 
