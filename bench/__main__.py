@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 #: The Nexmark suite: one workload per query (bench/nexmark), named together "nexmark".
 NEXMARK = list(nexmark())
-ALL = [*WORKLOADS, "fraud-memory", "kafka", *NEXMARK]
+ALL = [*WORKLOADS, "fraud-memory", "kafka", "scaling", *NEXMARK]
 SUITES = {"nexmark": NEXMARK}
 
 

@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-__all__ = ["print_tables", "markdown", "rows", "nexmark_rows"]
+__all__ = ["print_tables", "markdown", "rows", "nexmark_rows", "scaling_rows"]
 
 IMPL_LABELS = {
     "hand_loop": "hand-written loop",
@@ -74,7 +74,50 @@ def summary_rows(results: dict) -> list[list[str]]:
 
 
 #: workloads with a table of their own
-SPECIAL = ("fraud-memory", "kafka")
+SPECIAL = ("fraud-memory", "kafka", "scaling")
+
+SCALING_LABELS = {
+    "local_p1": "local, partitions 1", "local_p4": "local, partitions 4",
+    "bytewax_1p": "bytewax, 1 process", "bytewax_2p": "bytewax, 2 processes",
+    "local_p1_beam_n": "local, partitions 1 (Beam's size)",
+    "beam_1w": "beam multi_processing, 1 worker", "beam_2w": "beam multi_processing, 2 workers",
+}
+
+
+def _s(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def scaling_rows(results: dict) -> list[list[str]]:
+    """One row per (workload, configuration) of the scaling workload."""
+    sc = results["workloads"].get("scaling")
+    if not sc:
+        return []
+    if "error" in sc:
+        return [[f"error: {sc['error']}", "", "", "", "", "", "", ""]]
+    out = []
+    for name, w in sc["workloads"].items():
+        for label, c in w["configs"].items():
+            per = " + ".join(f"{x:.1f}" for x in c["process_cpu_s"]) or "–"
+            out.append([name, SCALING_LABELS.get(label, label), f"{c['events']:,}",
+                        _s(c["wall_s"]), _s(c["cpu_s"]), per, _s(c["critical_cpu_s"]),
+                        "equal" if c["status"] == "ok" else c["status"]])
+    return out
+
+
+def scaling_ratio_rows(results: dict) -> list[list[str]]:
+    sc = results["workloads"].get("scaling")
+    if not sc or "error" in sc:
+        return []
+    out = []
+    for name, w in sc["workloads"].items():
+        for ratio, r in w["ratios"].items():
+            t = w["targets"][ratio]
+            sign = ">=" if t["kind"] == "min" else "<="
+            verdict = "–" if t["meets"] is None else \
+                f"{'meets' if t['meets'] else 'misses'} {sign} {t['target']}"
+            out.append([name, ratio, _s(r), _s(w["critical_cpu_ratios"].get(ratio)), verdict])
+    return out
 
 
 def kafka_rows(results: dict) -> list[list[str]]:
@@ -149,6 +192,9 @@ HEAD = ["workload", "implementation", "events", "events/s (median)", "vs hand lo
         "events/CPU-s", "peak extra RSS MB", "output"]
 SUMMARY_HEAD = ["workload", "all outputs equal", *[f"{label}: wall (CPU)" for _, label in RATIOS]]
 MEMORY_HEAD = ["events (generator)", "events/s", "peak RSS MB", "peak ratio large / small"]
+SCALING_HEAD = ["workload", "configuration", "events", "wall s", "CPU s (launcher)",
+                "CPU s per process", "critical-path CPU s", "output"]
+SCALING_RATIO_HEAD = ["workload", "ratio", "wall", "critical-path CPU", "target (wall)"]
 KAFKA_HEAD = ["fraud on local, in and out", "events", "events/s (median)", "events/CPU-s",
               "kafka vs file", "output"]
 
@@ -170,6 +216,10 @@ def print_tables(results: dict) -> None:
                              "fraud-memory: local over a generator"),
                             (KAFKA_HEAD, kafka_rows(results),
                              "kafka: a Kafka topic in and out vs a file in and out"),
+                            (SCALING_HEAD, scaling_rows(results),
+                             "scaling: files in and out, median of the reps"),
+                            (SCALING_RATIO_HEAD, scaling_ratio_rows(results),
+                             "scaling: ratios of medians (speedups: 1p / 2p, 1w / 2w; cost: p4 / p1)"),
                             (NEXMARK_HEAD, nexmark_rows(results),
                              "nexmark: each query's events/s, its ratio to the hand-written "
                              "baseline, events per CPU-second")):
@@ -193,6 +243,8 @@ def markdown(results: dict) -> str:
     parts = [_md(h, b) for h, b in ((HEAD, rows(results)), (SUMMARY_HEAD, summary_rows(results)),
                                     (MEMORY_HEAD, memory_rows(results)),
                                     (KAFKA_HEAD, kafka_rows(results)),
+                                    (SCALING_HEAD, scaling_rows(results)),
+                                    (SCALING_RATIO_HEAD, scaling_ratio_rows(results)),
                                     (NEXMARK_HEAD, nexmark_rows(results))) if b]
     return "\n\n".join(parts) + "\n"
 

@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workload == "fraud-memory":
         from .memory import run_memory
         res = run_memory(n_scale=args.n_scale, timeout=args.timeout, log=log)
+    elif args.workload == "scaling":
+        from .scaling import run_scaling
+        res = run_scaling(n_scale=args.n_scale, reps=args.reps, only=only, log=log)
     elif args.workload == "kafka":
         from .kafka import run_kafka_bench
         res = run_kafka_bench(n_scale=args.n_scale, reps=args.reps, timeout=args.timeout, log=log)

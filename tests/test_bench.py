@@ -104,3 +104,25 @@ def test_the_kafka_workload_reads_back_what_the_file_run_writes(tmp_path) -> Non
     assert res["kafka_vs_file"] == round(res["events_per_s"]["kafka"]
                                          / res["events_per_s"]["file"], 3)
     assert "| kafka |" in markdown({"workloads": {"kafka": res}})
+
+
+def test_scaling_workload_checks_outputs_and_reports_ratios(tmp_path) -> None:
+    """``python -m bench --workloads scaling``, tiny: every configuration (local p1/p4, bytewax
+    1 and 2 processes, Beam multi_processing 1 and 2 workers) writes the same records, and the
+    result has the ratios the issue's targets are stated in (their values are not asserted)."""
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.worker", "scaling", "--n-scale", "0.0005", "--reps", "1",
+         "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["outputs_equal"] is True, {w: {c: v["status"] for c, v in r["configs"].items()}
+                                          for w, r in res["workloads"].items()}
+    fraud, enrich = res["workloads"]["fraud"], res["workloads"]["enrich"]
+    assert set(fraud["ratios"]) == {"bytewax_2p_vs_1p", "beam_2w_vs_1w", "local_p4_vs_p1"}
+    assert set(enrich["ratios"]) == {"bytewax_2p_vs_1p", "local_p4_vs_p1"}
+    assert all(r > 0 for w in (fraud, enrich) for r in w["ratios"].values())
+    assert len(fraud["configs"]["bytewax_2p"]["process_cpu_s"]) == 2
+    md = markdown({"workloads": {"scaling": res}})
+    assert "bytewax, 2 processes" in md and "bytewax_2p_vs_1p" in md

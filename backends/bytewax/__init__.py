@@ -36,8 +36,8 @@ from streamdsl.runtime.records import InputEvent
 
 from .cluster import ClusterError, execute_flow, root_cause, sink_failed
 from .compiler import FlowCompiler, supported_kinds
-from .io import (CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, memory_items,
-                 merge_ingested, merge_memory)
+from .io import (CollectSink, ConnectorSink, DeadLetterFileSink, EventSource, FileShares,
+                 ShardedFileSource, memory_items, merge_ingested, merge_memory)
 from .layout import Layout, step_id
 from .logic import RunState
 
@@ -123,7 +123,7 @@ class BytewaxBackend(Backend):
         opts = self._options(options)
         self.check(plan)
         plan = plan.with_partitions(opts.get("partitions"))
-        return _BoundedFlow(self, plan, None, _key_groups(opts)).flow
+        return _BoundedFlow(self, plan, None, _key_groups(opts), _spread(opts)).flow
 
     # ---- bounded runs (TestDriver) -----------------------------------------------------------------
     def execute(self, plan: Plan, events: list[InputEvent], *, flush: bool = True,
@@ -136,8 +136,8 @@ class BytewaxBackend(Backend):
         opts = self._bounded_options(options)
         self.check(plan)
         plan = plan.with_partitions(opts.get("partitions"))
-        return _BoundedFlow(self, plan, on_error, _key_groups(opts)).execute(list(events), flush,
-                                                                            opts)
+        return _BoundedFlow(self, plan, on_error, _key_groups(opts), _spread(opts)).execute(
+            list(events), flush, opts)
 
     def session(self, plan: Plan, *, on_error: str | None = None, **options: Any) -> ReplaySession:
         """A ``TestDriver`` session: the dataflow is compiled once, and each read replays the
@@ -200,13 +200,17 @@ class BytewaxBackend(Backend):
         recovery_dir = opts.get("recovery_dir")
         workers, processes = opts.get("workers", 1), opts.get("processes", 1)
         key_groups = _key_groups(opts)
-        if recovery_dir is not None:
-            key_groups = _recovery_layout(recovery_dir, key_groups, "key_groups" in opts)
-        run = RunState(Layout(plan, key_groups), on_error or plan.on_error,
-                       recovery=recovery_dir is not None)
-
         memory = memory_items(plan, inputs)
         kafka_topics = frozenset(t for t, spec in inputs.items() if is_kafka(spec))
+        parallel = memory is None and _parallel_file(inputs)
+        shares = workers * processes if parallel else 1
+        spread = workers * processes  # the tasks' keys spread them over this many workers
+        if recovery_dir is not None:  # the numbers the directory was started with
+            key_groups, shares, spread = _recovery_layout(
+                recovery_dir, key_groups, "key_groups" in opts, shares, spread)
+            shares = shares if parallel else 1
+        run = RunState(Layout(plan, key_groups, shares, spread), on_error or plan.on_error,
+                       recovery=recovery_dir is not None)
 
         def open_events(read: dict | None = None) -> Iterable[Any]:
             """The merged inputs; ``read`` (runs with Kafka inputs): where each starts."""
@@ -215,10 +219,17 @@ class BytewaxBackend(Backend):
             return merge_ingested(plan, {t: _open_input(plan, t, spec, (read or {}).get(t))
                                          for t, spec in inputs.items()})
 
-        source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
-                             progress=progress if processes <= 1 else None,
-                             stop=lambda: run.fatal is not None or sink_failed(),
-                             ingested=True, kafka_topics=kafka_topics)
+        stop = lambda: run.fatal is not None or sink_failed()  # noqa: E731
+        if shares > 1:  # one JSON-lines file, read by every worker (a share each)
+            (topic, spec), = inputs.items()
+            source: Any = ShardedFileSource(FileShares(topic, parse_uri(spec), shares),
+                                            batch_size=opts.get("batch_size", 1000),
+                                            progress=progress if processes <= 1 else None,
+                                            stop=stop)
+        else:
+            source = EventSource(open_events, flush=True, batch_size=opts.get("batch_size", 1000),
+                                 progress=progress if processes <= 1 else None, stop=stop,
+                                 ingested=True, kafka_topics=kafka_topics)
         kw: dict = {}
         resuming = False
         if recovery_dir is not None:
@@ -235,19 +246,26 @@ class BytewaxBackend(Backend):
                            + ([parse_uri(dead_letter)] if dead_letter is not None else []))
         store: list = []
 
+        layout = run.layout
+
         def attach(flow, outs) -> None:
             import bytewax.operators as op
+            # each writer on the worker of the task releasing its records (Layout.worker_of)
+            parts = layout.spread
             for topic, spec in outputs.items():
                 dest = "sink:" + topic
                 recs = op.filter_map(f"select_{step_id(topic)}", outs,
                                      lambda kv, dest=dest: (dest, kv[1][2])
                                      if kv[0] == dest and kv[1][0] == "recs" else None)
-                op.output(f"write_{step_id(topic)}", recs, ConnectorSink(topic, spec))
+                op.output(f"write_{step_id(topic)}", recs,
+                          ConnectorSink(topic, spec, layout.worker_of.get(dest, 0), parts))
             written = {"sink:" + t for t in outputs}
             if dead_letter is not None:
                 dls = op.filter_map("select_dead_letters", outs,
                                     lambda kv: ("dl", kv[1][2]) if kv[1][0] == "dl" else None)
-                op.output("write_dead_letters", dls, DeadLetterFileSink(dead_letter))
+                op.output("write_dead_letters", dls,
+                          DeadLetterFileSink(dead_letter, layout.worker_of.get("errors", 0),
+                                             parts))
                 rest = op.filter("select_collected", outs,
                                  lambda kv: kv[1][0] not in ("recs", "dl") or
                                  (kv[1][0] == "recs" and kv[0] not in written))
@@ -288,36 +306,59 @@ def _open_input(plan: Plan, topic: str, spec: Any, start: Any) -> Iterable[Input
     return itertools.islice(events, start, None) if start else events
 
 
+def _spread(opts: dict) -> int:
+    return opts.get("workers", 1) * opts.get("processes", 1)
+
+
 def _key_groups(opts: dict) -> int:
     return opts.get("key_groups") or opts.get("workers", 1) * opts.get("processes", 1)
 
 
-def _recovery_layout(recovery_dir: str, key_groups: int, explicit: bool) -> int:
-    """The key groups a recovery directory was started with (state is kept per group, so a
-    resumed run must use the same number; workers may change)."""
+def _parallel_file(inputs: dict[str, Any]) -> bool:
+    """Whether the run's input is read in parallel (``io.ShardedFileSource``): one input, a
+    JSON-lines file. Several inputs are merged in timestamp order, which needs every event's
+    timestamp in one place (and a CSV file's lines depend on its header): one reader."""
+    if len(inputs) != 1:
+        return False
+    (spec,) = inputs.values()
+    if is_kafka(spec):
+        return False
+    spec = parse_uri(spec)
+    return spec.get("type") == "jsonl" and os.path.isfile(spec.get("path", ""))
+
+
+def _recovery_layout(recovery_dir: str, key_groups: int, explicit: bool,
+                     shares: int = 1, spread: int = 1) -> tuple[int, int, int]:
+    """The key groups, input shares and task spread (``Layout(workers=)``) a recovery
+    directory was started with (state is kept per group, per share and per task key, so a
+    resumed run must use the same numbers; workers may change)."""
     import json
 
     path = os.path.join(recovery_dir, _LAYOUT_FILE)
     if os.path.exists(path):
         with open(path) as f:
-            kept = int(json.load(f)["key_groups"])
+            layout = json.load(f)
+        kept = int(layout["key_groups"])
         if explicit and kept != key_groups:
             raise ConnectorError(f"{recovery_dir} holds a run with key_groups={kept}; resume it "
                                  f"with the same key_groups (or start over in a new directory)")
-        return kept
+        return kept, int(layout.get("input_shares", 1)), int(layout.get("spread", 1))
     os.makedirs(recovery_dir, exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"key_groups": key_groups}, f)
-    return key_groups
+        json.dump({"key_groups": key_groups, **({"input_shares": shares} if shares > 1 else {}),
+                   **({"spread": spread} if spread > 1 else {})}, f)
+    return key_groups, shares, spread
 
 
 class _BoundedFlow:
     """``plan``'s dataflow compiled once for bounded runs over in-memory events."""
 
-    def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None, key_groups: int):
+    def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None, key_groups: int,
+                 spread: int = 1):
         self.backend = backend
         self.plan = plan
-        self.run = RunState(Layout(plan, key_groups), on_error or plan.on_error, recovery=False)
+        self.run = RunState(Layout(plan, key_groups, workers=spread), on_error or plan.on_error,
+                            recovery=False)
         self.events: list[InputEvent] = []
         self.source = EventSource(lambda: iter(self.events), stop=self._failed)
         self.sink = CollectSink([])
@@ -348,7 +389,7 @@ class _Session(ReplaySession):
 
     def __init__(self, backend: BytewaxBackend, plan: Plan, on_error: str | None, opts: dict):
         super().__init__(backend, plan, on_error=on_error, options=opts)
-        self._bounded = _BoundedFlow(backend, plan, on_error, _key_groups(opts))
+        self._bounded = _BoundedFlow(backend, plan, on_error, _key_groups(opts), _spread(opts))
 
     def _result(self, flush: bool) -> RunResult:
         key = (len(self.events), flush)

@@ -32,7 +32,17 @@ from bytewax.testing import cluster_main, run_main
 from streamdsl.runtime.collector import collector_for_a_run
 
 __all__ = ["execute_flow", "ClusterError", "root_cause", "note_crash", "note_sink_failure",
-           "sink_failed"]
+           "sink_failed", "last_process_cpu"]
+
+#: CPU seconds of each process of the last multi-process run (in process order; the
+#: benchmark's scaling workload reports them: the slowest process is the critical path).
+_LAST_CPU: list[float] = []
+
+
+def last_process_cpu() -> list[float]:
+    """CPU seconds (user + system) each child process of this process's last multi-process run
+    spent (empty after a single-process run)."""
+    return list(_LAST_CPU)
 
 #: Exceptions raised by this process's inputs and outputs during the current run. A process of
 #: a multi-process cluster sees only Bytewax's panic when any process fails, so the input and
@@ -108,6 +118,7 @@ def execute_flow(flow: Dataflow, collected: list, *, workers: int = 1, processes
     """
     kw = {"epoch_interval": epoch_interval, "recovery_config": recovery_config}
     _SINK_FAILURES.clear()
+    _LAST_CPU.clear()
     if processes <= 1:
         with collector_for_a_run():
             if workers <= 1:
@@ -162,6 +173,7 @@ def _run_processes(flow: Dataflow, collected: list, workers: int, processes: int
         for proc in procs:
             proc.join()
         ordered = [results[i] for i in range(processes)]
+        _LAST_CPU[:] = [r.get("cpu", 0.0) for r in ordered]
         errors = [r for r in ordered if r["error"] is not None or r.get("trace")]
         if errors:
             # Prefer the process that raised a real error over the ones that merely saw a
@@ -208,6 +220,46 @@ def _end_with(parent: int) -> None:  # pragma: no cover - runs in the child
 _PR_SET_PDEATHSIG = 1
 
 
+def _profiled(fn: Any, index: int) -> None:  # pragma: no cover - runs in the child
+    """``fn()``; with ``STREAMDSL_BYTEWAX_PROFILE=DIR`` under cProfile, its statistics written
+    to ``DIR/process-<index>.prof`` (for profiling multi-process runs: bench/profile.py)."""
+    where = os.environ.get("STREAMDSL_BYTEWAX_PROFILE")
+    if not where:
+        fn()
+        return
+    import pstats
+    try:
+        fn()
+    finally:
+        os.makedirs(where, exist_ok=True)
+        stats = None
+        for prof in _PROFILERS:  # one per worker thread (``profile_this_thread``)
+            prof.create_stats()
+            if stats is None:
+                stats = pstats.Stats(prof)
+            else:
+                stats.add(prof)
+        if stats is not None:
+            stats.dump_stats(os.path.join(where, f"process-{index}.prof"))
+        _PROFILERS.clear()
+
+
+_PROFILERS: list = []
+_PROFILED = threading.local()
+
+
+def profile_this_thread() -> None:
+    """With ``STREAMDSL_BYTEWAX_PROFILE`` set in a multi-process run, profile the calling
+    worker thread (Bytewax's threads are not Python's: cProfile must be enabled in each)."""
+    if not os.environ.get("STREAMDSL_BYTEWAX_PROFILE") or getattr(_PROFILED, "on", False):
+        return
+    import cProfile
+    _PROFILED.on = True
+    prof = cProfile.Profile()
+    _PROFILERS.append(prof)
+    prof.enable()
+
+
 def _child(flow: Dataflow, collected: list, addresses: list[str], index: int, workers: int,
            kw: dict, conn: Any, run_state: Any, parent: int) -> None:  # pragma: no cover - child
     _end_with(parent)
@@ -218,7 +270,8 @@ def _child(flow: Dataflow, collected: list, addresses: list[str], index: int, wo
         _CRASHES.clear()
         _SINK_FAILURES.clear()
         with collector_for_a_run():
-            cluster_main(flow, addresses, index, worker_count_per_proc=workers, **kw)
+            _profiled(lambda: cluster_main(flow, addresses, index,
+                                           worker_count_per_proc=workers, **kw), index)
         if _SINK_FAILURES:
             raise _SINK_FAILURES[0]
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent
@@ -235,6 +288,7 @@ def _child(flow: Dataflow, collected: list, addresses: list[str], index: int, wo
             result["error"] = err
         except Exception:
             result["error"] = None
+    result["cpu"] = time.process_time()
     try:
         try:
             conn.send(result)

@@ -28,6 +28,7 @@ from bytewax.dataflow import Dataflow, Stream
 from streamdsl.errors import UnsupportedNodeError
 from streamdsl.ir.nodes import Node
 
+from .cluster import profile_this_thread
 from .layout import Layout, SubTopology, step_id
 from .logic import OperatorLogic, OutputLogic, RunState
 from .stage import StageRunner
@@ -47,6 +48,7 @@ class _Stage:
     def _runner(self) -> StageRunner:
         local = self._local
         if getattr(local, "execution", None) != self.run.execution:
+            profile_this_thread()
             local.runner = StageRunner(self.run.layout, self.sub, self.run.on_error)
             local.execution = self.run.execution
         return local.runner
@@ -100,6 +102,10 @@ class FlowCompiler:
         terminal = (self._terminal[0] if len(self._terminal) == 1
                     else op.merge("outputs_in", *self._terminal))
         outs = op.stateful_batch("outputs", terminal, lambda resume: OutputLogic(self.run, resume))
+        dest_of = {key: d for d in layout.dests if layout.is_terminal(d)
+                   for key in layout.tasks[d] if key != d}
+        if dest_of:  # keys chosen for their worker (``Layout._spread``): back to the names
+            outs = op.map("outputs_dest", outs, lambda kv: (dest_of.get(kv[0], kv[0]), kv[1]))
         self.attach_outputs(flow, outs)
         return flow
 

@@ -26,7 +26,7 @@ import itertools
 import time
 from collections import Counter
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import (DynamicSink, FixedPartitionedSink, StatefulSinkPartition,
@@ -43,7 +43,7 @@ from .cluster import note_crash, note_sink_failure
 from .inbox import CLOSED
 from .messages import InputBatch
 
-__all__ = ["EventSource", "merge_ingested", "merge_memory", "memory_items", "CollectSink", "ConnectorSink", "DeadLetterFileSink"]
+__all__ = ["EventSource", "ShardedFileSource", "FileShares", "file_chunks", "merge_ingested", "merge_memory", "memory_items", "CollectSink", "ConnectorSink", "DeadLetterFileSink"]
 
 
 def merge_ingested(plan: Plan, inputs: dict[str, Iterable[InputEvent]]) -> Iterator[Any]:
@@ -250,6 +250,169 @@ class EventSource(FixedPartitionedSource):
                                kafka_topics=self.kafka_topics)
 
 
+# ---- a JSON-lines file read in parallel ------------------------------------------------------
+
+#: bytes per chunk of a file read in parallel (about 12,000 lines of 80 bytes): downstream
+#: steps release a chunk's records once every share has passed it, so they hold about one
+#: chunk per share
+CHUNK_BYTES = 1 << 20
+#: bits of an event's position within its chunk (``seq = chunk << CHUNK_BITS | event``)
+CHUNK_BITS = 32
+
+
+class Chunk(NamedTuple):
+    """Lines of a file: the bytes ``[start, end)``, the first of them line ``first_line``."""
+
+    start: int
+    end: int
+    first_line: int
+
+
+def file_chunks(path: str, chunk_bytes: int | None = None) -> list[Chunk]:
+    """``path`` cut into chunks of about ``chunk_bytes`` bytes at line boundaries (a chunk
+    holds the lines that start in its range), each with the number of its first line (one
+    pass over the file, counting newlines)."""
+    size = chunk_bytes or CHUNK_BYTES
+    chunks: list[Chunk] = []
+    with open(path, "rb") as f:
+        start, line = 0, 1
+        while True:
+            data = f.read(size)
+            if not data:
+                break
+            nl = data.rfind(b"\n")
+            if nl < 0:  # a line longer than a chunk: read on to its end
+                more = f.read(size)
+                while more:
+                    data += more
+                    nl = data.rfind(b"\n")
+                    if nl >= 0:
+                        break
+                    more = f.read(size)
+            if nl < 0:
+                chunks.append(Chunk(start, start + len(data), line))
+                break
+            end = start + nl + 1
+            chunks.append(Chunk(start, end, line))
+            line += data.count(b"\n", 0, nl + 1)
+            f.seek(end)
+            start = end
+    return chunks
+
+
+class FileShares:
+    """One JSON-lines input read in parallel: chunk ``c`` (:func:`file_chunks`) is read by
+    share ``c % shares``; its ``k``-th event is input event ``c << CHUNK_BITS | k``. Event
+    numbers are not dense, but their order is the file's order, which is all positions need
+    (no input merge: this is the run's only input)."""
+
+    def __init__(self, topic: str, spec: dict, shares: int, chunk_bytes: int | None = None):
+        self.topic = topic
+        self.spec = spec
+        self.path = spec["path"]
+        self.shares = shares
+        self.chunks = file_chunks(self.path, chunk_bytes)
+
+    def of(self, share: int) -> list[int]:
+        """The chunks ``share`` reads, in order."""
+        return list(range(share, len(self.chunks), self.shares))
+
+    def events(self, c: int) -> list[InputEvent]:
+        """The events of chunk ``c`` (those ``read_jsonl`` gives for its lines)."""
+        from streamdsl.connectors.jsonl import read_jsonl_lines
+        start, end, first = self.chunks[c]
+        with open(self.path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start)
+        lines = data.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        spec = self.spec
+        return list(read_jsonl_lines(self.topic, zip(itertools.count(first), lines), self.path,
+                                     envelope=bool(spec.get("envelope", False)),
+                                     key_field=spec.get("key")))
+
+
+class _SharePartition(StatefulSourcePartition):
+    """One share of a file read in parallel; its resume state is ``(chunk ordinal, events of
+    that chunk emitted, message counter, done)``."""
+
+    def __init__(self, source: "ShardedFileSource", share: int, resume: tuple | None):
+        self.source = source
+        self.share = share
+        self.mine = source.files.of(share)
+        self.at, self.emitted, self.counter, self.done = resume if resume is not None \
+            else (0, 0, 0, False)
+        self.events: list | None = None
+
+    def next_batch(self) -> list:
+        src = self.source
+        if self.done or src.stop():
+            raise StopIteration
+        try:
+            if self.at >= len(self.mine):  # no chunk (left) for this share
+                self.done = True
+                return [self._msg(CLOSED, 0, [])]
+            c = self.mine[self.at]
+            if self.events is None:
+                self.events = src.files.events(c)
+            evs = self.events
+            k = self.emitted
+            items = evs[k:k + src.batch_size]
+        except BaseException as e:
+            note_crash(e)
+            raise
+        start = (c << CHUNK_BITS) | k
+        self.emitted = k + len(items)
+        if self.emitted >= len(evs):
+            self.at += 1
+            self.emitted = 0
+            self.events = None
+            if self.at >= len(self.mine):
+                self.done = True
+                frontier = CLOSED
+            else:  # nothing more before this share's next chunk
+                frontier = (self.mine[self.at] << CHUNK_BITS) - 1
+        else:
+            frontier = start + len(items) - 1
+        src.read[0] += len(items)
+        if src.progress is not None and time.monotonic() - src.last_progress[0] >= 0.5:
+            src.last_progress[0] = time.monotonic()
+            src.progress(Metrics(records_in=src.read[0]))
+        return [self._msg(frontier, start, list(zip(items, itertools.repeat(None))))]
+
+    def _msg(self, frontier: int, start: int, items: list) -> InputBatch:
+        msg = InputBatch(self.counter, frontier, start, items, self.share)
+        self.counter += 1
+        return msg
+
+    def snapshot(self) -> tuple:
+        return (self.at, self.emitted, self.counter, self.done)
+
+
+class ShardedFileSource(FixedPartitionedSource):
+    """The run's only input, a JSON-lines file, read by ``files.shares`` partitions (one per
+    worker: Bytewax gives partition ``i`` of ``n`` to worker ``i % workers``), share ``s``
+    sending its events on input channel ``(0, s)`` (:class:`FileShares`). Each worker parses
+    and ingests its own chunks; the input stage routes each record to its task."""
+
+    def __init__(self, files: FileShares, *, batch_size: int = 1000,
+                 progress: Callable[[Metrics], None] | None = None,
+                 stop: Callable[[], bool] = lambda: False):
+        self.files = files
+        self.batch_size = batch_size
+        self.progress = progress
+        self.stop = stop
+        self.read = [0]  # events read by the shares of this process
+        self.last_progress = [time.monotonic()]
+
+    def list_parts(self) -> list[str]:
+        return [f"share-{i:05d}" for i in range(self.files.shares)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _SharePartition:
+        return _SharePartition(self, int(for_part.rsplit("-", 1)[1]), resume_state)
+
+
 class _Collect(StatelessSinkPartition):
     def __init__(self, store: list):
         self.store = store
@@ -324,27 +487,49 @@ class _HandlePartition(StatefulSinkPartition):
                 note_sink_failure(e)
 
 
+class _Idle(StatefulSinkPartition):
+    """A partition that never gets an item (see ``_OnePartitionSink``)."""
+
+    def write_batch(self, values: list) -> None:
+        pass
+
+    def snapshot(self) -> Any:
+        return None
+
+
 class _OnePartitionSink(FixedPartitionedSink):
-    def __init__(self, part: str):
+    """One partition that writes; with ``parts > 1`` it is the ``at``-th of ``parts`` (the
+    others never get an item), so that it lives on worker ``at`` (Bytewax gives the ``i``-th
+    partition, in name order, to worker ``i % workers``): the worker of the task that
+    releases its records (``Layout.worker_of``), so they need not cross to another process."""
+
+    def __init__(self, part: str, at: int = 0, parts: int = 1):
         self.part = part
+        self.parts = max(1, parts)
+        self.at = at % self.parts
+        self.name = part if self.parts == 1 else f"{self.at:05d}:{part}"
 
     def list_parts(self) -> list[str]:
-        return [self.part]
+        if self.parts == 1:
+            return [self.part]
+        return [f"{i:05d}:{self.part}" for i in range(self.parts)]
 
     def part_fn(self, item_key: str) -> int:
-        return 0
+        return self.at
 
 
 class ConnectorSink(_OnePartitionSink):
     """Writes one sink topic to its connector (``spec``: a URI or a connector dict); its
     items are lists of ``OutputRecord``."""
 
-    def __init__(self, topic: str, spec: Any):
-        super().__init__(topic)
+    def __init__(self, topic: str, spec: Any, at: int = 0, parts: int = 1):
+        super().__init__(topic, at, parts)
         self.topic = topic
         self.spec = parse_uri(spec)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> Any:
+        if for_part != self.name:
+            return _Idle()
         # a file is written to its partial file, at the snapshot's offset when resuming; the
         # launcher renames it once the run has succeeded (``connectors.files``)
         return _HandlePartition(
@@ -354,10 +539,12 @@ class ConnectorSink(_OnePartitionSink):
 class DeadLetterFileSink(_OnePartitionSink):
     """Writes dead letters (JSON lines) to ``spec``."""
 
-    def __init__(self, spec: Any):
-        super().__init__("dead-letters")
+    def __init__(self, spec: Any, at: int = 0, parts: int = 1):
+        super().__init__("dead-letters", at, parts)
         self.spec = parse_uri(spec)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _HandlePartition:
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> Any:
+        if for_part != self.name:
+            return _Idle()
         return _HandlePartition(
             _opened(lambda: open_dead_letter_sink(self.spec, resume=resume_state)))

@@ -79,11 +79,17 @@ class Layout:
     Args:
         plan: the plan.
         key_groups: tasks of each per-key operator (see the module docs).
+        input_shares: partitions of the input (``io.ShardedFileSource``: a file read in
+            parallel), each sending on a channel ``(0, share)`` of its own; 1: one reader.
+        workers: workers of the run (threads x processes): the tasks' Bytewax keys are
+            chosen so that the tasks spread over them (:mod:`.placement`).
     """
 
-    def __init__(self, plan: Plan, key_groups: int = 1):
+    def __init__(self, plan: Plan, key_groups: int = 1, input_shares: int = 1,
+                 workers: int = 1):
         self.plan = plan
         self.key_groups = max(1, int(key_groups))
+        self.input_shares = max(1, int(input_shares))
         #: the run's partitions: a stateful operator that is not per key runs one task per
         #: partition, a record going to its key's partition (docs/semantics.md, "Partitions
         #: and tasks": at a stateful operator a record's key gives its task)
@@ -104,6 +110,7 @@ class Layout:
         for s in plan.sources():
             self.sources.setdefault(s.topic, []).append(s.name)
         self.subs: list[SubTopology] = [self._cut(0, None)]
+        self.subs[0].groups = self.input_shares
         for name in self.order:
             if plan.node(name).stateful:
                 self.subs.append(self._cut(len(self.subs), name))
@@ -122,6 +129,33 @@ class Layout:
             n = self.sub_of_head[head].groups if head is not None else 1
             self.tasks[d] = [d] if n == 1 else [f"{d}#{g}" for g in range(n)]
         self.dests = list(self.channels)
+        #: the workers the tasks are spread over (``workers``), and where each single-task
+        #: destination (a sink, the errors hub) was put
+        self.spread = max(1, int(workers))
+        self.worker_of: dict[str, int] = {}
+        if self.spread > 1:
+            self._spread(self.spread)
+
+    def _spread(self, workers: int) -> None:
+        """Task keys that put task ``g`` of a destination with several tasks on worker
+        ``g % workers``, and the single tasks (sinks, the errors hub, one-task operators) on
+        workers in turn from the last one (worker 0 reads a single input)."""
+        from .placement import placed
+
+        wanted: list[tuple[str, int]] = []
+        single = 0
+        # sinks first (they do the most work of the single tasks), the errors hub last
+        for d in sorted(self.dests, key=lambda d: (0 if d.startswith("sink:") else
+                                                   2 if d == ERRORS else 1)):
+            names = self.tasks[d]
+            if len(names) > 1:
+                wanted.extend((t, g) for g, t in enumerate(names))
+            else:
+                single += 1
+                self.worker_of[d] = workers - single % workers if single % workers else 0
+                wanted.append((names[0], self.worker_of[d]))
+        keys = placed(wanted, workers)
+        self.tasks = {d: [keys[t] for t in names] for d, names in self.tasks.items()}
 
     def groups_of(self, dest: str) -> int:
         """Tasks of a destination: key groups of a per-key operator, partitions of another
@@ -237,7 +271,7 @@ class Layout:
         for s in self.subs:
             head = s.head or "input"
             kind = "key groups" if s.head is not None and per_key(self.plan.node(s.head)) \
-                else "partitions"
+                else "partitions" if s.head is not None else "shares"
             tasks = f" ({s.groups} {kind})" if s.groups > 1 else ""
             lines.append(f"[{s.id}] {head}{tasks}: runs {', '.join(s.members) or '-'} -> "
                          f"{', '.join(s.dests)}")

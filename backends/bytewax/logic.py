@@ -21,7 +21,7 @@ from streamdsl.runtime.records import OutputRecord
 
 from .inbox import CLOSED, END, NONE_YET, Block, InBlock, Inbox, OrderingError
 from .layout import ERRORS, Layout
-from .messages import HeadOutput
+from .messages import HeadOutput, OutputBatch
 from .stage import record_failure
 
 __all__ = ["OperatorLogic", "OutputLogic", "FatalAbort", "RunState"]
@@ -242,8 +242,9 @@ class OutputLogic(StatefulBatchLogic):
         m.records_out += len(recs)
         m.out_by_sink[self.dest[len("sink:"):]] += len(recs)
         new = tuple.__new__
-        return [("recs", ready[0][0], [new(OutputRecord, (r.key, r.value, r.ts, r.window))
-                                       for r in recs])], False
+        return [("recs", ready[0][0], OutputBatch([new(OutputRecord,
+                                                       (r.key, r.value, r.ts, r.window))
+                                                   for r in recs]))], False
 
     def _errors(self) -> list:
         out = []

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from streamdsl.runtime.metrics import Metrics
+from streamdsl.runtime.records import OutputRecord, Record
 
-__all__ = ["InputBatch", "Message", "HeadOutput"]
+__all__ = ["InputBatch", "Message", "HeadOutput", "OutputBatch"]
 
 
 class InputBatch(NamedTuple):
@@ -21,6 +22,90 @@ class InputBatch(NamedTuple):
     start: int
     #: the events, as ``io.merge_ingested`` gives them
     items: list
+    #: the input share that read them (``io.ShardedFileSource``; 0 for the one reader): the
+    #: input stage sends them on channel ``(0, share)``
+    share: int = 0
+
+
+_NO_ORIGIN = "\0no origin"
+
+
+def _pack(items: list) -> tuple:
+    """``items`` in columns for pickling (``Message.__reduce__``): ``(pos, (port, Record))``
+    or ``(pos, Record)`` items as one list per field, which pickles and unpickles several
+    times faster than a ``Record`` object each (a message crosses processes by pickle)."""
+    if not items:
+        return ("p", items)
+    pos, ports, keys, values, ts, windows, topics, where = [], [], [], [], [], [], [], []
+    first = items[0][1]
+    kind = "c" if type(first) is tuple else "r"
+    try:
+        for p, x in items:
+            if kind == "c":
+                port, r = x
+                ports.append(port)
+            else:
+                r = x
+            if type(r) is not Record:
+                return ("p", items)
+            pos.append(p)
+            keys.append(r.key)
+            values.append(r.value)
+            ts.append(r.ts)
+            windows.append(r.window)
+            o = r.origin
+            if o is None:
+                topics.append(None)
+                where.append(_NO_ORIGIN)
+            else:
+                topics.append(o[0])
+                where.append(o[1])
+    except (TypeError, ValueError):  # not those shapes
+        return ("p", items)
+    return (kind, (pos, ports, keys, values, ts, windows, topics, where))
+
+
+def _unpack(packed: tuple) -> list:
+    kind, data = packed
+    if kind == "p":
+        return data
+    pos, ports, keys, values, ts, windows, topics, where = data
+    new = object.__new__
+    recs = []
+    add = recs.append
+    for k, v, t, w, a, b in zip(keys, values, ts, windows, topics, where):
+        r = new(Record)
+        r.key = k
+        r.value = v
+        r.ts = t
+        r.window = w
+        r.origin = None if a is None and b == _NO_ORIGIN else (a, b)
+        add(r)
+    if kind == "c":
+        return list(zip(pos, zip(ports, recs)))
+    return list(zip(pos, recs))
+
+
+def _message(dest: str, group: int, channel: tuple, counter: int, frontier: int,
+             packed: tuple, metrics: Any, report: Any) -> "Message":
+    return Message(dest, group, channel, counter, frontier, _unpack(packed), metrics, report)
+
+
+class OutputBatch(list):
+    """The ``OutputRecord`` s a sink task releases from one batch (``logic.OutputLogic``): on
+    their way to the sink's writer (often another process) they pickle as four columns, not
+    as a named tuple each (whose pickling calls Python code per record)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple:
+        return (_output_batch, ([r[0] for r in self], [r[1] for r in self],
+                                [r[2] for r in self], [r[3] for r in self]))
+
+
+def _output_batch(keys: list, values: list, ts: list, windows: list) -> OutputBatch:
+    new = tuple.__new__
+    return OutputBatch([new(OutputRecord, r) for r in zip(keys, values, ts, windows)])
 
 
 class Message(NamedTuple):
@@ -42,6 +127,11 @@ class Message(NamedTuple):
     metrics: Metrics | None
     #: a stateful task's metrics at end of input (to the errors hub only)
     report: Metrics | None
+
+    def __reduce__(self) -> tuple:
+        # across processes: the records in columns (``_pack``)
+        return (_message, (self.dest, self.group, self.channel, self.counter, self.frontier,
+                           _pack(self.items), self.metrics, self.report))
 
 
 class HeadOutput(NamedTuple):

@@ -200,8 +200,9 @@ class StageRunner:
         input only, every record straight from a stream source node that is the only one of its
         topic and has no other edge (so each record sits at ``(seq, 0)`` and arrives once)."""
         layout = self.layout
-        if not dest.startswith("op:") or layout.channels[dest] != [(0, 0)]:
-            return False
+        if not dest.startswith("op:") or any(c[0] != 0 for c in layout.channels[dest]):
+            return False  # (several input shares: each batch holds one chunk's events, so
+            # the blocks of different shares never interleave)
         name = dest[3:]
         if not layout.batch_positions(name):
             return False
@@ -269,7 +270,8 @@ class StageRunner:
         self._buf.append((self._errors_index,
                           (pos, record_failure(self.layout, self.on_error, name, rec, exc))))
 
-    def run_input(self, counter: int, frontier: int, start: int, events: list) -> list[tuple]:
+    def run_input(self, counter: int, frontier: int, start: int, events: list,
+                  share: int = 0) -> list[tuple]:
         """The input sub-topology: ``events`` are the input events ``start``, ``start + 1``...
         as ``merge_ingested`` gives them: a ``Record`` (the event ingested by the only source
         node of its topic) or ``(InputEvent, Record | None)`` (the record made by its topic's
@@ -319,7 +321,7 @@ class StageRunner:
         self.metrics.in_by_source.update(per_topic)
         if arrivals:
             self._run(arrivals)
-        return self._messages((0, 0), counter, frontier, None)
+        return self._messages((0, share), counter, frontier, None)
 
     def run_head(self, channel: tuple[int, int], counter: int, frontier: int, outputs: list,
                  errors: list, report: Metrics | None) -> list[tuple]:
