@@ -108,10 +108,7 @@ _RESUME_AT = 2_000
 SESSION_TIMEOUT_MS = 6000  # the consumer's default session.timeout.ms (see ``_consumer``)
 FETCH_QUEUE_BACKOFF_MS = 10  # the consumer's default fetch.queue.backoff.ms (see ``_consumer``)
 _GC_EVERY = 60.0  # seconds between the loop's full collections (``collect_frozen``)
-#: records fed to the executor at once, per partition of the run (a stop waits for the chunk
-#: in flight): the executor's batch, so each of its batches is a full one (256 records,
-#: whatever the partitions, cost twice the CPU per record in the executor at 4 partitions)
-_CHUNK = Executor.BATCH
+_CHUNK = 256  # records fed to the executor at once (a stop waits for the chunk in flight)
 #: buffer entries are ``(event time, rank, Record | _Raw)``; a sentinel's third item is None
 _real = itemgetter(2)
 _RANK = itemgetter(1)
@@ -792,7 +789,7 @@ class _KafkaRun:
         def partition_of(rec: Any) -> int:
             pos = rec.origin[1]
             return pos[0] if type(pos) is tuple else partitioner(rec.key, pos)
-        self.chunk = _CHUNK * self.partitions
+        self.chunk = _CHUNK
         self.ex = ex = Executor(self.plan.with_partitions(self.partitions), on_error=self.on_error,
                                 sink_writers=writers,
                                 dead_letter_writer=self._writer(self.dl.write) if self.dl else None,
@@ -1532,8 +1529,9 @@ class _KafkaRun:
             if internal:
                 by_rank = self.by_rank
                 counts = Counter(by_rank[e[1]] for e in taken)
-            elif len(runs) > 1:
-                counts = Counter(self.by_rank[r] for r in map(_RANK, taken))
+            elif len(runs) > 1:  # (ranks counted in C, then their channels)
+                by_rank = self.by_rank
+                counts = {by_rank[r]: k for r, k in Counter(map(_RANK, taken)).items()}
             else:
                 counts = {self.by_rank[taken[0][1]]: len(taken)}
             for ch, k in counts.items():
