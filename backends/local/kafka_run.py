@@ -106,6 +106,7 @@ _MISSING = object()
 _PAUSE_AT = 20_000  # buffered records of one partition before it is paused (back-pressure)
 _RESUME_AT = 2_000
 SESSION_TIMEOUT_MS = 6000  # the consumer's default session.timeout.ms (see ``_consumer``)
+_HANDOFF_LINGER_MS = 5  # linger.ms of a run's producer that writes repartition topics
 FETCH_QUEUE_BACKOFF_MS = 10  # the consumer's default fetch.queue.backoff.ms (see ``_consumer``)
 _GC_EVERY = 60.0  # seconds between the loop's full collections (``collect_frozen``)
 _CHUNK = 256  # records fed to the executor at once (a stop waits for the chunk in flight)
@@ -490,16 +491,24 @@ class _KafkaRun:
             self.broker_error = (time.monotonic(), err.str())
         log.debug("kafka consumer: %s", err.str())
 
+    def _main_producer(self) -> Any:
+        """The producer of the input cluster (transactional under exactly_once). Delivery
+        reports of records written are needed for the repartition topics only
+        (``_r_delivered``); without them it reports failures only, not one Python callback per
+        record. With them its records linger 5 ms (librdkafka's default), not 100: the run
+        reads what it hands on through a repartition topic, and its downstream sub-topology
+        waits for it."""
+        extra: dict[str, Any] = {"transactional.id": self.transactional_id} if self.eos else {}
+        if self.rtopic:
+            extra["linger.ms"] = _HANDOFF_LINGER_MS
+        return kc.make_producer(self._spec(self.base.topic), only_errors=not self.rtopic,
+                                **extra)
+
     def _open_outputs(self) -> None:
         self.trackers: dict[str, kc.DeliveryTracker] = {}
         self.producers: dict[str, Any] = {}
         main = self.base.bootstrap_servers
-        extra = {"transactional.id": self.transactional_id} if self.eos else {}
-        # Delivery reports of records written are needed for the repartition topics only
-        # (``_r_delivered``); any other producer reports failures only, not one Python
-        # callback per record.
-        self.producers[main] = kc.make_producer(self._spec(self.base.topic),
-                                                only_errors=not self.rtopic, **extra)
+        self.producers[main] = self._main_producer()
         self.trackers[main] = kc.DeliveryTracker()
         self.rwriter = _RepartitionWriter(self.producers[main], self._r_delivered)
         self.r_last_committed: dict[tuple[str, int], int] = {}
@@ -1877,8 +1886,7 @@ class _KafkaRun:
                 t.errors.clear()
             return
         old = self.main
-        self.main = kc.make_producer(self._spec(self.base.topic), only_errors=not self.rtopic,
-                                     **{"transactional.id": self.transactional_id})
+        self.main = self._main_producer()
         self.producers[self.base.bootstrap_servers] = self.main
         for w in self._kafka_writers():
             if w.producer is old:
