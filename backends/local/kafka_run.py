@@ -106,7 +106,6 @@ _MISSING = object()
 _PAUSE_AT = 20_000  # buffered records of one partition before it is paused (back-pressure)
 _RESUME_AT = 2_000
 SESSION_TIMEOUT_MS = 6000  # the consumer's default session.timeout.ms (see ``_consumer``)
-_HANDOFF_LINGER_MS = 5  # linger.ms of a run's producer that writes repartition topics
 FETCH_QUEUE_BACKOFF_MS = 10  # the consumer's default fetch.queue.backoff.ms (see ``_consumer``)
 _GC_EVERY = 60.0  # seconds between the loop's full collections (``collect_frozen``)
 _CHUNK = 256  # records fed to the executor at once (a stop waits for the chunk in flight)
@@ -495,12 +494,8 @@ class _KafkaRun:
         """The producer of the input cluster (transactional under exactly_once). Delivery
         reports of records written are needed for the repartition topics only
         (``_r_delivered``); without them it reports failures only, not one Python callback per
-        record. With them its records linger 5 ms (librdkafka's default), not 100: the run
-        reads what it hands on through a repartition topic, and its downstream sub-topology
-        waits for it."""
+        record."""
         extra: dict[str, Any] = {"transactional.id": self.transactional_id} if self.eos else {}
-        if self.rtopic:
-            extra["linger.ms"] = _HANDOFF_LINGER_MS
         return kc.make_producer(self._spec(self.base.topic), only_errors=not self.rtopic,
                                 **extra)
 

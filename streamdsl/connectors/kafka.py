@@ -618,11 +618,12 @@ _CONSUMER_ONLY = ("group.", "session.timeout.ms", "heartbeat.interval.ms", "max.
 #: Our producer defaults (options with a dot in a connector's URI override them).
 #: murmur2: the partitioner of Kafka's Java clients, so keys land where Kafka Streams (and any
 #: Java consumer that co-partitions) expects them. linger.ms: how long librdkafka waits to
-#: fill a batch before sending it: 100 ms, Kafka Streams' default for its producers
-#: (librdkafka's is 5 ms); a flush (each commit) sends at once whatever lingers. Measured on
-#: the fraud workload (1M records in, 434k out): the broker's CPU a third lower, ours a little
-#: lower (docs/performance.md, "Kafka in and out").
-PRODUCER_DEFAULTS: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 100,
+#: fill a batch before sending it, librdkafka's 5 ms. 100 ms (Kafka Streams' default) cut the
+#: broker's CPU by a third on the fraud workload, but delays what other processes see of the
+#: outputs by up to 0.1 s (tests/kafka's shared-group test, which starts a second instance
+#: once the first one's outputs show, then failed 1 run in 3 on a loaded machine); a URI can
+#: set it (``linger.ms=100``). See docs/performance.md, "Kafka in and out".
+PRODUCER_DEFAULTS: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 5,
                                      "partitioner": "murmur2_random"}
 
 
