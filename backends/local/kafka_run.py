@@ -793,7 +793,6 @@ class _KafkaRun:
         def partition_of(rec: Any) -> int:
             pos = rec.origin[1]
             return pos[0] if type(pos) is tuple else partitioner(rec.key, pos)
-        self.chunk = _CHUNK
         self.ex = ex = Executor(self.plan.with_partitions(self.partitions), on_error=self.on_error,
                                 sink_writers=writers,
                                 dead_letter_writer=self._writer(self.dl.write) if self.dl else None,
@@ -1491,7 +1490,6 @@ class _KafkaRun:
         taken."""
         ck = kc._require_kafka()
         waits = self.waits[sub]
-        chunk = self.chunk
         fed = False
         while not self.stop and chans:
             ext_left = None if self.max_records is None else self.max_records - self.fed
@@ -1501,8 +1499,8 @@ class _KafkaRun:
                 if not ch.active:
                     continue
                 if ch.topic is None:
-                    if not ch.exhausted and len(ch.buf) < chunk:
-                        self._fill(ch, chunk)
+                    if not ch.exhausted and len(ch.buf) < _CHUNK:
+                        self._fill(ch, _CHUNK)
                     more = not ch.exhausted
                 elif ch.internal:
                     internal = True
@@ -1518,7 +1516,7 @@ class _KafkaRun:
             if not runs:
                 return fed
             if not internal:
-                limit = chunk if ext_left is None else min(chunk, ext_left)
+                limit = _CHUNK if ext_left is None else min(_CHUNK, ext_left)
                 if limit <= 0:
                     return fed
                 if len(runs) == 1:
@@ -1560,7 +1558,7 @@ class _KafkaRun:
             fed = True
             self.fed += n_ext
             self.dirty = True
-            if len(taken) < chunk or time.monotonic() >= until:
+            if len(taken) < _CHUNK or time.monotonic() >= until:
                 return fed
         return fed
 
@@ -1578,7 +1576,7 @@ class _KafkaRun:
                     break  # max_records: no more input records
                 n_ext += 1
             taken.append(e)
-            if len(taken) >= self.chunk:
+            if len(taken) >= _CHUNK:
                 break
         return taken, n_ext
 
