@@ -6,7 +6,8 @@ The broker is the test broker (Tansu, in memory, started here: ``streamdsl.conne
 the input topic (4 partitions, keyed by card) is produced before the clock starts, by the
 project's producer (``topologies/produce_fraud_to_kafka.py``). Each timed Kafka run uses a new
 consumer group and output topic, ends with ``until_idle`` (0.3 s, included) and includes the
-consumer group join. Outputs are checked: the Kafka output read back equals the file output
+consumer group join. Besides wall and CPU time of this process, the broker's CPU time during
+each run is recorded (``/proc``). Outputs are checked: the Kafka output read back equals the file output
 (the hand loop's suspects, and our tombstones for the windows that fail HAVING).
 """
 
@@ -29,6 +30,16 @@ TARGET = 0.5
 PARTITIONS = 4
 #: a short session, as the Kafka tests use: the group join is part of each measured run
 GROUP_OPTS = "session.timeout.ms=1000&heartbeat.interval.ms=100"
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system, every thread) process ``pid`` has used so far (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:  # not Linux
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _read_topic(bootstrap: str, topic: str, n_partitions: int) -> list[tuple]:
@@ -86,11 +97,14 @@ def run_kafka_bench(*, n_scale: float = 1.0, reps: int = 3, timeout: float = 180
             admin = AdminClient({"bootstrap.servers": bootstrap})
             seconds: dict[str, list[float]] = {"file": [], "kafka": []}
             cpu: dict[str, list[float]] = {"file": [], "kafka": []}
+            broker_cpu: dict[str, list[float]] = {"file": [], "kafka": []}
             equal = True
             for rep in range(reps):
                 out_path = os.path.join(tmp, "out.jsonl")
+                b0 = _cpu_of(proc.pid)
                 dt, cdt, _ = timed(lambda: backend.run(
                     plan, {fraud.SOURCE: path}, {fraud.SINK: out_path}, optimize=False))
+                broker_cpu["file"].append(_cpu_of(proc.pid) - b0)
                 seconds["file"].append(dt)
                 cpu["file"].append(cdt)
                 with open(out_path, "rb") as f:
@@ -102,16 +116,19 @@ def run_kafka_bench(*, n_scale: float = 1.0, reps: int = 3, timeout: float = 180
                     fut.result(10)
                 src = f"kafka://{bootstrap}/{topic}?group={group}&{GROUP_OPTS}"
                 dst = f"kafka://{bootstrap}/{out_topic}"
+                b0 = _cpu_of(proc.pid)
                 dt, cdt, _ = timed(lambda: backend.run(
                     plan, {fraud.SOURCE: src}, {fraud.SINK: dst}, until_idle=0.3,
                     optimize=False))
+                broker_cpu["kafka"].append(_cpu_of(proc.pid) - b0)
                 seconds["kafka"].append(dt)
                 cpu["kafka"].append(cdt)
                 got = sorted(_from_kafka(k, v) for k, v in _read_topic(bootstrap, out_topic,
                                                                         PARTITIONS))
                 same = got == want
                 equal = equal and same
-                log(f"  rep {rep + 1} kafka: {dt:.3f} s (cpu {cdt:.3f} s)"
+                log(f"  rep {rep + 1} kafka: {dt:.3f} s (cpu {cdt:.3f} s, broker cpu "
+                    f"{broker_cpu['kafka'][-1]:.3f} s)"
                     + ("" if same else f": WRONG OUTPUT ({len(got)} records, file {len(want)})"))
         finally:
             stop_broker(proc)
@@ -125,6 +142,11 @@ def run_kafka_bench(*, n_scale: float = 1.0, reps: int = 3, timeout: float = 180
         "cpu_events_per_s": cpu_eps,
         "seconds": {k: [round(s, 4) for s in v] for k, v in seconds.items()},
         "cpu_seconds": {k: [round(s, 4) for s in v] for k, v in cpu.items()},
+        # CPU of this process (the run, librdkafka's threads included) and of the broker, per
+        # input record (medians)
+        "cpu_us_per_record": {k: round(median(v) / n * 1e6, 3) for k, v in cpu.items()},
+        "broker_cpu_us_per_record": {k: round(median(v) / n * 1e6, 3)
+                                     for k, v in broker_cpu.items()},
         "kafka_vs_file": ratio,
         "cpu_kafka_vs_file": round(cpu_eps["kafka"] / cpu_eps["file"], 3),
         "target": TARGET,

@@ -72,11 +72,12 @@ from streamdsl.ir.nodes import Repartition
 from streamdsl.ir.plan import Plan
 from streamdsl.ir.tasks import repartition_topic, sub_topologies, sub_topology_of
 from streamdsl.runtime.collector import collect_frozen, collector_for_a_run
-from streamdsl.runtime.ingest import BadRecord, make_ingest
+from streamdsl.runtime.ingest import BadRecord, field_name, make_ingest
 from streamdsl.runtime.drops import warn_drops
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.partitioning import Partitioner
 from streamdsl.runtime.records import InputEvent, Record
+from streamdsl.timeutil import MAX_TIMESTAMP
 
 from .executor import Executor
 from .graph import Handoff
@@ -101,9 +102,11 @@ TXN_HEADER = "streamdsl.txn"
 SEQ_HEADER = "streamdsl.seq"
 _CALL_TIMEOUT = 10.0  # seconds given to one transactional call (it is retried within broker_timeout)
 _NEG_INF = -(1 << 62)
+_MISSING = object()
 _PAUSE_AT = 20_000  # buffered records of one partition before it is paused (back-pressure)
 _RESUME_AT = 2_000
 SESSION_TIMEOUT_MS = 6000  # the consumer's default session.timeout.ms (see ``_consumer``)
+FETCH_QUEUE_BACKOFF_MS = 10  # the consumer's default fetch.queue.backoff.ms (see ``_consumer``)
 _GC_EVERY = 60.0  # seconds between the loop's full collections (``collect_frozen``)
 _CHUNK = 256  # records fed to the executor at once (a stop waits for the chunk in flight)
 #: buffer entries are ``(event time, rank, Record | _Raw)``; a sentinel's third item is None
@@ -216,7 +219,7 @@ class _Channel:
 
     __slots__ = ("source", "order", "topic", "partition", "buf", "eof", "next_offset", "it",
                  "consumed", "exhausted", "paused", "active", "internal", "sub", "rank", "entry",
-                 "sentinel")
+                 "take", "sentinel")
 
     def __init__(self, source: str, order: int, topic: str | None = None, partition: int = 0, *,
                  internal: bool = False, sub: int = 0):
@@ -240,6 +243,9 @@ class _Channel:
         #: ties of the merge: source declaration order, then partition
         self.rank = order * 1_000_000 + partition
         self.entry: Callable[[Any], tuple] | None = None  # set by the run (``_entry_maker``)
+        #: ``(messages, i, n) -> j``: buffers the entries of messages ``i`` to ``j - 1``, the
+        #: run of this partition's messages from ``i`` (set by the run: ``_taker``)
+        self.take: Callable[[list, int, int], int] | None = None
         #: what ends the buffer in a merge while more may come: sorts before every record
         self.sentinel = ((float("-inf"), self.rank, None),)
 
@@ -458,6 +464,12 @@ class _KafkaRun:
             # A partition at its end is known only when a fetch comes back empty; until then it
             # holds the merge back, so empty fetches must return soon.
             "fetch.wait.max.ms": 100,
+            # librdkafka stops fetching a partition whose prefetch queue is full
+            # (queued.min.messages) and waits fetch.queue.backoff.ms before it looks again:
+            # with the default 1 s, a run that had taken the queue in 0.1 s waited 0.9 s
+            # for the next fetch (1M records took 8 s to read with nothing else to do, 3.3 s
+            # with 10 ms; see docs/performance.md "Kafka in and out").
+            "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
             "error_cb": self._on_error})
         conf.update(self.config)
         if "session.timeout.ms" in self.config and "heartbeat.interval.ms" not in self.config:
@@ -478,12 +490,20 @@ class _KafkaRun:
             self.broker_error = (time.monotonic(), err.str())
         log.debug("kafka consumer: %s", err.str())
 
+    def _main_producer(self) -> Any:
+        """The producer of the input cluster (transactional under exactly_once). Delivery
+        reports of records written are needed for the repartition topics only
+        (``_r_delivered``); without them it reports failures only, not one Python callback per
+        record."""
+        extra: dict[str, Any] = {"transactional.id": self.transactional_id} if self.eos else {}
+        return kc.make_producer(self._spec(self.base.topic), only_errors=not self.rtopic,
+                                **extra)
+
     def _open_outputs(self) -> None:
         self.trackers: dict[str, kc.DeliveryTracker] = {}
         self.producers: dict[str, Any] = {}
         main = self.base.bootstrap_servers
-        extra = {"transactional.id": self.transactional_id} if self.eos else {}
-        self.producers[main] = kc.make_producer(self._spec(self.base.topic), **extra)
+        self.producers[main] = self._main_producer()
         self.trackers[main] = kc.DeliveryTracker()
         self.rwriter = _RepartitionWriter(self.producers[main], self._r_delivered)
         self.r_last_committed: dict[tuple[str, int], int] = {}
@@ -493,7 +513,7 @@ class _KafkaRun:
             if spec["type"] == "kafka":
                 ks = kc.kafka_spec(spec)
                 if ks.bootstrap_servers not in self.producers:
-                    self.producers[ks.bootstrap_servers] = kc.make_producer(ks)
+                    self.producers[ks.bootstrap_servers] = kc.make_producer(ks, only_errors=True)
                     self.trackers[ks.bootstrap_servers] = kc.DeliveryTracker()
                 self.sinks[topic] = kc.KafkaSink(ks, producer=self.producers[ks.bootstrap_servers],
                                                  tracker=self.trackers[ks.bootstrap_servers])
@@ -504,7 +524,7 @@ class _KafkaRun:
             if self.dead_letter["type"] == "kafka":
                 ks = kc.kafka_spec(self.dead_letter)
                 if ks.bootstrap_servers not in self.producers:
-                    self.producers[ks.bootstrap_servers] = kc.make_producer(ks)
+                    self.producers[ks.bootstrap_servers] = kc.make_producer(ks, only_errors=True)
                     self.trackers[ks.bootstrap_servers] = kc.DeliveryTracker()
                 kafka_topics = {src: s.topic for src, s in self.kafka_in.items()}
                 self.dl = kc.KafkaDeadLetterSink(ks, producer=self.producers[ks.bootstrap_servers],
@@ -1186,14 +1206,18 @@ class _KafkaRun:
 
     def _receive(self, msgs: list[Any]) -> bool:
         """Buffer consumed messages in their channels, each decoded and ingested once, as
-        ``(event time, rank, Record)`` (``(_NEG_INF, rank, _Bad)`` for one that does not
-        ingest: dead-lettered when the merge reaches it)."""
+        ``(event time, rank, Record)`` (``(_NEG_INF, rank, _Raw)`` for one that does not
+        ingest: dead-lettered when the merge reaches it). ``consume`` gives a partition's
+        messages in runs; each run is taken by its channel's ``take`` in one loop."""
         ck = kc._require_kafka()
         got = False
         kchan = self.kchan
-        for msg in msgs:
+        i, n = 0, len(msgs)
+        while i < n:
+            msg = msgs[i]
             err = msg.error()
             if err is not None:
+                i += 1
                 if err.code() == ck.KafkaError._PARTITION_EOF:
                     ch = kchan.get((msg.topic(), msg.partition()))
                     if ch is not None:
@@ -1205,8 +1229,9 @@ class _KafkaRun:
                 continue
             ch = kchan.get((msg.topic(), msg.partition()))
             if ch is None:  # not ours any more
+                i += 1
                 continue
-            ch.buf.append(ch.entry(msg))
+            i = ch.take(msgs, i, n)  # this message and those of its partition after it
             ch.eof = False
             got = True
             if not ch.paused and len(ch.buf) >= _PAUSE_AT:
@@ -1272,8 +1297,71 @@ class _KafkaRun:
             return (rec.ts, rank, rec)
         return entry
 
+    def _taker(self, ch: _Channel) -> Callable[[list, int, int], int]:
+        """``ch.take`` of a Kafka partition's channel: the entries of the run of consumed
+        messages of its partition that starts at ``msgs[i]``, appended to its buffer, as
+        ``ch.entry`` makes them. For a source whose records are JSON objects whose key and
+        event time are fields (and whose Kafka key is not used: ``key=`` is declared), each
+        message is decoded and ingested in the loop itself, as ``value_decoder`` then the
+        ingest's fast path do (any other value goes through ``ch.entry``)."""
+        entry, buf, partition, topic = ch.entry, ch.buf, ch.partition, ch.topic
+        append = buf.append
+        check_topic = len(self.source_of) + len(self.rnode_of) > 1  # else one topic only
+        node = None if ch.internal else next(s for s in self.plan.sources()
+                                             if s.topic == ch.source)
+        fused = (node is not None and not self.key_used[ch.source]
+                 and len(self.plan_nodes_of[ch.source]) == 1
+                 and self.kafka_in[ch.source].value_format == "json"
+                 and field_name(node.key) is not None and field_name(node.timestamp) is not None)
+        if not fused:
+            def take(msgs: list, i: int, n: int) -> int:
+                while i < n:
+                    m = msgs[i]
+                    if (m.error() is not None or m.partition() != partition
+                            or (check_topic and m.topic() != topic)):
+                        break
+                    append(entry(m))
+                    i += 1
+                return i
+            return take
+        import orjson
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        key_field, ts_field = field_name(node.key), field_name(node.timestamp)
+        source, rank, new, missing, top = node.topic, ch.rank, object.__new__, _MISSING, MAX_TIMESTAMP
+
+        def take_fused(msgs: list, i: int, n: int) -> int:
+            while i < n:
+                m = msgs[i]
+                if (m.error() is not None or m.partition() != partition
+                        or (check_topic and m.topic() != topic)):
+                    break
+                i += 1
+                try:
+                    v = loads(m.value())  # (orjson checks the UTF-8 too; None raises)
+                except (decode_error, TypeError):
+                    append(entry(m))
+                    continue
+                if type(v) is dict:
+                    k = v.get(key_field, missing)
+                    ts = v.get(ts_field)
+                    if k is not missing and type(ts) is int and 0 <= ts < top:
+                        # make_ingest's Record, without its __init__ call
+                        r = new(Record)
+                        r.key = k
+                        r.value = v
+                        r.ts = ts
+                        r.window = None
+                        r.origin = (source, (partition, m.offset()))
+                        append((ts, rank, r))
+                        continue
+                append(entry(m))
+            return i
+        return take_fused
+
     def _register(self, ch: _Channel, *, kafka: bool) -> None:
         ch.entry = self._entry_maker(ch.source, ch.rank, kafka)
+        if kafka:
+            ch.take = self._taker(ch)
         self.by_rank[ch.rank] = ch
         self.node_of_rank[ch.rank] = self.plan_nodes_of[ch.source][0]
 
@@ -1321,6 +1409,7 @@ class _KafkaRun:
         ch.rank = ch.order * 1_000_000 + ch.partition
         ch.sentinel = ((float("-inf"), ch.rank, None),)
         ch.entry = self._handoff_maker(ch)
+        ch.take = self._taker(ch)
         k = ch.rank % 500_000
         for o in range(len(self.order) + 1):
             self.by_rank[o * 1_000_000 + 500_000 + k] = ch
@@ -1442,8 +1531,9 @@ class _KafkaRun:
             if internal:
                 by_rank = self.by_rank
                 counts = Counter(by_rank[e[1]] for e in taken)
-            elif len(runs) > 1:
-                counts = Counter(self.by_rank[r] for r in map(_RANK, taken))
+            elif len(runs) > 1:  # (ranks counted in C, then their channels)
+                by_rank = self.by_rank
+                counts = {by_rank[r]: k for r, k in Counter(map(_RANK, taken)).items()}
             else:
                 counts = {self.by_rank[taken[0][1]]: len(taken)}
             for ch, k in counts.items():
@@ -1789,8 +1879,7 @@ class _KafkaRun:
                 t.errors.clear()
             return
         old = self.main
-        self.main = kc.make_producer(self._spec(self.base.topic),
-                                     **{"transactional.id": self.transactional_id})
+        self.main = self._main_producer()
         self.producers[self.base.bootstrap_servers] = self.main
         for w in self._kafka_writers():
             if w.producer is old:

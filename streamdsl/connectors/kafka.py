@@ -407,7 +407,10 @@ def _reader(spec: KafkaSpec) -> Any:
         "group.id": spec.group or "streamdsl-reader", "enable.auto.commit": False,
         "enable.partition.eof": True, "auto.offset.reset": "earliest",
         "isolation.level": "read_committed", "fetch.wait.max.ms": 50,
-        "queued.max.messages.kbytes": 8192}))  # librdkafka's prefetch queue: 8 MB, not 64
+        "queued.max.messages.kbytes": 8192,  # librdkafka's prefetch queue: 8 MB, not 64
+        # a full prefetch queue is looked at again after 10 ms, not librdkafka's 1 s (a
+        # reader that had taken the queue then waited for the next fetch)
+        "fetch.queue.backoff.ms": 10}))
 
 
 def _start_offsets(consumer: Any, spec: KafkaSpec, partitions: list[int]) -> list[Any]:
@@ -586,17 +589,16 @@ _TOPIC_ERRORS = _topic_errors()
 # ---- sinks ---------------------------------------------------------------------------------------
 
 class DeliveryTracker:
-    """Collects delivery failures of a producer (librdkafka reports them asynchronously)."""
+    """Collects delivery failures of a producer (librdkafka reports them asynchronously, when
+    the producer is polled or flushed; a producer made with ``only_errors=True`` reports
+    nothing else)."""
 
     def __init__(self) -> None:
         self.errors: list[str] = []
-        self.last_offsets: dict[tuple[str, int], int] = {}
 
     def __call__(self, err: Any, msg: Any) -> None:
         if err is not None:
             self.errors.append(f"{msg.topic()}: {err.str() if hasattr(err, 'str') else err}")
-        else:
-            self.last_offsets[(msg.topic(), msg.partition())] = msg.offset()
 
     def check(self) -> None:
         if self.errors:
@@ -613,14 +615,31 @@ _CONSUMER_ONLY = ("group.", "session.timeout.ms", "heartbeat.interval.ms", "max.
                   "check.crcs", "allow.auto.create.topics", "coordinator.query.interval.ms")
 
 
-def make_producer(spec: KafkaSpec, **extra: Any) -> Any:
+#: Our producer defaults (options with a dot in a connector's URI override them).
+#: murmur2: the partitioner of Kafka's Java clients, so keys land where Kafka Streams (and any
+#: Java consumer that co-partitions) expects them. linger.ms: how long librdkafka waits to
+#: fill a batch before sending it, librdkafka's 5 ms. 100 ms (Kafka Streams' default) cut the
+#: broker's CPU by a third on the fraud workload, but delays what other processes see of the
+#: outputs by up to 0.1 s (tests/kafka's shared-group test, which starts a second instance
+#: once the first one's outputs show, then failed 1 run in 3 on a loaded machine); a URI can
+#: set it (``linger.ms=100``). See docs/performance.md, "Kafka in and out".
+PRODUCER_DEFAULTS: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 5,
+                                     "partitioner": "murmur2_random"}
+
+
+def make_producer(spec: KafkaSpec, *, only_errors: bool = False, **extra: Any) -> Any:
+    """A producer for ``spec``'s cluster: ``PRODUCER_DEFAULTS``, then ``extra``, then the
+    spec's options (consumer-only ones left out). ``only_errors``: librdkafka reports failed
+    deliveries only (``delivery.report.only.error``), not one callback per record written;
+    for a producer whose writers need no delivered offsets (``DeliveryTracker`` only looks at
+    failures)."""
     ck = _require_kafka()
     from dataclasses import replace
     spec = replace(spec, config={k: v for k, v in spec.config.items()
                                  if not k.startswith(_CONSUMER_ONLY)})
-    # murmur2: the partitioner of Kafka's Java clients, so keys land where Kafka Streams (and
-    # any Java consumer that co-partitions) expects them.
-    conf = {"enable.idempotence": True, "linger.ms": 5, "partitioner": "murmur2_random"}
+    conf = dict(PRODUCER_DEFAULTS)
+    if only_errors:
+        conf["delivery.report.only.error"] = True
     conf.update(extra)
     return ck.Producer(spec.client_config(**conf))
 
@@ -647,9 +666,15 @@ def produce(producer: Any, topic: str, key: bytes | None, value: bytes | None,
 
 class _KafkaWriter:
     """A producer on one topic (created if missing): its own, flushed on ``close``, or a shared
-    (possibly transactional) one passed in by the local backend's Kafka run."""
+    (possibly transactional) one passed in by the local backend's Kafka run.
+
+    Records are handed to librdkafka one ``produce`` call each (it batches them by partition,
+    ``linger.ms``); the producer is polled (delivery reports served) every ``POLL_EVERY``
+    records, and whenever its local queue is full, rather than after each record; a flush
+    serves the rest (a commit flushes first, ``close`` too)."""
 
     _what = "record(s)"
+    POLL_EVERY = 1000
 
     def __init__(self, spec: dict | str | KafkaSpec, *, producer: Any = None,
                  tracker: DeliveryTracker | None = None, create: bool = True):
@@ -657,10 +682,28 @@ class _KafkaWriter:
         if create:
             ensure_topics(self.spec, {self.spec.topic: (self.spec.partitions, {})})
         self._own = producer is None
-        self.producer = producer if producer is not None else make_producer(self.spec)
+        self.producer = (producer if producer is not None
+                         else make_producer(self.spec, only_errors=True))
         self.tracker = tracker if tracker is not None else DeliveryTracker()
         #: headers of every record written (the local run's exactly_once sets the transaction's)
         self.headers: list[tuple[str, bytes]] | None = None
+        self._unpolled = 0
+
+    def _send(self, key: bytes | None, value: bytes | None, timestamp: int | None) -> None:
+        try:
+            # (timestamp 0: librdkafka's "now", what leaving it out gives)
+            self.producer.produce(self.spec.topic, value=value, key=key,
+                                  on_delivery=self.tracker, timestamp=timestamp or 0,
+                                  headers=self.headers)
+        except BufferError:  # the local queue is full: wait for room
+            produce(self.producer, self.spec.topic, key, value, timestamp, self.tracker,
+                    headers=self.headers)
+            self._unpolled = 0
+            return
+        self._unpolled += 1
+        if self._unpolled >= self.POLL_EVERY:
+            self.producer.poll(0)
+            self._unpolled = 0
 
     def flush(self, timeout: float = _TIMEOUT) -> None:
         left = self.producer.flush(timeout)
@@ -687,9 +730,13 @@ class KafkaSink(_KafkaWriter):
         self.written = 0
 
     def write(self, rec: OutputRecord) -> None:
-        produce(self.producer, self.spec.topic, encode_key(rec, self.spec.key_format),
-                encode_value(rec.value, self.spec.value_format), rec.timestamp, self.tracker,
-                headers=self.headers)
+        key, value, ts, window = rec
+        if window is not None:  # encode_key's windowed key
+            k = _json({"key": key, "window_start": window[0], "window_end": window[1]})
+        else:
+            k = _encode(key, self.spec.key_format, "key")
+        self._send(k, None if value is None else _encode(value, self.spec.value_format, "value"),
+                   ts)
         self.written += 1
 
 
@@ -706,8 +753,6 @@ class KafkaDeadLetterSink(_KafkaWriter):
         self.kafka_topics = dict(kafka_topics or {})
 
     def write(self, dl: DeadLetter) -> None:
-        value = dead_letter_json(dl, self.kafka_topics.get(dl.source or ""))
-        produce(self.producer, self.spec.topic, None, value, None, self.tracker,
-                headers=self.headers)
+        self._send(None, dead_letter_json(dl, self.kafka_topics.get(dl.source or "")), None)
 
     __call__ = write
