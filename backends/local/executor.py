@@ -37,7 +37,7 @@ from . import fastpaths
 from .batches import BatchGraph, batchable
 from .columnar import Segments
 from .graph import Handoff, Part, RepartitionWriter, SinkWriter, Wiring
-from .merge import merge_runs
+from .merge import merge_runs, running_max
 from .push import compile_push
 
 __all__ = ["Executor"]
@@ -346,12 +346,19 @@ class Executor:
         names = [self.wiring.sources[t][0] for t in topics]
         ingest = [self._merge_ingester(t) for t in topics]
 
+        carry = [UNDECODABLE_TS] * len(topics)  # each topic's largest timestamp so far
+
         def next_run(j: int):
+            # the runs' merge keys: the running maximum of each topic's timestamps, always in
+            # order (``merge.running_max``: the same merged order as the timestamps give)
             for chunk, pos in chunks[topics[j]]:
                 recs = ingest[j](chunk, pos)
                 if recs:
                     tss = [r.ts for r in recs]
-                    return recs, (tss if all(map(le, tss, islice(tss, 1, None))) else None)
+                    if not all(map(le, tss, islice(tss, 1, None))) or tss[0] < carry[j]:
+                        tss = running_max(tss, carry[j])
+                    carry[j] = tss[-1]
+                    return recs, tss
             return None
 
         def flush(parts) -> None:

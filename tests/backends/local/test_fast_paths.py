@@ -517,12 +517,20 @@ def check_ordered_run_merge(data: st.DataObject) -> None:
     size = data.draw(st.integers(min_value=1, max_value=8))
     runs = [[recs[i:i + run_size] for i in range(0, len(recs), run_size)] for recs in topics]
     pending = [list(r) for r in runs]
+    # the executor's keys: each topic's running maximum (``merge.running_max``), every run in
+    # order; or the timestamps, a run out of order merged record by record
+    keyed = data.draw(st.booleans())
+    carry = [-(1 << 62)] * n_topics
 
     def next_run(j: int):
         if not pending[j]:
             return None
         recs = pending[j].pop(0)
         tss = [r.ts for r in recs]
+        if keyed:
+            tss = merge.running_max(tss, carry[j])
+            carry[j] = tss[-1]
+            return recs, tss
         return recs, (tss if tss == sorted(tss) else None)
     got: list = []
 
