@@ -37,6 +37,9 @@ Inbox = dict[str, list[Part]]
 #: a node's runner: its parts -> ``(out port, records, seqs, partition)`` for each output part
 Runner = Callable[[list[Part]], Any]
 
+#: the table operators' one-output-per-input batch loops (``tablerows.py``)
+_ROW_BATCHES = ("table-source-batch", "table-filter-batch")
+
 NodeFail = Callable[[str, "Record | None", Exception], None]
 
 
@@ -141,7 +144,7 @@ class BatchGraph:
         """``(port, records, fail) -> outputs`` in the task of ``partition``: the node's
         registered fast path, else its processor's ``process_batch``."""
         step = self.steps[name][partition]
-        for fp_name in ("stateless-batch", "tumbling-batch"):
+        for fp_name in ("stateless-batch", "tumbling-batch", *_ROW_BATCHES):
             fp = fastpaths.find(fp_name, step.node)
             if fp is not None:
                 if fp_name == "tumbling-batch":
@@ -152,7 +155,8 @@ class BatchGraph:
     def fast_paths(self, name: str) -> list[str]:
         """Names of the fast paths node ``name`` runs with in batches."""
         node = self.steps[name][0].node
-        return [n for n in ("stateless-batch", "tumbling-batch") if fastpaths.find(n, node)]
+        return [n for n in ("stateless-batch", "tumbling-batch", *_ROW_BATCHES)
+                if fastpaths.find(n, node)]
 
     # ---- runners -----------------------------------------------------------------------------------
     def _make_runner(self, name: str, need_seq: bool) -> Runner:  # noqa: C901 - one closure per case
@@ -261,6 +265,11 @@ class BatchGraph:
         seq_batch = None  # a stateless node's generated loop carrying sequence numbers
         if need_seq and isinstance(step.processor, StatelessProcessor):
             fp = fastpaths.find("stateless-batch", step.node)
+            if fp is not None:
+                seq_batch = fp.build(step.processor, seqs=True)
+        elif need_seq and (len(steps) == 1 or steps[1:2] == steps[:1]):
+            # a table source or filter (one processor for every task): one output per input
+            fp = next(filter(None, (fastpaths.find(n, step.node) for n in _ROW_BATCHES)), None)
             if fp is not None:
                 seq_batch = fp.build(step.processor, seqs=True)
 

@@ -43,13 +43,14 @@ from streamdsl.runtime.aggregation import build_agg_ops
 from streamdsl.runtime.failures import late_window
 from streamdsl.runtime.ingest import make_ingest_items
 from streamdsl.runtime.joins import StreamTableJoinProcessor
+from streamdsl.runtime.tables import TableFilterProcessor, TableSourceProcessor
 from streamdsl.runtime.ordering import merge_inputs, sorted_keys
 from streamdsl.runtime.processors import Fail, Processor, StatelessProcessor
 from streamdsl.runtime.records import OutputRecord, Record
 from streamdsl.runtime.stateless import IDENTITY_KINDS
 from streamdsl.windows import TumblingWindow
 
-from . import codegen, merge
+from . import codegen, merge, tablerows
 
 __all__ = ["FastPath", "FAST_PATHS", "find", "Rows", "BATCH", "COLUMNS", "COLUMNS_TO_SINK",
            "COLUMNS_TASKS",
@@ -423,6 +424,15 @@ FAST_PATHS: tuple[FastPath, ...] = (
              _stateless_batch,
              "a chain of filter/map/key_by/map_kv/peek (a flat-map last) as one generated loop, "
              "simple expressions inlined"),
+    FastPath("table-source-batch", ("Source",), BATCH, TableSourceProcessor.process_batch,
+             lambda node, port: isinstance(node, Source) and node.table,
+             tablerows.table_source_batch,
+             "a table source's run in one pass (null keys skipped), carrying sequence numbers "
+             "to a join"),
+    FastPath("table-filter-batch", ("TableFilter",), BATCH, TableFilterProcessor.process_batch,
+             lambda node, port: True, tablerows.compile_table_filter,
+             "a table filter as one generated loop, its predicate inlined, carrying sequence "
+             "numbers to a join"),
     FastPath("tumbling-batch", ("Aggregate",), BATCH, TimeWindowAggregate.process_batch,
              _tumbling_applies, _tumbling_batch,
              "a tumbling window's loop with the window computed in place, a count added "

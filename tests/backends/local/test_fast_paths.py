@@ -103,6 +103,10 @@ STAGES = {
     "key_by-fn": lambda s: s.key_by(lambda v: None if v["v"] == 0 else v["v"] % 2),
     "map_kv": lambda s: s.map_kv(lambda k, v: (k, {"v": v["v"], "k": boom_on_7(v)["v"]})),
     "peek": lambda s: s.peek(lambda k, v: boom_on_7(v)),
+    # over int fields: C-level maps over the columns when every value is an int
+    "filter-int-mod": lambda s: s.filter(sd.col("v") % 3 == 0),
+    "filter-int-arith": lambda s: s.filter((sd.col("v") * 2 - sd.col("w") >= 1)
+                                           | (4 // sd.col("v") == 2)),
     # fields some values lack (and values that are not mappings): drops that are counted
     "filter-missing": lambda s: s.filter((sd.col("w") > 0) | (sd.col("v") == 9)),
     "filter-not-missing": lambda s: s.filter(~(sd.col("w") == 1)),
@@ -167,6 +171,69 @@ def check_stateless_batch(data: st.DataObject) -> None:
         got_seqs += oseqs
     assert (_sig(got), got_seqs, got_failed, _counts(seq_metrics)) == \
         (_sig(ref), ref_seqs, ref_failed, _counts(ref_metrics)), names
+
+
+# ---- table sources and filters -----------------------------------------------------------------
+
+TABLE_PREDICATES = {
+    "expr": sd.col("v") > 1,
+    "isin": sd.col("v").isin((0, 2, 9)),
+    "missing": sd.col("w") == 1,                 # some rows lack w: counted when dropped
+    "fn": lambda v: boom_on_7(v)["v"] != 2,
+    "key-expr": sd.key() == "x",
+}
+
+
+def _table_node(kind: str, pred: str):
+    t = sd.Topology("tb")
+    tab = t.table("in")
+    if kind == "TableFilter":
+        tab = tab.filter(TABLE_PREDICATES[pred])
+    tab.to_stream().to("out")
+    return _node(t, kind)
+
+
+def _check_row_batch(data: st.DataObject, name: str, node) -> None:
+    """``name``'s fast path over ``node`` equals its processor's ``process_batch`` (random
+    cuts), and with sequence numbers gives each output its input's number."""
+    fp = fastpaths.find(name, node)
+    assert fp is not None
+    recs = [Record(k, v, i, None, ("in", i)) for i, (k, v) in
+            enumerate(data.draw(st.lists(st.tuples(keys, dict_vals), max_size=20)))]
+    ref_metrics, got_metrics, seq_metrics = Metrics(), Metrics(), Metrics()
+    proc = make_processor(node, ref_metrics)
+    fast = fp.build(make_processor(node, got_metrics))
+    with_seqs = fp.build(make_processor(node, seq_metrics), seqs=True)
+    ref_failed, ref_fail = _failures()
+    got_failed, got_fail = _failures()
+    seq_failed, seq_fail = _failures()
+    seqs = sorted(data.draw(st.lists(st.integers(0, 1_000), min_size=len(recs),
+                                     max_size=len(recs), unique=True)))
+    one = make_processor(node, Metrics())
+    ref_seqs = []
+    for rec, sq in zip(recs, seqs):
+        ref_seqs += [sq] * len(fp.reference(one, "in", [rec], lambda r, e: None))
+    ref, got, sgot, sgot_seqs = [], [], [], []
+    for chunk in _chunks(list(range(len(recs))), data.draw(cuts)):
+        batch = [recs[i] for i in chunk]
+        ref += fp.reference(proc, "in", batch, ref_fail)
+        got += fast("in", batch, got_fail)
+        outs, oseqs = with_seqs("in", batch, seq_fail, [seqs[i] for i in chunk])
+        sgot += outs
+        sgot_seqs += oseqs
+    assert (_sig(got), got_failed, _counts(got_metrics)) == \
+        (_sig(ref), ref_failed, _counts(ref_metrics))
+    assert (_sig(sgot), sgot_seqs, seq_failed, _counts(seq_metrics)) == \
+        (_sig(ref), ref_seqs, ref_failed, _counts(ref_metrics))
+
+
+def check_table_source_batch(data: st.DataObject) -> None:
+    _check_row_batch(data, "table-source-batch", _table_node("Source", ""))
+
+
+def check_table_filter_batch(data: st.DataObject) -> None:
+    pred = data.draw(st.sampled_from(sorted(TABLE_PREDICATES)))
+    _check_row_batch(data, "table-filter-batch", _table_node("TableFilter", pred))
 
 
 # ---- tumbling windows --------------------------------------------------------------------------
@@ -388,7 +455,9 @@ def check_stream_table_join_to_sink(data: st.DataObject) -> None:
 
 good_items = st.builds(lambda k, ts, v: {"k": k, "ts": ts, "v": v}, keys, st.integers(0, 50),
                        small) | st.builds(lambda k, ts, w: {"k": k, "ts": ts, "v": 1, "w": w},
-                                          keys, st.integers(0, 50), small)
+                                          keys, st.integers(0, 50), small) \
+    | st.builds(lambda k, ts, v, w: {"k": k, "ts": ts, "v": v, "w": w},  # ints only
+                keys, st.integers(0, 50), st.integers(-3, 9), st.integers(-2, 9))
 ingest_items = st.one_of(
     good_items,
     st.just({"k": "x"}),                                     # no timestamp field
@@ -628,6 +697,8 @@ def _agg_node(spec):
 CASES: dict[str, Callable[[st.DataObject], None]] = {
     "agg-inline": check_agg_inline,
     "stateless-batch": check_stateless_batch,
+    "table-source-batch": check_table_source_batch,
+    "table-filter-batch": check_table_filter_batch,
     "tumbling-batch": check_tumbling_batch,
     "tumbling-columns": check_tumbling_columns,
     "tumbling-columns-tasks": check_tumbling_columns_tasks,
