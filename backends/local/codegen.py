@@ -386,18 +386,14 @@ def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int
                               f"_list(_map(_type, {c})).count(_int) == _len(vs)" for c, _ in cols)
                           + ":",
                           f"    mask = _list({expr})",
+                          "    if not all(mask):",  # bools only: nothing to count
+                          "        ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
+                          "        tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))",
                           "else:",
-                          f"    mask = [{src} for k, v in zip(ks, vs)]"]
-            else:
-                lines += [f"mask = [{src} for k, v in zip(ks, vs)]"]
-            lines += [
-                      "if not all(mask):",
-                      *(["    if None in mask:",
-                         f"        dropped.append(({count}, [v for v, m in zip(vs, mask) "
-                         "if m is None]))"] if count else []),
-                      "    mask = [m is not None and bool(m) for m in mask]",
-                      "    ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
-                      "    tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))"]
+                          f"    mask = [{src} for k, v in zip(ks, vs)]",
+                          *["    " + line for line in _mask_lines(count)]]
+                continue
+            lines += [f"mask = [{src} for k, v in zip(ks, vs)]", *_mask_lines(count)]
         elif isinstance(st, Map):
             dicts = False
             lines += [f"vs = [{src} for k, v in zip(ks, vs)]"]
@@ -412,6 +408,29 @@ def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int
                           "    ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
                           "    tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))"]
     return lines, []
+
+
+def _mask_lines(count: str | None) -> list[str]:
+    """Lines applying a filter's ``mask`` (True, or false / None) to the columns, the values
+    of the rows it drops for None counted by ``count``."""
+    return ["if not all(mask):",
+            *(["    if None in mask:",
+               f"        dropped.append(({count}, [v for v, m in zip(vs, mask) if m is None]))"]
+              if count else []),
+            "    mask = [m is not None and bool(m) for m in mask]",
+            "    ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
+            "    tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))"]
+
+
+def columnar_first_stage(chain: list[tuple[str, Node]]) -> bool:
+    """Whether ``compile_columns`` applies the first stage of ``chain`` to whole columns (a
+    filter, map or key_by of an expression it writes inline), not in a loop per item."""
+    if not chain:
+        return False
+    st = chain[0][1]
+    fn = st.pred if isinstance(st, Filter) else getattr(st, "fn", None)
+    return (isinstance(st, (Filter, Map, KeyBy)) and fn is not None and fn.expr is not None
+            and expr_source(fn.expr, {}, [0]) is not None)
 
 
 def _columns_loop(chain: list[tuple[str, Node]], first: int, env: dict, counter: list[int],

@@ -553,7 +553,9 @@ class Executor:
             seg = self.segments.segment(topic) if len(names) == 1 else None
             if seg is not None:
                 port_note = f" (port {seg.port})" if seg.port != "in" else ""
-                if seg.sink is not None:
+                if seg.sink == seg.op:
+                    port_note += " (outputs built for the sink directly)"
+                elif seg.sink is not None:
                     port_note += ", outputs built for the sink directly"
                 out.append(f"columnar ingest of in-memory input: {' -> '.join(seg.chain)}"
                            f"{port_note}")
@@ -574,7 +576,8 @@ class Executor:
             seg = self.segments.segment(topic)
             if seg is not None:
                 used.add("columnar-ingest")
-                used.add("stream-table-join-to-sink" if seg.sink else "tumbling-columns")
+                used.add("sink-columns" if seg.sink == seg.op else
+                         "stream-table-join-to-sink" if seg.sink else "tumbling-columns")
         if len(single) > 1:
             used.add("ordered-run-merge")
         if self.compiled_aggs:

@@ -416,6 +416,20 @@ def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
     return list(map(new, repeat(OutputRecord), out))
 
 
+# ---- sinks -----------------------------------------------------------------------------------------
+
+def _sink_columns(node: Node) -> Callable:
+    """``(keys, values, timestamps, positions, source, fail) -> [OutputRecord]``: the sink's
+    records of a run of columns (window None), by one C-level map."""
+    new = tuple.__new__
+
+    def to_sink(keys: list, values: list, timestamps: list, positions: Sequence[int],
+                source: str, fail: Fail, parts: list | None = None,
+                part: int = 0) -> list[OutputRecord]:
+        return list(map(new, repeat(OutputRecord), zip(keys, values, timestamps, repeat(None))))
+    return to_sink
+
+
 # ---- the catalogue ---------------------------------------------------------------------------------
 
 FAST_PATHS: tuple[FastPath, ...] = (
@@ -450,6 +464,10 @@ FAST_PATHS: tuple[FastPath, ...] = (
              lambda proc: partial(_stream_table_sink, proc),
              "stream records looked up by one map() and made the sink's OutputRecords by one "
              "map()"),
+    FastPath("sink-columns", ("Sink",), COLUMNS_TO_SINK, OutputRecord,
+             lambda node, port: True, _sink_columns,
+             "the columns of a source's stateless stages made the sink's OutputRecords by one "
+             "map() (no Record per input)"),
     FastPath("columnar-ingest", ("Source",), INGEST_COLUMNS, make_ingest_items,
              lambda node, port: isinstance(node, Source),
              codegen.compile_columns,

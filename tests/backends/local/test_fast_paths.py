@@ -521,6 +521,22 @@ def check_columnar_ingest(data: st.DataObject) -> None:
         (ref_cols, ref_failed, ref_bad, _counts(ref_metrics)), names
 
 
+def check_sink_columns(data: st.DataObject) -> None:
+    """The columns of a source's stateless stages made the sink's records: each row's
+    ``OutputRecord(key, value, timestamp, None)``, what the sink makes of its ``Record``."""
+    from streamdsl.runtime.records import OutputRecord
+    t = sd.Topology("sc")
+    t.stream("in").filter(sd.col("v") > 1).to("out")
+    fp = fastpaths.find("sink-columns", _node(t, "Sink"))
+    rows = data.draw(st.lists(st.tuples(keys, dict_vals, st.integers(0, 50)), max_size=20))
+    ks, vs, tss = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    got = fp.build(_node(t, "Sink"))(ks, vs, tss, range(len(rows)), "in", None)
+    ref = [fp.reference(r.key, r.value, r.ts, r.window) for r in
+           (Record(k, v, ts, None, ("in", i)) for i, (k, v, ts) in enumerate(rows))]
+    assert fp.reference is OutputRecord
+    assert [(type(r), tuple(r)) for r in got] == [(type(r), tuple(r)) for r in ref]
+
+
 # ---- fused tails ------------------------------------------------------------------------------------
 
 TAIL_STAGES = {
@@ -704,6 +720,7 @@ CASES: dict[str, Callable[[st.DataObject], None]] = {
     "tumbling-columns-tasks": check_tumbling_columns_tasks,
     "stream-table-join-to-sink": check_stream_table_join_to_sink,
     "columnar-ingest": check_columnar_ingest,
+    "sink-columns": check_sink_columns,
     "fused-tail": check_fused_tail,
     "ordered-run-merge": check_ordered_run_merge,
 }
