@@ -39,6 +39,8 @@ Runner = Callable[[list[Part]], Any]
 
 #: the table operators' one-output-per-input batch loops (``tablerows.py``)
 _ROW_BATCHES = ("table-source-batch", "table-filter-batch")
+#: other registered batch loops (``fastpaths.py``)
+_OTHER_BATCHES = ("hopping-batch",)
 
 NodeFail = Callable[[str, "Record | None", Exception], None]
 
@@ -144,7 +146,7 @@ class BatchGraph:
         """``(port, records, fail) -> outputs`` in the task of ``partition``: the node's
         registered fast path, else its processor's ``process_batch``."""
         step = self.steps[name][partition]
-        for fp_name in ("stateless-batch", "tumbling-batch", *_ROW_BATCHES):
+        for fp_name in ("stateless-batch", "tumbling-batch", *_ROW_BATCHES, *_OTHER_BATCHES):
             fp = fastpaths.find(fp_name, step.node)
             if fp is not None:
                 if fp_name == "tumbling-batch":
@@ -155,7 +157,7 @@ class BatchGraph:
     def fast_paths(self, name: str) -> list[str]:
         """Names of the fast paths node ``name`` runs with in batches."""
         node = self.steps[name][0].node
-        return [n for n in ("stateless-batch", "tumbling-batch", *_ROW_BATCHES)
+        return [n for n in ("stateless-batch", "tumbling-batch", *_ROW_BATCHES, *_OTHER_BATCHES)
                 if fastpaths.find(n, node)]
 
     # ---- runners -----------------------------------------------------------------------------------

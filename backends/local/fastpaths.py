@@ -48,7 +48,7 @@ from streamdsl.runtime.ordering import merge_inputs, sorted_keys
 from streamdsl.runtime.processors import Fail, Processor, StatelessProcessor
 from streamdsl.runtime.records import OutputRecord, Record
 from streamdsl.runtime.stateless import IDENTITY_KINDS
-from streamdsl.windows import TumblingWindow
+from streamdsl.windows import HoppingWindow, TumblingWindow
 
 from . import codegen, merge, tablerows
 
@@ -354,6 +354,96 @@ def _expire(proc: TimeWindowAggregate, close: int, out: list) -> None:
                         in zip(keys, entries)])
 
 
+# ---- hopping windows ------------------------------------------------------------------------------
+
+def _hopping_applies(node: Node, port: str) -> bool:
+    return isinstance(node, Aggregate) and isinstance(node.window, HoppingWindow)
+
+
+def _hopping_batch(proc: TimeWindowAggregate, rows: bool = False) -> Callable:
+    """``(port, records, fail) -> outputs`` of a hopping window: the kernel's loop
+    (``TimeWindowAggregate._run``) with each record's windows computed in place (a ``range``
+    of starts, no list of ``(start, end)`` tuples per record), stream time and the first
+    closing window kept in locals, and a count added without a call."""
+    def batch(port: str, recs: list[Record], fail: Fail) -> list:
+        return _hopping(proc, recs, fail)
+    return batch
+
+
+def _hopping(proc: TimeWindowAggregate, recs: list[Record], fail: Fail) -> list:
+    meta = proc.meta_data
+    windows = proc.windows
+    starts = meta["starts"]
+    size, grace, final = proc.size, proc.grace, proc.final
+    adv = proc.window.advance
+    ops = proc.ops
+    add, init, result = ops.add, ops.init, ops.result
+    is_count = ops.spec.kind == "count"
+    ctx = proc.ctx
+    letters = proc.late_letters
+    out: list = []
+    append = out.append
+    st = meta["stream_time"]
+    close = st - grace
+    for rec in recs:
+        k, v, ts = rec.key, rec.value, rec.ts
+        if k is None or v is None:
+            ctx.skipped()
+            continue
+        if ts > st:
+            st = meta["stream_time"] = ts
+            close = st - grace
+        mark = len(out)
+        try:
+            # as the kernel: every window's new aggregate first (ascending starts: the
+            # multiples of advance in (ts - size, ts], never negative), then the state
+            last = ts - ts % adv
+            lo = ts - size
+            late = 0
+            late_windows = None
+            updates = []
+            for start in reversed(range(last, lo if lo > -1 else -1, -adv)):
+                if start + size <= close:
+                    late += 1
+                    if letters:
+                        if late_windows is None:
+                            late_windows = []
+                        late_windows.append(start)
+                    continue
+                bucket = windows.get(start)
+                cur = bucket.get(k) if bucket is not None else None
+                if is_count:
+                    if cur is None:
+                        updates.append((start, bucket, 1, ts))
+                    else:
+                        updates.append((start, bucket, cur[0] + 1, cur[1] if cur[1] > ts else ts))
+                elif cur is None:
+                    updates.append((start, bucket, add(init(), v), ts))
+                else:
+                    updates.append((start, bucket, add(cur[0], v),
+                                    cur[1] if cur[1] > ts else ts))
+            if late:
+                ctx.late(late)
+                if late_windows is not None:  # late="dead-letter"
+                    for start in late_windows:
+                        fail(rec, late_window(start, start + size, st, grace))
+            for start, bucket, agg, mts in updates:
+                if bucket is None:
+                    bucket = windows.get(start)
+                    if bucket is None:
+                        bucket = windows[start] = {}
+                        bisect.insort(starts, start)
+                bucket[k] = (agg, mts)
+                if not final:
+                    append(Record(k, result(agg), mts, (start, start + size), rec.origin))
+            if starts and starts[0] + size <= close:
+                proc._expire(close, out)
+        except Exception as e:
+            del out[mark:]
+            fail(rec, e)
+    return out
+
+
 # ---- stream-table joins ---------------------------------------------------------------------------
 
 def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
@@ -451,6 +541,10 @@ FAST_PATHS: tuple[FastPath, ...] = (
              _tumbling_applies, _tumbling_batch,
              "a tumbling window's loop with the window computed in place, a count added "
              "without a call, and a call-free loop for emit-final counts"),
+    FastPath("hopping-batch", ("Aggregate",), BATCH, TimeWindowAggregate.process_batch,
+             _hopping_applies, _hopping_batch,
+             "a hopping window's loop with each record's windows computed in place (a range "
+             "of starts) and a count added without a call"),
     FastPath("tumbling-columns", ("Aggregate",), COLUMNS, TimeWindowAggregate.process_batch,
              _tumbling_applies, _tumbling_columns,
              "the tumbling loop over the columns of the columnar ingest"),

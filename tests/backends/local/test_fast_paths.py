@@ -338,6 +338,30 @@ def check_tumbling_batch(data: st.DataObject) -> None:
     assert got == reference
 
 
+def check_hopping_batch(data: st.DataObject) -> None:
+    """Hopping windows (advance dividing the size or not; late records, dead-lettered per
+    window or dropped; raising aggregators) against the kernel record by record."""
+    agg = data.draw(st.sampled_from(sorted(AGGREGATIONS)))
+    emit = data.draw(st.sampled_from(["changes", "final"]))
+    size, adv = data.draw(st.sampled_from([(10, 5), (10, 3), (10, 10), (4, 1)]))
+    t = sd.Topology("hw")
+    AGGREGATIONS[agg](t.stream("in").group_by_key().window(
+        sd.hopping(sd.seconds(size), advance=sd.seconds(adv),
+                   grace=data.draw(st.sampled_from([0, 2_000]))),
+        emit=emit, late=data.draw(st.sampled_from(["drop", "dead-letter"])))).to_stream().to("out")
+    node = _node(t, "Aggregate")
+    items = [("in", Record(k, v, ts, None, ("in", i)))
+             for i, (k, v, ts) in enumerate(_timestamps(data.draw(tumbling_inputs)))]
+    chunks = _chunks(items, data.draw(cuts))
+    snap_at = data.draw(st.integers(min_value=0, max_value=len(chunks)))
+    fp = fastpaths.find("hopping-batch", node)
+    assert fp is not None and fastpaths.find("tumbling-batch", node) is None
+    reference = _drive_stateful(node, items, [items], 1, _process_one_by_one)
+    got = _drive_stateful(node, items, chunks, snap_at, lambda p, c, f: fp.build(p)(
+        "in", [r for _, r in c], f))
+    assert got == reference
+
+
 def _partitions_of(data: st.DataObject, n_items: int) -> tuple[list[int], int]:
     """A partition per row (of 3) and the partition a task takes."""
     parts = data.draw(st.lists(st.integers(0, 2), min_size=n_items, max_size=n_items))
@@ -716,6 +740,7 @@ CASES: dict[str, Callable[[st.DataObject], None]] = {
     "table-source-batch": check_table_source_batch,
     "table-filter-batch": check_table_filter_batch,
     "tumbling-batch": check_tumbling_batch,
+    "hopping-batch": check_hopping_batch,
     "tumbling-columns": check_tumbling_columns,
     "tumbling-columns-tasks": check_tumbling_columns_tasks,
     "stream-table-join-to-sink": check_stream_table_join_to_sink,
