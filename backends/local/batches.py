@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import networkx as nx
 
-from streamdsl.ir.nodes import Fused, Repartition, Source, TableFilter
+from streamdsl.ir.nodes import Aggregate, Fused, Repartition, Source, TableFilter
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.build import SourceProcessor
 from streamdsl.runtime.drive import BRANCH, NodeStep, drive
@@ -269,6 +269,17 @@ class BatchGraph:
             fp = fastpaths.find("stateless-batch", step.node)
             if fp is not None:
                 seq_batch = fp.build(step.processor, seqs=True)
+        elif need_seq and isinstance(step.node, Aggregate) and step.node.emit == "final" \
+                and fastpaths.find("tumbling-batch", step.node) is not None:
+            # an emit-final tumbling window: its batch loop cut where windows can close
+            fp = fastpaths.find("tumbling-batch", step.node)
+            seq_batches = {}
+
+            def seq_batch(port, recs, fail, seqs, part=0):
+                fn = seq_batches.get(part)
+                if fn is None:
+                    fn = seq_batches[part] = fp.build(steps[part].processor, seqs=True)
+                return fn(port, recs, fail, seqs)
         elif need_seq and (len(steps) == 1 or steps[1:2] == steps[:1]):
             # a table source or filter (one processor for every task): one output per input
             fp = next(filter(None, (fastpaths.find(n, step.node) for n in _ROW_BATCHES)), None)
@@ -280,7 +291,9 @@ class BatchGraph:
                 port, recs, seqs, _ = parts[0]
                 if need_seq and seqs is not None:
                     if seq_batch is not None:
-                        outs, oseqs = seq_batch(port, recs, fail, seqs)
+                        outs, oseqs = (seq_batch(port, recs, fail, seqs, part)
+                                       if isinstance(step.node, Aggregate)
+                                       else seq_batch(port, recs, fail, seqs))
                         return (None, outs, oseqs, part)
                     return one_by_one(zip(seqs, itertools.repeat(port), recs), part)
                 return (None, batch_of(part)(port, recs, fail), None, part)

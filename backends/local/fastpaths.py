@@ -117,12 +117,47 @@ def _tumbling_applies(node: Node, port: str) -> bool:
     return isinstance(node, Aggregate) and isinstance(node.window, TumblingWindow)
 
 
-def _tumbling_batch(proc: TimeWindowAggregate, rows: bool = False) -> Callable:
+def _tumbling_batch(proc: TimeWindowAggregate, rows: bool = False,
+                    seqs: bool = False) -> Callable:
     def batch(port: str, recs: list[Record], fail: Fail) -> list:
         return _tumbling(proc, [r.key for r in recs], [r.value for r in recs],
                          [r.ts for r in recs], recs.__getitem__, lambda j: recs[j].origin,
                          fail, rows)
+    if seqs:
+        assert proc.final
+        return partial(_final_with_seqs, proc, batch)
     return batch
+
+
+def _final_with_seqs(proc: TimeWindowAggregate, batch: Callable, port: str,
+                     recs: list[Record], fail: Fail, seqs: list[int]) -> tuple[list, list]:
+    """An emit-final tumbling window's ``batch`` carrying sequence numbers (upstream of a join):
+    windows close only after a record that moves ``stream time - grace`` past a multiple of
+    the size (every window ends on one), so the batch is cut after each such record and
+    what a piece emits is the closing of its last record, that record's sequence number."""
+    size, grace = proc.size, proc.grace
+    st = proc.meta_data["stream_time"]
+    mark = (st - grace) // size
+    cuts = []
+    for j, r in enumerate(recs):
+        ts = r.ts
+        if ts > st and r.key is not None and r.value is not None:
+            st = ts
+            m = (st - grace) // size
+            if m > mark:
+                mark = m
+                cuts.append(j + 1)
+    out: list = []
+    oseqs: list[int] = []
+    lo = 0
+    for hi in [*cuts, len(recs)]:
+        if hi > lo:
+            got = batch(port, recs[lo:hi], fail)
+            if got:
+                out += got
+                oseqs += [seqs[hi - 1]] * len(got)
+        lo = hi
+    return out, oseqs
 
 
 def _tumbling_columns(proc: TimeWindowAggregate, rows: bool = False) -> Callable:

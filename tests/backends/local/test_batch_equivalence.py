@@ -92,7 +92,19 @@ def _suggestion():
     return t
 
 
-TOPOLOGIES = {"selection": _selection, "suggestion": _suggestion,
+def _monitor():
+    """Nexmark q8's shape: two emit-final tumbling windows joined row by row (the windows'
+    batch loops carrying sequence numbers to the join)."""
+    t = sd.Topology("mon")
+    w = sd.tumbling(seconds=10, grace=sd.seconds(2))
+    left = (t.stream("a", timestamp="ts").group_by("k").window(w, emit="final")
+            .agg(v=sd.first("v")))
+    right = t.stream("b", timestamp="ts").group_by("k").window(w, emit="final").count()
+    left.join(right, lambda p, n: (p["v"], n)).to_stream().to("out")
+    return t
+
+
+TOPOLOGIES = {"selection": _selection, "suggestion": _suggestion, "monitor": _monitor,
               "windowed": _windowed_count, "joins": _join_and_table, "diamond": _diamond,
               "session": _session, "enrich": _enrich, "session-final": _session_final,
               "enrich-one-stream": _enrich_one_stream}
@@ -168,7 +180,7 @@ def _run_items(topo, per_topic: dict, how: str, partitions: int = 1):
 
 
 @pytest.mark.parametrize("name", ["windowed", "joins", "session", "session-final", "enrich",
-                                  "enrich-one-stream", "selection", "suggestion"])
+                                  "enrich-one-stream", "selection", "suggestion", "monitor"])
 @settings(max_examples=40)
 @given(a=st.lists(item, max_size=12), b=st.lists(item, max_size=12), c=st.lists(item, max_size=8),
        partitions=st.sampled_from([1, 1, 3]))
