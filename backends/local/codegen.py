@@ -17,7 +17,7 @@ import math
 import operator
 from typing import Any, Callable
 
-from streamdsl.expr import BinOp, Case, Col, Func, KeyRef, Lit, Not, _get
+from streamdsl.expr import BinOp, Case, Col, Func, KeyRef, Lit, Not, Project, _get
 from streamdsl.ir.aggregators import Aggregator
 from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
 from streamdsl.runtime.aggregation import _MISSING as _AGG_MISSING
@@ -157,6 +157,17 @@ def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
         return f"(v.get({n}) if type(v) is dict else _get(v, {n}))"
     if isinstance(e, KeyRef):
         return "k"
+    if isinstance(e, Project) and all(type(n) is str for n in e.names):
+        # the optimizer's projection: a plain dict holding every name as a dict display,
+        # anything else through the compiled function
+        counter[0] += 1
+        name = f"_proj{counter[0]}"
+        env[name] = e.compile()
+        names = [repr(n) for n in e.names]
+        if not names:
+            return f"{name}(k, v)"
+        return (f"({{{', '.join(f'{n}: v[{n}]' for n in names)}}} if type(v) is dict and "
+                + " and ".join(f"{n} in v" for n in names) + f" else {name}(k, v))")
     if isinstance(e, Lit):
         # A literal is written as its repr only where that repr is Python source for the same
         # value: inf, -inf and nan are not (``repr(float("inf"))`` is ``inf``, a name).
