@@ -164,10 +164,8 @@ def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
         name = f"_proj{counter[0]}"
         env[name] = e.compile()
         names = [repr(n) for n in e.names]
-        if not names:
-            return f"{name}(k, v)"
-        return (f"({{{', '.join(f'{n}: v[{n}]' for n in names)}}} if type(v) is dict and "
-                + " and ".join(f"{n} in v" for n in names) + f" else {name}(k, v))")
+        holds = " and ".join(["type(v) is dict", *[f"{n} in v" for n in names]])
+        return f"({{{', '.join(f'{n}: v[{n}]' for n in names)}}} if {holds} else {name}(k, v))"
     if isinstance(e, Lit):
         # A literal is written as its repr only where that repr is Python source for the same
         # value: inf, -inf and nan are not (``repr(float("inf"))`` is ``inf``, a name).
