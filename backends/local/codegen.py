@@ -669,3 +669,44 @@ def compile_agg(spec: Aggregator) -> AggOps | None:
     ops.subtract = env["subtract"]
     ops.result = env["result"]
     return ops
+
+
+def compile_prefilter(source: Node, stage: Node) -> Callable | None:
+    """For the merge of several in-memory topics: ``test(items) -> (mask, timestamps)`` when
+    every item of a run is a plain dict with an int timestamp in range and every field that
+    ``stage`` (a filter right after a keyless stream source) reads is an int, ``mask`` being
+    the filter's result per item (``int_columns_source``: no user code, nothing can raise,
+    nothing is counted for a false result); else None. The executor then builds records of
+    the items the filter keeps only (the filter runs again on them: they pass), each topic's
+    merge keys still taken from every item's timestamp (``merge.running_max``): the merged
+    order of the records kept is the one they have among all."""
+    if getattr(source, "table", True) or source.key is not None or source.timestamp is None \
+            or not isinstance(source.timestamp.expr, Col) or not isinstance(stage, Filter) \
+            or stage.pred.expr is None:
+        return None
+    tf = source.timestamp.expr.name
+    if tf in ("key", "value", "timestamp"):  # then an item could be an envelope
+        return None
+    env: dict[str, Any] = {"_map": map, "_repeat": itertools.repeat, "_list": list,
+                           "_type": type, "_dict": dict, "_int": int, "MAX_TS": MAX_TIMESTAMP,
+                           "_tget": operator.itemgetter(tf)}
+    typed = int_columns_source(stage.pred.expr, env, [0])
+    if typed is None:
+        return None
+    expr, cols = typed
+    body = ["def prefilter(items):",
+            "    n = len(items)",
+            "    if not n or _list(_map(_type, items)).count(_dict) != n:",
+            "        return None",
+            "    try:",
+            "        tss = _list(_map(_tget, items))",
+            *[f"        {c} = _list(_map({g}, items))" for c, g in cols],
+            "    except KeyError:",
+            "        return None",
+            "    if _list(_map(_type, tss)).count(_int) != n or min(tss) < 0 or max(tss) >= MAX_TS:",
+            "        return None",
+            *[f"    if _list(_map(_type, {c})).count(_int) != n:\n        return None"
+              for c, _ in cols],
+            f"    return _list({expr}), tss"]
+    exec("\n".join(body), env)  # noqa: S102 - our own template; no user code
+    return env["prefilter"]

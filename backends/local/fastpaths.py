@@ -610,6 +610,12 @@ FAST_PATHS: tuple[FastPath, ...] = (
              codegen.compile_agg,
              "an agg(...) of count/sum/min/max/avg/first/last: its add, subtract and result generated as "
              "one function each, the fields' expressions inlined"),
+    FastPath("merge-prefilter", ("Source",), MERGE, merge_inputs,
+             lambda node, port: isinstance(node, Source) and not node.table
+             and node.key is None,
+             codegen.compile_prefilter,
+             "a merged keyless topic's runs filtered before records are built, when the "
+             "filter after the source reads int fields only (evaluated by C-level maps)"),
     FastPath("ordered-run-merge", ("Source",), MERGE, merge_inputs,
              lambda node, port: isinstance(node, Source), merge.merge_runs,
              "in-memory inputs merged in runs: when every topic's run is in timestamp order, "
