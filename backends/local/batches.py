@@ -157,8 +157,10 @@ class BatchGraph:
     def fast_paths(self, name: str) -> list[str]:
         """Names of the fast paths node ``name`` runs with in batches."""
         node = self.steps[name][0].node
+        fused = any(name in tail for tail in self.tails)  # the tail's loop runs it
         return [n for n in ("stateless-batch", "tumbling-batch", *_ROW_BATCHES, *_OTHER_BATCHES)
-                if fastpaths.find(n, node)]
+                if fastpaths.find(n, node)
+                and not (fused and n in (*_ROW_BATCHES, *_OTHER_BATCHES))]
 
     # ---- runners -----------------------------------------------------------------------------------
     def _make_runner(self, name: str, need_seq: bool) -> Runner:  # noqa: C901 - one closure per case
