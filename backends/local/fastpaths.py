@@ -133,29 +133,36 @@ def _final_with_seqs(proc: TimeWindowAggregate, batch: Callable, port: str,
                      recs: list[Record], fail: Fail, seqs: list[int]) -> tuple[list, list]:
     """An emit-final tumbling window's ``batch`` carrying sequence numbers (upstream of a join):
     windows close only after a record that moves ``stream time - grace`` past a multiple of
-    the size (every window ends on one), so the batch is cut after each such record and
-    what a piece emits is the closing of its last record, that record's sequence number."""
+    the size (every window ends on one), or, when the record that did failed before closing
+    them, after the next record processed (a null key or value is skipped). The batch is cut
+    after each such record, so what a piece emits is the closing of its last record, and
+    gets that record's sequence number."""
     size, grace = proc.size, proc.grace
-    st = proc.meta_data["stream_time"]
-    mark = (st - grace) // size
-    cuts = []
-    for j, r in enumerate(recs):
-        ts = r.ts
-        if ts > st and r.key is not None and r.value is not None:
-            st = ts
-            m = (st - grace) // size
-            if m > mark:
-                mark = m
-                cuts.append(j + 1)
+    meta = proc.meta_data
     out: list = []
     oseqs: list[int] = []
-    lo = 0
-    for hi in [*cuts, len(recs)]:
-        if hi > lo:
-            got = batch(port, recs[lo:hi], fail)
-            if got:
-                out += got
-                oseqs += [seqs[hi - 1]] * len(got)
+    lo, n = 0, len(recs)
+    while lo < n:
+        st = meta["stream_time"]
+        starts = meta["starts"]
+        due = bool(starts) and starts[0] + size <= st - grace
+        mark = (st - grace) // size
+        hi = lo
+        while hi < n:
+            r = recs[hi]
+            hi += 1
+            if r.key is None or r.value is None:
+                continue
+            if due:
+                break
+            if r.ts > st:
+                st = r.ts
+                if (st - grace) // size > mark:
+                    break
+        got = batch(port, recs[lo:hi], fail)
+        if got:
+            out += got
+            oseqs += [seqs[hi - 1]] * len(got)
         lo = hi
     return out, oseqs
 
