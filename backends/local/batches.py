@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import networkx as nx
 
-from streamdsl.ir.nodes import Fused, Repartition, Source, TableFilter
+from streamdsl.ir.nodes import Aggregate, Fused, Repartition, Source, TableFilter
 from streamdsl.ir.plan import Plan
 from streamdsl.runtime.build import SourceProcessor
 from streamdsl.runtime.drive import BRANCH, NodeStep, drive
@@ -36,6 +36,11 @@ __all__ = ["BatchGraph", "batchable", "Runner", "Inbox"]
 Inbox = dict[str, list[Part]]
 #: a node's runner: its parts -> ``(out port, records, seqs, partition)`` for each output part
 Runner = Callable[[list[Part]], Any]
+
+#: the table operators' one-output-per-input batch loops (``tablerows.py``)
+_ROW_BATCHES = ("table-source-batch", "table-filter-batch")
+#: other registered batch loops (``fastpaths.py``)
+_OTHER_BATCHES = ("hopping-batch",)
 
 NodeFail = Callable[[str, "Record | None", Exception], None]
 
@@ -141,7 +146,7 @@ class BatchGraph:
         """``(port, records, fail) -> outputs`` in the task of ``partition``: the node's
         registered fast path, else its processor's ``process_batch``."""
         step = self.steps[name][partition]
-        for fp_name in ("stateless-batch", "tumbling-batch"):
+        for fp_name in ("stateless-batch", "tumbling-batch", *_ROW_BATCHES, *_OTHER_BATCHES):
             fp = fastpaths.find(fp_name, step.node)
             if fp is not None:
                 if fp_name == "tumbling-batch":
@@ -152,7 +157,10 @@ class BatchGraph:
     def fast_paths(self, name: str) -> list[str]:
         """Names of the fast paths node ``name`` runs with in batches."""
         node = self.steps[name][0].node
-        return [n for n in ("stateless-batch", "tumbling-batch") if fastpaths.find(n, node)]
+        fused = any(name in tail for tail in self.tails)  # the tail's loop runs it
+        return [n for n in ("stateless-batch", "tumbling-batch", *_ROW_BATCHES, *_OTHER_BATCHES)
+                if fastpaths.find(n, node)
+                and not (fused and n in (*_ROW_BATCHES, *_OTHER_BATCHES))]
 
     # ---- runners -----------------------------------------------------------------------------------
     def _make_runner(self, name: str, need_seq: bool) -> Runner:  # noqa: C901 - one closure per case
@@ -263,13 +271,31 @@ class BatchGraph:
             fp = fastpaths.find("stateless-batch", step.node)
             if fp is not None:
                 seq_batch = fp.build(step.processor, seqs=True)
+        elif need_seq and isinstance(step.node, Aggregate) and step.node.emit == "final" \
+                and fastpaths.find("tumbling-batch", step.node) is not None:
+            # an emit-final tumbling window: its batch loop cut where windows can close
+            fp = fastpaths.find("tumbling-batch", step.node)
+            seq_batches = {}
+
+            def seq_batch(port, recs, fail, seqs, part=0):
+                fn = seq_batches.get(part)
+                if fn is None:
+                    fn = seq_batches[part] = fp.build(steps[part].processor, seqs=True)
+                return fn(port, recs, fail, seqs)
+        elif need_seq and (len(steps) == 1 or steps[1:2] == steps[:1]):
+            # a table source or filter (one processor for every task): one output per input
+            fp = next(filter(None, (fastpaths.find(n, step.node) for n in _ROW_BATCHES)), None)
+            if fp is not None:
+                seq_batch = fp.build(step.processor, seqs=True)
 
         def run_task(parts: list[Part], part: int):
             if len(parts) == 1:
                 port, recs, seqs, _ = parts[0]
                 if need_seq and seqs is not None:
                     if seq_batch is not None:
-                        outs, oseqs = seq_batch(port, recs, fail, seqs)
+                        outs, oseqs = (seq_batch(port, recs, fail, seqs, part)
+                                       if isinstance(step.node, Aggregate)
+                                       else seq_batch(port, recs, fail, seqs))
                         return (None, outs, oseqs, part)
                     return one_by_one(zip(seqs, itertools.repeat(port), recs), part)
                 return (None, batch_of(part)(port, recs, fail), None, part)

@@ -17,7 +17,7 @@ import math
 import operator
 from typing import Any, Callable
 
-from streamdsl.expr import BinOp, Case, Col, Func, KeyRef, Lit, Not, _get
+from streamdsl.expr import BinOp, Case, Col, Func, KeyRef, Lit, Not, Project, _get
 from streamdsl.ir.aggregators import Aggregator
 from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
 from streamdsl.runtime.aggregation import _MISSING as _AGG_MISSING
@@ -157,6 +157,15 @@ def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
         return f"(v.get({n}) if type(v) is dict else _get(v, {n}))"
     if isinstance(e, KeyRef):
         return "k"
+    if isinstance(e, Project) and all(type(n) is str for n in e.names):
+        # the optimizer's projection: a plain dict holding every name as a dict display,
+        # anything else through the compiled function
+        counter[0] += 1
+        name = f"_proj{counter[0]}"
+        env[name] = e.compile()
+        names = [repr(n) for n in e.names]
+        holds = " and ".join(["type(v) is dict", *[f"{n} in v" for n in names]])
+        return f"({{{', '.join(f'{n}: v[{n}]' for n in names)}}} if {holds} else {name}(k, v))"
     if isinstance(e, Lit):
         # A literal is written as its repr only where that repr is Python source for the same
         # value: inf, -inf and nan are not (``repr(float("inf"))`` is ``inf``, a name).
@@ -302,17 +311,19 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     # int timestamp in range, the columns come from C-level map() calls, and stages whose
     # expressions were inlined (no user code: nothing to run twice) as comprehensions; any
     # other run takes the loop above.
-    cols = _columnar_stages(chain, env, counter, ctxs)
+    cols = _columnar_stages(chain, env, counter, ctxs, owners)
     tf = source.timestamp.expr.name
     fields = {tf} if keyless else {source.key.expr.name, tf}
     env.update(_kget=None if keyless else operator.itemgetter(source.key.expr.name),
                _tget=operator.itemgetter(tf), _contains=operator.contains,
-               _repeat=itertools.repeat, _compress=itertools.compress, _dict=dict, _int=int)
+               _repeat=itertools.repeat, _compress=itertools.compress, _dict=dict, _int=int,
+               _map=map, _zip=zip, _type=type, _len=len, _list=list)
     # A dict with "value" and no keys but key/value/timestamp is an envelope (memory
     # connector); one with a key or timestamp field of another name cannot be.
     envelope = "not any(map(_contains, items, _repeat('value', n)))"
     plain = ("True" if not fields <= {"key", "value", "timestamp"} else envelope)
     fast = ["def columns(items, pos0, bad, fails):",
+            *[f"    fail{j} = fails[{o!r}]" for j, o in enumerate(owners)],
             "    n = len(items)",
             f"    if n and list(map(type, items)).count(_dict) == n and {plain}:",
             "        try:",
@@ -326,18 +337,22 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
             "            ps = range(pos0, pos0 + n)"]
     if cols is None:
         fast += ["            return ingest_columns(items, pos0, bad, fails)"]
-    elif not cols:
+    elif not cols[0]:  # no stage
         fast += ["            return ks, vs, tss, ps"]
     else:
         # what the stages drop is counted once they have all run: a stage failing on some
-        # item sends the run to the loop, which counts it
+        # item sends the run to the loop, which counts it. Stages after the first that calls
+        # user code run in a loop over what is left of the columns (``rest``), each record's
+        # failure reported as the loop above reports it: user code runs once per record.
+        lines, rest = cols
         fast += ["            dropped = []",
                  "            try:",
-                 *["                " + line for line in cols],
+                 *["                " + line for line in lines],
                  "            except Exception:  # a stage fails on some item: the loop reports it",
                  "                return ingest_columns(items, pos0, bad, fails)",
                  "            for count, values in dropped:",
                  "                count(values)",
+                 *["            " + line for line in rest],
                  "            return ks, vs, tss, ps"]
     fast += ["    return ingest_columns(items, pos0, bad, fails)"]
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
@@ -346,29 +361,50 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
 
 
 def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int],
-                     ctxs: dict[str, Any]) -> list[str] | None:
-    """Comprehensions applying ``chain`` to the columns ``ks, vs, tss, ps``, or None when a
-    stage calls user code (or is a kind without a columnar form). The values of records a
-    stage drops that the kernel counts go to ``dropped`` as ``(counter, values)``."""
+                     ctxs: dict[str, Any], owners: list[str] | None = None
+                     ) -> tuple[list[str], list[str]] | None:
+    """``(lines, rest)``: comprehensions applying the stages of ``chain`` up to the first that
+    calls user code (or is a kind without a columnar form) to the columns ``ks, vs, tss,
+    ps``, and a loop over those columns running the stages from there (``[]`` when there are
+    none); None when the first stage already calls user code. The values of records a stage
+    drops that the kernel counts go to ``dropped`` as ``(counter, values)``. A filter over
+    the items themselves (no map before it) whose fields are all ``int`` in the run is
+    evaluated by C-level ``map`` calls (``int_columns_source``)."""
     lines: list[str] = []
+    dicts = True  # the values are still the items (each a dict)
     for i, (owner, st) in enumerate(chain):
         fn = st.pred if isinstance(st, Filter) else getattr(st, "fn", None)
-        if not isinstance(st, (Filter, Map, KeyBy)) or fn is None or fn.expr is None:
-            return None
-        src = expr_source(fn.expr, env, counter)
+        src = None
+        if isinstance(st, (Filter, Map, KeyBy)) and fn is not None and fn.expr is not None:
+            src = expr_source(fn.expr, env, counter)
         if src is None:
-            return None
+            if not lines or owners is None:
+                return None
+            return lines, _columns_loop(chain, i, env, counter, ctxs, owners)
         if isinstance(st, Filter):
             count = _drop_counter(st, i, env, ctxs.get(owner), "null_many")
-            lines += [f"mask = [{src} for k, v in zip(ks, vs)]",
-                      "if not all(mask):",
-                      *(["    if None in mask:",
-                         f"        dropped.append(({count}, [v for v, m in zip(vs, mask) "
-                         "if m is None]))"] if count else []),
-                      "    mask = [m is not None and bool(m) for m in mask]",
-                      "    ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
-                      "    tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))"]
+            typed = int_columns_source(fn.expr, env, counter) if dicts else None
+            if typed is not None:
+                # every field an int: the predicate over whole columns, no None possible
+                expr, cols = typed
+                lines += ["try:",
+                          *[f"    {c} = _list(_map({g}, vs))" for c, g in cols],
+                          "except KeyError:",
+                          f"    {cols[0][0]} = None",
+                          f"if {cols[0][0]} is not None and " + " and ".join(
+                              f"_list(_map(_type, {c})).count(_int) == _len(vs)" for c, _ in cols)
+                          + ":",
+                          f"    mask = _list({expr})",
+                          "    if not all(mask):",  # bools only: nothing to count
+                          "        ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
+                          "        tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))",
+                          "else:",
+                          f"    mask = [{src} for k, v in zip(ks, vs)]",
+                          *["    " + line for line in _mask_lines(count)]]
+                continue
+            lines += [f"mask = [{src} for k, v in zip(ks, vs)]", *_mask_lines(count)]
         elif isinstance(st, Map):
+            dicts = False
             lines += [f"vs = [{src} for k, v in zip(ks, vs)]"]
         else:
             lines += [f"ks = [{src} for k, v in zip(ks, vs)]"]
@@ -380,7 +416,105 @@ def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int
                           "    mask = [k is not None for k in ks]",
                           "    ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
                           "    tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))"]
-    return lines
+    return lines, []
+
+
+def _mask_lines(count: str | None) -> list[str]:
+    """Lines applying a filter's ``mask`` (True, or false / None) to the columns, the values
+    of the rows it drops for None counted by ``count``."""
+    return ["if not all(mask):",
+            *(["    if None in mask:",
+               f"        dropped.append(({count}, [v for v, m in zip(vs, mask) if m is None]))"]
+              if count else []),
+            "    mask = [m is not None and bool(m) for m in mask]",
+            "    ks = list(_compress(ks, mask)); vs = list(_compress(vs, mask))",
+            "    tss = list(_compress(tss, mask)); ps = list(_compress(ps, mask))"]
+
+
+def columnar_first_stage(chain: list[tuple[str, Node]]) -> bool:
+    """Whether ``compile_columns`` applies the first stage of ``chain`` to whole columns (a
+    filter, map or key_by of an expression it writes inline), not in a loop per item."""
+    if not chain:
+        return False
+    st = chain[0][1]
+    fn = st.pred if isinstance(st, Filter) else getattr(st, "fn", None)
+    return (isinstance(st, (Filter, Map, KeyBy)) and fn is not None and fn.expr is not None
+            and expr_source(fn.expr, {}, [0]) is not None)
+
+
+def _columns_loop(chain: list[tuple[str, Node]], first: int, env: dict, counter: list[int],
+                  ctxs: dict[str, Any], owners: list[str]) -> list[str]:
+    """Lines running stages ``chain[first:]`` over the columns ``ks, vs, tss, ps`` record by
+    record (as ``ingest_columns`` runs them), leaving the columns of what passes."""
+    body = ["ks2 = []; vs2 = []; tss2 = []; ps2 = []",
+            "ka = ks2.append; va = vs2.append; ta = tss2.append; pa = ps2.append",
+            "for k, v, ts, i in _zip(ks, vs, tss, ps):"]
+    for i in range(first, len(chain)):
+        owner, st = chain[i]
+        j = owners.index(owner)
+        body += _indent(_linear_stage(st, i, env, counter,
+                                      ["rec = Record(k, v, ts, None, (TOPIC, i))",
+                                       f"fail{j}(rec, StageError(s{i}, rec, e))"],
+                                      ctxs.get(owner)), "    ")
+    return [*body, "    ka(k); va(v); ta(ts); pa(i)", "ks, vs, tss, ps = ks2, vs2, tss2, ps2"]
+
+
+#: operators ``int_columns_source`` maps over int columns (``Expr.compile``'s result for
+#: two ints: no None, no string concatenation)
+_INT_ARITH = {"+": "add", "-": "sub", "*": "mul"}
+_INT_BY_LIT = {"%": "mod", "//": "floordiv"}
+_INT_CMP = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def int_columns_source(e: Any, env: dict, counter: list[int]
+                       ) -> tuple[str, list[tuple[str, str]]] | None:
+    """Source of an iterator evaluating ``e`` over whole columns by C-level ``map`` calls,
+    valid when every field it reads is an ``int`` in every row: ``(source, [(column
+    variable, its itemgetter's name in env)])`` for a comparison (a bool per row), else None.
+    Fields, int literals, ``+ - *`` of ints, ``% //`` by a non-zero int literal, comparisons
+    of ints and ``and``/``or`` of comparisons: on ints ``Expr.compile`` gives exactly the
+    Python operator's result (no operand is None, no division by zero, no string)."""
+    cols: dict[str, str] = {}
+
+    def walk(x: Any) -> tuple[str, str] | None:  # (source, "int" | "bool" | "lit")
+        if isinstance(x, Col):
+            if x.name not in cols:
+                counter[0] += 1
+                cols[x.name] = f"_c{counter[0]}"
+                env[f"_ig{counter[0]}"] = operator.itemgetter(x.name)
+            return cols[x.name], "int"
+        if isinstance(x, Lit):
+            if type(x.value) is not int:
+                return None
+            return repr(x.value), "lit"
+        if not isinstance(x, BinOp):
+            return None
+        a, b = walk(x.left), walk(x.right)
+        if a is None or b is None or (a[1] == "lit" and b[1] == "lit"):
+            return None
+        env.setdefault("_op", operator)
+
+        def operand(side: tuple[str, str]) -> str:
+            return f"_repeat({side[0]})" if side[1] == "lit" else side[0]
+        if x.op in ("and", "or"):
+            if a[1] != "bool" or b[1] != "bool":
+                return None
+            fn = "and_" if x.op == "and" else "or_"
+            return f"_map(_op.{fn}, {a[0]}, {b[0]})", "bool"
+        if a[1] == "bool" or b[1] == "bool":
+            return None
+        if x.op in _INT_ARITH:
+            return f"_map(_op.{_INT_ARITH[x.op]}, {operand(a)}, {operand(b)})", "int"
+        if x.op in _INT_BY_LIT and b[1] == "lit" and int(b[0]) != 0:
+            return f"_map(_op.{_INT_BY_LIT[x.op]}, {operand(a)}, {operand(b)})", "int"
+        if x.op in _INT_CMP:
+            return f"_map(_op.{_INT_CMP[x.op]}, {operand(a)}, {operand(b)})", "bool"
+        return None
+    got = walk(e)
+    if got is None or got[1] != "bool":
+        return None
+    names = {v: k for k, v in cols.items()}
+    return got[0], [(c, "_ig" + c[2:]) for c in sorted(names, key=lambda c: int(c[2:]))]
 
 
 def _drop_counter(st: Node, i: int, env: dict, ctx: Any, method: str) -> str | None:
@@ -535,3 +669,44 @@ def compile_agg(spec: Aggregator) -> AggOps | None:
     ops.subtract = env["subtract"]
     ops.result = env["result"]
     return ops
+
+
+def compile_prefilter(source: Node, stage: Node) -> Callable | None:
+    """For the merge of several in-memory topics: ``test(items) -> (mask, timestamps)`` when
+    every item of a run is a plain dict with an int timestamp in range and every field that
+    ``stage`` (a filter right after a keyless stream source) reads is an int, ``mask`` being
+    the filter's result per item (``int_columns_source``: no user code, nothing can raise,
+    nothing is counted for a false result); else None. The executor then builds records of
+    the items the filter keeps only (the filter runs again on them: they pass), each topic's
+    merge keys still taken from every item's timestamp (``merge.running_max``): the merged
+    order of the records kept is the one they have among all."""
+    if getattr(source, "table", True) or source.key is not None or source.timestamp is None \
+            or not isinstance(source.timestamp.expr, Col) or not isinstance(stage, Filter) \
+            or stage.pred.expr is None:
+        return None
+    tf = source.timestamp.expr.name
+    if tf in ("key", "value", "timestamp"):  # then an item could be an envelope
+        return None
+    env: dict[str, Any] = {"_map": map, "_repeat": itertools.repeat, "_list": list,
+                           "_type": type, "_dict": dict, "_int": int, "MAX_TS": MAX_TIMESTAMP,
+                           "_tget": operator.itemgetter(tf)}
+    typed = int_columns_source(stage.pred.expr, env, [0])
+    if typed is None:
+        return None
+    expr, cols = typed
+    body = ["def prefilter(items):",
+            "    n = len(items)",
+            "    if not n or _list(_map(_type, items)).count(_dict) != n:",
+            "        return None",
+            "    try:",
+            "        tss = _list(_map(_tget, items))",
+            *[f"        {c} = _list(_map({g}, items))" for c, g in cols],
+            "    except KeyError:",
+            "        return None",
+            "    if _list(_map(_type, tss)).count(_int) != n or min(tss) < 0 or max(tss) >= MAX_TS:",
+            "        return None",
+            *[f"    if _list(_map(_type, {c})).count(_int) != n:\n        return None"
+              for c, _ in cols],
+            f"    return _list({expr}), tss"]
+    exec("\n".join(body), env)  # noqa: S102 - our own template; no user code
+    return env["prefilter"]

@@ -15,7 +15,7 @@ from streamdsl.runtime.processors import StatelessProcessor
 from streamdsl.runtime.records import InputEvent, Record
 from streamdsl.runtime.stateless import IDENTITY_KINDS
 
-from . import fastpaths
+from . import codegen, fastpaths
 from .batches import BatchGraph
 from .graph import Part
 
@@ -70,7 +70,9 @@ class Segments:
             if len(edges) != 1 or edges[0].out is not None:
                 return None
             dst, port = edges[0].dst, edges[0].port
-            if dst in wiring.writers or steps[dst].kind is BRANCH:
+            if dst in wiring.writers:
+                return self._to_sink(topic, source, chain, through, dst)
+            if steps[dst].kind is BRANCH:
                 return None
             proc = steps[dst].processor
             if not isinstance(proc, StatelessProcessor):
@@ -125,6 +127,36 @@ class Segments:
         fails = {owner: (lambda rec, e, owner=owner: fail(owner, rec, e)) for owner, _ in chain}
         seg = Segment(ingest, dst, port, fails, columns, sink, [name, *through, dst]
                       + ([sink] if sink is not None else []))
+        self._segments[topic] = seg
+        return seg
+
+    def _to_sink(self, topic: str, source: Any, chain: list[tuple[str, Any]],
+                 through: list[str], sink: str) -> Segment | None:
+        """The columnar run of a source whose stateless stages end in a sink (fed by nothing
+        else): the columns made the sink's records (``sink-columns``), in input order at any
+        number of partitions (no stateful operator on the way: the order a merging sink
+        restores)."""
+        plan = self.wiring.plan
+        if len(plan.in_edges(sink)) != 1 or not codegen.columnar_first_stage(chain):
+            return None  # a loop per item is no faster than the batches' fused tail
+        sink_fp = fastpaths.find("sink-columns", plan.node(sink))
+        ingest_fp = fastpaths.find("columnar-ingest", source)
+        if sink_fp is None or ingest_fp is None:
+            return None
+        steps = self.batches.steps
+        ctxs = {owner: steps[owner][0].processor.ctx for owner, _ in chain}
+        ingest = ingest_fp.build(source, chain, ctxs)
+        if ingest is None:
+            return None
+        to_sink = sink_fp.build(plan.node(sink))
+
+        def columns(ks: list, vs: list, tss: list, ps: Any, source: str,
+                    fail: Callable) -> list[tuple[int, list]]:
+            return [(0, to_sink(ks, vs, tss, ps, source, fail))]
+        fail = self.batches.fail
+        fails = {owner: (lambda rec, e, owner=owner: fail(owner, rec, e)) for owner, _ in chain}
+        (name,) = self.wiring.sources[topic]
+        seg = Segment(ingest, sink, "in", fails, columns, sink, [name, *through, sink])
         self._segments[topic] = seg
         return seg
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from itertools import islice
+from itertools import compress, islice
 from operator import le
 from typing import Any, Callable, Iterable, Iterator
 
+from streamdsl.ir.nodes import Fused
 from streamdsl.ir.plan import Plan
 from streamdsl.ir.tasks import keys_only, sub_topology_of
 from streamdsl.runtime.build import make_processor
@@ -37,7 +38,7 @@ from . import fastpaths
 from .batches import BatchGraph, batchable
 from .columnar import Segments
 from .graph import Handoff, Part, RepartitionWriter, SinkWriter, Wiring
-from .merge import merge_runs
+from .merge import merge_runs, running_max
 from .push import compile_push
 
 __all__ = ["Executor"]
@@ -346,12 +347,27 @@ class Executor:
         names = [self.wiring.sources[t][0] for t in topics]
         ingest = [self._merge_ingester(t) for t in topics]
 
+        carry = [UNDECODABLE_TS] * len(topics)  # each topic's largest timestamp so far
+        pre = [self._prefilter(t) for t in topics]
+
         def next_run(j: int):
+            # the runs' merge keys: the running maximum of each topic's timestamps, always in
+            # order (``merge.running_max``: the same merged order as the timestamps give)
             for chunk, pos in chunks[topics[j]]:
+                if pre[j] is not None:
+                    got = pre[j](chunk, pos, carry[j])
+                    if got is not None:
+                        recs, keys, carry[j] = got
+                        if recs:
+                            return recs, keys
+                        continue
                 recs = ingest[j](chunk, pos)
                 if recs:
                     tss = [r.ts for r in recs]
-                    return recs, (tss if all(map(le, tss, islice(tss, 1, None))) else None)
+                    if not all(map(le, tss, islice(tss, 1, None))) or tss[0] < carry[j]:
+                        tss = running_max(tss, carry[j])
+                    carry[j] = tss[-1]
+                    return recs, tss
             return None
 
         def flush(parts) -> None:
@@ -374,6 +390,37 @@ class Executor:
                 if rest:
                     self.batches.run({names[j]: self._parts(names[j], rest, None)})
             self._feed_alone(topics[j], chunks[topics[j]], tick)
+
+    def _prefilter(self, topic: str) -> Callable | None:
+        """``run(items, pos0, carry) -> (records, their merge keys, new carry)`` or None (then
+        the run takes ``_merge_ingester``): the ``merge-prefilter`` fast path, for a topic
+        whose keyless source feeds only a filter of int fields (``codegen.compile_prefilter``):
+        records are built for the items the filter keeps only."""
+        (name,) = self.wiring.sources[topic]
+        edges = self.wiring.edges[name]
+        if len(edges) != 1 or edges[0].out is not None:
+            return None
+        dst = edges[0].dst
+        node = self.plan.node(dst)
+        if len(self.plan.in_edges(dst)) != 1 or dst in self.wiring.writers:
+            return None
+        first = node.stages[0] if isinstance(node, Fused) else node
+        fp = fastpaths.find("merge-prefilter", self.plan.node(name))
+        test = fp.build(self.plan.node(name), first) if fp is not None else None
+        if test is None:
+            return None
+
+        def run(items: list, pos0: int, carry: int):
+            got = test(items)
+            if got is None:
+                return None
+            mask, tss = got
+            keys = tss if all(map(le, tss, islice(tss, 1, None))) and tss[0] >= carry \
+                else running_max(tss, carry)
+            recs = [Record(None, v, ts, None, (topic, p)) for v, ts, p in
+                    compress(zip(items, tss, itertools.count(pos0)), mask)]
+            return recs, list(compress(keys, mask)), keys[-1]
+        return run
 
     def _merge_ingester(self, topic: str) -> Callable[[list, int], list[Record]]:
         """``_items_ingester`` for the merge of several topics: an item that cannot be
@@ -546,10 +593,18 @@ class Executor:
             seg = self.segments.segment(topic) if len(names) == 1 else None
             if seg is not None:
                 port_note = f" (port {seg.port})" if seg.port != "in" else ""
-                if seg.sink is not None:
+                if seg.sink == seg.op:
+                    port_note += " (outputs built for the sink directly)"
+                elif seg.sink is not None:
                     port_note += ", outputs built for the sink directly"
                 out.append(f"columnar ingest of in-memory input: {' -> '.join(seg.chain)}"
                            f"{port_note}")
+        single = [t for t, names in self.wiring.sources.items() if len(names) == 1]
+        if len(single) > 1:
+            out += [f"merged runs filtered before records are built: {names[0]} -> "
+                    f"{self.wiring.edges[names[0]][0].dst}"
+                    for t, names in self.wiring.sources.items()
+                    if t in single and self._prefilter(t) is not None]
         out += [f"fused into the sink: {' -> '.join(chain)}" for chain in self.batches.tails]
         fps = self.fast_paths()
         if fps:
@@ -567,9 +622,12 @@ class Executor:
             seg = self.segments.segment(topic)
             if seg is not None:
                 used.add("columnar-ingest")
-                used.add("stream-table-join-to-sink" if seg.sink else "tumbling-columns")
+                used.add("sink-columns" if seg.sink == seg.op else
+                         "stream-table-join-to-sink" if seg.sink else "tumbling-columns")
         if len(single) > 1:
             used.add("ordered-run-merge")
+            if any(self._prefilter(t) is not None for t in single):
+                used.add("merge-prefilter")
         if self.compiled_aggs:
             used.add("agg-inline")
         return [fp for fp in fastpaths.FAST_PATHS if fp.name in used]

@@ -43,13 +43,14 @@ from streamdsl.runtime.aggregation import build_agg_ops
 from streamdsl.runtime.failures import late_window
 from streamdsl.runtime.ingest import make_ingest_items
 from streamdsl.runtime.joins import StreamTableJoinProcessor
+from streamdsl.runtime.tables import TableFilterProcessor, TableSourceProcessor
 from streamdsl.runtime.ordering import merge_inputs, sorted_keys
 from streamdsl.runtime.processors import Fail, Processor, StatelessProcessor
 from streamdsl.runtime.records import OutputRecord, Record
 from streamdsl.runtime.stateless import IDENTITY_KINDS
-from streamdsl.windows import TumblingWindow
+from streamdsl.windows import HoppingWindow, TumblingWindow
 
-from . import codegen, merge
+from . import codegen, merge, tablerows
 
 __all__ = ["FastPath", "FAST_PATHS", "find", "Rows", "BATCH", "COLUMNS", "COLUMNS_TO_SINK",
            "COLUMNS_TASKS",
@@ -116,12 +117,54 @@ def _tumbling_applies(node: Node, port: str) -> bool:
     return isinstance(node, Aggregate) and isinstance(node.window, TumblingWindow)
 
 
-def _tumbling_batch(proc: TimeWindowAggregate, rows: bool = False) -> Callable:
+def _tumbling_batch(proc: TimeWindowAggregate, rows: bool = False,
+                    seqs: bool = False) -> Callable:
     def batch(port: str, recs: list[Record], fail: Fail) -> list:
         return _tumbling(proc, [r.key for r in recs], [r.value for r in recs],
                          [r.ts for r in recs], recs.__getitem__, lambda j: recs[j].origin,
                          fail, rows)
+    if seqs:
+        assert proc.final
+        return partial(_final_with_seqs, proc, batch)
     return batch
+
+
+def _final_with_seqs(proc: TimeWindowAggregate, batch: Callable, port: str,
+                     recs: list[Record], fail: Fail, seqs: list[int]) -> tuple[list, list]:
+    """An emit-final tumbling window's ``batch`` carrying sequence numbers (upstream of a join):
+    windows close only after a record that moves ``stream time - grace`` past a multiple of
+    the size (every window ends on one), or, when the record that did failed before closing
+    them, after the next record processed (a null key or value is skipped). The batch is cut
+    after each such record, so what a piece emits is the closing of its last record, and
+    gets that record's sequence number."""
+    size, grace = proc.size, proc.grace
+    meta = proc.meta_data
+    out: list = []
+    oseqs: list[int] = []
+    lo, n = 0, len(recs)
+    while lo < n:
+        st = meta["stream_time"]
+        starts = meta["starts"]
+        due = bool(starts) and starts[0] + size <= st - grace
+        mark = (st - grace) // size
+        hi = lo
+        while hi < n:
+            r = recs[hi]
+            hi += 1
+            if r.key is None or r.value is None:
+                continue
+            if due:
+                break
+            if r.ts > st:
+                st = r.ts
+                if (st - grace) // size > mark:
+                    break
+        got = batch(port, recs[lo:hi], fail)
+        if got:
+            out += got
+            oseqs += [seqs[hi - 1]] * len(got)
+        lo = hi
+    return out, oseqs
 
 
 def _tumbling_columns(proc: TimeWindowAggregate, rows: bool = False) -> Callable:
@@ -353,6 +396,96 @@ def _expire(proc: TimeWindowAggregate, close: int, out: list) -> None:
                         in zip(keys, entries)])
 
 
+# ---- hopping windows ------------------------------------------------------------------------------
+
+def _hopping_applies(node: Node, port: str) -> bool:
+    return isinstance(node, Aggregate) and isinstance(node.window, HoppingWindow)
+
+
+def _hopping_batch(proc: TimeWindowAggregate, rows: bool = False) -> Callable:
+    """``(port, records, fail) -> outputs`` of a hopping window: the kernel's loop
+    (``TimeWindowAggregate._run``) with each record's windows computed in place (a ``range``
+    of starts, no list of ``(start, end)`` tuples per record), stream time and the first
+    closing window kept in locals, and a count added without a call."""
+    def batch(port: str, recs: list[Record], fail: Fail) -> list:
+        return _hopping(proc, recs, fail)
+    return batch
+
+
+def _hopping(proc: TimeWindowAggregate, recs: list[Record], fail: Fail) -> list:
+    meta = proc.meta_data
+    windows = proc.windows
+    starts = meta["starts"]
+    size, grace, final = proc.size, proc.grace, proc.final
+    adv = proc.window.advance
+    ops = proc.ops
+    add, init, result = ops.add, ops.init, ops.result
+    is_count = ops.spec.kind == "count"
+    ctx = proc.ctx
+    letters = proc.late_letters
+    out: list = []
+    append = out.append
+    st = meta["stream_time"]
+    close = st - grace
+    for rec in recs:
+        k, v, ts = rec.key, rec.value, rec.ts
+        if k is None or v is None:
+            ctx.skipped()
+            continue
+        if ts > st:
+            st = meta["stream_time"] = ts
+            close = st - grace
+        mark = len(out)
+        try:
+            # as the kernel: every window's new aggregate first (ascending starts: the
+            # multiples of advance in (ts - size, ts], never negative), then the state
+            last = ts - ts % adv
+            lo = ts - size
+            late = 0
+            late_windows = None
+            updates = []
+            for start in reversed(range(last, lo if lo > -1 else -1, -adv)):
+                if start + size <= close:
+                    late += 1
+                    if letters:
+                        if late_windows is None:
+                            late_windows = []
+                        late_windows.append(start)
+                    continue
+                bucket = windows.get(start)
+                cur = bucket.get(k) if bucket is not None else None
+                if is_count:
+                    if cur is None:
+                        updates.append((start, bucket, 1, ts))
+                    else:
+                        updates.append((start, bucket, cur[0] + 1, cur[1] if cur[1] > ts else ts))
+                elif cur is None:
+                    updates.append((start, bucket, add(init(), v), ts))
+                else:
+                    updates.append((start, bucket, add(cur[0], v),
+                                    cur[1] if cur[1] > ts else ts))
+            if late:
+                ctx.late(late)
+                if late_windows is not None:  # late="dead-letter"
+                    for start in late_windows:
+                        fail(rec, late_window(start, start + size, st, grace))
+            for start, bucket, agg, mts in updates:
+                if bucket is None:
+                    bucket = windows.get(start)
+                    if bucket is None:
+                        bucket = windows[start] = {}
+                        bisect.insort(starts, start)
+                bucket[k] = (agg, mts)
+                if not final:
+                    append(Record(k, result(agg), mts, (start, start + size), rec.origin))
+            if starts and starts[0] + size <= close:
+                proc._expire(close, out)
+        except Exception as e:
+            del out[mark:]
+            fail(rec, e)
+    return out
+
+
 # ---- stream-table joins ---------------------------------------------------------------------------
 
 def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
@@ -415,6 +548,20 @@ def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
     return list(map(new, repeat(OutputRecord), out))
 
 
+# ---- sinks -----------------------------------------------------------------------------------------
+
+def _sink_columns(node: Node) -> Callable:
+    """``(keys, values, timestamps, positions, source, fail) -> [OutputRecord]``: the sink's
+    records of a run of columns (window None), by one C-level map."""
+    new = tuple.__new__
+
+    def to_sink(keys: list, values: list, timestamps: list, positions: Sequence[int],
+                source: str, fail: Fail, parts: list | None = None,
+                part: int = 0) -> list[OutputRecord]:
+        return list(map(new, repeat(OutputRecord), zip(keys, values, timestamps, repeat(None))))
+    return to_sink
+
+
 # ---- the catalogue ---------------------------------------------------------------------------------
 
 FAST_PATHS: tuple[FastPath, ...] = (
@@ -423,10 +570,23 @@ FAST_PATHS: tuple[FastPath, ...] = (
              _stateless_batch,
              "a chain of filter/map/key_by/map_kv/peek (a flat-map last) as one generated loop, "
              "simple expressions inlined"),
+    FastPath("table-source-batch", ("Source",), BATCH, TableSourceProcessor.process_batch,
+             lambda node, port: isinstance(node, Source) and node.table,
+             tablerows.table_source_batch,
+             "a table source's run in one pass (null keys skipped), carrying sequence numbers "
+             "to a join"),
+    FastPath("table-filter-batch", ("TableFilter",), BATCH, TableFilterProcessor.process_batch,
+             lambda node, port: True, tablerows.compile_table_filter,
+             "a table filter as one generated loop, its predicate inlined, carrying sequence "
+             "numbers to a join"),
     FastPath("tumbling-batch", ("Aggregate",), BATCH, TimeWindowAggregate.process_batch,
              _tumbling_applies, _tumbling_batch,
              "a tumbling window's loop with the window computed in place, a count added "
              "without a call, and a call-free loop for emit-final counts"),
+    FastPath("hopping-batch", ("Aggregate",), BATCH, TimeWindowAggregate.process_batch,
+             _hopping_applies, _hopping_batch,
+             "a hopping window's loop with each record's windows computed in place (a range "
+             "of starts) and a count added without a call"),
     FastPath("tumbling-columns", ("Aggregate",), COLUMNS, TimeWindowAggregate.process_batch,
              _tumbling_applies, _tumbling_columns,
              "the tumbling loop over the columns of the columnar ingest"),
@@ -440,6 +600,10 @@ FAST_PATHS: tuple[FastPath, ...] = (
              lambda proc: partial(_stream_table_sink, proc),
              "stream records looked up by one map() and made the sink's OutputRecords by one "
              "map()"),
+    FastPath("sink-columns", ("Sink",), COLUMNS_TO_SINK, OutputRecord,
+             lambda node, port: True, _sink_columns,
+             "the columns of a source's stateless stages made the sink's OutputRecords by one "
+             "map() (no Record per input)"),
     FastPath("columnar-ingest", ("Source",), INGEST_COLUMNS, make_ingest_items,
              lambda node, port: isinstance(node, Source),
              codegen.compile_columns,
@@ -453,6 +617,12 @@ FAST_PATHS: tuple[FastPath, ...] = (
              codegen.compile_agg,
              "an agg(...) of count/sum/min/max/avg/first/last: its add, subtract and result generated as "
              "one function each, the fields' expressions inlined"),
+    FastPath("merge-prefilter", ("Source",), MERGE, merge_inputs,
+             lambda node, port: isinstance(node, Source) and not node.table
+             and node.key is None,
+             codegen.compile_prefilter,
+             "a merged keyless topic's runs filtered before records are built, when the "
+             "filter after the source reads int fields only (evaluated by C-level maps)"),
     FastPath("ordered-run-merge", ("Source",), MERGE, merge_inputs,
              lambda node, port: isinstance(node, Source), merge.merge_runs,
              "in-memory inputs merged in runs: when every topic's run is in timestamp order, "

@@ -10,13 +10,13 @@ topic, one stable C-level sort), else record by record.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from itertools import repeat
+from itertools import accumulate, repeat
 from operator import add, attrgetter
 from typing import Callable
 
 from streamdsl.runtime.records import Record
 
-__all__ = ["Head", "merge_runs", "merge_ordered_runs"]
+__all__ = ["Head", "merge_runs", "merge_ordered_runs", "running_max"]
 
 #: ``next_run(j)``: topic ``j``'s next ingested run, and its timestamps if they are in order
 NextRun = Callable[[int], "tuple[list[Record], list[int] | None] | None"]
@@ -71,8 +71,26 @@ def merge_ordered_runs(heads: list[Head], parts: Parts, seq: int) -> int:
         off += hi - i
         h.next = hi
         if hi < len(h.recs):
-            h.ts = h.run_ts[hi]
+            h.ts = h.recs[hi].ts  # the head's timestamp (its merge key may be larger)
     return seq + m
+
+
+def running_max(tss: list[int], carry: int) -> list[int]:
+    """The merge keys of a run whose timestamps may be out of order: each record's key is the
+    largest timestamp of its topic up to it (``carry``: the largest before the run).
+
+    The timestamp-synchronized merge (the head with the smallest timestamp next, ties to the
+    topic declared first) takes the topics' records in the order of a stable sort by (running
+    maximum, topic index): a record below its topic's running maximum comes right after the
+    one before it, as the head-by-head merge takes it. (By induction on the merge: every
+    record taken from a topic was at most each other topic's head then, so a topic's running
+    maximum before its head is at most every other's running maximum at its head; taking
+    head ``a`` (``a <= b`` for every other head ``b``, ties to the lower index) is then
+    taking the smallest running maximum, and not taking it means some ``b < a``, which the
+    running maxima keep.) The keys of every run are then in order, so every step takes
+    ``merge_ordered_runs``' one sort (tests/backends/local/test_fast_paths.py,
+    ``ordered-run-merge``, checks it against ``merge_by_timestamp``)."""
+    return list(accumulate(tss, max, initial=carry))[1:]
 
 
 def merge_runs(n_topics: int, next_run: NextRun, size: int,

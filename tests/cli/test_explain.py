@@ -30,7 +30,7 @@ def test_order_enrichment_shows_passes_changing_the_plan():
             "8 operators, 1 repartition, 2 state stores\n\nOn the local backend\n") in out
     assert out.rstrip().endswith("batched: runs of up to 512 input records, operator by operator\n"
                                  "  fast paths (each tested equal to its kernel rule): "
-                                 "stateless-batch, ordered-run-merge")
+                                 "stateless-batch, table-source-batch, ordered-run-merge")
 
 
 def test_explain_shows_how_the_local_backend_fuses_operators():

@@ -157,3 +157,45 @@ def test_generated_loops_with_the_expression_equal_the_kernel(e, vals):
         assert ([(repr(k), repr(v), ts, ("in", p)) for k, v, ts, p in zip(ks, vs, tss, ps)],
                 failed) == ([(repr(r.key), repr(r.value), r.ts, r.origin) for r in ref_out],
                             ref_failed), e.describe()
+
+
+@settings(max_examples=150)
+@given(names=st.lists(st.sampled_from(FIELDS + ["missing"]), unique=True, max_size=3),
+       k=scalars, v=values)
+def test_inlined_projection_equals_expr_compile(names, k, v):
+    """The optimizer's ``Project`` (a map keeping some fields): a dict display when the value
+    is a plain dict holding every name, else the compiled function."""
+    from streamdsl.expr import Project
+    e = Project(tuple(names))
+    fn = _inline(e)
+    assert fn is not None
+    got, ref = _outcome(fn, k, v), _outcome(e.compile(), k, v)
+    assert _same(got, ref) and (not isinstance(v, dict) or list(got[1]) == list(ref[1]))
+
+
+int_leaves = st.one_of(st.sampled_from(FIELDS).map(Col), st.integers(-4, 4).map(Lit))
+int_ops = st.sampled_from(["+", "-", "*", "%", "//", "==", "!=", "<", "<=", ">", ">=",
+                           "and", "or"])
+int_exprs = st.recursive(int_leaves, lambda c: st.tuples(int_ops, c, c).map(lambda t: BinOp(*t)),
+                         max_leaves=5)
+
+
+@settings(max_examples=300)
+@given(e=int_exprs, rows=st.lists(st.fixed_dictionaries(
+    {n: st.integers(-20, 20) for n in FIELDS}), min_size=1, max_size=6))
+def test_int_column_expressions_equal_expr_compile(e, rows):
+    """``int_columns_source``: an expression over int fields evaluated on whole columns by
+    C-level maps equals ``Expr.compile`` row by row (where it takes the expression)."""
+    import itertools
+    import operator
+    env = {"_map": map, "_repeat": itertools.repeat}
+    got = codegen.int_columns_source(e, env, [0])
+    if got is None:
+        return
+    src, cols = got
+    for c, g in cols:
+        env[c] = list(map(env[g], rows))
+    assert env["_op"] is operator
+    values = list(eval(src, env))  # noqa: S307 - our own source
+    assert values == [e.compile()(None, r) for r in rows], e.describe()
+    assert all(type(x) is bool for x in values)

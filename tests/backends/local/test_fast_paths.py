@@ -103,6 +103,10 @@ STAGES = {
     "key_by-fn": lambda s: s.key_by(lambda v: None if v["v"] == 0 else v["v"] % 2),
     "map_kv": lambda s: s.map_kv(lambda k, v: (k, {"v": v["v"], "k": boom_on_7(v)["v"]})),
     "peek": lambda s: s.peek(lambda k, v: boom_on_7(v)),
+    # over int fields: C-level maps over the columns when every value is an int
+    "filter-int-mod": lambda s: s.filter(sd.col("v") % 3 == 0),
+    "filter-int-arith": lambda s: s.filter((sd.col("v") * 2 - sd.col("w") >= 1)
+                                           | (4 // sd.col("v") == 2)),
     # fields some values lack (and values that are not mappings): drops that are counted
     "filter-missing": lambda s: s.filter((sd.col("w") > 0) | (sd.col("v") == 9)),
     "filter-not-missing": lambda s: s.filter(~(sd.col("w") == 1)),
@@ -167,6 +171,69 @@ def check_stateless_batch(data: st.DataObject) -> None:
         got_seqs += oseqs
     assert (_sig(got), got_seqs, got_failed, _counts(seq_metrics)) == \
         (_sig(ref), ref_seqs, ref_failed, _counts(ref_metrics)), names
+
+
+# ---- table sources and filters -----------------------------------------------------------------
+
+TABLE_PREDICATES = {
+    "expr": sd.col("v") > 1,
+    "isin": sd.col("v").isin((0, 2, 9)),
+    "missing": sd.col("w") == 1,                 # some rows lack w: counted when dropped
+    "fn": lambda v: boom_on_7(v)["v"] != 2,
+    "key-expr": sd.key() == "x",
+}
+
+
+def _table_node(kind: str, pred: str):
+    t = sd.Topology("tb")
+    tab = t.table("in")
+    if kind == "TableFilter":
+        tab = tab.filter(TABLE_PREDICATES[pred])
+    tab.to_stream().to("out")
+    return _node(t, kind)
+
+
+def _check_row_batch(data: st.DataObject, name: str, node) -> None:
+    """``name``'s fast path over ``node`` equals its processor's ``process_batch`` (random
+    cuts), and with sequence numbers gives each output its input's number."""
+    fp = fastpaths.find(name, node)
+    assert fp is not None
+    recs = [Record(k, v, i, None, ("in", i)) for i, (k, v) in
+            enumerate(data.draw(st.lists(st.tuples(keys, dict_vals), max_size=20)))]
+    ref_metrics, got_metrics, seq_metrics = Metrics(), Metrics(), Metrics()
+    proc = make_processor(node, ref_metrics)
+    fast = fp.build(make_processor(node, got_metrics))
+    with_seqs = fp.build(make_processor(node, seq_metrics), seqs=True)
+    ref_failed, ref_fail = _failures()
+    got_failed, got_fail = _failures()
+    seq_failed, seq_fail = _failures()
+    seqs = sorted(data.draw(st.lists(st.integers(0, 1_000), min_size=len(recs),
+                                     max_size=len(recs), unique=True)))
+    one = make_processor(node, Metrics())
+    ref_seqs = []
+    for rec, sq in zip(recs, seqs):
+        ref_seqs += [sq] * len(fp.reference(one, "in", [rec], lambda r, e: None))
+    ref, got, sgot, sgot_seqs = [], [], [], []
+    for chunk in _chunks(list(range(len(recs))), data.draw(cuts)):
+        batch = [recs[i] for i in chunk]
+        ref += fp.reference(proc, "in", batch, ref_fail)
+        got += fast("in", batch, got_fail)
+        outs, oseqs = with_seqs("in", batch, seq_fail, [seqs[i] for i in chunk])
+        sgot += outs
+        sgot_seqs += oseqs
+    assert (_sig(got), got_failed, _counts(got_metrics)) == \
+        (_sig(ref), ref_failed, _counts(ref_metrics))
+    assert (_sig(sgot), sgot_seqs, seq_failed, _counts(seq_metrics)) == \
+        (_sig(ref), ref_seqs, ref_failed, _counts(ref_metrics))
+
+
+def check_table_source_batch(data: st.DataObject) -> None:
+    _check_row_batch(data, "table-source-batch", _table_node("Source", ""))
+
+
+def check_table_filter_batch(data: st.DataObject) -> None:
+    pred = data.draw(st.sampled_from(sorted(TABLE_PREDICATES)))
+    _check_row_batch(data, "table-filter-batch", _table_node("TableFilter", pred))
 
 
 # ---- tumbling windows --------------------------------------------------------------------------
@@ -268,6 +335,48 @@ def check_tumbling_batch(data: st.DataObject) -> None:
     got = _drive_stateful(node, items, chunks, snap_at, fast)
     if rows:  # rows carry no origin; a window's results carry none either
         assert [s[4] for s in reference[0]] == [None] * len(reference[0])
+    assert got == reference
+    if node.emit == "final":
+        # carrying sequence numbers (upstream of a join): each result gets the number of
+        # the input record whose processing emitted it, as record at a time
+        seqs = sorted(data.draw(st.lists(st.integers(0, 1_000), min_size=len(items),
+                                         max_size=len(items), unique=True)))
+        one = make_processor(node, Metrics())
+        ref_seqs = []
+        for (port, rec), sq in zip(items, seqs):
+            ref_seqs += [sq] * len(_process_one_by_one(one, [(port, rec)], lambda r, e: None))
+        got_seqs = []
+
+        def with_seqs(proc, chunk, fail):
+            sq = [seqs[r.origin[1]] for _, r in chunk]
+            outs, oseqs = fp.build(proc, seqs=True)("in", [r for _, r in chunk], fail, sq)
+            got_seqs.extend(oseqs)
+            return outs
+        assert _drive_stateful(node, items, chunks, snap_at, with_seqs) == reference
+        assert got_seqs == ref_seqs
+
+
+def check_hopping_batch(data: st.DataObject) -> None:
+    """Hopping windows (advance dividing the size or not; late records, dead-lettered per
+    window or dropped; raising aggregators) against the kernel record by record."""
+    agg = data.draw(st.sampled_from(sorted(AGGREGATIONS)))
+    emit = data.draw(st.sampled_from(["changes", "final"]))
+    size, adv = data.draw(st.sampled_from([(10, 5), (10, 3), (10, 10), (4, 1)]))
+    t = sd.Topology("hw")
+    AGGREGATIONS[agg](t.stream("in").group_by_key().window(
+        sd.hopping(sd.seconds(size), advance=sd.seconds(adv),
+                   grace=data.draw(st.sampled_from([0, 2_000]))),
+        emit=emit, late=data.draw(st.sampled_from(["drop", "dead-letter"])))).to_stream().to("out")
+    node = _node(t, "Aggregate")
+    items = [("in", Record(k, v, ts, None, ("in", i)))
+             for i, (k, v, ts) in enumerate(_timestamps(data.draw(tumbling_inputs)))]
+    chunks = _chunks(items, data.draw(cuts))
+    snap_at = data.draw(st.integers(min_value=0, max_value=len(chunks)))
+    fp = fastpaths.find("hopping-batch", node)
+    assert fp is not None and fastpaths.find("tumbling-batch", node) is None
+    reference = _drive_stateful(node, items, [items], 1, _process_one_by_one)
+    got = _drive_stateful(node, items, chunks, snap_at, lambda p, c, f: fp.build(p)(
+        "in", [r for _, r in c], f))
     assert got == reference
 
 
@@ -388,7 +497,9 @@ def check_stream_table_join_to_sink(data: st.DataObject) -> None:
 
 good_items = st.builds(lambda k, ts, v: {"k": k, "ts": ts, "v": v}, keys, st.integers(0, 50),
                        small) | st.builds(lambda k, ts, w: {"k": k, "ts": ts, "v": 1, "w": w},
-                                          keys, st.integers(0, 50), small)
+                                          keys, st.integers(0, 50), small) \
+    | st.builds(lambda k, ts, v, w: {"k": k, "ts": ts, "v": v, "w": w},  # ints only
+                keys, st.integers(0, 50), st.integers(-3, 9), st.integers(-2, 9))
 ingest_items = st.one_of(
     good_items,
     st.just({"k": "x"}),                                     # no timestamp field
@@ -450,6 +561,22 @@ def check_columnar_ingest(data: st.DataObject) -> None:
         pos += len(chunk)
     assert (got_cols, got_failed, got_bad, _counts(got_metrics)) == \
         (ref_cols, ref_failed, ref_bad, _counts(ref_metrics)), names
+
+
+def check_sink_columns(data: st.DataObject) -> None:
+    """The columns of a source's stateless stages made the sink's records: each row's
+    ``OutputRecord(key, value, timestamp, None)``, what the sink makes of its ``Record``."""
+    from streamdsl.runtime.records import OutputRecord
+    t = sd.Topology("sc")
+    t.stream("in").filter(sd.col("v") > 1).to("out")
+    fp = fastpaths.find("sink-columns", _node(t, "Sink"))
+    rows = data.draw(st.lists(st.tuples(keys, dict_vals, st.integers(0, 50)), max_size=20))
+    ks, vs, tss = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    got = fp.build(_node(t, "Sink"))(ks, vs, tss, range(len(rows)), "in", None)
+    ref = [fp.reference(r.key, r.value, r.ts, r.window) for r in
+           (Record(k, v, ts, None, ("in", i)) for i, (k, v, ts) in enumerate(rows))]
+    assert fp.reference is OutputRecord
+    assert [(type(r), tuple(r)) for r in got] == [(type(r), tuple(r)) for r in ref]
 
 
 # ---- fused tails ------------------------------------------------------------------------------------
@@ -517,12 +644,20 @@ def check_ordered_run_merge(data: st.DataObject) -> None:
     size = data.draw(st.integers(min_value=1, max_value=8))
     runs = [[recs[i:i + run_size] for i in range(0, len(recs), run_size)] for recs in topics]
     pending = [list(r) for r in runs]
+    # the executor's keys: each topic's running maximum (``merge.running_max``), every run in
+    # order; or the timestamps, a run out of order merged record by record
+    keyed = data.draw(st.booleans())
+    carry = [-(1 << 62)] * n_topics
 
     def next_run(j: int):
         if not pending[j]:
             return None
         recs = pending[j].pop(0)
         tss = [r.ts for r in recs]
+        if keyed:
+            tss = merge.running_max(tss, carry[j])
+            carry[j] = tss[-1]
+            return recs, tss
         return recs, (tss if tss == sorted(tss) else None)
     got: list = []
 
@@ -539,6 +674,41 @@ def check_ordered_run_merge(data: st.DataObject) -> None:
     reference = [r.origin for r in merge_by_timestamp(topics, lambda r: r.ts)]
     assert got == reference
     assert fp.build is merge.merge_runs
+
+
+def check_merge_prefilter(data: st.DataObject) -> None:
+    """The pre-filter of a merged keyless topic: None unless every item ingests as a plain
+    record (a dict, an int timestamp in range) and the filter's fields are ints; then the
+    filter's result per item (what the kernel's filter keeps) and every item's timestamp."""
+    pred = data.draw(st.sampled_from([sd.col("v") % 3 == 0, sd.col("v") >= 2,
+                                      (sd.col("v") * 2 > sd.col("w")) | (sd.col("w") == 1)]))
+    t = sd.Topology("pf")
+    t.stream("in", timestamp="ts").filter(pred).to("out")
+    plan = t.plan()
+    source = plan.node("source-in")
+    stage = _node(t, "Filter")
+    fp = fastpaths.find("merge-prefilter", source)
+    test = fp.build(source, stage)
+    assert test is not None
+    items = data.draw(st.lists(good_items if data.draw(st.booleans()) else ingest_items,
+                               max_size=20))
+    got = test(items)
+    ingest = make_ingest_items(source)
+    bad: list = []
+    recs = ingest(items, 0, lambda ev, why: bad.append(ev))
+    keep = make_processor(stage, Metrics()).process_batch("in", recs, lambda r, e: None)
+    plain = not bad and all(type(r.value) is dict and type(r.value.get("ts")) is int and all(
+        type(r.value.get(f)) is int for f in stage.pred.expr.fields()) for r in recs)
+    if got is None:  # always allowed: the run is then ingested as records
+        return
+    assert plain and len(recs) == len(items)
+    mask, tss = got
+    assert tss == [r.ts for r in recs]
+    assert [r.origin for r in compress_(recs, mask)] == [r.origin for r in keep]
+
+
+def compress_(xs, mask):
+    return [x for x, m in zip(xs, mask) if m]
 
 
 def _two_sources() -> sd.Topology:
@@ -620,13 +790,18 @@ def _agg_node(spec):
 CASES: dict[str, Callable[[st.DataObject], None]] = {
     "agg-inline": check_agg_inline,
     "stateless-batch": check_stateless_batch,
+    "table-source-batch": check_table_source_batch,
+    "table-filter-batch": check_table_filter_batch,
     "tumbling-batch": check_tumbling_batch,
+    "hopping-batch": check_hopping_batch,
     "tumbling-columns": check_tumbling_columns,
     "tumbling-columns-tasks": check_tumbling_columns_tasks,
     "stream-table-join-to-sink": check_stream_table_join_to_sink,
     "columnar-ingest": check_columnar_ingest,
+    "sink-columns": check_sink_columns,
     "fused-tail": check_fused_tail,
     "ordered-run-merge": check_ordered_run_merge,
+    "merge-prefilter": check_merge_prefilter,
 }
 
 
