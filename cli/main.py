@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from streamdsl import __version__
+from streamdsl import __version__, _accel
 from streamdsl.errors import OutputClosed, StreamDSLError
 
 from .backends import backends_cmd
@@ -65,7 +65,8 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="streamdsl")
+@click.version_option(__version__, prog_name="streamdsl",
+                      message=f"%(prog)s, version %(version)s (kernel: {_accel.status()})")
 def cli() -> None:
     """streamdsl: Kafka Streams-style topologies in Python, on local, Bytewax or Beam.
 

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ..expr import Col
 from ..ir.nodes import Source
 from ..timeutil import MAX_TIMESTAMP, to_timestamp
+from .._accel import speedups as _speedups
 from .records import InputEvent, Record
 
 __all__ = ["BadRecord", "to_event", "make_ingest", "make_ingest_items", "field_name"]
@@ -120,7 +121,8 @@ def make_ingest(node: Source) -> Callable[[InputEvent], Record]:
 _MISSING = object()
 
 
-def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Record]]:
+def make_ingest_items(node: Source, *, pure: bool = False
+                      ) -> Callable[[list, int, Callable], list[Record]]:
     """``make_ingest(node)`` over ``to_event`` for a run of in-memory items, without an
     ``InputEvent`` each.
 
@@ -128,8 +130,10 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
     ``i`` has position ``pos0 + i``; ``bad(event, reason)`` gets each one that does not. A
     plain dict value with the key and timestamp fields (an int timestamp), or with the
     timestamp field when the source declares no key, takes a loop without a call
-    (tests/core/test_ingest.py checks it against ``make_ingest`` of each ``to_event``).
+    (tests/core/test_ingest.py checks it against ``make_ingest`` of each ``to_event``), compiled
+    when the compiled kernel is in use and not ``pure`` (tests/core/test_speedups.py).
     """
+    sp = None if pure else _speedups
     ingest = make_ingest(node)
     topic = node.topic
     key_field = field_name(node.key)
@@ -146,6 +150,13 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
     top = MAX_TIMESTAMP
     if ts_field is not None and node.key is None:
         # a keyless source (its key is the one the item came with: None for a plain value)
+        if sp is not None:  # the same loop compiled (streamdsl/_speedups.pyx)
+            kloop = sp.ingest_keyless
+
+            def ingest_keyless_compiled(items: list, pos0: int, bad: Callable) -> list[Record]:
+                return kloop(items, pos0, bad, topic, ts_field, top, slow)
+            return ingest_keyless_compiled
+
         def ingest_keyless(items: list, pos0: int, bad: Callable) -> list[Record]:
             out: list[Record] = []
             append = out.append
@@ -177,6 +188,12 @@ def make_ingest_items(node: Source) -> Callable[[list, int, Callable], list[Reco
         return ingest_items
 
     missing = _MISSING
+    if sp is not None:  # the same loop compiled (streamdsl/_speedups.pyx)
+        loop = sp.ingest_fields
+
+        def ingest_fields_compiled(items: list, pos0: int, bad: Callable) -> list[Record]:
+            return loop(items, pos0, bad, topic, key_field, ts_field, top, slow, missing)
+        return ingest_fields_compiled
 
     def ingest_fields(items: list, pos0: int, bad: Callable) -> list[Record]:
         out: list[Record] = []

@@ -25,6 +25,7 @@ from heapq import heappop, heappush
 from operator import itemgetter
 from typing import Any, Callable, Iterable
 
+from .._accel import speedups as _speedups
 from ..ir.fn import Fn
 from ..ir.nodes import StreamStreamJoin, StreamTableJoin, TableTableJoin
 from .failures import LateRecord
@@ -424,3 +425,11 @@ class TableTableJoinProcessor(Processor):
             except Exception as e:
                 fail(rec, e)
         return out
+
+
+# The compiled copy of the stream-stream join loop (streamdsl/_speedups.pyx), when built and
+# not disabled by STREAMDSL_PURE=1; ``_run_pure`` stays the reference it is tested against
+# (tests/core/test_speedups.py).
+StreamStreamJoinProcessor._run_pure = StreamStreamJoinProcessor._run
+if _speedups is not None:
+    StreamStreamJoinProcessor._run = _speedups.stream_stream_join_run  # type: ignore[method-assign]

@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from .._accel import speedups as _speedups
+
 __all__ = ["murmur2", "key_bytes", "json_bytes", "partition_of", "Partitioner"]
 
 _M = 0x5BD1E995
@@ -135,3 +137,10 @@ class Partitioner:
             self.cache.clear()
         self.cache[key] = p
         return p
+
+
+# Kafka's hash compiled (streamdsl/_speedups.pyx), when built and not disabled by
+# STREAMDSL_PURE=1; ``_murmur2_pure`` stays the reference (tests/core/test_speedups.py).
+_murmur2_pure = murmur2
+if _speedups is not None:
+    murmur2 = _speedups.murmur2  # noqa: F811

@@ -1,0 +1,280 @@
+# cython: language_level=3, binding=True
+"""Compiled copies of a few hot loops of the kernel (Cython; optional, see
+docs/performance.md "Compiled kernel").
+
+Every function here has a pure Python original that stays the reference (named in its
+docstring); tests/core/test_speedups.py checks that both give the same results on the same
+inputs. ``STREAMDSL_PURE=1`` in the environment makes streamdsl ignore this module.
+Timestamps and keys stay Python objects: the gain is the interpreter's dispatch and C-level
+dict/list/tuple operations, not new arithmetic (a Python int timestamp of any size behaves
+as in the pure code).
+"""
+
+cimport cython
+
+from collections import deque
+from heapq import heappop, heappush
+
+# bound on first use (this module is imported while streamdsl.runtime is being imported)
+cdef object Record = None
+cdef object key_order = None
+cdef object _emit_due = None
+cdef object _NEG_INF = -(1 << 62)
+cdef object _new = object.__new__
+
+
+cdef int _bind() except -1:
+    global Record, key_order, _emit_due
+    if _emit_due is None:
+        from streamdsl.runtime.records import Record as r
+        from streamdsl.runtime.ordering import key_order as ko
+        from streamdsl.runtime.joins import _emit_due as ed
+        Record, key_order, _emit_due = r, ko, ed
+    return 0
+
+
+cdef inline object _record(object k, object v, object ts, object origin):
+    # Record(k, v, ts, None, origin) without its __init__ call
+    r = _new(Record)
+    r.key = k
+    r.value = v
+    r.ts = ts
+    r.window = None
+    r.origin = origin
+    return r
+
+
+def _ts_key(e):
+    return e[0]
+
+
+# ---------------------------------------------------------------- partitioning
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def murmur2(const unsigned char[:] data):
+    """``streamdsl.runtime.partitioning.murmur2``: Kafka's 32-bit MurmurHash2, signed."""
+    cdef Py_ssize_t length = data.shape[0]
+    cdef unsigned int m = 0x5BD1E995
+    cdef unsigned int h = 0x9747B28C ^ <unsigned int>length
+    cdef unsigned int k
+    cdef Py_ssize_t i, n4 = length & ~3
+    for i in range(0, n4, 4):
+        k = (<unsigned int>data[i] | (<unsigned int>data[i + 1] << 8)
+             | (<unsigned int>data[i + 2] << 16) | (<unsigned int>data[i + 3] << 24))
+        k *= m
+        k ^= k >> 24
+        k *= m
+        h = (h * m) ^ k
+    cdef Py_ssize_t rest = length & 3
+    if rest == 3:
+        h ^= <unsigned int>data[n4 + 2] << 16
+    if rest >= 2:
+        h ^= <unsigned int>data[n4 + 1] << 8
+    if rest >= 1:
+        h ^= <unsigned int>data[n4]
+        h *= m
+    h ^= h >> 13
+    h *= m
+    h ^= h >> 15
+    return <int>h
+
+
+# ---------------------------------------------------------------- ingest
+
+def ingest_fields(items, object pos0, object bad, object topic, object key_field,
+                  object ts_field, object top, object slow, object missing):
+    """The loop of ``make_ingest_items``'s ``ingest_fields`` (streamdsl/runtime/ingest.py):
+    a plain dict with the key and an int timestamp in range becomes a Record without a
+    call; anything else goes to ``slow(item, position, out, bad)``."""
+    _bind()
+    cdef list out = []
+    cdef object i = pos0
+    cdef object v, k, ts
+    for v in items:
+        if type(v) is dict and "value" not in <dict>v:
+            k = (<dict>v).get(key_field, missing)
+            ts = (<dict>v).get(ts_field)
+            if k is not missing and type(ts) is int and 0 <= ts < top:
+                out.append(_record(k, v, ts, (topic, i)))
+                i += 1
+                continue
+        slow(v, i, out, bad)
+        i += 1
+    return out
+
+
+def ingest_keyless(items, object pos0, object bad, object topic, object ts_field,
+                   object top, object slow):
+    """The loop of ``make_ingest_items``'s ``ingest_keyless`` (streamdsl/runtime/ingest.py)."""
+    _bind()
+    cdef list out = []
+    cdef object i = pos0
+    cdef object v, ts
+    for v in items:
+        if type(v) is dict and "value" not in <dict>v:
+            ts = (<dict>v).get(ts_field)
+            if type(ts) is int and 0 <= ts < top:
+                out.append(_record(None, v, ts, (topic, i)))
+                i += 1
+                continue
+        slow(v, i, out, bad)
+        i += 1
+    return out
+
+
+# ---------------------------------------------------------------- stream-stream join
+
+def stream_stream_join_run(self, items, fail):
+    """``StreamStreamJoinProcessor._run`` (streamdsl/runtime/joins.py), line for line."""
+    _bind()
+    cdef dict meta, lbuf, rbuf, unmatched, mine, other, buf
+    cdef list out, lst, olst, partners_l
+    cdef tuple entry, e, x, item
+    cdef bint is_left, outer_left, outer_right, eager
+    cdef Py_ssize_t mark
+    (before, after, lim_l, lim_r, joiner, outer_left, outer_right, eager, meta, lbuf, rbuf,
+     unmatched) = self._bound
+    ctx = self.ctx
+    late_letters = self.late_letters
+    lim = min(lim_l, lim_r)
+    horizon_gap = before + lim_l
+    fifo = meta.get("fifo")
+    if fifo is None:
+        fifo = meta["fifo"] = deque()
+    popleft = fifo.popleft
+    push_fifo = fifo.append
+    last_t = fifo[-1][0] if fifo else _NEG_INF
+    expiry = meta.get("expiry")
+    held = meta.get("held")
+    st = st0 = meta.get("stream_time", _NEG_INF)
+    seq = seq0 = meta.get("seq", 0)
+    horizon = st - horizon_gap
+    out = []
+    try:
+        for port, rec in items:
+            k = rec.key
+            v = rec.value
+            if k is None or v is None:
+                ctx.skipped()
+                continue
+            t = rec.ts
+            is_left = port == "left"
+            if t > st:
+                st = t
+                horizon = st - horizon_gap
+            elif t + (lim_l if is_left else lim_r) < st:
+                ctx.late()
+                if late_letters:
+                    fail(rec, self._late(t, is_left, st))
+                continue
+            mark = len(out)
+            try:
+                if t == st and held and held[0][0] + lim < st:
+                    if lim_l == lim_r:
+                        while held and held[0][0] + lim < st:
+                            ht, _, _, hseq = heappop(held)
+                            item = unmatched.pop(hseq, None)
+                            if item is None:
+                                continue
+                            hv = item[3]
+                            out.append(Record(item[2], joiner(hv, None) if item[1] == "left"
+                                              else joiner(None, hv), ht))
+                    else:
+                        _emit_due(held, unmatched, st, lim_l, lim_r, joiner, out.append)
+                if is_left:
+                    mine, other = lbuf, rbuf
+                else:
+                    mine, other = rbuf, lbuf
+                n = seq
+                seq = n + 1
+                entry = (t, n, port, k, v)
+                lst = mine.get(k)
+                if lst is None:
+                    mine[k] = [entry]
+                else:
+                    lst.append(entry)
+                if t >= last_t:
+                    push_fifo(entry)
+                    last_t = t
+                else:
+                    if expiry is None:
+                        expiry = meta["expiry"] = []
+                    heappush(expiry, entry)
+                olst = other.get(k)
+                partners = ()
+                if olst:
+                    if is_left:
+                        lo = t - before
+                        hi = t + after
+                    else:
+                        lo = t - after
+                        hi = t + before
+                    if len(olst) == 1:
+                        if lo <= (<tuple>olst[0])[0] <= hi:
+                            partners = olst
+                    else:
+                        partners_l = [e for e in olst if lo <= e[0] <= hi]
+                        if len(partners_l) > 1:
+                            partners_l.sort(key=_ts_key)
+                        partners = partners_l
+                if partners:
+                    origin = rec.origin
+                    for e in partners:
+                        if unmatched:
+                            unmatched.pop(e[1], None)
+                        et = e[0]
+                        ov = e[4]
+                        out.append(_record(k, joiner(v, ov) if is_left else joiner(ov, v),
+                                           et if et > t else t, origin))
+                elif outer_left if is_left else outer_right:
+                    if eager:
+                        out.append(_record(k, joiner(v, None) if is_left else joiner(None, v),
+                                           t, rec.origin))
+                    else:
+                        unmatched[n] = (t, port, k, v)
+                        if held is None:
+                            held = meta["held"] = []
+                        heappush(held, (t, 1 if is_left else 0, key_order(k), n))
+                if fifo[0][0] < horizon:
+                    while fifo and fifo[0][0] < horizon:
+                        x = popleft()
+                        s = x[1]
+                        if unmatched and s in unmatched:
+                            continue
+                        kk = x[3]
+                        buf = lbuf if x[2] == "left" else rbuf
+                        lst = buf.get(kk)
+                        if lst is None:
+                            continue
+                        if (<tuple>lst[0])[1] == s:
+                            del lst[0]
+                        else:
+                            lst[:] = [e for e in lst if e[1] != s]
+                        if not lst:
+                            del buf[kk]
+                    if not fifo:
+                        last_t = _NEG_INF
+                if expiry and expiry[0][0] < horizon:
+                    while expiry and expiry[0][0] < horizon:
+                        x = heappop(expiry)
+                        s = x[1]
+                        if unmatched and s in unmatched:
+                            continue
+                        kk = x[3]
+                        buf = lbuf if x[2] == "left" else rbuf
+                        lst = buf.get(kk)
+                        if lst is None:
+                            continue
+                        lst[:] = [e for e in lst if e[1] != s]
+                        if not lst:
+                            del buf[kk]
+            except Exception as exc:
+                del out[mark:]
+                fail(rec, exc)
+    finally:
+        if st != st0:
+            meta["stream_time"] = st
+        if seq != seq0:
+            meta["seq"] = seq
+    return out
