@@ -14,7 +14,7 @@ from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
-from streamdsl.runtime.drive import drive, node_step
+from streamdsl.runtime.drive import PROCESS, drive, node_step
 from streamdsl.runtime.failures import LateRecord
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import OutputRecord
@@ -61,6 +61,15 @@ def late_position(pos: tuple, seen: dict) -> tuple:
     return pos + (-1, k)
 
 
+def generated_agg_ops(node: Any) -> Any:
+    """For an ``agg(...)`` of count/sum/min/max/avg/first/last: its operations generated
+    (the local backend's ``agg-inline`` fast path, equal to the kernel's ``AggOps``: the same
+    state, results and failures, tests/backends/local/test_fast_paths.py); else None."""
+    from streamdsl.backends.local import fastpaths
+    fp = fastpaths.find("agg-inline", node)
+    return None if fp is None else fp.build(node.aggregator)
+
+
 def _check_drained(inbox: Inbox, name: str) -> None:
     """A closed input leaves nothing held back (an input stopped at a fatal error may)."""
     if inbox.frontier == CLOSED and inbox.pending:
@@ -82,6 +91,9 @@ class OperatorLogic(StatefulBatchLogic):
         self.metrics = Metrics()
         self.step = node_step(layout.plan.node(name), self.metrics)
         self.proc = self.step.processor
+        ops = generated_agg_ops(layout.plan.node(name))
+        if ops is not None:
+            self.proc.ops = ops
         self.batched = layout.batch_positions(name)
         self.inbox = Inbox(layout.channels[self.dest])
         self.group = 0
@@ -120,9 +132,12 @@ class OperatorLogic(StatefulBatchLogic):
                 if isinstance(exc, LateRecord):
                     pos = late_position(pos, late)
                 errors.append((pos, record_failure(run.layout, run.on_error, name, rec, exc)))
-            for pos, res, _ in drive(self.step, ((pos, port, rec) for pos, (port, rec) in ready),
-                                     fail):
-                outs.extend((pos + (j,), out) for j, out in enumerate(res))
+            if self.step.kind is PROCESS:
+                self._run_records(ready, fail, outs)
+            else:
+                for pos, res, _ in drive(self.step, ((pos, port, rec)
+                                                     for pos, (port, rec) in ready), fail):
+                    outs.extend((pos + (j,), out) for j, out in enumerate(res))
         frontier = inbox.frontier
         if frontier == CLOSED and not self.ended:
             # End of input, flushed: stream time goes to infinity, every window closes.
@@ -136,6 +151,30 @@ class OperatorLogic(StatefulBatchLogic):
             base = self.end_pos
             outs.extend((base + (j,), out) for j, out in enumerate(res))
         return self._send(outs, errors, frontier, None), False
+
+    def _run_records(self, ready: list, fail: Any, outs: list) -> None:
+        """``drive`` over ``ready`` in one loop: each record's outputs at its position
+        ``+ (j,)``; a record that raises, and the late records ``process`` met, to
+        ``fail``."""
+        call = self.step.call
+        ctx = self.proc.ctx
+        deferred = ctx.deferred
+        add = outs.append
+        for pos, (port, rec) in ready:
+            try:
+                res = call(port, rec)
+            except Exception as e:
+                if deferred:
+                    ctx.drain(lambda r, x, pos=pos: fail(pos, r, x))
+                fail(pos, rec, e)
+                continue
+            if deferred:
+                ctx.drain(lambda r, x, pos=pos: fail(pos, r, x))
+            if res:
+                j = 0
+                for out in res:
+                    add((pos + (j,), out))
+                    j += 1
 
     def _run_batch(self, ready: list, errors: list) -> list:
         """``ready`` in one ``process_mixed`` call; the outputs travel as one ``Block`` at

@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import Sink, Source
-from streamdsl.runtime.drive import BRANCH, NodeStep, drive, node_step
+from streamdsl.runtime.drive import BRANCH, FN, NodeStep, drive, node_step
 from streamdsl.runtime.failures import Failure, failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
@@ -102,6 +102,10 @@ class _Step(NamedTuple):
     targets: list[Target]
     #: several out edges: the edge index is part of the position
     multi: bool
+    #: a stateless node (at most one output per record) with one out edge, taken by every
+    #: output: ``(member, dest index, port)`` (member None: to the destination, port None
+    #: for a sink), for ``_run_straight``
+    straight: tuple[str | None, int | None, str | None] | None = None
 
 
 class StageRunner:
@@ -133,6 +137,7 @@ class StageRunner:
         self._errors_index = self._dest_index[ERRORS]
         self._members = list(sub.members)
         self._steps = {name: self._compile(name) for name in self._members}
+        self._chains: dict[str, tuple] = {}
         self._sorted = self._single_path_dests()
         #: per destination, records sent straight to it (see ``_direct_target``)
         self._direct: list[list] = [[] for _ in sub.dests]
@@ -170,7 +175,11 @@ class StageRunner:
         step = node_step(self.plan.node(name), self.metrics)
         self._ctxs.append(step.processor.ctx)
         targets = self._targets(name)
-        return _Step(step, targets, len(targets) > 1)
+        straight = None
+        if step.kind is FN and step.one_output and len(targets) == 1 and targets[0].out is None:
+            t = targets[0]
+            straight = (t.member, t.dest, None if t.sink else t.port)
+        return _Step(step, targets, len(targets) > 1, straight)
 
     def _direct_target(self, name: str) -> tuple[list, str | None, list | None] | None:
         """For a stream source node whose only out edge leads to a destination: where its
@@ -244,6 +253,9 @@ class StageRunner:
             if not items:
                 continue
             member = self._steps[name]
+            if member.straight is not None:
+                self._run_straight(name, member, items, arrivals)
+                continue
             step = member.step
             outs: list = []
             add = outs.append
@@ -264,6 +276,61 @@ class StageRunner:
                         add((o, None, pos + (j,)))
             if outs:
                 self._forward(member, outs, arrivals)
+
+    def _chain(self, name: str) -> tuple[list, str | None, int | None, str | None]:
+        """The stateless one-output nodes a record goes through from ``name`` on, each feeding
+        the next only (``_Step.straight``): ``[(node, call, ctx)]``, and where the last one's
+        outputs go (``(member, dest, port)``)."""
+        chain = self._chains.get(name)
+        if chain is None:
+            stages = []
+            n = name
+            while True:
+                step = self._steps[n].step
+                stages.append((n, step.call, step.processor.ctx))
+                to, dest, port = self._steps[n].straight
+                if to is None or self._steps[to].straight is None:
+                    break
+                n = to
+            chain = self._chains[name] = (stages, to, dest, port)
+        return chain
+
+    def _run_straight(self, name: str, member: _Step, items: list,
+                      arrivals: dict[str, list]) -> None:
+        """Records through a chain of stateless nodes with one output per record at most
+        (``_chain``), record by record: what ``drive`` then ``_forward`` do node by node, in
+        one loop. A record keeps its position down the chain; one that raises goes to
+        ``_fail`` at it, from the node that raised. (The nodes are stateless, so running a
+        record down the chain before the next node's other inputs changes no result; records
+        that reach a destination by several paths are put back in position order there.)"""
+        stages, to, dest, port = self._chain(name)
+        fail = self._fail
+        if to is not None:  # to the next member node
+            add = arrivals.setdefault(to, []).append
+        else:
+            add = self._buf.append
+        for _, rec, pos in items:
+            r = rec
+            for n, call, ctx in stages:
+                try:
+                    outs = call(r)
+                except Exception as e:
+                    if ctx.deferred:
+                        ctx.drain(lambda x, err, n=n, pos=pos: fail(n, x, err, pos))
+                    fail(n, r, e, pos)
+                    break
+                if ctx.deferred:
+                    ctx.drain(lambda x, err, n=n, pos=pos: fail(n, x, err, pos))
+                if not outs:
+                    break
+                r = outs[0]
+            else:
+                if to is not None:
+                    add((port, r, pos))
+                elif port is None:
+                    add((dest, (pos, r)))
+                else:
+                    add((dest, (pos, (port, r))))
 
     def _fail(self, name: str, rec: Record | None, exc: Exception, pos: tuple) -> None:
         self._buf.append((self._errors_index,
