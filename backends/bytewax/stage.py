@@ -153,11 +153,13 @@ class StageRunner:
                 t = targets[0]
                 self._head_direct = (self._direct[t.dest], None if t.sink else t.port)
         else:
-            # topic -> [(ingest, source node, direct target or None)], in feeding order
-            self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], str, Any]]] = {}
+            # topic -> [(ingest, source node, direct target or None, (node, port) its records
+            # arrive at)], in feeding order
+            self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], str, Any,
+                                               tuple[str, str]]]] = {}
             for topic, names in layout.sources.items():
-                self._ingest[topic] = [(make_ingest(self.plan.node(n)), n, self._direct_target(n))
-                                       for n in names]
+                self._ingest[topic] = [(make_ingest(self.plan.node(n)), n, self._direct_target(n),
+                                        self._entry(n)) for n in names]
 
     # ---- compiling ---------------------------------------------------------------------------------
     def _targets(self, name: str) -> list[Target]:
@@ -202,6 +204,19 @@ class StageRunner:
                 block = self._blocks[dest] = ([], [])
             return (block[0], port, block[1])
         return (self._direct[dest], None if sink else port, None)
+
+    def _entry(self, name: str) -> tuple[str, str]:
+        """Where a source node's records arrive in the node-by-node run: at the source node
+        (port ``in``), or, for a stream source whose one out edge leads to a member node fed
+        by it alone, at that node (its processor passes every record on unchanged, at the
+        same position)."""
+        node = self.plan.node(name)
+        edges = self.plan.out_edges(name)
+        if not node.table and len(edges) == 1:
+            (_, port, out, member, _, _), = self._targets(name)
+            if member is not None and out is None and len(self.plan.in_edges(member)) == 1:
+                return member, port
+        return name, "in"
 
     def _takes_blocks(self, dest: str) -> bool:
         """Whether the input sends ``dest`` its records as one ``InBlock`` per batch: an
@@ -289,7 +304,8 @@ class StageRunner:
                 step = self._steps[n].step
                 stages.append((n, step.call, step.processor.ctx))
                 to, dest, port = self._steps[n].straight
-                if to is None or self._steps[to].straight is None:
+                if to is None or self._steps[to].straight is None \
+                        or len(self.plan.in_edges(to)) != 1:
                     break
                 n = to
             chain = self._chains[name] = (stages, to, dest, port)
@@ -359,7 +375,7 @@ class StageRunner:
                 topic = ev.topic
             per_topic[topic] = per_topic.get(topic, 0) + 1
             i = 0
-            for make, name, direct in ingest.get(topic, nothing):
+            for make, name, direct, (node, port) in ingest.get(topic, nothing):
                 if i != 0 or rec is None:
                     try:
                         rec = make(ev)
@@ -368,10 +384,10 @@ class StageRunner:
                         i += 1
                         continue
                 if direct is None:
-                    lst = arrivals.get(name)
+                    lst = arrivals.get(node)
                     if lst is None:
-                        lst = arrivals[name] = []
-                    lst.append(("in", rec, (seq, i)))
+                        lst = arrivals[node] = []
+                    lst.append((port, rec, (seq, i)))
                 else:
                     lst, port, seqs = direct
                     if seqs is not None:
