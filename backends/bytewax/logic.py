@@ -61,15 +61,6 @@ def late_position(pos: tuple, seen: dict) -> tuple:
     return pos + (-1, k)
 
 
-def generated_agg_ops(node: Any) -> Any:
-    """For an ``agg(...)`` of count/sum/min/max/avg/first/last: its operations generated
-    (the local backend's ``agg-inline`` fast path, equal to the kernel's ``AggOps``: the same
-    state, results and failures, tests/backends/local/test_fast_paths.py); else None."""
-    from streamdsl.backends.local import fastpaths
-    fp = fastpaths.find("agg-inline", node)
-    return None if fp is None else fp.build(node.aggregator)
-
-
 def _check_drained(inbox: Inbox, name: str) -> None:
     """A closed input leaves nothing held back (an input stopped at a fatal error may)."""
     if inbox.frontier == CLOSED and inbox.pending:
@@ -91,9 +82,6 @@ class OperatorLogic(StatefulBatchLogic):
         self.metrics = Metrics()
         self.step = node_step(layout.plan.node(name), self.metrics)
         self.proc = self.step.processor
-        ops = generated_agg_ops(layout.plan.node(name))
-        if ops is not None:
-            self.proc.ops = ops
         self.batched = layout.batch_positions(name)
         self.inbox = Inbox(layout.channels[self.dest])
         self.group = 0
