@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-__all__ = ["print_tables", "markdown", "rows", "nexmark_rows", "scaling_rows"]
+__all__ = ["print_tables", "markdown", "rows", "nexmark_rows", "nexmark_native_rows", "scaling_rows"]
 
 IMPL_LABELS = {
     "hand_loop": "hand-written loop",
@@ -173,6 +173,40 @@ NEXMARK_HEAD = ["query", "events", "baseline ev/s", "baseline ev/CPU-s",
                   for h in (f"{label} ev/s", f"{label} / baseline", f"{label} ev/CPU-s")]]
 
 
+def nexmark_native_rows(results: dict) -> list[list[str]]:
+    """One row per Nexmark query written natively in the engines: per engine, the events,
+    the native program's and our backend's events per CPU-second, and the ratio backend /
+    native in CPU time (wall time in brackets); an output that differed shows why."""
+    out = []
+    for name, w in results["workloads"].items():
+        if not _nexmark(name) or "error" in w:
+            continue
+        status = w["status"]
+        if "bytewax_native" not in status and "beam_native" not in status:
+            continue
+        cpu, ratios = w.get("cpu_events_per_s", {}), w.get("cpu_ratios", {})
+        row = [name[len("nexmark-"):]]
+        for engine in ("bytewax", "beam"):
+            nat = f"{engine}_native"
+            if nat not in status:
+                row += ["–"] * 4
+                continue
+            row.append(f"{w['n_by_impl'][nat]:,}")
+            for impl in (nat, engine):
+                st = status.get(impl)
+                row.append(_rate(cpu.get(impl)) if st == "ok" else (st or "–"))
+            key = f"{engine}_vs_native"
+            row.append(f"{_x(ratios.get(key))} ({_x(w.get(key))})"
+                       if ratios.get(key) else "–")
+        out.append(row)
+    return out
+
+
+NEXMARK_NATIVE_HEAD = ["query", "bytewax events", "native Bytewax ev/CPU-s",
+                       "bytewax ev/CPU-s", "bytewax / native: CPU (wall)", "beam events",
+                       "native Beam ev/CPU-s", "beam ev/CPU-s", "beam / native: CPU (wall)"]
+
+
 def memory_rows(results: dict) -> list[list[str]]:
     m = results["workloads"].get("fraud-memory")
     if not m:
@@ -222,7 +256,10 @@ def print_tables(results: dict) -> None:
                              "scaling: ratios of medians (speedups: 1p / 2p, 1w / 2w; cost: p4 / p1)"),
                             (NEXMARK_HEAD, nexmark_rows(results),
                              "nexmark: each query's events/s, its ratio to the hand-written "
-                             "baseline, events per CPU-second")):
+                             "baseline, events per CPU-second"),
+                            (NEXMARK_NATIVE_HEAD, nexmark_native_rows(results),
+                             "nexmark: our backends against the queries written natively "
+                             "in Bytewax and Beam")):
         if not body:
             continue
         t = Table(title=ttl)
@@ -245,7 +282,8 @@ def markdown(results: dict) -> str:
                                     (KAFKA_HEAD, kafka_rows(results)),
                                     (SCALING_HEAD, scaling_rows(results)),
                                     (SCALING_RATIO_HEAD, scaling_ratio_rows(results)),
-                                    (NEXMARK_HEAD, nexmark_rows(results))) if b]
+                                    (NEXMARK_HEAD, nexmark_rows(results)),
+                                    (NEXMARK_NATIVE_HEAD, nexmark_native_rows(results))) if b]
     return "\n\n".join(parts) + "\n"
 
 

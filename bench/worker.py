@@ -87,7 +87,7 @@ def implementations(w: Any, plan: Any, only: list[str] | None = None
         else:
             engine = name.split("_")[0]
             fn, status = _native_impl(engine, getattr(w, name))
-            out[name] = (fn, sorted, status)
+            out[name] = (fn, getattr(w, "canonical_native", sorted), status)
     return out
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
-from streamdsl.runtime.drive import drive, node_step
+from streamdsl.runtime.drive import PROCESS, drive, node_step
 from streamdsl.runtime.failures import LateRecord
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import OutputRecord
@@ -120,9 +120,12 @@ class OperatorLogic(StatefulBatchLogic):
                 if isinstance(exc, LateRecord):
                     pos = late_position(pos, late)
                 errors.append((pos, record_failure(run.layout, run.on_error, name, rec, exc)))
-            for pos, res, _ in drive(self.step, ((pos, port, rec) for pos, (port, rec) in ready),
-                                     fail):
-                outs.extend((pos + (j,), out) for j, out in enumerate(res))
+            if self.step.kind is PROCESS:
+                self._run_records(ready, fail, outs)
+            else:
+                for pos, res, _ in drive(self.step, ((pos, port, rec)
+                                                     for pos, (port, rec) in ready), fail):
+                    outs.extend((pos + (j,), out) for j, out in enumerate(res))
         frontier = inbox.frontier
         if frontier == CLOSED and not self.ended:
             # End of input, flushed: stream time goes to infinity, every window closes.
@@ -136,6 +139,30 @@ class OperatorLogic(StatefulBatchLogic):
             base = self.end_pos
             outs.extend((base + (j,), out) for j, out in enumerate(res))
         return self._send(outs, errors, frontier, None), False
+
+    def _run_records(self, ready: list, fail: Any, outs: list) -> None:
+        """``drive`` over ``ready`` in one loop: each record's outputs at its position
+        ``+ (j,)``; a record that raises, and the late records ``process`` met, to
+        ``fail``."""
+        call = self.step.call
+        ctx = self.proc.ctx
+        deferred = ctx.deferred
+        add = outs.append
+        for pos, (port, rec) in ready:
+            try:
+                res = call(port, rec)
+            except Exception as e:
+                if deferred:
+                    ctx.drain(lambda r, x, pos=pos: fail(pos, r, x))
+                fail(pos, rec, e)
+                continue
+            if deferred:
+                ctx.drain(lambda r, x, pos=pos: fail(pos, r, x))
+            if res:
+                j = 0
+                for out in res:
+                    add((pos + (j,), out))
+                    j += 1
 
     def _run_batch(self, ready: list, errors: list) -> list:
         """``ready`` in one ``process_mixed`` call; the outputs travel as one ``Block`` at

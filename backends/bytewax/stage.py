@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import Sink, Source
-from streamdsl.runtime.drive import BRANCH, NodeStep, drive, node_step
+from streamdsl.runtime.drive import BRANCH, FN, NodeStep, drive, node_step
 from streamdsl.runtime.failures import Failure, failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
@@ -102,6 +102,10 @@ class _Step(NamedTuple):
     targets: list[Target]
     #: several out edges: the edge index is part of the position
     multi: bool
+    #: a stateless node (at most one output per record) with one out edge, taken by every
+    #: output: ``(member, dest index, port)`` (member None: to the destination, port None
+    #: for a sink), for ``_run_straight``
+    straight: tuple[str | None, int | None, str | None] | None = None
 
 
 class StageRunner:
@@ -133,6 +137,7 @@ class StageRunner:
         self._errors_index = self._dest_index[ERRORS]
         self._members = list(sub.members)
         self._steps = {name: self._compile(name) for name in self._members}
+        self._chains: dict[str, tuple] = {}
         self._sorted = self._single_path_dests()
         #: per destination, records sent straight to it (see ``_direct_target``)
         self._direct: list[list] = [[] for _ in sub.dests]
@@ -148,11 +153,13 @@ class StageRunner:
                 t = targets[0]
                 self._head_direct = (self._direct[t.dest], None if t.sink else t.port)
         else:
-            # topic -> [(ingest, source node, direct target or None)], in feeding order
-            self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], str, Any]]] = {}
+            # topic -> [(ingest, source node, direct target or None, (node, port) its records
+            # arrive at)], in feeding order
+            self._ingest: dict[str, list[tuple[Callable[[InputEvent], Record], str, Any,
+                                               tuple[str, str]]]] = {}
             for topic, names in layout.sources.items():
-                self._ingest[topic] = [(make_ingest(self.plan.node(n)), n, self._direct_target(n))
-                                       for n in names]
+                self._ingest[topic] = [(make_ingest(self.plan.node(n)), n, self._direct_target(n),
+                                        self._entry(n)) for n in names]
 
     # ---- compiling ---------------------------------------------------------------------------------
     def _targets(self, name: str) -> list[Target]:
@@ -170,7 +177,11 @@ class StageRunner:
         step = node_step(self.plan.node(name), self.metrics)
         self._ctxs.append(step.processor.ctx)
         targets = self._targets(name)
-        return _Step(step, targets, len(targets) > 1)
+        straight = None
+        if step.kind is FN and step.one_output and len(targets) == 1 and targets[0].out is None:
+            t = targets[0]
+            straight = (t.member, t.dest, None if t.sink else t.port)
+        return _Step(step, targets, len(targets) > 1, straight)
 
     def _direct_target(self, name: str) -> tuple[list, str | None, list | None] | None:
         """For a stream source node whose only out edge leads to a destination: where its
@@ -193,6 +204,19 @@ class StageRunner:
                 block = self._blocks[dest] = ([], [])
             return (block[0], port, block[1])
         return (self._direct[dest], None if sink else port, None)
+
+    def _entry(self, name: str) -> tuple[str, str]:
+        """Where a source node's records arrive in the node-by-node run: at the source node
+        (port ``in``), or, for a stream source whose one out edge leads to a member node fed
+        by it alone, at that node (its processor passes every record on unchanged, at the
+        same position)."""
+        node = self.plan.node(name)
+        edges = self.plan.out_edges(name)
+        if not node.table and len(edges) == 1:
+            (_, port, out, member, _, _), = self._targets(name)
+            if member is not None and out is None and len(self.plan.in_edges(member)) == 1:
+                return member, port
+        return name, "in"
 
     def _takes_blocks(self, dest: str) -> bool:
         """Whether the input sends ``dest`` its records as one ``InBlock`` per batch: an
@@ -245,6 +269,9 @@ class StageRunner:
             if not items:
                 continue
             member = self._steps[name]
+            if member.straight is not None:
+                self._run_straight(name, member, items, arrivals)
+                continue
             step = member.step
             outs: list = []
             add = outs.append
@@ -265,6 +292,62 @@ class StageRunner:
                         add((o, None, pos + (j,)))
             if outs:
                 self._forward(member, outs, arrivals)
+
+    def _chain(self, name: str) -> tuple[list, str | None, int | None, str | None]:
+        """The stateless one-output nodes a record goes through from ``name`` on, each feeding
+        the next only (``_Step.straight``): ``[(node, call, ctx)]``, and where the last one's
+        outputs go (``(member, dest, port)``)."""
+        chain = self._chains.get(name)
+        if chain is None:
+            stages = []
+            n = name
+            while True:
+                step = self._steps[n].step
+                stages.append((n, step.call, step.processor.ctx))
+                to, dest, port = self._steps[n].straight
+                if to is None or self._steps[to].straight is None \
+                        or len(self.plan.in_edges(to)) != 1:
+                    break
+                n = to
+            chain = self._chains[name] = (stages, to, dest, port)
+        return chain
+
+    def _run_straight(self, name: str, member: _Step, items: list,
+                      arrivals: dict[str, list]) -> None:
+        """Records through a chain of stateless nodes with one output per record at most
+        (``_chain``), record by record: what ``drive`` then ``_forward`` do node by node, in
+        one loop. A record keeps its position down the chain; one that raises goes to
+        ``_fail`` at it, from the node that raised. (The nodes are stateless, so running a
+        record down the chain before the next node's other inputs changes no result; records
+        that reach a destination by several paths are put back in position order there.)"""
+        stages, to, dest, port = self._chain(name)
+        fail = self._fail
+        if to is not None:  # to the next member node
+            add = arrivals.setdefault(to, []).append
+        else:
+            add = self._buf.append
+        for _, rec, pos in items:
+            r = rec
+            for n, call, ctx in stages:
+                try:
+                    outs = call(r)
+                except Exception as e:
+                    if ctx.deferred:
+                        ctx.drain(lambda x, err, n=n, pos=pos: fail(n, x, err, pos))
+                    fail(n, r, e, pos)
+                    break
+                if ctx.deferred:
+                    ctx.drain(lambda x, err, n=n, pos=pos: fail(n, x, err, pos))
+                if not outs:
+                    break
+                r = outs[0]
+            else:
+                if to is not None:
+                    add((port, r, pos))
+                elif port is None:
+                    add((dest, (pos, r)))
+                else:
+                    add((dest, (pos, (port, r))))
 
     def _fail(self, name: str, rec: Record | None, exc: Exception, pos: tuple) -> None:
         self._buf.append((self._errors_index,
@@ -294,7 +377,7 @@ class StageRunner:
                 topic = ev.topic
             per_topic[topic] = per_topic.get(topic, 0) + 1
             i = 0
-            for make, name, direct in ingest.get(topic, nothing):
+            for make, name, direct, (node, port) in ingest.get(topic, nothing):
                 if i != 0 or rec is None:
                     try:
                         rec = make(ev)
@@ -303,10 +386,10 @@ class StageRunner:
                         i += 1
                         continue
                 if direct is None:
-                    lst = arrivals.get(name)
+                    lst = arrivals.get(node)
                     if lst is None:
-                        lst = arrivals[name] = []
-                    lst.append(("in", rec, (seq, i)))
+                        lst = arrivals[node] = []
+                    lst.append((port, rec, (seq, i)))
                 else:
                     lst, port, seqs = direct
                     if seqs is not None:

@@ -2,10 +2,12 @@
 
 ``python -m bench nexmark`` (or ``--workloads nexmark``, or ``--workloads nexmark-q5,...``)
 runs each query in its own process, as the other workloads run (``bench.worker``): the
-hand-written baseline (``bench.nexmark.baseline``) and the query in the DSL on ``local``,
-``bytewax`` and ``beam`` (Beam at a smaller input), every output compared with the baseline's
-in the form ``queries.rows`` gives (the sequence per key, timestamps and windows included, or
-the multiset for emit-final queries) before a figure counts.
+hand-written baseline (``bench.nexmark.baseline``), the query in the DSL on ``local``,
+``bytewax`` and ``beam`` (Beam at a smaller input), and, for the queries written natively in
+the engines (``bench.nexmark.native``: q1, q2, q5, q7), ``bytewax_native`` and
+``beam_native``; every output compared with the baseline's in the form ``queries.rows``
+gives (the sequence per key, timestamps and windows included, or the multiset for emit-final
+queries) before a figure counts.
 
 The events are generated once per size and run: ``python -m bench`` points
 ``BENCH_NEXMARK_CACHE`` at a temporary directory where the first worker leaves them (a pickle)
@@ -20,7 +22,7 @@ import pickle
 from functools import lru_cache
 from typing import Any
 
-from . import baseline
+from . import baseline, native
 from .generator import Config, generate
 from .queries import QUERIES, Query, records_of, rows, topology
 
@@ -56,6 +58,8 @@ def events(n: int) -> dict[str, list[dict]]:
 class QueryWorkload:
     """A query as ``bench.worker`` runs a workload (see ``bench/workloads/__init__.py``)."""
 
+    #: Every query has these; those in ``native.NATIVE`` add ``bytewax_native`` and
+    #: ``beam_native`` (attributes of the instance, as a workload module's functions).
     IMPLS = ("hand_loop", "local", "bytewax", "beam")
 
     def __init__(self, query: Query):
@@ -63,6 +67,10 @@ class QueryWorkload:
         self.NAME = f"{SUITE}-{query.name}"
         self.SINK = query.sink
         self.SIZES = SIZES
+        programs = native.NATIVE.get(query.name, {})
+        self.IMPLS = QueryWorkload.IMPLS + tuple(programs)
+        for impl, fn in programs.items():
+            setattr(self, impl, fn)
 
     def generate(self, n: int) -> dict[str, list[dict]]:
         ev = events(n)
@@ -79,6 +87,10 @@ class QueryWorkload:
         return baseline.run(self.query.name, inputs, CONFIG)
 
     def canonical_hand_loop(self, out: list) -> list[tuple]:
+        return rows(out, self.query.emit)
+
+    def canonical_native(self, out: list) -> list[tuple]:
+        """A native program's records, normalised as the baseline's."""
         return rows(out, self.query.emit)
 
 

@@ -13,8 +13,9 @@ A workload module defines:
 * ``hand_loop(inputs)``, ``bytewax_native(inputs)``, ``beam_native(inputs)``: the same
   workload written by hand, in Bytewax and in Beam; each returns a list of tuples (any order).
 
-Optionally ``IMPLS`` (the implementations it has, default all) and ``canonical_hand_loop(out)``
-(how the hand loop's output is normalised outside its timed run; default ``sorted``). The
+Optionally ``IMPLS`` (the implementations it has, default all), ``canonical_hand_loop(out)``
+(how the hand loop's output is normalised outside its timed run; default ``sorted``) and
+``canonical_native(out)`` (the same for the native programs). The
 Nexmark queries are workloads of this shape too (``nexmark()``, ``bench/nexmark/suite.py``).
 """
 

@@ -49,3 +49,22 @@ def test_a_wrong_output_does_not_count(monkeypatch) -> None:
     assert res["status"]["local"] == "wrong output (repetition 1)"
     assert res["events_per_s"]["local"] is None and res["outputs_equal"] is False
     assert res["mismatch"]["local"].endswith(f"records, expected {res['output_records'][1000]}")
+
+
+def test_the_native_programs_are_workloads_and_have_a_table() -> None:
+    """q1, q2, q5 and q7 have bytewax_native and beam_native implementations (their records
+    normalised as the baseline's); the report's native table gives backend / native in CPU
+    time, wall in brackets, and why a figure is missing."""
+    from bench.nexmark.suite import WORKLOADS
+    from bench.report import nexmark_native_rows
+    assert WORKLOADS["nexmark-q5"].IMPLS[-2:] == ("bytewax_native", "beam_native")
+    assert "bytewax_native" not in WORKLOADS["nexmark-q4"].IMPLS
+    w = {"n": 10, "n_by_impl": {"bytewax_native": 10, "beam_native": 5},
+         "status": {"bytewax": "ok", "bytewax_native": "ok", "beam": "ok",
+                    "beam_native": "wrong output (repetition 1)"},
+         "cpu_events_per_s": {"bytewax": 300.0, "bytewax_native": 200.0, "beam": 50.0},
+         "cpu_ratios": {"bytewax_vs_native": 1.5, "beam_vs_native": None},
+         "bytewax_vs_native": 1.25, "beam_vs_native": None}
+    rows = nexmark_native_rows({"workloads": {"nexmark-q5": w, "nexmark-q4": {"status": {}}}})
+    assert rows == [["q5", "10", "200", "300", "1.50× (1.25×)",
+                     "5", "wrong output (repetition 1)", "50", "–"]]
