@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from itertools import islice
-from operator import le
+from itertools import compress, islice
+from operator import attrgetter, le
 from typing import Any, Callable, Iterable, Iterator
 
 from streamdsl.ir.plan import Plan
@@ -41,6 +41,8 @@ from .merge import merge_runs
 from .push import compile_push
 
 __all__ = ["Executor"]
+
+_KEY = attrgetter("key")
 
 
 class Executor:
@@ -90,6 +92,7 @@ class Executor:
         #: ``partition_of(record)``: an ingested record's partition (by default its key's,
         #: or its position's when it has none; a Kafka run gives the record's own partition)
         self.partition_of = partition_of or (lambda rec: partitioner(rec.key, rec.origin[1]))
+        self._default_partition_of = partition_of is None
         #: ``steps[name][p]``: node ``name`` in the task of partition ``p``. A stateless node
         #: shares one step between its tasks, and so does a stateful node whose results per
         #: key depend on that key's records only (``ir.tasks.keys_only``: its tasks' states
@@ -139,22 +142,37 @@ class Executor:
 
     def _parts(self, name: str, recs: list[Record], seqs: list[int] | None) -> list[Part]:
         """Records ingested by source node ``name``, as one part per partition (with
-        sequence numbers when a node downstream merges the parts of several tasks)."""
+        sequence numbers when a node downstream merges the parts of several tasks), each
+        part in the records' order, the parts in partition order."""
         if self.partitions == 1:
             return [Part("in", recs, seqs, 0)]
         if seqs is None and self.batches.need_seq[name]:
             seqs = list(range(len(recs)))
+        parts = self._partitions_of(recs)
+        present = sorted(set(parts))
+        if len(present) == 1:
+            return [Part("in", recs, seqs, present[0])]
+        out = []
+        for q in present:
+            mine = list(map(q.__eq__, parts))
+            out.append(Part("in", list(compress(recs, mine)),
+                            list(compress(seqs, mine)) if seqs is not None else None, q))
+        return out
+
+    def _partitions_of(self, recs: list[Record]) -> list[int]:
+        """Each record's partition (``partition_of``): by default from the partitioner's
+        cache of keys by C-level ``map`` calls, the partitioner computing what it misses
+        (a new key, a null key's position, an unhashable key)."""
         partition_of = self.partition_of
-        by: dict[int, tuple[list, list | None]] = {}
-        for i, rec in enumerate(recs):
-            q = partition_of(rec)
-            got = by.get(q)
-            if got is None:
-                got = by[q] = ([], [] if seqs is not None else None)
-            got[0].append(rec)
-            if seqs is not None:
-                got[1].append(seqs[i])
-        return [Part("in", r, sq, q) for q, (r, sq) in sorted(by.items())]
+        if not self._default_partition_of:
+            return list(map(partition_of, recs))
+        try:
+            parts = list(map(self.partitioner.cache.get, map(_KEY, recs)))
+        except TypeError:  # an unhashable key
+            parts = [None] * len(recs)
+        if None in parts:
+            parts = [q if q is not None else partition_of(r) for q, r in zip(parts, recs)]
+        return parts
 
     # ---- input ------------------------------------------------------------------------------------
     def feed(self, ev: InputEvent | Handoff) -> None:
