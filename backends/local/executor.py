@@ -21,6 +21,8 @@ from itertools import compress, islice
 from operator import attrgetter, le
 from typing import Any, Callable, Iterable, Iterator
 
+import networkx as nx
+
 from streamdsl.ir.plan import Plan
 from streamdsl.ir.tasks import keys_only, sub_topology_of
 from streamdsl.runtime.build import make_processor
@@ -129,6 +131,17 @@ class Executor:
         self.batches = BatchGraph(self.wiring, self.steps, partitioner, self._fail,
                                   repartition_writer)
         self.segments = Segments(self.batches, self._bad)
+        #: source nodes whose records are not split by partition: every node downstream runs
+        #: one step shared by its tasks (stateless, or stateful by key only) and none is a
+        #: repartition, so a task's records give what they give in any task, and a batch
+        #: run unsplit gives each task's records in input order (``_parts``)
+        self.unsplit: set[str] = set()
+        if self.partitions > 1 and partition_of is None:
+            for s in plan.sources():
+                down = nx.descendants(plan.graph, s.name)
+                if all(self.steps[d][0] is self.steps[d][-1]
+                       and plan.node(d).kind != "Repartition" for d in down):
+                    self.unsplit.add(s.name)
 
     @property
     def ended(self) -> bool:
@@ -148,6 +161,8 @@ class Executor:
             return [Part("in", recs, seqs, 0)]
         if seqs is None and self.batches.need_seq[name]:
             seqs = list(range(len(recs)))
+        if name in self.unsplit:
+            return [Part("in", recs, seqs, 0)]
         parts = self._partitions_of(recs)
         present = sorted(set(parts))
         if len(present) == 1:
@@ -556,6 +571,11 @@ class Executor:
             n = len({s for s in self.sub_topology.values()}) * self.partitions
             tasks = [f"{n} tasks ({self.partitions} partitions), all in this process: each "
                      "stateful operator has its own state and stream time per partition"]
+            if self.unsplit:
+                topics = sorted({self.plan.node(s).topic for s in self.unsplit})
+                tasks.append(f"not split by partition: {', '.join(topics)} (every operator "
+                             "after it keeps state by key only, shared by its tasks; records "
+                             "stay in input order)")
         if not self.batchable:
             return tasks + ["record at a time: an operator has two inputs fed by the same "
                             "source topic"]
@@ -585,7 +605,7 @@ class Executor:
             seg = self.segments.segment(topic)
             if seg is not None:
                 used.add("columnar-ingest")
-                used.add("stream-table-join-to-sink" if seg.sink else "tumbling-columns")
+                used.update(seg.paths)
         if len(single) > 1:
             used.add("ordered-run-merge")
         if self.compiled_aggs:
