@@ -131,17 +131,25 @@ class Executor:
         self.batches = BatchGraph(self.wiring, self.steps, partitioner, self._fail,
                                   repartition_writer)
         self.segments = Segments(self.batches, self._bad)
-        #: source nodes whose records are not split by partition: every node downstream runs
-        #: one step shared by its tasks (stateless, or stateful by key only) and none is a
-        #: repartition, so a task's records give what they give in any task, and a batch
-        #: run unsplit gives each task's records in input order (``_parts``)
+        #: source nodes whose records are not split by partition (``_parts``): every node
+        #: downstream runs one step shared by its tasks (stateless, or stateful by key only)
+        #: and none is a repartition, so a record gives what it gives in any task; and every
+        #: source feeding those nodes is unsplit too (a node's inputs stay in one order). A
+        #: batch run unsplit gives each task's records in input order.
         self.unsplit: set[str] = set()
         if self.partitions > 1 and partition_of is None:
-            for s in plan.sources():
-                down = nx.descendants(plan.graph, s.name)
-                if all(self.steps[d][0] is self.steps[d][-1]
-                       and plan.node(d).kind != "Repartition" for d in down):
-                    self.unsplit.add(s.name)
+            g = plan.graph
+            down = {s.name: nx.descendants(g, s.name) for s in plan.sources()}
+            unsplit = {s for s, ds in down.items()
+                       if all(self.steps[d][0] is self.steps[d][-1]
+                              and plan.node(d).kind != "Repartition" for d in ds)}
+            while True:
+                keep = {s for s in unsplit
+                        if all(t in unsplit for t, ds in down.items() if ds & down[s])}
+                if keep == unsplit:
+                    break
+                unsplit = keep
+            self.unsplit = unsplit
 
     @property
     def ended(self) -> bool:
