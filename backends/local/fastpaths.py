@@ -295,8 +295,9 @@ def _count_final_tasks(procs: list[TimeWindowAggregate], keys: list, timestamps:
         try:
             for k, ts, q in it:
                 close = closes[q]
-                if ts - grace > close:
-                    closes[q] = close = ts - grace
+                c = ts - grace
+                if c > close:
+                    closes[q] = close = c
                 start = ts - ts % size
                 if start + size <= close:
                     procs[q].ctx.late()
