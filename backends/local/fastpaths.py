@@ -34,7 +34,7 @@ import bisect
 from dataclasses import dataclass
 from functools import partial
 from itertools import compress, count, repeat
-from operator import is_not, length_hint
+from operator import length_hint
 from typing import Any, Callable, Sequence
 
 from streamdsl.ir.nodes import Aggregate, Node, Source, StreamTableJoin
@@ -388,9 +388,6 @@ def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
             rows = list(map(get, keys))
         except TypeError:
             pass
-    if rows is not None and None not in values:
-        return _joined_to_sink(joiner, ctx, keys, values, timestamps, rows, positions, source,
-                               fail)
     if rows is not None:
         skipped = 0
         key_it = iter(keys)
@@ -423,47 +420,6 @@ def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
             except Exception as e:
                 fail(Record(k, v, ts, None, (source, p)), e)
     return list(map(new, repeat(OutputRecord), out))
-
-
-_FAILED = object()
-new_tuple = tuple.__new__
-
-
-def _joined_to_sink(joiner: Callable, ctx: Any, keys: list, values: list, timestamps: list,
-                    rows: list, positions: Sequence[int], source: str,
-                    fail: Fail) -> list[OutputRecord]:
-    """``_stream_table_sink``'s inner join over a run without null values, its rows looked up
-    (``rows``): no Python loop per record. The records that found a row are picked by
-    ``compress``, the joiner is called by one C-level ``map`` in input order (one that raises
-    is reported, and the map resumes after it: ``list.extend`` keeps what it took), and the
-    sink's ``OutputRecord`` s are made from ``zip`` ped columns by one ``map``. A record with
-    a null key finds no row and is counted as skipped."""
-    found = list(map(is_not, rows, repeat(None)))
-    if None in keys:
-        skipped = sum(1 for k, row in zip(keys, rows) if k is None and row is None)
-        if skipped:
-            ctx.skipped(skipped)
-    vs = iter(list(compress(values, found)))
-    rs = iter(list(compress(rows, found)))
-    joined: list = []
-    failed = False
-    where: list[int] | None = None
-    while True:
-        try:
-            joined.extend(map(joiner, vs, rs))
-            break
-        except Exception as e:
-            if where is None:  # the input index of each record that found a row
-                where = list(compress(range(len(keys)), found))
-            j = where[len(joined)]
-            fail(Record(keys[j], values[j], timestamps[j], None, (source, positions[j])), e)
-            joined.append(_FAILED)
-            failed = True
-    out = map(new_tuple, repeat(OutputRecord), zip(compress(keys, found), joined,
-                                                   compress(timestamps, found), repeat(None)))
-    if failed:
-        return [o for o in out if o[1] is not _FAILED]
-    return list(out)
 
 
 # ---- the catalogue ---------------------------------------------------------------------------------
