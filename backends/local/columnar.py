@@ -39,6 +39,8 @@ class Segment(NamedTuple):
     sink: str | None
     #: the nodes on the way, for ``explain``
     chain: list[str]
+    #: the registered fast paths the operator runs with over the columns, for ``explain``
+    paths: tuple[str, ...] = ()
 
 
 class Segments:
@@ -125,8 +127,9 @@ class Segments:
             return None
         fail = self.batches.fail
         fails = {owner: (lambda rec, e, owner=owner: fail(owner, rec, e)) for owner, _ in chain}
+        paths = (fp.name,) if n == 1 or all_tasks is None else (fp.name, every.name)
         seg = Segment(ingest, dst, port, fails, columns, sink, [name, *through, dst]
-                      + ([sink] if sink is not None else []))
+                      + ([sink] if sink is not None else []), paths)
         self._segments[topic] = seg
         return seg
 
@@ -156,7 +159,8 @@ class Segments:
         fail = self.batches.fail
         fails = {owner: (lambda rec, e, owner=owner: fail(owner, rec, e)) for owner, _ in chain}
         (name,) = self.wiring.sources[topic]
-        seg = Segment(ingest, sink, "in", fails, columns, sink, [name, *through, sink])
+        seg = Segment(ingest, sink, "in", fails, columns, sink, [name, *through, sink],
+                      ("sink-columns",))
         self._segments[topic] = seg
         return seg
 

@@ -318,31 +318,38 @@ def _tumbling_tasks(procs: list[TimeWindowAggregate], rows: bool = False) -> Cal
 def _count_final_tasks(procs: list[TimeWindowAggregate], keys: list, timestamps: list,
                        parts: list, record: Callable, fail: Fail, rows: bool) -> list[list]:
     """``_tumbling``'s call-free loop (an emit-final count, no null key or value) over several
-    tasks' rows, each task's state in lists indexed by its partition: stream time, the
-    window kept at hand (``(start, bucket)``) and when the first open window closes."""
+    tasks' rows, each task's state in lists indexed by its partition: where its windows close
+    (stream time minus grace) and when its first open window closes. The tasks' stream times
+    advance together, so the window kept at hand is one start for all, with each task's
+    bucket for it looked up once (``bks``)."""
     size, grace = procs[0].size, procs[0].grace
+    n = len(procs)
     metas = [p.meta_data for p in procs]
     wins = [p.windows for p in procs]
     startss = [m["starts"] for m in metas]
-    sts = [m["stream_time"] for m in metas]
+    closes = [m["stream_time"] - grace for m in metas]
     firsts = [s[0] + size if s else 1 << 62 for s in startss]
-    at_hand: list = [(None, None)] * len(procs)
+    at_start = None
+    bks: list = [None] * n
     outs: list[list] = [Rows() if rows else [] for _ in procs]
     key_it = iter(keys)
     it = zip(key_it, timestamps, parts)
     while True:
         try:
             for k, ts, q in it:
-                st = sts[q]
-                if ts > st:
-                    sts[q] = st = ts
-                close = st - grace
+                close = closes[q]
+                c = ts - grace
+                if c > close:
+                    closes[q] = close = c
                 start = ts - ts % size
                 if start + size <= close:
                     procs[q].ctx.late()
                 else:
-                    last, bucket = at_hand[q]
-                    if start != last:
+                    if start != at_start:
+                        at_start = start
+                        bks = [None] * n
+                    bucket = bks[q]
+                    if bucket is None:
                         windows = wins[q]
                         bucket = windows.get(start)
                         if bucket is None:
@@ -350,7 +357,7 @@ def _count_final_tasks(procs: list[TimeWindowAggregate], keys: list, timestamps:
                             starts = startss[q]
                             bisect.insort(starts, start)
                             firsts[q] = starts[0] + size
-                        at_hand[q] = (start, bucket)
+                        bks[q] = bucket
                     cur = bucket.get(k)
                     if cur is None:
                         bucket[k] = (1, ts)
@@ -360,14 +367,14 @@ def _count_final_tasks(procs: list[TimeWindowAggregate], keys: list, timestamps:
                     _expire(procs[q], close, outs[q])
                     starts = startss[q]
                     firsts[q] = starts[0] + size if starts else 1 << 62
-                    at_hand[q] = (None, None)
+                    bks[q] = None
             break
         except TypeError as e:  # an unhashable key: reported, and the loop resumes after it
             j = len(keys) - length_hint(key_it) - 1
-            metas[parts[j]]["stream_time"] = sts[parts[j]]
+            metas[parts[j]]["stream_time"] = closes[parts[j]] + grace
             fail(record(j), e)
-    for meta, st in zip(metas, sts):
-        meta["stream_time"] = st
+    for meta, close in zip(metas, closes):
+        meta["stream_time"] = close + grace
     return outs
 
 
