@@ -9,6 +9,7 @@ has its own output and a task restored with the wrong state shows in the counts.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -42,11 +43,12 @@ def _setup(kafka: Kafka) -> tuple[str, str, str]:
     return src, kafka.topic("counts", partitions=2), kafka.name("shared")
 
 
-def _instance(kafka: Kafka, src: str, out: str, group: str) -> subprocess.Popen:
+def _instance(kafka: Kafka, src: str, out: str, group: str, delay_ms: int = 1) -> subprocess.Popen:
+    env = {**os.environ, "SLOW_COUNTS_MS": str(delay_ms)}
     return subprocess.Popen(
         [EXE, "run", TOPOLOGY, "--commit-interval", "0.1", "--until-idle", "3",
          "--input", f"attempts={kafka.uri(src, group)}", "--output", f"counts={kafka.uri(out)}"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def _read(proc: subprocess.Popen, timeout: float = 120) -> int:
@@ -82,8 +84,10 @@ def _final(rows: set[tuple]) -> dict[tuple, int]:
 
 def test_two_instances_share_the_partitions_and_give_one_instances_results(kafka: Kafka):  # noqa: F811
     src, out, group = _setup(kafka)
-    a = _instance(kafka, src, out, group)
-    _wait_for_outputs(kafka, out, N // 5)  # a owns every partition and has begun:
+    # a owns every partition and has begun; slowed down (4 ms a record: 12 s for all of them)
+    # so that it is still running when b has started and joined, however loaded the machine
+    a = _instance(kafka, src, out, group, delay_ms=4)
+    _wait_for_outputs(kafka, out, N // 10)
     b = _instance(kafka, src, out, group)  # b's joining takes some tasks, and their state, from it
     read_a, read_b = _read(a), _read(b)
     assert read_a > 0 and read_b > 0, (read_a, read_b)   # both did part of the work
