@@ -14,6 +14,7 @@ from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
+from streamdsl.runtime.exprsource import compile_agg
 from streamdsl.runtime.drive import PROCESS, drive, node_step
 from streamdsl.runtime.failures import LateRecord
 from streamdsl.runtime.metrics import Metrics
@@ -82,6 +83,12 @@ class OperatorLogic(StatefulBatchLogic):
         self.metrics = Metrics()
         self.step = node_step(layout.plan.node(name), self.metrics)
         self.proc = self.step.processor
+        # an agg(...) of count/sum/min/max/avg/first/last: its operations generated (the
+        # kernel's compile_agg, equal to its AggOps; local's agg-inline fast path)
+        agg = getattr(layout.plan.node(name), "aggregator", None)
+        ops = compile_agg(agg) if agg is not None else None
+        if ops is not None:
+            self.proc.ops = ops
         self.batched = layout.batch_positions(name)
         self.inbox = Inbox(layout.channels[self.dest])
         self.group = 0
