@@ -130,7 +130,6 @@ def _partly_late() -> int:
 def test_native_programs_equal_the_baselines(impl: str) -> None:
     """The queries written natively in Bytewax and Beam (bench/nexmark/native.py), which the
     suite's "vs native" ratios divide by, give the baseline's output."""
-    pytest.importorskip({"bytewax_native": "bytewax", "beam_native": "apache_beam"}[impl])
     assert {"q5", "q7"} <= set(native.NATIVE) and _partly_late() > 0
     for name, programs in native.NATIVE.items():
         got = rows(programs[impl]({t: EVENTS[t] for t in QUERIES[name].topics}),
