@@ -15,8 +15,6 @@ Only where tasks run changes: the key is a name, and messages carry their task's
 from __future__ import annotations
 
 import threading
-from typing import Any
-
 __all__ = ["worker_of", "placed"]
 
 _ROUTES: dict[tuple[str, int], int] = {}
@@ -71,10 +69,11 @@ def placed(tasks: list[tuple[str, int]], workers: int) -> dict[str, str]:
     ``_TRIES`` does)."""
     if workers <= 1:
         return {t: t for t, _ in tasks}
-    candidates = [t if n == 0 else f"{t}~{n}" for t, _ in tasks for n in range(_TRIES)]
-    where = worker_of(candidates, workers)
-    out: dict[str, Any] = {}
-    for task, want in tasks:
-        out[task] = next((c for c in (task if n == 0 else f"{task}~{n}" for n in range(_TRIES))
-                          if where[c] == want % workers), task)
-    return out
+    where = worker_of([c for t, _ in tasks for c in _candidates(t)], workers)
+    return {task: next((c for c in _candidates(task) if where[c] == want % workers), task)
+            for task, want in tasks}
+
+
+def _candidates(task: str) -> list[str]:
+    """The Bytewax keys tried for ``task``, in order: itself, then ``task~1`` ..."""
+    return [task, *(f"{task}~{n}" for n in range(1, _TRIES))]
