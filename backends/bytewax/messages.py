@@ -3,6 +3,8 @@ threads and processes by pickle, and the hot loops unpack them)."""
 
 from __future__ import annotations
 
+import pickle
+import threading
 from typing import Any, NamedTuple
 
 from streamdsl.runtime.metrics import Metrics
@@ -36,33 +38,26 @@ def _pack(items: list) -> tuple:
     times faster than a ``Record`` object each (a message crosses processes by pickle)."""
     if not items:
         return ("p", items)
-    pos, ports, keys, values, ts, windows, topics, where = [], [], [], [], [], [], [], []
     first = items[0][1]
     kind = "c" if type(first) is tuple else "r"
     try:
-        for p, x in items:
-            if kind == "c":
-                port, r = x
-                ports.append(port)
-            else:
-                r = x
-            if type(r) is not Record:
-                return ("p", items)
-            pos.append(p)
-            keys.append(r.key)
-            values.append(r.value)
-            ts.append(r.ts)
-            windows.append(r.window)
-            o = r.origin
-            if o is None:
-                topics.append(None)
-                where.append(_NO_ORIGIN)
-            else:
-                topics.append(o[0])
-                where.append(o[1])
+        pos = [p for p, _ in items]
+        if kind == "c":
+            ports = [x[0] for _, x in items]
+            recs = [x[1] for _, x in items]
+        else:
+            ports = []
+            recs = [x for _, x in items]
     except (TypeError, ValueError):  # not those shapes
         return ("p", items)
-    return (kind, (pos, ports, keys, values, ts, windows, topics, where))
+    for r in recs:
+        if type(r) is not Record:
+            return ("p", items)
+    origins = [r.origin for r in recs]
+    topics = [None if o is None else o[0] for o in origins]
+    where = [_NO_ORIGIN if o is None else o[1] for o in origins]
+    return (kind, (pos, ports, [r.key for r in recs], [r.value for r in recs],
+                   [r.ts for r in recs], [r.window for r in recs], topics, where))
 
 
 def _unpack(packed: tuple) -> list:
@@ -91,6 +86,41 @@ def _message(dest: str, group: int, channel: tuple, counter: int, frontier: int,
     return Message(dest, group, channel, counter, frontier, _unpack(packed), metrics, report)
 
 
+#: The last item each thread pickled, and what it pickled to. Bytewax pickles an item that
+#: crosses processes once to learn its size and once to write it (timely asks bincode for
+#: the size first, and Bytewax's serializer calls ``pickle.dumps``): the second call for the
+#: same object gets the first one's bytes instead of packing and pickling it again.
+_LAST = threading.local()
+
+
+def _once(obj: Any, make: Any) -> tuple:
+    """``(_unpickled, (bytes,))`` for ``obj``: ``make(obj)`` (a ``__reduce__`` tuple) pickled
+    once, the bytes reused if the same object is pickled again next (see ``_LAST``)."""
+    last = getattr(_LAST, "item", None)
+    if last is not None and last[0] is obj:
+        return last[1]
+    reduced = (_unpickled, (pickle.dumps(make(obj), pickle.HIGHEST_PROTOCOL),))
+    _LAST.item = (obj, reduced)  # holds ``obj``, so its id is not reused meanwhile
+    return reduced
+
+
+def _unpickled(data: bytes) -> Any:
+    return pickle.loads(data)
+
+
+class _Reduced:
+    """What ``_once`` pickles for an item: its own reduce tuple, called back on unpickling."""
+
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn: Any, args: tuple):
+        self.fn = fn
+        self.args = args
+
+    def __reduce__(self) -> tuple:
+        return (self.fn, self.args)
+
+
 class OutputBatch(list):
     """The ``OutputRecord`` s a sink task releases from one batch (``logic.OutputLogic``): on
     their way to the sink's writer (often another process) they pickle as four columns, not
@@ -99,8 +129,12 @@ class OutputBatch(list):
     __slots__ = ()
 
     def __reduce__(self) -> tuple:
-        return (_output_batch, ([r[0] for r in self], [r[1] for r in self],
-                                [r[2] for r in self], [r[3] for r in self]))
+        return _once(self, _output_columns)
+
+
+def _output_columns(batch: "OutputBatch") -> _Reduced:
+    return _Reduced(_output_batch, ([r[0] for r in batch], [r[1] for r in batch],
+                                    [r[2] for r in batch], [r[3] for r in batch]))
 
 
 def _output_batch(keys: list, values: list, ts: list, windows: list) -> OutputBatch:
@@ -129,9 +163,13 @@ class Message(NamedTuple):
     report: Metrics | None
 
     def __reduce__(self) -> tuple:
-        # across processes: the records in columns (``_pack``)
-        return (_message, (self.dest, self.group, self.channel, self.counter, self.frontier,
-                           _pack(self.items), self.metrics, self.report))
+        # across processes: the records in columns (``_pack``), pickled once (``_once``)
+        return _once(self, _message_columns)
+
+
+def _message_columns(m: Message) -> _Reduced:
+    return _Reduced(_message, (m.dest, m.group, m.channel, m.counter, m.frontier,
+                               _pack(m.items), m.metrics, m.report))
 
 
 class HeadOutput(NamedTuple):
