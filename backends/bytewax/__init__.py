@@ -247,6 +247,10 @@ class BytewaxBackend(Backend):
         store: list = []
 
         layout = run.layout
+        # JSON-lines files: their records are encoded by the stages that make them, in the
+        # processes of their tasks, rather than all by the sink's writer (``messages.Lines``)
+        layout.line_sinks = frozenset("sink:" + t for t, spec in outputs.items()
+                                      if parse_uri(spec).get("type") == "jsonl")
 
         def attach(flow, outs) -> None:
             import bytewax.operators as op
@@ -256,7 +260,8 @@ class BytewaxBackend(Backend):
                 dest = "sink:" + topic
                 recs = op.filter_map(f"select_{step_id(topic)}", outs,
                                      lambda kv, dest=dest: (dest, kv[1][2])
-                                     if kv[0] == dest and kv[1][0] == "recs" else None)
+                                     if kv[0] == dest and kv[1][0] in ("recs", "lines")
+                                     else None)
                 op.output(f"write_{step_id(topic)}", recs,
                           ConnectorSink(topic, spec, layout.worker_of.get(dest, 0), parts))
             written = {"sink:" + t for t in outputs}
@@ -267,11 +272,12 @@ class BytewaxBackend(Backend):
                           DeadLetterFileSink(dead_letter, layout.worker_of.get("errors", 0),
                                              parts))
                 rest = op.filter("select_collected", outs,
-                                 lambda kv: kv[1][0] not in ("recs", "dl") or
+                                 lambda kv: kv[1][0] not in ("recs", "lines", "dl") or
                                  (kv[1][0] == "recs" and kv[0] not in written))
             else:
                 rest = op.filter("select_collected", outs,
-                                 lambda kv: kv[1][0] != "recs" or kv[0] not in written)
+                                 lambda kv: kv[1][0] not in ("recs", "lines") or
+                                 kv[0] not in written)
             op.output("collect", rest, CollectSink(store))
 
         flow = FlowCompiler(self.name, run, source, attach).compile()

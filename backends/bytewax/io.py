@@ -41,7 +41,7 @@ from streamdsl.runtime.records import InputEvent, Record
 
 from .cluster import note_crash, note_sink_failure
 from .inbox import CLOSED
-from .messages import InputBatch
+from .messages import InputBatch, Lines
 
 __all__ = ["EventSource", "ShardedFileSource", "FileShares", "file_chunks", "merge_ingested", "merge_memory", "memory_items", "CollectSink", "ConnectorSink", "DeadLetterFileSink"]
 
@@ -464,6 +464,14 @@ class _HandlePartition(StatefulSinkPartition):
             return  # the run is stopping
         write = self.handle.write
         try:
+            if self.batched and any(type(v) is Lines for v in values):
+                for v in values:  # records encoded by the stages (``messages.Lines``)
+                    if type(v) is Lines:
+                        self.handle.write_lines(v.data)
+                    else:
+                        for r in v:
+                            write(r)
+                return
             for v in (itertools.chain.from_iterable(values) if self.batched else values):
                 write(v)
         except Exception as e:  # noqa: BLE001

@@ -129,6 +129,9 @@ class Layout:
             n = self.sub_of_head[head].groups if head is not None else 1
             self.tasks[d] = [d] if n == 1 else [f"{d}#{g}" for g in range(n)]
         self.dests = list(self.channels)
+        #: sink destinations written to a JSON-lines file: their records are encoded by the
+        #: stages that send them (``messages.Lines``); set by the run before compiling
+        self.line_sinks: frozenset[str] = frozenset()
         #: the workers the tasks are spread over (``workers``), and where each single-task
         #: destination (a sink, the errors hub) was put
         self.spread = max(1, int(workers))

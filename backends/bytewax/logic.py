@@ -22,7 +22,7 @@ from streamdsl.runtime.records import OutputRecord
 
 from .inbox import CLOSED, END, NONE_YET, Block, InBlock, Inbox, OrderingError
 from .layout import ERRORS, Layout
-from .messages import HeadOutput, OutputBatch
+from .messages import HeadOutput, Lines, OutputBatch
 from .stage import record_failure
 
 __all__ = ["OperatorLogic", "OutputLogic", "FatalAbort", "RunState"]
@@ -265,20 +265,36 @@ class OutputLogic(StatefulBatchLogic):
         ready = inbox.pop_ready()
         if not ready:
             return [], False
-        recs: list = []
-        add = recs.append
-        for _pos, rec in ready:
-            if type(rec) is Block:
-                recs.extend(rec)
+        out: list = []
+        run: list = []  # the current run of records (or of encoded lines)
+        lines = False
+        for pos, rec in ready:
+            enc = type(rec) is Lines
+            if run and enc is not lines:
+                out.append(self._released(run_pos, run, lines))
+                run = []
+            if not run:
+                run_pos, lines = pos, enc
+            if enc or type(rec) is not Block:
+                run.append(rec)
             else:
-                add(rec)
+                run.extend(rec)
+        out.append(self._released(run_pos, run, lines))
+        return out, False
+
+    def _released(self, pos: tuple, run: list, lines: bool) -> tuple:
+        """``("recs", pos, OutputBatch)`` for records, ``("lines", pos, Lines)`` for records
+        the stages encoded (``messages.Lines``), counted in the metrics."""
         m = self.metrics
-        m.records_out += len(recs)
-        m.out_by_sink[self.dest[len("sink:"):]] += len(recs)
+        n = sum(x.count for x in run) if lines else len(run)
+        m.records_out += n
+        m.out_by_sink[self.dest[len("sink:"):]] += n
+        if lines:
+            return ("lines", pos, run[0] if len(run) == 1 else
+                    Lines(n, b"".join([x.data for x in run])))
         new = tuple.__new__
-        return [("recs", ready[0][0], OutputBatch([new(OutputRecord,
-                                                       (r.key, r.value, r.ts, r.window))
-                                                   for r in recs]))], False
+        return ("recs", pos, OutputBatch([new(OutputRecord, (r.key, r.value, r.ts, r.window))
+                                          for r in run]))
 
     def _errors(self) -> list:
         out = []

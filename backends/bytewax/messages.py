@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import OutputRecord, Record
 
-__all__ = ["InputBatch", "Message", "HeadOutput", "OutputBatch"]
+__all__ = ["InputBatch", "Message", "HeadOutput", "OutputBatch", "Lines"]
 
 
 class InputBatch(NamedTuple):
@@ -170,6 +170,16 @@ class Message(NamedTuple):
 def _message_columns(m: Message) -> _Reduced:
     return _Reduced(_message, (m.dest, m.group, m.channel, m.counter, m.frontier,
                                _pack(m.items), m.metrics, m.report))
+
+
+class Lines(NamedTuple):
+    """Records of a sink written to a JSON-lines file, encoded by the stage that made them
+    (in the process of their task, ``StageRunner._messages``): ``count`` records as the bytes
+    ``JsonlSink.write`` would write for them. They cross processes and are merged by the sink
+    as bytes, and its writer writes them as they are."""
+
+    count: int
+    data: bytes
 
 
 class HeadOutput(NamedTuple):

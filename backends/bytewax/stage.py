@@ -17,6 +17,7 @@ from __future__ import annotations
 import pickle
 from typing import Any, Callable, NamedTuple
 
+from streamdsl.connectors.jsonl import encode_records
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import Sink, Source
 from streamdsl.runtime.drive import BRANCH, FN, NodeStep, drive, node_step
@@ -25,8 +26,8 @@ from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import InputEvent, Record
 
-from .inbox import InBlock
-from .messages import Message
+from .inbox import Block, InBlock
+from .messages import Lines, Message
 from .layout import ERRORS, Layout, SubTopology
 
 __all__ = ["Fatal", "StageRunner", "record_failure", "bad_input", "hub_payload", "Target"]
@@ -135,6 +136,7 @@ class StageRunner:
         self._routes = [layout.router(d) for d in sub.dests]
         self._tasks = [layout.tasks[d] for d in sub.dests]
         self._errors_index = self._dest_index[ERRORS]
+        self._lines = [i for i, d in enumerate(sub.dests) if d in layout.line_sinks]
         self._members = list(sub.members)
         self._steps = {name: self._compile(name) for name in self._members}
         self._chains: dict[str, tuple] = {}
@@ -441,6 +443,9 @@ class StageRunner:
         for idx, lst in enumerate(items):  # each channel carries its records in position order
             if len(lst) > 1 and (idx == self._errors_index or not self._sorted[idx]):
                 lst.sort(key=_position)
+        for idx in self._lines:  # written to a JSON-lines file: encoded here (``Lines``)
+            if items[idx]:
+                items[idx] = _encoded(items[idx])
         delta = None
         m = self.metrics
         if m.any:
@@ -469,3 +474,18 @@ class StageRunner:
 
 def _position(item: tuple) -> tuple:
     return item[0]
+
+
+def _encoded(items: list) -> list:
+    """A sink's ``(pos, Record)`` and ``(pos, Block)`` items with their records encoded as
+    the lines its JSON-lines file gets (``Lines``). A record that cannot be encoded here
+    stays as it is: the sink's writer meets it, and fails the run, as without encoding."""
+    out = []
+    add = out.append
+    for pos, x in items:
+        recs = x if type(x) is Block else (x,)
+        try:
+            add((pos, Lines(len(recs), encode_records(recs))))
+        except Exception:  # noqa: BLE001 - left to the writer, which reports it
+            add((pos, x))
+    return out

@@ -77,6 +77,23 @@ def dumps_output(rec: OutputRecord) -> bytes:
     return orjson.dumps(rec.to_json_dict(), default=_default, option=_OPTS)
 
 
+def encode_records(recs: Any) -> bytes:
+    """The lines ``JsonlSink.write`` writes for the in-flight ``Record`` s ``recs`` (their
+    ``OutputRecord`` s'), in order: what a backend that encodes records where they are made
+    hands ``JsonlSink.write_lines``."""
+    dumps = orjson.dumps
+    out = []
+    add = out.append
+    for r in recs:
+        w = r.window
+        d = {"key": r.key, "value": r.value, "timestamp": r.ts}
+        if w is not None:
+            d["window"] = {"start": w[0], "end": w[1]}
+        add(dumps(d, default=_default, option=_OPTS))
+    out.append(b"")
+    return b"\n".join(out)
+
+
 def _open(path: str, resume: dict | None, staged: bool):
     if resume is not None:
         return open_partial(path, resume["offset"])
