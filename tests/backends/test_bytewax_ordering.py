@@ -290,3 +290,27 @@ def test_inbox_detects_a_broken_frontier():
     box.add(0, 0, 5, [])
     with pytest.raises(OrderingError):
         box.add(0, 1, 6, [((5, 0), "late")])
+
+
+@given(st.lists(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 2)), unique=True,
+                         max_size=6), min_size=1, max_size=4))
+def test_the_inbox_releases_the_merge_of_its_channels(channels: list) -> None:
+    # equal positions on two channels (an operator's end-of-input outputs on each of its
+    # tasks) come out in channel order, as heapq.merge gives them
+    import heapq
+    from streamdsl.backends.bytewax.inbox import Inbox
+    runs = [[(p, (c, i)) for i, p in enumerate(sorted(ps))] for c, ps in enumerate(channels)]
+    box = Inbox(range(len(runs)))
+    for c, run in enumerate(runs):
+        box.add(c, 0, 100, run)
+    assert box.pop_ready() == list(heapq.merge(*[r for r in runs if r], key=lambda x: x[0]))
+
+
+def test_the_inbox_rejects_records_out_of_order() -> None:
+    from streamdsl.backends.bytewax.inbox import Inbox, OrderingError
+    box = Inbox([0])
+    box.add(0, 0, 3, [((1, 0), "a"), ((2, 0), "b")])
+    with pytest.raises(OrderingError, match=r"\(5, 0\).*out of order"):
+        Inbox([0]).add(0, 0, 9, [((4, 0), "a"), ((6, 0), "b"), ((5, 0), "c")])
+    with pytest.raises(OrderingError, match="out of order"):
+        box.add(0, 1, 9, [((2, 0), "again")])
