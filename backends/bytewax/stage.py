@@ -27,6 +27,7 @@ from streamdsl.runtime.records import InputEvent, Record
 
 from .inbox import InBlock
 from .messages import Message
+from .prefilter import Dropped
 from .layout import ERRORS, Layout, SubTopology
 
 __all__ = ["Fatal", "StageRunner", "record_failure", "bad_input", "hub_payload", "Target"]
@@ -358,7 +359,8 @@ class StageRunner:
         """The input sub-topology: ``events`` are the input events ``start``, ``start + 1``...
         as ``merge_ingested`` gives them: a ``Record`` (the event ingested by the only source
         node of its topic) or ``(InputEvent, Record | None)`` (the record made by its topic's
-        first source node, if any)."""
+        first source node, if any), or a ``prefilter.Dropped`` (input items counted, nothing
+        more)."""
         ingest = self._ingest
         buf = self._buf
         err = self._errors_index
@@ -366,12 +368,17 @@ class StageRunner:
         per_topic: dict[str, int] = {}
         nothing = ()
         seq = start - 1
+        dropped = 0
         for item in events:
             seq += 1
             if type(item) is Record:  # its topic's only source node made it: ev not needed
                 rec = item
                 ev = None
                 topic = rec.origin[0]
+            elif type(item) is Dropped:  # items its source's filter drops (.prefilter)
+                per_topic[item.topic] = per_topic.get(item.topic, 0) + item.count
+                dropped += item.count - 1
+                continue
             else:
                 ev, rec = item
                 topic = ev.topic
@@ -400,7 +407,7 @@ class StageRunner:
                     else:
                         lst.append(((seq, i), (port, rec)))
                 i += 1
-        self.metrics.records_in += len(events)
+        self.metrics.records_in += len(events) + dropped
         self.metrics.in_by_source.update(per_topic)
         if arrivals:
             self._run(arrivals)
