@@ -15,11 +15,12 @@ gets them as one ``InBlock`` per batch), and a stateful head's outputs to its on
 from __future__ import annotations
 
 import pickle
+from functools import partial
 from typing import Any, Callable, NamedTuple
 
 from streamdsl.errors import RecordError
-from streamdsl.ir.nodes import Sink, Source
-from streamdsl.runtime.drive import BRANCH, FN, NodeStep, drive, node_step
+from streamdsl.ir.nodes import Sink, Source, TableFilter, TableMap
+from streamdsl.runtime.drive import BRANCH, FN, PROCESS, NodeStep, drive, node_step
 from streamdsl.runtime.failures import Failure, failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
@@ -177,6 +178,12 @@ class StageRunner:
     def _compile(self, name: str) -> _Step:
         step = node_step(self.plan.node(name), self.metrics)
         self._ctxs.append(step.processor.ctx)
+        ins = self.plan.in_edges(name)
+        if step.kind is PROCESS and isinstance(step.node, (TableMap, TableFilter)) \
+                and len(ins) == 1:
+            # a table's map or filter is stateless, one output per row: driven as a
+            # function of the record, its one input port bound, it can run straight
+            step = step._replace(kind=FN, call=partial(step.call, ins[0].port))
         targets = self._targets(name)
         straight = None
         if step.kind is FN and step.one_output and len(targets) == 1 and targets[0].out is None:

@@ -68,7 +68,10 @@ class NonWindowedAggregate(_AggBase):
         super().__init__(node, ctx)
         self.store = ctx.stores.kv("aggregates")
 
-    def _run(self, items: Iterable[tuple[str, Record]], fail) -> list[Record]:
+    run_marks = True
+
+    def _run(self, items: Iterable[tuple[str, Record]], fail, marks: list | None = None
+             ) -> list[Record]:
         data = self.store.data
         get = data.get
         init, add, result = self.ops.init, self.ops.add, self.ops.result
@@ -76,6 +79,8 @@ class NonWindowedAggregate(_AggBase):
         out: list[Record] = []
         append = out.append
         for _port, rec in items:
+            if marks is not None:
+                marks.append(len(out))
             k, v = rec.key, rec.value
             if k is None or v is None:
                 skipped()
@@ -114,11 +119,14 @@ class TimeWindowAggregate(_AggBase):
         self.meta_data.setdefault("stream_time", _NEG_INF)
         self.meta_data.setdefault("starts", [])
 
-    def _run(self, items: Iterable[tuple[str, Record]], fail) -> list[Record]:
+    run_marks = True
+
+    def _run(self, items: Iterable[tuple[str, Record]], fail, marks: list | None = None
+             ) -> list[Record]:
         meta = self.meta_data
         windows = self.windows
         starts = meta["starts"]
-        assign = self.window.assign
+        starts_of = self.window.starts
         size, grace, final = self.size, self.grace, self.final
         init, add, result = self.ops.init, self.ops.add, self.ops.result
         ctx = self.ctx
@@ -126,6 +134,8 @@ class TimeWindowAggregate(_AggBase):
         out: list[Record] = []
         append = out.append
         for _port, rec in items:
+            if marks is not None:
+                marks.append(len(out))
             k, v, ts = rec.key, rec.value, rec.ts
             if k is None or v is None:
                 ctx.skipped()
@@ -141,7 +151,8 @@ class TimeWindowAggregate(_AggBase):
                 late = 0
                 updates = []
                 late_windows = []
-                for start, end in assign(ts):
+                for start in starts_of(ts):
+                    end = start + size
                     if end <= close:
                         late += 1
                         if letters:
@@ -150,15 +161,15 @@ class TimeWindowAggregate(_AggBase):
                     bucket = windows.get(start)
                     cur = bucket.get(k) if bucket is not None else None
                     if cur is None:
-                        updates.append((start, end, add(init(), v), ts))
+                        updates.append((start, end, bucket, add(init(), v), ts))
                     else:
-                        updates.append((start, end, add(cur[0], v), cur[1] if cur[1] > ts else ts))
+                        updates.append((start, end, bucket, add(cur[0], v),
+                                        cur[1] if cur[1] > ts else ts))
                 if late:
                     ctx.late(late)
                     for start, end in late_windows:  # late="dead-letter"
                         fail(rec, late_window(start, end, st, grace))
-                for start, end, agg, mts in updates:
-                    bucket = windows.get(start)
+                for start, end, bucket, agg, mts in updates:
                     if bucket is None:
                         bucket = windows[start] = {}
                         bisect.insort(starts, start)
