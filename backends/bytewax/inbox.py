@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from itertools import islice
+from operator import lt
 from typing import Any, Iterable
 
 __all__ = ["END", "CLOSED", "NONE_YET", "Inbox", "OrderingError", "Block", "InBlock"]
@@ -134,13 +136,18 @@ class Inbox:
         front = self.fronts[channel]
         if items:
             last = self.last[channel]
-            for pos, _ in items:
-                if pos <= last or pos[0] <= front:
-                    raise OrderingError(
-                        f"record at {pos} arrived on channel {channel} out of order (after "
-                        f"{last}, frontier {front})")
-                last = pos
-            self.last[channel] = last
+            first = items[0][0]
+            # increasing positions (one C-level pass) past ``last`` and the frontier: their
+            # first members do not decrease, so the first record's is enough
+            if first <= last or first[0] <= front or (
+                    len(items) > 1 and not all(map(lt, map(_pos, items), map(_pos, islice(items, 1, None))))):
+                for pos, _ in items:
+                    if pos <= last or pos[0] <= front:
+                        raise OrderingError(
+                            f"record at {pos} arrived on channel {channel} out of order (after "
+                            f"{last}, frontier {front})")
+                    last = pos
+            self.last[channel] = items[-1][0]
             self.queues[channel].extend(items)
         if frontier < front:
             raise OrderingError(f"frontier of channel {channel} went back from {front} to {frontier}")

@@ -25,6 +25,7 @@ from streamdsl.runtime.failures import Failure, failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import InputEvent, Record
+from streamdsl.runtime.stateless import _identity
 
 from .inbox import InBlock
 from .messages import Message
@@ -154,6 +155,10 @@ class StageRunner:
             if len(targets) == 1 and targets[0].member is None and targets[0].out is None:
                 t = targets[0]
                 self._head_direct = (self._direct[t.dest], None if t.sink else t.port)
+            #: the head's one member node (and port), if its one edge leads to one
+            self._head_member: tuple[str, str] | None = None
+            if len(targets) == 1 and targets[0].member is not None and targets[0].out is None:
+                self._head_member = (targets[0].member, targets[0].port)
         else:
             # topic -> [(ingest, source node, direct target or None, (node, port) its records
             # arrive at)], in feeding order
@@ -311,7 +316,8 @@ class StageRunner:
             n = name
             while True:
                 step = self._steps[n].step
-                stages.append((n, step.call, step.processor.ctx))
+                if step.call is not _identity:  # (to_stream, repartition: nothing to run)
+                    stages.append((n, step.call, step.processor.ctx))
                 to, dest, port = self._steps[n].straight
                 if to is None or self._steps[to].straight is None \
                         or len(self.plan.in_edges(to)) != 1:
@@ -332,6 +338,9 @@ class StageRunner:
         fail = self._fail
         if to is not None:  # to the next member node
             add = arrivals.setdefault(to, []).append
+        elif self._sorted[dest]:  # its one path: in position order, as the direct records
+            add = self._direct[dest].append
+            dest = None
         else:
             add = self._buf.append
         for _, rec, pos in items:
@@ -352,6 +361,8 @@ class StageRunner:
             else:
                 if to is not None:
                     add((port, r, pos))
+                elif dest is None:
+                    add((pos, r) if port is None else (pos, (port, r)))
                 elif port is None:
                     add((dest, (pos, r)))
                 else:
@@ -425,7 +436,10 @@ class StageRunner:
         """A stateful head's outputs ``(pos, Record)`` and errors ``(pos, payload)``."""
         if outputs:
             direct = self._head_direct
-            if direct is None:
+            if self._head_member is not None:  # what ``_forward`` makes of them, at once
+                member, port = self._head_member
+                self._run({member: [(port, rec, pos) for pos, rec in outputs]})
+            elif direct is None:
                 arrivals: dict[str, list] = {}
                 self._forward(self._head, [(rec, None, pos) for pos, rec in outputs], arrivals)
                 self._run(arrivals)
