@@ -74,7 +74,7 @@ class TumblingWindow(Window):
         return [(start, start + self.size)]
 
     def starts(self, ts: int) -> range:
-        """The start of ``assign(ts)``'s window (what the aggregate's loop iterates)."""
+        """The start of ``assign(ts)``'s window, as a range (``HoppingWindow.starts``)."""
         start = ts - ts % self.size
         return range(start, start + 1)
 
@@ -114,7 +114,7 @@ class HoppingWindow(Window):
     def starts(self, ts: int) -> range:
         """The starts of ``assign(ts)``'s windows, in increasing order: Kafka's
         ``TimeWindows.windowsFor``, every multiple of advance in (ts - size, ts], never
-        negative.
+        negative. (``TimeWindowAggregate._run`` computes the same in place.)
 
         >>> list(HoppingWindow(size=10, advance=4).starts(13))
         [4, 8, 12]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from itertools import islice
-from operator import lt
+from operator import itemgetter, lt
 from typing import Any, Iterable
 
 __all__ = ["END", "CLOSED", "NONE_YET", "Inbox", "OrderingError", "Block", "InBlock"]
@@ -71,6 +71,9 @@ class OrderingError(RuntimeError):
 
 def _pos(item: tuple) -> tuple:
     return item[0]
+
+
+_first = itemgetter(0)
 
 
 def _seq(item: tuple) -> int:
@@ -140,7 +143,7 @@ class Inbox:
             # increasing positions (one C-level pass) past ``last`` and the frontier: their
             # first members do not decrease, so the first record's is enough
             if first <= last or first[0] <= front or (
-                    len(items) > 1 and not all(map(lt, map(_pos, items), map(_pos, islice(items, 1, None))))):
+                    len(items) > 1 and not all(map(lt, map(_first, items), map(_first, islice(items, 1, None))))):
                 for pos, _ in items:
                     if pos <= last or pos[0] <= front:
                         raise OrderingError(

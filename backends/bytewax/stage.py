@@ -17,6 +17,7 @@ from __future__ import annotations
 import pickle
 from functools import partial
 from itertools import count, repeat
+from operator import itemgetter
 from typing import Any, Callable, NamedTuple
 
 from streamdsl.errors import RecordError
@@ -455,7 +456,8 @@ class StageRunner:
             direct = self._head_direct
             if self._head_member is not None:  # what ``_forward`` makes of them, at once
                 member, port = self._head_member
-                self._run({member: [(port, rec, pos) for pos, rec in outputs]})
+                self._run({member: list(zip(repeat(port), map(_second, outputs),
+                                            map(_position, outputs)))})
             elif direct is None:
                 arrivals: dict[str, list] = {}
                 self._forward(self._head, [(rec, None, pos) for pos, rec in outputs], arrivals)
@@ -513,7 +515,7 @@ class StageRunner:
 
 
 _RECORDS = {Record}
+_second = itemgetter(1)
 
 
-def _position(item: tuple) -> tuple:
-    return item[0]
+_position = itemgetter(0)

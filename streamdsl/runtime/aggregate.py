@@ -126,8 +126,8 @@ class TimeWindowAggregate(_AggBase):
         meta = self.meta_data
         windows = self.windows
         starts = meta["starts"]
-        starts_of = self.window.starts
         size, grace, final = self.size, self.grace, self.final
+        adv = self.window.advance
         init, add, result = self.ops.init, self.ops.add, self.ops.result
         ctx = self.ctx
         letters = self.late_letters
@@ -151,7 +151,11 @@ class TimeWindowAggregate(_AggBase):
                 late = 0
                 updates = []
                 late_windows = []
-                for start in starts_of(ts):
+                lo = ts - size + 1
+                if lo < 0:
+                    lo = 0
+                # ``window.starts(ts)`` written in place (a call per record cost a tenth)
+                for start in range(lo + -lo % adv, ts - ts % adv + 1, adv):
                     end = start + size
                     if end <= close:
                         late += 1
