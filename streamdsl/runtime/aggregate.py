@@ -133,6 +133,7 @@ class TimeWindowAggregate(_AggBase):
         letters = self.late_letters
         out: list[Record] = []
         append = out.append
+        st = meta["stream_time"]  # (only this loop changes it: kept in a local too)
         for _port, rec in items:
             if marks is not None:
                 marks.append(len(out))
@@ -140,7 +141,6 @@ class TimeWindowAggregate(_AggBase):
             if k is None or v is None:
                 ctx.skipped()
                 continue
-            st = meta["stream_time"]
             if ts > st:
                 st = meta["stream_time"] = ts
             close = st - grace
@@ -150,7 +150,7 @@ class TimeWindowAggregate(_AggBase):
                 # aggregator raises on one of its (hopping) windows changes none of them.
                 late = 0
                 updates = []
-                late_windows = []
+                late_windows = None
                 lo = ts - size + 1
                 if lo < 0:
                     lo = 0
@@ -160,6 +160,8 @@ class TimeWindowAggregate(_AggBase):
                     if end <= close:
                         late += 1
                         if letters:
+                            if late_windows is None:
+                                late_windows = []
                             late_windows.append((start, end))
                         continue
                     bucket = windows.get(start)
@@ -171,7 +173,7 @@ class TimeWindowAggregate(_AggBase):
                                         cur[1] if cur[1] > ts else ts))
                 if late:
                     ctx.late(late)
-                    for start, end in late_windows:  # late="dead-letter"
+                    for start, end in late_windows or ():  # late="dead-letter"
                         fail(rec, late_window(start, end, st, grace))
                 for start, end, bucket, agg, mts in updates:
                     if bucket is None:
