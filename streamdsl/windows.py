@@ -73,6 +73,11 @@ class TumblingWindow(Window):
         start = ts - ts % self.size
         return [(start, start + self.size)]
 
+    def starts(self, ts: int) -> range:
+        """The start of ``assign(ts)``'s window, as a range (``HoppingWindow.starts``)."""
+        start = ts - ts % self.size
+        return range(start, start + 1)
+
     @property
     def advance(self) -> int:
         return self.size
@@ -103,15 +108,23 @@ class HoppingWindow(Window):
                 f"hopping advance ({self.advance} ms) must not exceed size ({self.size} ms)")
 
     def assign(self, ts: int) -> list[tuple[int, int]]:
-        # Kafka's TimeWindows.windowsFor: every start that is a multiple of advance in
-        # (ts - size, ts], never negative.
-        out = []
-        start = ts - ts % self.advance
-        while start > ts - self.size and start >= 0:
-            out.append((start, start + self.size))
-            start -= self.advance
-        out.reverse()
-        return out
+        size = self.size
+        return [(start, start + size) for start in self.starts(ts)]
+
+    def starts(self, ts: int) -> range:
+        """The starts of ``assign(ts)``'s windows, in increasing order: Kafka's
+        ``TimeWindows.windowsFor``, every multiple of advance in (ts - size, ts], never
+        negative. (``TimeWindowAggregate._run`` computes the same in place.)
+
+        >>> list(HoppingWindow(size=10, advance=4).starts(13))
+        [4, 8, 12]
+        """
+        advance = self.advance
+        first = ts - self.size + 1
+        if first < 0:
+            first = 0
+        first += -first % advance  # up to a multiple of advance
+        return range(first, ts - ts % advance + 1, advance)
 
     def describe(self) -> str:
         return (f"hopping(size={_fmt(self.size)}, advance={_fmt(self.advance)}, "

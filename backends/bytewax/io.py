@@ -42,6 +42,7 @@ from streamdsl.runtime.records import InputEvent, Record
 from .cluster import note_crash, note_sink_failure
 from .inbox import CLOSED
 from .messages import InputBatch, Lines
+from .prefilter import Dropped, source_prefilter
 
 __all__ = ["EventSource", "ShardedFileSource", "FileShares", "file_chunks", "merge_ingested", "merge_memory", "memory_items", "CollectSink", "ConnectorSink", "DeadLetterFileSink"]
 
@@ -93,10 +94,10 @@ def merge_memory(plan: Plan, items: dict[str, Iterable[Any]]) -> Iterator[Any]:
     a ``Record`` per item that ingests, ``(InputEvent, None)`` per item that does not."""
     node_of = {s.topic: s for s in plan.sources()}
     topics = [t for t in plan.source_topics() if t in items]
-    streams = [_ingest_memory(node_of[t], items[t]) for t in topics]
-    if len(streams) == 1:
-        return streams[0]
-    return _merge_records(streams)
+    if len(topics) == 1:  # one input: its source's leading filter may drop items early
+        node = node_of[topics[0]]
+        return _ingest_memory(node, items[topics[0]], keep=source_prefilter(plan, node))
+    return _merge_records([_ingest_memory(node_of[t], items[t]) for t in topics])
 
 
 def memory_items(plan: Plan, specs: dict[str, Any]) -> dict[str, Iterable[Any]] | None:
@@ -112,10 +113,13 @@ def memory_items(plan: Plan, specs: dict[str, Any]) -> dict[str, Iterable[Any]] 
     return out
 
 
-def _ingest_memory(node: Any, items: Iterable[Any], size: int = 1024) -> Iterator[Any]:
+def _ingest_memory(node: Any, items: Iterable[Any], size: int = 1024,
+                   keep: Callable[[list], list[int]] | None = None) -> Iterator[Any]:
     """The items of one in-memory input ingested in runs of ``size`` (``make_ingest_items``:
     what ``make_ingest`` makes of ``memory.read_memory``'s events): a ``Record`` per item,
-    ``(InputEvent, None)`` for an item that cannot be ingested, in input order."""
+    ``(InputEvent, None)`` for an item that cannot be ingested, in input order. With ``keep``
+    (``prefilter.source_prefilter``) only the items it keeps are ingested, at their own
+    positions, and a ``prefilter.Dropped`` follows the records of a run that dropped some."""
     ingest = make_ingest_items(node)
     it = iter(items)
     pos = 0
@@ -127,6 +131,13 @@ def _ingest_memory(node: Any, items: Iterable[Any], size: int = 1024) -> Iterato
         chunk = list(itertools.islice(it, size))
         if not chunk:
             return
+        if keep is not None:
+            kept = keep(chunk)
+            if len(kept) < len(chunk):
+                yield from _ingest_kept(ingest, chunk, kept, pos, bad)
+                yield Dropped(node.topic, len(chunk) - len(kept))
+                pos += len(chunk)
+                continue
         recs = ingest(chunk, pos, failed)
         pos += len(chunk)
         if not bad:
@@ -137,6 +148,24 @@ def _ingest_memory(node: Any, items: Iterable[Any], size: int = 1024) -> Iterato
         bad.clear()
         both = sorted([(r.origin[1], 1, r) for r in recs] + evs, key=_position)
         yield from (x for _, _, x in both)
+
+
+def _ingest_kept(ingest: Callable, chunk: list, kept: list[int], pos: int,
+                 bad: list) -> list:
+    """What ``_ingest_memory`` yields for the items ``kept`` (indices) of ``chunk`` (its first
+    item at position ``pos``): ingested together, then given their own positions."""
+    def failed(ev: InputEvent, reason: str) -> None:
+        ev.position = pos + kept[ev.position]
+        bad.append(ev)
+    recs = ingest([chunk[i] for i in kept], 0, failed)
+    for r in recs:
+        topic, i = r.origin
+        r.origin = (topic, pos + kept[i])
+    if not bad:
+        return recs
+    evs = [(ev.position, 0, (ev, None)) for ev in bad]
+    bad.clear()
+    return [x for _, _, x in sorted([(r.origin[1], 1, r) for r in recs] + evs, key=_position)]
 
 
 _position = itemgetter(0)

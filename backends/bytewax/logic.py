@@ -10,6 +10,7 @@ Bytewax's ``on_eof`` is only used to report metrics.
 from __future__ import annotations
 
 import copy
+from operator import itemgetter
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
@@ -26,6 +27,8 @@ from .messages import HeadOutput, Lines, OutputBatch
 from .stage import record_failure
 
 __all__ = ["OperatorLogic", "OutputLogic", "FatalAbort", "RunState"]
+
+_second = itemgetter(1)
 
 
 class FatalAbort(Exception):
@@ -151,6 +154,9 @@ class OperatorLogic(StatefulBatchLogic):
         """``drive`` over ``ready`` in one loop: each record's outputs at its position
         ``+ (j,)``; a record that raises, and the late records ``process`` met, to
         ``fail``."""
+        if self.proc.run_marks:
+            self._run_marked(ready, fail, outs)
+            return
         call = self.step.call
         ctx = self.proc.ctx
         deferred = ctx.deferred
@@ -170,6 +176,29 @@ class OperatorLogic(StatefulBatchLogic):
                 for out in res:
                     add((pos + (j,), out))
                     j += 1
+
+    def _run_marked(self, ready: list, fail: Any, outs: list) -> None:
+        """``_run_records`` in one ``_run`` call, for a processor that marks where each
+        record's outputs start (``Processor.run_marks``): the outputs of record ``i`` are
+        ``res[marks[i]:marks[i + 1]]``, and a failure belongs to the record being processed,
+        the last one marked."""
+        marks: list[int] = []
+
+        def failed(rec: Any, exc: Exception) -> None:
+            fail(ready[len(marks) - 1][0], rec, exc)
+        res = self.proc._run(map(_second, ready), failed, marks)
+        if not res:
+            return
+        marks.append(len(res))
+        add = outs.append
+        a = 0
+        for i, item in enumerate(ready, 1):
+            b = marks[i]
+            if b != a:
+                pos = item[0]
+                for j in range(b - a):
+                    add((pos + (j,), res[a + j]))
+                a = b
 
     def _run_batch(self, ready: list, errors: list) -> list:
         """``ready`` in one ``process_mixed`` call; the outputs travel as one ``Block`` at

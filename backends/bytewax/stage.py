@@ -15,19 +15,24 @@ gets them as one ``InBlock`` per batch), and a stateful head's outputs to its on
 from __future__ import annotations
 
 import pickle
+from functools import partial
+from itertools import count, repeat
+from operator import itemgetter
 from typing import Any, Callable, NamedTuple
 
 from streamdsl.connectors.jsonl import encode_records
 from streamdsl.errors import RecordError
-from streamdsl.ir.nodes import Sink, Source
-from streamdsl.runtime.drive import BRANCH, FN, NodeStep, drive, node_step
+from streamdsl.ir.nodes import Sink, Source, TableFilter, TableMap
+from streamdsl.runtime.drive import BRANCH, FN, PROCESS, NodeStep, drive, node_step
 from streamdsl.runtime.failures import Failure, failure, input_failure
 from streamdsl.runtime.ingest import BadRecord, make_ingest
 from streamdsl.runtime.metrics import Metrics
 from streamdsl.runtime.records import InputEvent, Record
+from streamdsl.runtime.stateless import _identity
 
 from .inbox import Block, InBlock
 from .messages import Lines, Message
+from .prefilter import Dropped
 from .layout import ERRORS, Layout, SubTopology
 
 __all__ = ["Fatal", "StageRunner", "record_failure", "bad_input", "hub_payload", "Target"]
@@ -154,6 +159,10 @@ class StageRunner:
             if len(targets) == 1 and targets[0].member is None and targets[0].out is None:
                 t = targets[0]
                 self._head_direct = (self._direct[t.dest], None if t.sink else t.port)
+            #: the head's one member node (and port), if its one edge leads to one
+            self._head_member: tuple[str, str] | None = None
+            if len(targets) == 1 and targets[0].member is not None and targets[0].out is None:
+                self._head_member = (targets[0].member, targets[0].port)
         else:
             # topic -> [(ingest, source node, direct target or None, (node, port) its records
             # arrive at)], in feeding order
@@ -162,6 +171,13 @@ class StageRunner:
             for topic, names in layout.sources.items():
                 self._ingest[topic] = [(make_ingest(self.plan.node(n)), n, self._direct_target(n),
                                         self._entry(n)) for n in names]
+            #: ``(topic, node, port)`` when the input is one topic read by one source node
+            #: whose records enter member ``node`` (run_input's fast path)
+            self._one_entry: tuple[str, str, str] | None = None
+            if len(self._ingest) == 1:
+                (topic, entries), = self._ingest.items()
+                if len(entries) == 1 and entries[0][2] is None:
+                    self._one_entry = (topic, *entries[0][3])
 
     # ---- compiling ---------------------------------------------------------------------------------
     def _targets(self, name: str) -> list[Target]:
@@ -178,6 +194,12 @@ class StageRunner:
     def _compile(self, name: str) -> _Step:
         step = node_step(self.plan.node(name), self.metrics)
         self._ctxs.append(step.processor.ctx)
+        ins = self.plan.in_edges(name)
+        if step.kind is PROCESS and isinstance(step.node, (TableMap, TableFilter)) \
+                and len(ins) == 1:
+            # a table's map or filter is stateless, one output per row: driven as a
+            # function of the record, its one input port bound, it can run straight
+            step = step._replace(kind=FN, call=partial(step.call, ins[0].port))
         targets = self._targets(name)
         straight = None
         if step.kind is FN and step.one_output and len(targets) == 1 and targets[0].out is None:
@@ -305,7 +327,8 @@ class StageRunner:
             n = name
             while True:
                 step = self._steps[n].step
-                stages.append((n, step.call, step.processor.ctx))
+                if step.call is not _identity:  # (to_stream, repartition: nothing to run)
+                    stages.append((n, step.call, step.processor.ctx))
                 to, dest, port = self._steps[n].straight
                 if to is None or self._steps[to].straight is None \
                         or len(self.plan.in_edges(to)) != 1:
@@ -326,6 +349,9 @@ class StageRunner:
         fail = self._fail
         if to is not None:  # to the next member node
             add = arrivals.setdefault(to, []).append
+        elif self._sorted[dest]:  # its one path: in position order, as the direct records
+            add = self._direct[dest].append
+            dest = None
         else:
             add = self._buf.append
         for _, rec, pos in items:
@@ -346,6 +372,8 @@ class StageRunner:
             else:
                 if to is not None:
                     add((port, r, pos))
+                elif dest is None:
+                    add((pos, r) if port is None else (pos, (port, r)))
                 elif port is None:
                     add((dest, (pos, r)))
                 else:
@@ -360,7 +388,17 @@ class StageRunner:
         """The input sub-topology: ``events`` are the input events ``start``, ``start + 1``...
         as ``merge_ingested`` gives them: a ``Record`` (the event ingested by the only source
         node of its topic) or ``(InputEvent, Record | None)`` (the record made by its topic's
-        first source node, if any)."""
+        first source node, if any), or a ``prefilter.Dropped`` (input items counted, nothing
+        more)."""
+        one = self._one_entry
+        if one is not None and events and set(map(type, events)) == _RECORDS:
+            # the records of a topic's only source node, to the member it feeds: each at
+            # (seq, 0), the arrivals made by C-level zips
+            topic, node, port = one
+            self.metrics.records_in += len(events)
+            self.metrics.in_by_source[topic] += len(events)
+            self._run({node: list(zip(repeat(port), events, zip(count(start), repeat(0))))})
+            return self._messages((0, share), counter, frontier, None)
         ingest = self._ingest
         buf = self._buf
         err = self._errors_index
@@ -368,12 +406,17 @@ class StageRunner:
         per_topic: dict[str, int] = {}
         nothing = ()
         seq = start - 1
+        dropped = 0
         for item in events:
             seq += 1
             if type(item) is Record:  # its topic's only source node made it: ev not needed
                 rec = item
                 ev = None
                 topic = rec.origin[0]
+            elif type(item) is Dropped:  # items its source's filter drops (.prefilter)
+                per_topic[item.topic] = per_topic.get(item.topic, 0) + item.count
+                dropped += item.count - 1
+                continue
             else:
                 ev, rec = item
                 topic = ev.topic
@@ -402,7 +445,7 @@ class StageRunner:
                     else:
                         lst.append(((seq, i), (port, rec)))
                 i += 1
-        self.metrics.records_in += len(events)
+        self.metrics.records_in += len(events) + dropped
         self.metrics.in_by_source.update(per_topic)
         if arrivals:
             self._run(arrivals)
@@ -413,7 +456,11 @@ class StageRunner:
         """A stateful head's outputs ``(pos, Record)`` and errors ``(pos, payload)``."""
         if outputs:
             direct = self._head_direct
-            if direct is None:
+            if self._head_member is not None:  # what ``_forward`` makes of them, at once
+                member, port = self._head_member
+                self._run({member: list(zip(repeat(port), map(_second, outputs),
+                                            map(_position, outputs)))})
+            elif direct is None:
                 arrivals: dict[str, list] = {}
                 self._forward(self._head, [(rec, None, pos) for pos, rec in outputs], arrivals)
                 self._run(arrivals)
@@ -472,8 +519,11 @@ class StageRunner:
         return out
 
 
-def _position(item: tuple) -> tuple:
-    return item[0]
+_RECORDS = {Record}
+_second = itemgetter(1)
+
+
+_position = itemgetter(0)
 
 
 def _encoded(items: list) -> list:

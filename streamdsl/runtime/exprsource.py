@@ -98,6 +98,20 @@ def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
             return None
         counter[0] += 1
         a, b = f"_a{counter[0]}", f"_b{counter[0]}"
+        if e.op not in ("and", "or", "+") and (_plain_lit(e.left) or _plain_lit(e.right)):
+            # a literal operand (not None) is never null and never raises: no name, no null
+            # check for it, and no zero check for a divisor other than 0
+            la, lb = _plain_lit(e.left), _plain_lit(e.right)
+            x = left if la else a
+            y = right if lb else b
+            checks = [f"(({n} := {s}) is None)" for n, s, lit in ((a, left, la), (b, right, lb))
+                      if not lit]
+            guard = " | ".join(checks)
+            if e.op in ("/", "//", "%") and not (lb and e.right.value != 0):
+                body = f"(None if {y} == 0 else {x} {e.op} {y})"
+            else:
+                body = f"{x} {e.op} {y}"
+            return f"(None if {guard} else {body})" if guard else f"({body})"
         if e.op == "and":  # three-valued, as BinOp.compile: False wins, then None
             return (f"(False if ({a} := {left}) is False else (False if ({b} := {right}) is False "
                     f"else (None if {a} is None or {b} is None else (bool({a}) and bool({b})))))")
@@ -114,6 +128,12 @@ def expr_source(e: Any, env: dict, counter: list[int]) -> str | None:
             return f"(None if {guard} else (None if {b} == 0 else {a} {e.op} {b}))"
         return f"(None if {guard} else {a} {e.op} {b})"
     return None
+
+
+def _plain_lit(e: Any) -> bool:
+    """A literal written as its repr (see ``expr_source``) that is not None."""
+    return isinstance(e, Lit) and e.value is not None and (
+        type(e.value) in (int, str, bool) or (type(e.value) is float and math.isfinite(e.value)))
 
 
 #: The ``agg(...)`` field kinds ``compile_agg`` writes inline (``first``/``last`` without ``n``).

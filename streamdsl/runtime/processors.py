@@ -78,6 +78,10 @@ class Processor:
 
     node: Node
     ctx: OpContext
+    #: ``_run(items, fail, marks)`` appends to the list ``marks``, before each item, the number
+    #: of outputs so far (a backend that positions each output by its input record calls
+    #: ``_run`` once per batch: its bytewax tasks)
+    run_marks = False
 
     def __init__(self, node: Node, ctx: OpContext):
         self.node = node

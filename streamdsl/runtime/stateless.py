@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..ir.nodes import (Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Merge, Node, Peek,
                         Repartition, Sink, ToStream)
+from ..expr import _get
 from .drops import Drops
+from .exprsource import expr_source
 from .records import Record
 
 if TYPE_CHECKING:
@@ -126,9 +128,16 @@ def drop_lines(st: Node, i: int, env: dict, ctx: "OpContext | None", result: str
 
 def _generate(stages: tuple[Node, ...], ctx: "OpContext | None") -> Step:
     env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
-                           "received": received}
+                           "received": received, "_get": _get}
     body = ["def fused(rec):", "    k = rec.key", "    v = rec.value"]
     changed = False
+    counter = [0]
+
+    def call_source(fn: Any, i: int, env: dict) -> str:
+        # an expression written inline (``exprsource.expr_source``: ``Expr.compile``'s
+        # semantics) where it can be, else a call of the compiled function
+        src = expr_source(fn.expr, env, counter) if fn.expr is not None else None
+        return src if src is not None else _call_source(fn, i, env)
 
     def guard(i: int, stmt: list[str]) -> None:
         env[f"s{i}"] = stages[i]
@@ -177,6 +186,9 @@ def _generate(stages: tuple[Node, ...], ctx: "OpContext | None") -> Step:
                     else "    return [rec]")
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     return env["fused"]
+
+
+_call_source = call_source
 
 
 def received(rec: Record, k: Any, v: Any) -> Record:
