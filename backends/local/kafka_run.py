@@ -1409,7 +1409,7 @@ class _KafkaRun:
         oks = list(map(is_, map(self._msg_error, msgs), repeat(None)))
         i = 0
         for (p, ok), g in groupby(zip(map(self._msg_partition, msgs), oks)):
-            j = i + sum(1 for _ in g)
+            j = i + len(list(g))
             if not ok:  # (end-of-partition events, errors): as the record path takes them
                 for msg in msgs[i:j]:
                     self._on_error_message(msg, msg.error())

@@ -753,7 +753,8 @@ class KafkaSink(_KafkaWriter):
         for key, value, ts, window in recs:
             k = (_json({"key": key, "window_start": window[0], "window_end": window[1]})
                  if window is not None else _encode(key, kf, "key"))
-            v = None if value is None else _json(value) if json_values else _encode(value, vf, "value")
+            v = (None if value is None else _json(value) if json_values
+                 else _encode(value, vf, "value"))
             try:
                 send(topic, value=v, key=k, on_delivery=tracker, timestamp=ts or 0,
                      headers=headers)
