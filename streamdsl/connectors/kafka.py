@@ -750,24 +750,29 @@ class KafkaSink(_KafkaWriter):
         send = self.producer.produce
         json_values = vf == "json"
         left = self.POLL_EVERY - self._unpolled
-        for key, value, ts, window in recs:
-            k = (_json({"key": key, "window_start": window[0], "window_end": window[1]})
-                 if window is not None else _encode(key, kf, "key"))
-            v = (None if value is None else _json(value) if json_values
-                 else _encode(value, vf, "value"))
-            try:
-                send(topic, value=v, key=k, on_delivery=tracker, timestamp=ts or 0,
-                     headers=headers)
-            except BufferError:  # the local queue is full: wait for room
-                produce(self.producer, topic, k, v, ts, tracker, headers=headers)
-                left = self.POLL_EVERY
-                continue
-            left -= 1
-            if left <= 0:
-                self.producer.poll(0)
-                left = self.POLL_EVERY
-        self._unpolled = self.POLL_EVERY - left
-        self.written += len(recs)
+        n = 0
+        try:
+            for key, value, ts, window in recs:
+                k = (_json({"key": key, "window_start": window[0], "window_end": window[1]})
+                     if window is not None else _encode(key, kf, "key"))
+                v = (None if value is None else _json(value) if json_values
+                     else _encode(value, vf, "value"))
+                try:
+                    send(topic, value=v, key=k, on_delivery=tracker, timestamp=ts or 0,
+                         headers=headers)
+                except BufferError:  # the local queue is full: wait for room
+                    produce(self.producer, topic, k, v, ts, tracker, headers=headers)
+                    n += 1
+                    left = self.POLL_EVERY
+                    continue
+                n += 1
+                left -= 1
+                if left <= 0:
+                    self.producer.poll(0)
+                    left = self.POLL_EVERY
+        finally:  # (as ``write`` counts them, should a record fail)
+            self._unpolled = self.POLL_EVERY - left
+            self.written += n
 
 
 class KafkaDeadLetterSink(_KafkaWriter):

@@ -158,3 +158,49 @@ def test_feed_columns_equals_feed_ingested(name, partitions, records, pieces):
     topo = TOPOLOGIES[name]()
     assert (_run(topo, records, pieces, partitions, True)
             == _run(topo, records, pieces, partitions, False))
+
+
+class _Producer:
+    """Records ``produce`` calls; the local queue is full at the calls listed in ``full``."""
+
+    def __init__(self, full: set[int]):
+        self.calls: list[tuple] = []
+        self.polls = 0
+        self.full = set(full)
+        self.n = 0
+
+    def produce(self, topic, **kw):
+        self.n += 1
+        if self.n in self.full:
+            raise BufferError
+        self.calls.append((topic, kw["key"], kw["value"], kw.get("timestamp"), kw.get("headers")))
+
+    def poll(self, timeout):
+        self.polls += 1
+
+
+out_record = st.tuples(st.sampled_from(["a", 3, None, {"x": 1}]),
+                       st.sampled_from([None, 1, "v", {"n": [1, 2]}]),
+                       st.integers(0, 10), st.sampled_from([None, (0, 10), (10, 20)]))
+
+
+@settings(max_examples=50)
+@given(batches=st.lists(st.lists(out_record, max_size=8), max_size=5),
+       full=st.sets(st.integers(1, 40), max_size=3), key_format=st.sampled_from(["string", "json"]))
+def test_a_kafka_sink_writes_a_batch_as_it_writes_its_records_one_by_one(batches, full,
+                                                                         key_format):
+    from streamdsl.connectors.kafka import KafkaSink
+    from streamdsl.runtime.records import OutputRecord
+
+    def sink():
+        p = _Producer(full)
+        s = KafkaSink(f"kafka://127.0.0.1:9/t?key_format={key_format}", producer=p, create=False)
+        s.POLL_EVERY = 3
+        return s, p
+    (one, p1), (many, p2) = sink(), sink()
+    for batch in batches:
+        recs = [OutputRecord(*r) for r in batch]
+        for r in recs:
+            one.write(r)
+        many.many(recs)
+    assert p1.calls == p2.calls and p1.polls == p2.polls and one.written == many.written
