@@ -32,8 +32,9 @@ class Segment(NamedTuple):
     port: str
     #: ``{stage owner: fail(record, exception)}`` for the stateless stages on the way
     fails: dict[str, Callable]
-    #: ``columns(keys, values, timestamps, positions, source, fail)``: the operator over a
-    #: run, ``[(partition, that task's outputs)]`` (its columnar fast paths)
+    #: ``columns(keys, values, timestamps, positions, source, fail, parts=None)``: the
+    #: operator over a run, ``[(partition, that task's outputs)]`` (its columnar fast paths;
+    #: ``parts``: each row's partition when not its key's)
     columns: Callable
     #: the sink that is the operator's only output, when ``columns`` builds its records
     sink: str | None
@@ -110,11 +111,13 @@ class Segments:
         all_tasks = every.build([t.processor for t in tasks], rows=rows) if every else None
 
         def columns(ks: list, vs: list, tss: list, ps: Any, source: str,
-                    fail: Callable) -> list[tuple[int, list]]:
-            """The operator over a run of columns: ``[(partition, its task's outputs)]``."""
+                    fail: Callable, parts: list | None = None) -> list[tuple[int, list]]:
+            """The operator over a run of columns: ``[(partition, its task's outputs)]``
+            (``parts``: each row's partition, when not its key's: a Kafka run's)."""
             if n == 1 or (shared and sink is not None):  # the sink needs no partition
                 return [(0, fns[0](ks, vs, tss, ps, source, fail))]
-            parts = partitions_of(ks, ps)
+            if parts is None:
+                parts = partitions_of(ks, ps)
             if all_tasks is not None:
                 return list(enumerate(all_tasks(ks, vs, tss, ps, source, fail, parts)))
             # each task takes its rows in one pass over the columns (partition order)
@@ -154,7 +157,7 @@ class Segments:
         to_sink = sink_fp.build(plan.node(sink))
 
         def columns(ks: list, vs: list, tss: list, ps: Any, source: str,
-                    fail: Callable) -> list[tuple[int, list]]:
+                    fail: Callable, parts: list | None = None) -> list[tuple[int, list]]:
             return [(0, to_sink(ks, vs, tss, ps, source, fail))]
         fail = self.batches.fail
         fails = {owner: (lambda rec, e, owner=owner: fail(owner, rec, e)) for owner, _ in chain}

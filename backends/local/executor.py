@@ -349,6 +349,54 @@ class Executor:
                                                           for j, r in enumerate(batch)}):
                 self.batches.run(inbox)
 
+    def feed_columns(self, name: str, values: list, positions: list, parts: list[int]) -> None:
+        """Records of source node ``name`` as columns, in order: ``values[i]`` a dict with the
+        source's key and timestamp fields (an int in range), at ``positions[i]``, in the task of
+        partition ``parts[i]`` (the Kafka loop's columnar hand-over, ``kafka_columns``), run
+        through the source's columnar run (``segments``: there must be one); counted as read.
+        Equal to ``feed_ingested`` of the records the source's ingest makes of them.
+        """
+        topic = self.plan.node(name).topic
+        seg = self.segments.segment(topic)
+        assert seg is not None, f"no columnar run for {topic!r}"
+        n = len(values)
+        self.metrics.records_in += n
+        self.metrics.in_by_source[topic] += n
+        fail_of, op = self.batches.fail, seg.op
+
+        def fail(rec: Record, exc: Exception) -> None:
+            fail_of(op, rec, exc)
+
+        def at(rec: Record) -> Record:  # the stages' failures name the record's place in the run
+            rec.origin = (topic, positions[rec.origin[1]])
+            return rec
+        fails = {owner: (lambda rec, e, f=f: f(at(rec), e)) for owner, f in seg.fails.items()}
+
+        def bad(ev: InputEvent, reason: str) -> None:  # (the caller checked every value)
+            raise AssertionError(f"feed_columns: {reason}")
+        with self._batch_letters(lambda: {(topic, p): j for j, p in enumerate(positions)}):
+            ks, vs, tss, ps = seg.ingest(values, 0, bad, fails)
+            if len(ps) < n:  # some filtered out
+                parts = list(map(parts.__getitem__, ps))
+                ps = list(map(positions.__getitem__, ps))
+            else:
+                ps = positions
+            if not ks:
+                return
+            outs_of = seg.columns(ks, vs, tss, ps, topic, fail, parts)
+            if seg.sink is not None:  # the operator built the sink's records itself
+                write = self.wiring.sink_output(seg.sink)
+                for _, outs in outs_of:
+                    write(outs)
+                return
+            targets = self.wiring.edges[seg.op]
+            for part, outs in outs_of:  # (as ``Segments.feed`` runs them)
+                if outs:
+                    inbox: dict[str, list[Part]] = {}
+                    for dst, dport, _ in targets:
+                        inbox.setdefault(dst, []).append(Part(dport, outs, None, part))
+                    self.batches.run(inbox)
+
     def _ingest_many(self, name: str, events: list[InputEvent]) -> list[Record]:
         ingest = self._ingest[name]
         try:

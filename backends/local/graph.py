@@ -99,6 +99,8 @@ class Wiring:
         out_list = self.outputs.get(topic)
         metrics = self.metrics
         collect = out_list is not None and writer == out_list.append
+        # a writer with ``many(records)`` takes them all in one call (``KafkaSink``)
+        many = getattr(writer, "many", None)
 
         def write(outs: list[OutputRecord]) -> None:
             if outs:
@@ -106,6 +108,8 @@ class Wiring:
                 metrics.out_by_sink[topic] += len(outs)
                 if collect:
                     out_list.extend(outs)
+                elif many is not None:
+                    many(outs)
                 else:
                     for o in outs:
                         writer(o)

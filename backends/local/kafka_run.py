@@ -61,8 +61,8 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from itertools import chain, groupby, islice, takewhile
-from operator import itemgetter
+from itertools import chain, groupby, islice, repeat, takewhile
+from operator import contains, is_, itemgetter
 from typing import Any, Callable, NamedTuple
 
 from streamdsl.connectors import kafka as kc
@@ -81,6 +81,7 @@ from streamdsl.timeutil import MAX_TIMESTAMP
 
 from .executor import Executor
 from .graph import Handoff
+from .kafka_columns import ColumnBuffer, Head, take_order
 
 __all__ = ["run_kafka", "plan_difference", "GUARANTEES", "CHECKPOINT_SUFFIX", "TXN_HEADER",
            "SEQ_HEADER", "SESSION_TIMEOUT_MS"]
@@ -366,6 +367,7 @@ class _KafkaRun:
         self.assigned: set[tuple[str, int]] = set()
         self.stop: str | None = None
         self.failed = False  # the run is ending with an error: commit nothing more
+        self.columnar = False  # consumed values go columnar (``_columnar_ok``)
         self.fed = 0
         self.dirty = False
         self.ended = False
@@ -784,7 +786,9 @@ class _KafkaRun:
         # A failure while processing then leaves nothing in the output topics at all (a broker
         # that shows aborted records to read_committed readers, such as Tansu, shows nothing).
         self.pending: list[tuple[Callable[[Any], None], Any]] = []
-        writers = {t: self._writer(s.write) for t, s in self.sinks.items()}
+        # (a Kafka sink takes a batch's records in one call: ``KafkaSink.many``)
+        writers = {t: s if not self.eos and isinstance(s, kc.KafkaSink) else self._writer(s.write)
+                   for t, s in self.sinks.items()}
         # One task per partition, as Kafka Streams: a Kafka record's task is its partition's
         # (whatever partitioner wrote it); the other inputs' records go where their keys
         # (positions) say, over as many partitions.
@@ -837,6 +841,8 @@ class _KafkaRun:
             self.saw_raw = False
             self.single_source = len(self.plan_nodes_of) == 1
             self.only_node = next(iter(self.plan_nodes_of.values()))[0]
+            #: consumed values kept in columns and fed columnar (``kafka_columns``)
+            self.columnar = self._columnar_ok()
             self.channels.extend(self._open_other(source, skip.get(source, 0))
                                  for source in self.other_in)
             self._start_from_committed(consumer)
@@ -1204,28 +1210,24 @@ class _KafkaRun:
             elif self.assigned and time.monotonic() - since >= 1.0:
                 return
 
-    def _receive(self, msgs: list[Any]) -> bool:
-        """Buffer consumed messages in their channels, each decoded and ingested once, as
-        ``(event time, rank, Record)`` (``(_NEG_INF, rank, _Raw)`` for one that does not
-        ingest: dead-lettered when the merge reaches it). ``consume`` gives a partition's
-        messages in runs; each run is taken by its channel's ``take`` in one loop."""
+    def _receive(self, msgs: list[Any], i: int = 0) -> bool:
+        """Buffer consumed messages (from ``msgs[i]``) in their channels, each decoded and
+        ingested once, as ``(event time, rank, Record)`` (``(_NEG_INF, rank, _Raw)`` for one
+        that does not ingest: dead-lettered when the merge reaches it). ``consume`` gives a
+        partition's messages in runs; each run is taken by its channel's ``take`` in one loop.
+        A columnar run (``kafka_columns``) buffers columns instead."""
+        if self.columnar:
+            return self._receive_columns(msgs)
         ck = kc._require_kafka()
         got = False
         kchan = self.kchan
-        i, n = 0, len(msgs)
+        n = len(msgs)
         while i < n:
             msg = msgs[i]
             err = msg.error()
             if err is not None:
                 i += 1
-                if err.code() == ck.KafkaError._PARTITION_EOF:
-                    ch = kchan.get((msg.topic(), msg.partition()))
-                    if ch is not None:
-                        ch.eof = True
-                    continue
-                if err.fatal() or err.code() in kc._TOPIC_ERRORS:
-                    raise ConnectorError(f"Kafka consumer of group {self.group!r}: {err.str()}")
-                log.warning("kafka: %s", err.str())
+                self._on_error_message(msg, err)
                 continue
             ch = kchan.get((msg.topic(), msg.partition()))
             if ch is None:  # not ours any more
@@ -1238,6 +1240,18 @@ class _KafkaRun:
                 self.consumer.pause([ck.TopicPartition(ch.topic, ch.partition)])
                 ch.paused = True
         return got
+
+    def _on_error_message(self, msg: Any, err: Any) -> None:
+        """A consumed event that is not a record: a partition's end, or an error."""
+        ck = kc._require_kafka()
+        if err.code() == ck.KafkaError._PARTITION_EOF:
+            ch = self.kchan.get((msg.topic(), msg.partition()))
+            if ch is not None:
+                ch.eof = True
+            return
+        if err.fatal() or err.code() in kc._TOPIC_ERRORS:
+            raise ConnectorError(f"Kafka consumer of group {self.group!r}: {err.str()}")
+        log.warning("kafka: %s", err.str())
 
     def _consume(self, timeout: float) -> list[Any]:
         """What the consumer has (up to 10,000 messages) without waiting, else the first
@@ -1358,10 +1372,174 @@ class _KafkaRun:
             return i
         return take_fused
 
+    def _columnar_ok(self) -> bool:
+        """Whether consumed values go columnar (``kafka_columns``): the run reads one Kafka
+        topic and nothing else (no other input, no repartition topic), through one source node
+        whose records are JSON objects with its key and event-time fields (its Kafka key
+        unused: ``_taker``'s fused case; fields named like the memory connector's envelope
+        excepted), into a plan whose source has a columnar run (``Executor.feed_columns``)."""
+        if len(self.kafka_in) != 1 or self.other_in or self.rtopic or not self.ex.batchable:
+            return False
+        (source,) = self.kafka_in
+        nodes = self.plan_nodes_of.get(source, [])
+        if len(nodes) != 1 or self.key_used[source] or self.kafka_in[source].value_format != "json":
+            return False
+        node = self.plan.node(nodes[0])
+        kf, tf = field_name(node.key), field_name(node.timestamp)
+        if kf is None or tf is None or {kf, tf} <= {"key", "value", "timestamp"}:
+            return False
+        if self.ex.segments.segment(source) is None:
+            return False
+        import orjson
+        ck = kc._require_kafka()
+        self._c_source, self._c_topic = source, self.kafka_in[source].topic
+        self._cols = (orjson.loads, orjson.JSONDecodeError, itemgetter(tf), kf,
+                      ck.Message.value, ck.Message.offset)
+        self._msg_partition, self._msg_error = ck.Message.partition, ck.Message.error
+        return True
+
+    def _receive_columns(self, msgs: list[Any]) -> bool:
+        """``_receive`` of a columnar run: each run of a partition's messages decoded into its
+        channel's columns (``_take_columns``); errors (ends of partitions) as ``_receive``
+        takes them. A run that does not decode so turns the whole run to the record path
+        (``_leave_columns``), from that run on."""
+        ck = kc._require_kafka()
+        got = False
+        kchan, topic = self.kchan, self._c_topic
+        oks = list(map(is_, map(self._msg_error, msgs), repeat(None)))
+        i = 0
+        for (p, ok), g in groupby(zip(map(self._msg_partition, msgs), oks)):
+            j = i + len(list(g))
+            if not ok:  # (end-of-partition events, errors): as the record path takes them
+                for msg in msgs[i:j]:
+                    self._on_error_message(msg, msg.error())
+                i = j
+                continue
+            ch = kchan.get((topic, p))
+            if ch is None:  # not ours any more
+                i = j
+                continue
+            if not self._take_columns(ch, msgs[i:j]):
+                self._leave_columns()
+                return self._receive(msgs, i) or got
+            ch.eof = False
+            got = True
+            if not ch.paused and len(ch.buf) >= _PAUSE_AT:
+                self.consumer.pause([ck.TopicPartition(ch.topic, ch.partition)])
+                ch.paused = True
+            i = j
+        return got
+
+    def _take_columns(self, ch: _Channel, run: list[Any]) -> bool:
+        """Decode a run of ``ch``'s messages into its columns: every value a JSON object with
+        the key field and an int event time in range (what ``_taker``'s fused loop makes a
+        ``Record`` of), else False and nothing buffered."""
+        loads, decode_error, tget, kf, value_of, offset_of = self._cols
+        try:
+            vs = list(map(loads, map(value_of, run)))  # (None, a tombstone, raises TypeError)
+        except (decode_error, TypeError):
+            return False
+        n = len(vs)
+        if list(map(type, vs)).count(dict) != n or not all(map(contains, vs, repeat(kf))):
+            return False
+        try:
+            tss = list(map(tget, vs))
+        except KeyError:
+            return False
+        if list(map(type, tss)).count(int) != n or min(tss) < 0 or max(tss) >= MAX_TIMESTAMP:
+            return False
+        ch.buf.extend(vs, tss, list(map(offset_of, run)))  # type: ignore[attr-defined]
+        return True
+
+    def _leave_columns(self) -> None:
+        """The record path from now on: each channel's columns become its buffer's entries
+        ``(event time, rank, Record)``, as ``_taker``'s fused loop makes them."""
+        self.columnar = False
+        kf = self._cols[3]
+        source = self._c_source
+        for ch in self.channels:
+            cb = ch.buf
+            if type(cb) is not ColumnBuffer:
+                continue
+            h, rank, partition = cb.head, ch.rank, ch.partition
+            ch.buf = deque((ts, rank, Record(v[kf], v, ts, None, (source, (partition, off))))
+                           for v, ts, off in zip(cb.values[h:], cb.tss[h:], cb.offsets[h:]))
+            ch.take = self._taker(ch)  # (appends to the new buffer)
+
+    def _drain_columns(self, chans: list[_Channel], until: float) -> bool:
+        """``_drain_sub`` of a columnar run: the merge of the channels' columns
+        (``take_order``, the order ``heapq.merge`` gives the record path), fed in chunks
+        (``Executor.feed_columns``), stops taking effect between chunks as there."""
+        ck = kc._require_kafka()
+        fed = False
+        node = self.only_node
+        while not self.stop:
+            live: list[tuple[_Channel, bool]] = []
+            for ch in chans:
+                if not ch.active:
+                    continue
+                more = not ch.eof
+                if ch.buf:
+                    live.append((ch, more))
+                elif more:
+                    return fed  # a partition that may still deliver earlier records
+            if not live:
+                return fed
+            ext_left = None if self.max_records is None else self.max_records - self.fed
+            if ext_left is not None and ext_left <= 0:
+                return fed
+            bufs: list[ColumnBuffer] = [ch.buf for ch, _ in live]  # type: ignore[misc]
+            counts, order = take_order([Head(*b.merge_keys(), more)
+                                        for b, (_, more) in zip(bufs, live)], ext_left)
+            total = len(order)
+            if not total:
+                return fed
+            if len(live) == 1:
+                b = bufs[0]
+                vs = b.values[b.head:b.head + total]
+                offs = b.offsets[b.head:b.head + total]
+                parts = [live[0][0].partition] * total
+            else:
+                pick = [(b.head, b.head + k) for b, k in zip(bufs, counts)]
+                vs = list(map(list(chain.from_iterable(
+                    b.values[lo:hi] for b, (lo, hi) in zip(bufs, pick))).__getitem__, order))
+                offs = list(map(list(chain.from_iterable(
+                    b.offsets[lo:hi] for b, (lo, hi) in zip(bufs, pick))).__getitem__, order))
+                parts = list(map(list(chain.from_iterable(
+                    repeat(ch.partition, k) for (ch, _), k in zip(live, counts))).__getitem__,
+                    order))
+            done = 0
+            while done < total:
+                pv, pp = vs[done:done + _CHUNK], parts[done:done + _CHUNK]
+                self.ex.feed_columns(node, pv, list(zip(pp, offs[done:done + _CHUNK])), pp)
+                done += len(pv)
+                self.fed += len(pv)
+                self.dirty = True
+                fed = True
+                if self.stop or time.monotonic() >= until:
+                    break
+            if done < total:
+                by_part = Counter(parts[:done])
+                counts = [by_part.get(ch.partition, 0) for ch, _ in live]
+            for (ch, _), b, k in zip(live, bufs, counts):
+                if not k:
+                    continue
+                ch.next_offset = b.offsets[b.head + k - 1] + 1
+                b.advance(k)
+                if ch.paused and len(b) <= _RESUME_AT:
+                    self.consumer.resume([ck.TopicPartition(ch.topic, ch.partition)])
+                    ch.paused = False
+            if done < total:
+                return fed
+        return fed
+
     def _register(self, ch: _Channel, *, kafka: bool) -> None:
         ch.entry = self._entry_maker(ch.source, ch.rank, kafka)
         if kafka:
             ch.take = self._taker(ch)
+            if self.columnar:
+                # (ties: the partition, the channels' rank order of one topic)
+                ch.buf = ColumnBuffer(ch.partition, self.partitions)  # type: ignore[assignment]
         self.by_rank[ch.rank] = ch
         self.node_of_rank[ch.rank] = self.plan_nodes_of[ch.source][0]
 
@@ -1488,6 +1666,8 @@ class _KafkaRun:
         its end (``_at_end``). Once ``max_records`` input records are read, the merge goes on
         only while its next record comes from a repartition topic. Whether anything was
         taken."""
+        if self.columnar:
+            return self._drain_columns(chans, until)
         ck = kc._require_kafka()
         waits = self.waits[sub]
         fed = False

@@ -739,6 +739,41 @@ class KafkaSink(_KafkaWriter):
                    ts)
         self.written += 1
 
+    __call__ = write
+
+    def many(self, recs: list[OutputRecord]) -> None:
+        """``write`` of each record, in order, in one loop (the local run's sinks hand over
+        what a batch gives them at once): librdkafka still gets one ``produce`` call each
+        (``produce_batch`` takes no timestamps)."""
+        kf, vf = self.spec.key_format, self.spec.value_format
+        topic, tracker, headers = self.spec.topic, self.tracker, self.headers
+        send = self.producer.produce
+        json_values = vf == "json"
+        left = self.POLL_EVERY - self._unpolled
+        n = 0
+        try:
+            for key, value, ts, window in recs:
+                k = (_json({"key": key, "window_start": window[0], "window_end": window[1]})
+                     if window is not None else _encode(key, kf, "key"))
+                v = (None if value is None else _json(value) if json_values
+                     else _encode(value, vf, "value"))
+                try:
+                    send(topic, value=v, key=k, on_delivery=tracker, timestamp=ts or 0,
+                         headers=headers)
+                except BufferError:  # the local queue is full: wait for room
+                    produce(self.producer, topic, k, v, ts, tracker, headers=headers)
+                    n += 1
+                    left = self.POLL_EVERY
+                    continue
+                n += 1
+                left -= 1
+                if left <= 0:
+                    self.producer.poll(0)
+                    left = self.POLL_EVERY
+        finally:  # (as ``write`` counts them, should a record fail)
+            self._unpolled = self.POLL_EVERY - left
+            self.written += n
+
 
 class KafkaDeadLetterSink(_KafkaWriter):
     """Writes ``DeadLetter`` records as JSON (with ``partition``, ``offset`` and ``reason``) to a
