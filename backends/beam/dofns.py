@@ -20,6 +20,8 @@ over at the end of each bundle as ``(lineage_key, ...)`` items, on a named chann
 
 from __future__ import annotations
 
+import atexit
+import gc
 import pickle
 import traceback
 from collections import Counter
@@ -194,6 +196,25 @@ class _LeanDoFn(beam.DoFn):
         return ["finish_bundle", "process", "setup", "start_bundle", "teardown"]
 
 
+_exit_prepared = False
+
+
+def _prepare_worker_exit() -> None:
+    """Spare a worker process the collector's passes over everything it imported when it exits.
+
+    A DirectRunner worker (``multi_processing``) ends once the run is done, and the runner waits
+    for each worker to end in turn. The interpreter's final collections then scan the million
+    objects that importing Beam and streamdsl left alive: 0.4 to 0.5 s of wall time per worker
+    (``gc.freeze`` at exit: 0.05 s). Frozen objects are freed as usual at exit, without the
+    scan; only the rare object in a reference cycle with a ``__del__`` loses its finalizer,
+    which the interpreter never promises at exit anyway.
+    """
+    global _exit_prepared
+    if not _exit_prepared:
+        _exit_prepared = True
+        atexit.register(gc.freeze)
+
+
 class _RunFn(_LeanDoFn):
     """A DoFn of one run: pickles only a token when the run executes in this process."""
 
@@ -228,6 +249,8 @@ class _RunFn(_LeanDoFn):
 
     def setup(self) -> None:
         self.counters = Counters()
+        if not self.in_process:
+            _prepare_worker_exit()
 
     def start_bundle(self) -> None:
         self._out: dict[str, list] = {}
