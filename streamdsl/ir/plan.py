@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-import networkx as nx
 import orjson
 
 from ..errors import ValidationError
@@ -45,6 +44,10 @@ class Plan:
         #: partitions of every source read from files, in-memory lists and ``TestDriver``
         #: (a Kafka topic has its own): the number of tasks of each sub-topology
         self.partitions = check_partitions(partitions)
+        # networkx is imported where a plan is built, not with this module: a Beam or Bytewax
+        # worker process imports the IR's nodes (through this package) but never a plan, and
+        # importing networkx is a tenth of a second of each worker's start
+        import networkx as nx
         self.graph = nx.MultiDiGraph()
         self._counter = 0
 
@@ -126,6 +129,7 @@ class Plan:
 
     def topological(self) -> list[Node]:
         """Nodes in a deterministic topological order (ties by insertion)."""
+        import networkx as nx
         order = nx.lexicographical_topological_sort(
             self.graph, key=lambda n: self.graph.nodes[n]["order"])
         return [self.node(n) for n in order]

@@ -20,8 +20,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import networkx as nx
-
 from .nodes import (Aggregate, Node, Repartition, Source, StreamTableJoin, TableAggregate,
                     TableGroupBy, TableTableJoin)
 from .plan import Plan
@@ -43,6 +41,7 @@ class SubTopology:
 
 def sub_topologies(plan: Plan) -> list[SubTopology]:
     """The plan's sub-topologies, numbered in topological order of their first node."""
+    import networkx as nx  # not with the module: see ``Plan.__init__``
     g = nx.Graph()
     g.add_nodes_from(plan.graph.nodes)
     for u, v in plan.graph.edges():

@@ -382,3 +382,17 @@ def test_multi_processing_reads_a_jsonl_file_in_shares(tmp_path):
     assert len(files["local"][0]) == 315
     assert f'"position":"{src}:101"'.encode() in files["local"][1]
     assert files["local"][1].count(b"\n") == 599  # the bad line; n == 0 (once on line 101)
+
+
+def test_batches_for_a_group_by_key_are_compressed_when_they_cross_processes():
+    """In worker processes a batch for a GroupByKey is compressed (it crosses the launching
+    process); unpacked, the batches give the same items, sorted by lineage key, as the plain
+    pickles of an in-process run."""
+    from streamdsl.backends.beam import dofns
+    batches = [[((0, i, j), "in", ("k", {"n": i}, i, None, ("t", f"/data/in.jsonl:{i}")))
+                for i in range(j, 900, 3)] for j in range(3)]
+    plain = [dofns._pack(b) for b in batches]
+    packed = [dofns._pack_compressed(b) for b in batches]
+    want = sorted((item for b in batches for item in b), key=lambda item: item[0])
+    assert dofns._unpack(plain) == dofns._unpack(packed, compressed=True) == want
+    assert sum(map(len, packed)) < sum(map(len, plain)) / 3
