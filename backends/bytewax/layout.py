@@ -172,7 +172,7 @@ class Layout:
         n = self.groups_of(dest)
         head = dest[3:] if dest.startswith("op:") else None
         if head is not None and per_key(self.plan.node(head)):
-            return lambda key: key_group(key, n)
+            return _cached_groups(n)
         partitioner = self._partitioner
         return lambda key: 0 if key is None else partitioner(key, 0)
 
@@ -279,3 +279,27 @@ class Layout:
             lines.append(f"[{s.id}] {head}{tasks}: runs {', '.join(s.members) or '-'} -> "
                          f"{', '.join(s.dests)}")
         return "\n".join(lines)
+
+
+#: keys whose key group a router remembers (then it starts again)
+_GROUP_CACHE = 1 << 16
+
+
+def _cached_groups(n: int) -> Callable[[Any], int]:
+    """``key -> key_group(key, n)``, remembered for ``str`` and ``int`` keys (exact types:
+    equal keys of those types have equal encodings, whatever process sees them first)."""
+    cache: dict = {}
+    get = cache.get
+
+    def group(key: Any) -> int:
+        g = get(key)
+        if g is None:
+            g = key_group(key, n)
+            t = type(key)
+            if t is str or t is int:
+                if len(cache) >= _GROUP_CACHE:
+                    cache.clear()
+                cache[key] = g
+        return g
+    return group
+

@@ -298,7 +298,7 @@ class OutputLogic(StatefulBatchLogic):
         run: list = []  # the current run of records (or of encoded lines)
         lines = False
         for pos, rec in ready:
-            enc = type(rec) is Lines
+            enc = type(rec) is Lines or type(rec) is bytes
             if run and enc is not lines:
                 out.append(self._released(run_pos, run, lines))
                 run = []
@@ -313,14 +313,18 @@ class OutputLogic(StatefulBatchLogic):
 
     def _released(self, pos: tuple, run: list, lines: bool) -> tuple:
         """``("recs", pos, OutputBatch)`` for records, ``("lines", pos, Lines)`` for records
-        the stages encoded (``messages.Lines``), counted in the metrics."""
+        the stages encoded (``messages.Lines``, or ``bytes`` for one record), counted in the
+        metrics."""
         m = self.metrics
-        n = sum(x.count for x in run) if lines else len(run)
+        if lines:  # ``Lines`` of blocks, ``bytes`` of single records
+            n = sum([1 if type(x) is bytes else x.count for x in run])
+            data = b"".join([x if type(x) is bytes else x.data for x in run])
+        else:
+            n = len(run)
         m.records_out += n
         m.out_by_sink[self.dest[len("sink:"):]] += n
         if lines:
-            return ("lines", pos, run[0] if len(run) == 1 else
-                    Lines(n, b"".join([x.data for x in run])))
+            return ("lines", pos, Lines(n, data))
         new = tuple.__new__
         return ("recs", pos, OutputBatch([new(OutputRecord, (r.key, r.value, r.ts, r.window))
                                           for r in run]))

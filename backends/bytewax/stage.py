@@ -20,7 +20,7 @@ from itertools import count, repeat
 from operator import itemgetter
 from typing import Any, Callable, NamedTuple
 
-from streamdsl.connectors.jsonl import encode_records
+from streamdsl.connectors.jsonl import encode_record, encode_records
 from streamdsl.errors import RecordError
 from streamdsl.ir.nodes import Sink, Source, TableFilter, TableMap
 from streamdsl.runtime.drive import BRANCH, FN, PROCESS, NodeStep, drive, node_step
@@ -528,14 +528,16 @@ _position = itemgetter(0)
 
 def _encoded(items: list) -> list:
     """A sink's ``(pos, Record)`` and ``(pos, Block)`` items with their records encoded as
-    the lines its JSON-lines file gets (``Lines``). A record that cannot be encoded here
+    the lines its JSON-lines file gets (a record's line as ``bytes``, a block's as ``Lines``). A record that cannot be encoded here
     stays as it is: the sink's writer meets it, and fails the run, as without encoding."""
     out = []
     add = out.append
     for pos, x in items:
-        recs = x if type(x) is Block else (x,)
         try:
-            add((pos, Lines(len(recs), encode_records(recs))))
+            if type(x) is Block:
+                add((pos, Lines(len(x), encode_records(x))))
+            else:  # one record: its line, as bytes (cheaper to pickle than a Lines)
+                add((pos, encode_record(x)))
         except Exception:  # noqa: BLE001 - left to the writer, which reports it
             add((pos, x))
     return out

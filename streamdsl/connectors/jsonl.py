@@ -77,6 +77,15 @@ def dumps_output(rec: OutputRecord) -> bytes:
     return orjson.dumps(rec.to_json_dict(), default=_default, option=_OPTS)
 
 
+def encode_record(r: Any) -> bytes:
+    """``encode_records((r,))``: one in-flight ``Record``'s line."""
+    w = r.window
+    d = {"key": r.key, "value": r.value, "timestamp": r.ts}
+    if w is not None:
+        d["window"] = {"start": w[0], "end": w[1]}
+    return orjson.dumps(d, default=_default, option=_OPTS) + b"\n"
+
+
 def encode_records(recs: Any) -> bytes:
     """The lines ``JsonlSink.write`` writes for the in-flight ``Record`` s ``recs`` (their
     ``OutputRecord`` s'), in order: what a backend that encodes records where they are made

@@ -76,3 +76,15 @@ def test_encoded_lines_are_what_the_jsonl_writer_writes(recs: list) -> None:
             encode_records(recs)
         return
     assert encode_records(recs) == expected
+
+
+@given(records)
+def test_one_encoded_record_is_its_line(rec: Record) -> None:
+    from streamdsl.connectors.jsonl import encode_record, encode_records
+    try:
+        line = encode_records([rec])
+    except TypeError:
+        with pytest.raises(TypeError):
+            encode_record(rec)
+        return
+    assert encode_record(rec) == line
