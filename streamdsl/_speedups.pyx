@@ -278,3 +278,85 @@ def stream_stream_join_run(self, items, fail):
         if seq != seq0:
             meta["seq"] = seq
     return out
+
+
+# ---------------------------------------------------------------- tumbling window, emit-final count
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def tumbling_count_final(list keys, list values, list timestamps, object mask, dict windows,
+                         list starts,
+                         long long st, long long size, long long grace, long long top,
+                         object late, object expire, object failed, object insort):
+    """The call-free loop of ``_tumbling`` (backends/local/fastpaths.py: an emit-final count
+    over rows without a null key or value), line for line: returns the new stream time, or
+    None, having done nothing, when some key or value is None or some timestamp is not an
+    ``int`` in ``[0, top)`` (the pure code then decides). ``mask``: the rows to take (None: all). ``late()`` counts a late
+    row; ``expire(close)`` closes the windows due; ``failed(i, stream time, exc)`` reports
+    row ``i`` whose key could not be hashed (the loop goes on after it)."""
+    cdef Py_ssize_t i, n = len(keys)
+    cdef long long ts, close, start, first_close, last_start = 0
+    cdef bint have_last = False
+    cdef bint masked = mask is not None
+    cdef dict bucket = None
+    cdef object k, tso, cur, m
+    cdef tuple c
+    if len(timestamps) != n or len(values) != n or (masked and len(mask) != n):
+        return None
+    for k in keys:
+        if k is None:
+            return None
+    for k in values:
+        if k is None:
+            return None
+    for tso in timestamps:
+        if type(tso) is not int or not 0 <= tso < top:
+            return None
+    close = st - grace
+    first_close = <long long>starts[0] + size if starts else (1 << 62)
+    for i in range(n):
+        if masked and not mask[i]:
+            continue
+        k = keys[i]
+        tso = timestamps[i]
+        ts = tso
+        try:
+            if ts > st:
+                st = ts
+                close = st - grace
+            start = ts - ts % size
+            if start + size <= close:
+                late()
+            else:
+                if not have_last or start != last_start:
+                    bucket = windows.get(start)
+                    if bucket is None:
+                        bucket = {}
+                        windows[start] = bucket
+                        insort(starts, start)
+                        first_close = <long long>starts[0] + size
+                    last_start = start
+                    have_last = True
+                cur = bucket.get(k)
+                if cur is None:
+                    bucket[k] = (1, tso)
+                else:
+                    c = <tuple>cur
+                    m = c[1]
+                    bucket[k] = (c[0] + 1, m if m > tso else tso)
+            if first_close <= close:
+                expire(close)
+                first_close = <long long>starts[0] + size if starts else (1 << 62)
+                have_last = False
+        except TypeError as e:
+            failed(i, st, e)
+    return st
+
+
+def has_none(list xs):
+    """Whether an item of ``xs`` is None (by identity: ``None in xs`` compares each item)."""
+    cdef object x
+    for x in xs:
+        if x is None:
+            return True
+    return False

@@ -435,7 +435,7 @@ def _drop_counter(st: Node, i: int, env: dict, ctx: Any, method: str) -> str | N
     return f"_count{i}"
 
 
-def compile_tail(chain: list[tuple[str, Node]], rows: bool = False,
+def compile_tail(chain: list[tuple[str, Node]], rows: bool | str = False,
                  ctxs: dict[str, Any] | None = None) -> Callable | None:
     """Row-local operators ending in a sink, as one loop: ``(records, fails) ->
     [OutputRecord]``, or None when a node does not qualify.
@@ -445,20 +445,30 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False,
     stages, and pass-through kinds (to_stream, repartition, merge, sink). Equal to running
     each operator's ``process_batch`` in turn and the sink building an ``OutputRecord`` per
     record, minus the records in between. With ``rows`` the function reads ``Rows``
-    (``(key, value, timestamp, window)`` tuples, origin None) instead of records.
-    ``ctxs[owner]`` counts what each stage drops.
+    (``(key, value, timestamp, window)`` tuples, origin None) instead of records; with
+    ``rows="closed"`` the windows an emit-final tumbling count closed (``fastpaths.Closed``:
+    ``(window, sorted keys, {key: (count, max timestamp)})``), read as the rows they stand
+    for, key by key (the ``window-close-tail`` fast path: the window's close and the tail in
+    one loop). ``ctxs[owner]`` counts what each stage drops.
     """
     ctxs = ctxs or {}
     env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
                            "received": received, "_get": _get, "OutputRecord": OutputRecord,
-                           "new": tuple.__new__}
+                           "new": tuple.__new__, "_chain": itertools.chain.from_iterable,
+                           "_zip": zip, "_map": map, "_repeat": itertools.repeat}
     owners = sorted({o for o, _ in chain})
+    if rows == "closed":  # each window's rows by C-level iterators: no tuple per row
+        loop = ["    for k, (v, ts), w in _chain([_zip(keys, _map(bucket.__getitem__, keys), "
+                "_repeat(w)) for w, keys, bucket in recs]):"]
+    elif rows:
+        loop = ["    for k, v, ts, w in recs:"]
+    else:
+        loop = ["    for rec in recs:", "        k = rec.key", "        v = rec.value"]
     body = ["def tail(recs, fails):",
             *[f"    fail{j} = fails[{o!r}]" for j, o in enumerate(owners)],
             "    out = []",
             "    append = out.append",
-            *(["    for k, v, ts, w in recs:"] if rows else
-              ["    for rec in recs:", "        k = rec.key", "        v = rec.value"])]
+            *loop]
     at = "Record(k, v, ts, w, None)" if rows else "received(rec, k, v)"
     counter = [0]
     for i, (owner, st) in enumerate(chain):
