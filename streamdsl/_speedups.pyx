@@ -11,6 +11,12 @@ as in the pure code).
 """
 
 cimport cython
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_SET_ITEM
+
+cdef extern from "Python.h":
+    object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
 
 from collections import deque
 from heapq import heappop, heappush
@@ -360,3 +366,50 @@ def has_none(list xs):
         if x is None:
             return True
     return False
+
+
+cdef inline object _row_of(object cls, object k, object v, object ts, object w):
+    # tuple.__new__(cls, (k, v, ts, w)) for a tuple subclass (OutputRecord): the allocation
+    # tuple's own __new__ makes for a subclass, without the intermediate tuple
+    cdef object r = PyType_GenericAlloc(<PyTypeObject*>cls, 4)
+    Py_INCREF(k)
+    PyTuple_SET_ITEM(r, 0, k)
+    Py_INCREF(v)
+    PyTuple_SET_ITEM(r, 1, v)
+    Py_INCREF(ts)
+    PyTuple_SET_ITEM(r, 2, ts)
+    Py_INCREF(w)
+    PyTuple_SET_ITEM(r, 3, w)
+    return r
+
+
+def closed_filter_to_sink(object closed, object pred, bint kv, object fail, object null_count,
+                          object output_record, object record):
+    """``codegen.compile_tail(chain, rows="closed")`` for a table filter followed only by
+    pass-through kinds down to a sink (backends/local/codegen.py, the ``window-close-tail``
+    fast path), line for line: the rows of each closed window, ``(window, keys, bucket)``,
+    key by key, a row failing ``pred`` (``pred(k, v)`` with ``kv``, else ``pred(v)``) made
+    a tombstone, ``null_count(v)`` (when not None) counting a None result, a raising
+    predicate reported by ``fail(record(k, v, ts, w, None), exc)``; the sink's records."""
+    cdef list out = []
+    cdef list keys
+    cdef dict bucket
+    cdef tuple e
+    cdef object w, k, v, ts, r
+    for w, keys, bucket in closed:
+        for k in keys:
+            e = <tuple>bucket[k]
+            v = e[0]
+            ts = e[1]
+            if v is not None:
+                try:
+                    r = pred(k, v) if kv else pred(v)
+                except Exception as exc:
+                    fail(record(k, v, ts, w, None), exc)
+                    continue
+                if r is None or not r:
+                    if r is None and null_count is not None:
+                        null_count(v)
+                    v = None
+            out.append(_row_of(output_record, k, v, ts, w))
+    return out

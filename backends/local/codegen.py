@@ -16,6 +16,7 @@ import itertools
 import operator
 from typing import Any, Callable
 
+from streamdsl._accel import speedups as _speedups
 from streamdsl.expr import BinOp, Col, Lit, _get
 from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
 from streamdsl.runtime.ingest import BadRecord, make_ingest, to_event
@@ -452,6 +453,10 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool | str = False,
     one loop). ``ctxs[owner]`` counts what each stage drops.
     """
     ctxs = ctxs or {}
+    if rows == "closed" and _speedups is not None:
+        compiled = _closed_filter_to_sink(chain, ctxs)
+        if compiled is not None:
+            return compiled
     env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
                            "received": received, "_get": _get, "OutputRecord": OutputRecord,
                            "new": tuple.__new__, "_chain": itertools.chain.from_iterable,
@@ -501,6 +506,26 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool | str = False,
              "    return out"]
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     return env["tail"]
+
+
+def _closed_filter_to_sink(chain: list[tuple[str, Node]], ctxs: dict[str, Any]
+                          ) -> Callable | None:
+    """``compile_tail(chain, rows="closed")`` compiled (``_speedups.closed_filter_to_sink``)
+    when ``chain`` is one table filter and pass-through kinds (fraud's ``HAVING`` ->
+    ``to_stream`` -> sink); else None. The predicate runs as ``call_source`` calls it."""
+    filters = [(o, st) for o, st in chain if st.kind not in IDENTITY_KINDS]
+    if len(filters) != 1 or not isinstance(filters[0][1], TableFilter):
+        return None
+    owner, st = filters[0]
+    fn = st.pred
+    pred, kv = (fn.expr.compile(), True) if fn.expr is not None else (fn.func, fn.arity == 2)
+    drops = Drops.of(st, [fn], ctxs.get(owner))
+    null = drops.null if drops.fields and drops.ctx is not None else None
+    run = _speedups.closed_filter_to_sink
+
+    def tail(recs: list, fails: dict[str, Callable]) -> list[OutputRecord]:
+        return run(recs, pred, kv, fails[owner], null, OutputRecord, Record)
+    return tail
 
 
 def compile_prefilter(source: Node, stage: Node) -> Callable | None:

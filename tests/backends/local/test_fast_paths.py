@@ -646,8 +646,12 @@ def _closed_windows(chunks: list[list[Record]]) -> tuple[list, list[list[Record]
 
 def check_fused_tail(data: st.DataObject) -> None:
     """A counted table, then table filters, to_stream and linear stream stages, to a sink."""
+    # records, rows, or the windows a tumbling count closed (window-close-tail)
+    use_rows = data.draw(st.sampled_from([False, True, fastpaths.CLOSED]))
     first = data.draw(st.lists(st.sampled_from(sorted(TAIL_STAGES)), max_size=2))
     after = data.draw(st.lists(st.sampled_from(sorted(STAGES)), max_size=2))
+    if use_rows == fastpaths.CLOSED and data.draw(st.booleans()):
+        first, after = first[:1] or ["table-filter-fn"], []  # compiled when the kernel is
     t = sd.Topology("tail")
     s = t.stream("in").group_by_key().agg(n=sd.count(), v=sd.max("v"))
     for n in first:
@@ -661,8 +665,6 @@ def check_fused_tail(data: st.DataObject) -> None:
     assert all(fastpaths.find("fused-tail", n) for n in chain)
     stages = [(n.name, st_) for n in chain
               for st_ in (n.stages if isinstance(n, Fused) else (n,))]
-    # records, rows, or the windows a tumbling count closed (window-close-tail)
-    use_rows = data.draw(st.sampled_from([False, True, fastpaths.CLOSED]))
     ref_metrics, got_metrics = Metrics(), Metrics()
     fn = codegen.compile_tail(stages, rows=use_rows,
                               ctxs={n.name: make_processor(n, got_metrics).ctx for n in chain})
@@ -936,10 +938,11 @@ def test_agg_inline_keeps_the_kernels_choice_between_equal_values():
             assert repr(got.result(g)) == repr(ref.result(r)), seq
 
 
-#: the fast paths whose emit-final count runs the compiled loop when the compiled kernel is in
-#: use (``streamdsl._speedups.tumbling_count_final``; the cases above run it)
+#: the fast paths that run compiled loops when the compiled kernel is in use (an emit-final
+#: count, ``streamdsl._speedups.tumbling_count_final``; a closed windows' table filter to a
+#: sink, ``closed_filter_to_sink``): the cases above run them
 COMPILED_COUNT = ["tumbling-batch", "tumbling-columns", "tumbling-columns-tasks",
-                  "window-close-tail"]
+                  "window-close-tail", "fused-tail"]
 
 
 @pytest.mark.parametrize("name", COMPILED_COUNT)
@@ -950,13 +953,13 @@ def test_tumbling_fast_paths_equal_the_kernel_with_their_pure_python_loop(name, 
     loop it copies equals the kernel too (tests/core/test_speedups.py checks the compiled
     kernel is in use)."""
     saved = fastpaths._speedups
-    fastpaths._speedups = None
+    fastpaths._speedups = codegen._speedups = None
     try:
         CASES[name](data)
     finally:
-        fastpaths._speedups = saved
+        fastpaths._speedups = codegen._speedups = saved
 
 
 def test_the_count_loop_is_compiled_when_the_kernel_is():
     from streamdsl import _accel
-    assert fastpaths._speedups is _accel.speedups
+    assert fastpaths._speedups is codegen._speedups is _accel.speedups
