@@ -413,3 +413,64 @@ def closed_filter_to_sink(object closed, object pred, bint kv, object fail, obje
                     v = None
             out.append(_row_of(output_record, k, v, ts, w))
     return out
+
+
+def stream_table_to_sink(list keys, list values, list timestamps, list rows, object joiner,
+                         object failed, object output_record):
+    """The inner-join loop of ``_stream_table_sink`` (backends/local/fastpaths.py, the
+    ``stream-table-join-to-sink`` fast path), line for line, over rows already looked up
+    (``rows[i]``: the table's row for ``keys[i]``, or None): ``(the sink's records, how many
+    records were skipped)``, a raising joiner reported by ``failed(i, exc)``; None, having
+    done nothing, when the columns' lengths differ."""
+    cdef Py_ssize_t i, n = len(keys)
+    cdef Py_ssize_t skipped = 0
+    cdef list out = []
+    cdef object k, v, row, j
+    if len(values) != n or len(timestamps) != n or len(rows) != n:
+        return None
+    for i in range(n):
+        row = rows[i]
+        k = keys[i]
+        v = values[i]
+        if row is not None:
+            if v is None:
+                skipped += 1
+                continue
+            try:
+                j = joiner(v, row)
+            except Exception as e:
+                failed(i, e)
+                continue
+            out.append(_row_of(output_record, k, j, timestamps[i], None))
+        elif k is None or v is None:
+            skipped += 1
+    return out, skipped
+
+
+def all_of_type(object xs, type t):
+    """``list(map(type, xs)).count(t) == len(xs)``: whether every item's type is ``t``
+    (the columnar ingest's checks, backends/local/codegen.py)."""
+    cdef object x
+    for x in xs:
+        if type(x) is not t:
+            return False
+    return True
+
+
+def ints_below(object xs, object top):
+    """``list(map(type, xs)).count(int) == len(xs) and min(xs) >= 0 and max(xs) < top`` for
+    a non-empty ``xs``: every item an ``int`` in ``[0, top)`` (timestamps in range)."""
+    cdef object x
+    cdef long long t = top, v
+    if not xs:
+        return False
+    for x in xs:
+        if type(x) is not int:
+            return False
+        try:
+            v = x
+        except OverflowError:  # too large for a C long long: not below top either
+            return False
+        if v < 0 or v >= t:
+            return False
+    return True

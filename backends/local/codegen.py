@@ -227,7 +227,8 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     env.update(_kget=None if keyless else operator.itemgetter(source.key.expr.name),
                _tget=operator.itemgetter(tf), _contains=operator.contains,
                _repeat=itertools.repeat, _compress=itertools.compress, _dict=dict, _int=int,
-               _map=map, _zip=zip, _type=type, _len=len, _list=list)
+               _map=map, _zip=zip, _type=type, _len=len, _list=list,
+               _all_type=_all_type, _ints_below=_ints_below)
     # A dict with "value" and no keys but key/value/timestamp is an envelope (memory
     # connector); one with a key or timestamp field of another name cannot be.
     envelope = "not any(map(_contains, items, _repeat('value', n)))"
@@ -235,14 +236,13 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     fast = ["def columns(items, pos0, bad, fails):",
             *[f"    fail{j} = fails[{o!r}]" for j, o in enumerate(owners)],
             "    n = len(items)",
-            f"    if n and list(map(type, items)).count(_dict) == n and {plain}:",
+            f"    if n and _all_type(items, _dict) and {plain}:",
             "        try:",
             "            ks = [None] * n" if keyless else "            ks = list(map(_kget, items))",
             "            tss = list(map(_tget, items))",
             "        except KeyError:",
             "            return ingest_columns(items, pos0, bad, fails)",
-            "        if list(map(type, tss)).count(_int) == n and min(tss) >= 0 \\",
-            "                and max(tss) < MAX_TS:",
+            "        if _ints_below(tss, MAX_TS):",
             "            vs = items",
             "            ps = range(pos0, pos0 + n)"]
     if cols is None:
@@ -268,6 +268,20 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     exec("\n".join(fast), env)  # noqa: S102
     return env["columns"]
+
+
+def _all_type_pure(xs: list, t: type) -> bool:
+    return list(map(type, xs)).count(t) == len(xs)
+
+
+def _ints_below_pure(xs: list, top: int) -> bool:
+    return list(map(type, xs)).count(int) == len(xs) and min(xs) >= 0 and max(xs) < top
+
+
+#: the columnar ingest's checks of whole columns, compiled when the kernel is
+#: (``_speedups.all_of_type``, ``ints_below``; the pure functions their references)
+_all_type = _speedups.all_of_type if _speedups is not None else _all_type_pure
+_ints_below = _speedups.ints_below if _speedups is not None else _ints_below_pure
 
 
 def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int],
@@ -302,7 +316,7 @@ def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int
                           "except KeyError:",
                           f"    {cols[0][0]} = None",
                           f"if {cols[0][0]} is not None and " + " and ".join(
-                              f"_list(_map(_type, {c})).count(_int) == _len(vs)" for c, _ in cols)
+                              f"_all_type({c}, _int)" for c, _ in cols)
                           + ":",
                           f"    mask = _list({expr})",
                           "    if not all(mask):",  # bools only: nothing to count

@@ -575,6 +575,20 @@ def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
             rows = list(map(get, keys))
         except TypeError:
             pass
+    if rows is not None and _speedups is not None:
+        # the loop below compiled (streamdsl/_speedups.pyx), the sink's records allocated
+        # directly
+        def failed(i: int, e: Exception) -> None:
+            fail(Record(keys[i], values[i], timestamps[i], None, (source, positions[i])), e)
+        got = _speedups.stream_table_to_sink(
+            keys if type(keys) is list else list(keys),
+            values if type(values) is list else list(values),
+            timestamps if type(timestamps) is list else list(timestamps), rows, joiner,
+            failed, OutputRecord)
+        if got is not None:
+            if got[1]:
+                ctx.skipped(got[1])
+            return got[0]
     if rows is not None:
         skipped = 0
         key_it = iter(keys)

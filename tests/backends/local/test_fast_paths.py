@@ -940,9 +940,10 @@ def test_agg_inline_keeps_the_kernels_choice_between_equal_values():
 
 #: the fast paths that run compiled loops when the compiled kernel is in use (an emit-final
 #: count, ``streamdsl._speedups.tumbling_count_final``; a closed windows' table filter to a
-#: sink, ``closed_filter_to_sink``): the cases above run them
+#: sink, ``closed_filter_to_sink``; a stream-table join into a sink, ``stream_table_to_sink``):
+#: the cases above run them
 COMPILED_COUNT = ["tumbling-batch", "tumbling-columns", "tumbling-columns-tasks",
-                  "window-close-tail", "fused-tail"]
+                  "window-close-tail", "fused-tail", "stream-table-join-to-sink"]
 
 
 @pytest.mark.parametrize("name", COMPILED_COUNT)
@@ -963,3 +964,21 @@ def test_tumbling_fast_paths_equal_the_kernel_with_their_pure_python_loop(name, 
 def test_the_count_loop_is_compiled_when_the_kernel_is():
     from streamdsl import _accel
     assert fastpaths._speedups is codegen._speedups is _accel.speedups
+
+
+@settings(max_examples=200)
+@given(xs=st.lists(st.sampled_from([0, 1, -1, 7, 2**62, 2**70, -2**70, True, 1.0, None, "1",
+                                    {}, []]), max_size=6),
+       top=st.sampled_from([1, 8, 2**62, 2**63 - 1]))
+def test_the_columnar_ingests_column_checks_equal_their_pure_python_code(xs, top):
+    """``_speedups.all_of_type`` / ``ints_below``, what the columnar ingest checks a run's
+    columns with when the kernel is compiled, give what their pure Python code gives."""
+    from streamdsl import _speedups
+    for t in (int, dict, bool):
+        assert _speedups.all_of_type(xs, t) == codegen._all_type_pure(xs, t)
+        assert _speedups.all_of_type(tuple(xs), t) == codegen._all_type_pure(xs, t)
+    if xs and codegen._all_type_pure(xs, int):
+        assert _speedups.ints_below(xs, top) == codegen._ints_below_pure(xs, top)
+    elif xs:
+        assert _speedups.ints_below(xs, top) is False
+    assert codegen._all_type is _speedups.all_of_type
