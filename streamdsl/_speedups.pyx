@@ -359,15 +359,6 @@ def tumbling_count_final(list keys, list values, list timestamps, object mask, d
     return st
 
 
-def has_none(list xs):
-    """Whether an item of ``xs`` is None (by identity: ``None in xs`` compares each item)."""
-    cdef object x
-    for x in xs:
-        if x is None:
-            return True
-    return False
-
-
 cdef inline object _row_of(object cls, object k, object v, object ts, object w):
     # tuple.__new__(cls, (k, v, ts, w)) for a tuple subclass (OutputRecord): the allocation
     # tuple's own __new__ makes for a subclass, without the intermediate tuple
