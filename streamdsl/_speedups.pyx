@@ -11,6 +11,12 @@ as in the pure code).
 """
 
 cimport cython
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_SET_ITEM
+
+cdef extern from "Python.h":
+    object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
 
 from collections import deque
 from heapq import heappop, heappush
@@ -278,3 +284,184 @@ def stream_stream_join_run(self, items, fail):
         if seq != seq0:
             meta["seq"] = seq
     return out
+
+
+# ---------------------------------------------------------------- tumbling window, emit-final count
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def tumbling_count_final(list keys, list values, list timestamps, object mask, dict windows,
+                         list starts,
+                         long long st, long long size, long long grace, long long top,
+                         object late, object expire, object failed, object insort):
+    """The call-free loop of ``_tumbling`` (backends/local/fastpaths.py: an emit-final count
+    over rows without a null key or value), line for line: returns the new stream time, or
+    None, having done nothing, when some key or value is None or some timestamp is not an
+    ``int`` in ``[0, top)`` (the pure code then decides). ``mask``: the rows to take (None: all). ``late()`` counts a late
+    row; ``expire(close)`` closes the windows due; ``failed(i, stream time, exc)`` reports
+    row ``i`` whose key could not be hashed (the loop goes on after it)."""
+    cdef Py_ssize_t i, n = len(keys)
+    cdef long long ts, close, start, first_close, last_start = 0
+    cdef bint have_last = False
+    cdef bint masked = mask is not None
+    cdef dict bucket = None
+    cdef object k, tso, cur, m
+    cdef tuple c
+    if len(timestamps) != n or len(values) != n or (masked and len(mask) != n):
+        return None
+    for k in keys:
+        if k is None:
+            return None
+    for k in values:
+        if k is None:
+            return None
+    for tso in timestamps:
+        if type(tso) is not int or not 0 <= tso < top:
+            return None
+    close = st - grace
+    first_close = <long long>starts[0] + size if starts else (1 << 62)
+    for i in range(n):
+        if masked and not mask[i]:
+            continue
+        k = keys[i]
+        tso = timestamps[i]
+        ts = tso
+        try:
+            if ts > st:
+                st = ts
+                close = st - grace
+            start = ts - ts % size
+            if start + size <= close:
+                late()
+            else:
+                if not have_last or start != last_start:
+                    bucket = windows.get(start)
+                    if bucket is None:
+                        bucket = {}
+                        windows[start] = bucket
+                        insort(starts, start)
+                        first_close = <long long>starts[0] + size
+                    last_start = start
+                    have_last = True
+                cur = bucket.get(k)
+                if cur is None:
+                    bucket[k] = (1, tso)
+                else:
+                    c = <tuple>cur
+                    m = c[1]
+                    bucket[k] = (c[0] + 1, m if m > tso else tso)
+            if first_close <= close:
+                expire(close)
+                first_close = <long long>starts[0] + size if starts else (1 << 62)
+                have_last = False
+        except TypeError as e:
+            failed(i, st, e)
+    return st
+
+
+cdef inline object _row_of(object cls, object k, object v, object ts, object w):
+    # tuple.__new__(cls, (k, v, ts, w)) for a tuple subclass (OutputRecord): the allocation
+    # tuple's own __new__ makes for a subclass, without the intermediate tuple
+    cdef object r = PyType_GenericAlloc(<PyTypeObject*>cls, 4)
+    Py_INCREF(k)
+    PyTuple_SET_ITEM(r, 0, k)
+    Py_INCREF(v)
+    PyTuple_SET_ITEM(r, 1, v)
+    Py_INCREF(ts)
+    PyTuple_SET_ITEM(r, 2, ts)
+    Py_INCREF(w)
+    PyTuple_SET_ITEM(r, 3, w)
+    return r
+
+
+def closed_filter_to_sink(object closed, object pred, bint kv, object fail, object null_count,
+                          object output_record, object record):
+    """``codegen.compile_tail(chain, rows="closed")`` for a table filter followed only by
+    pass-through kinds down to a sink (backends/local/codegen.py, the ``window-close-tail``
+    fast path), line for line: the rows of each closed window, ``(window, keys, bucket)``,
+    key by key, a row failing ``pred`` (``pred(k, v)`` with ``kv``, else ``pred(v)``) made
+    a tombstone, ``null_count(v)`` (when not None) counting a None result, a raising
+    predicate reported by ``fail(record(k, v, ts, w, None), exc)``; the sink's records."""
+    cdef list out = []
+    cdef list keys
+    cdef dict bucket
+    cdef tuple e
+    cdef object w, k, v, ts, r
+    for w, keys, bucket in closed:
+        for k in keys:
+            e = <tuple>bucket[k]
+            v = e[0]
+            ts = e[1]
+            if v is not None:
+                try:
+                    r = pred(k, v) if kv else pred(v)
+                except Exception as exc:
+                    fail(record(k, v, ts, w, None), exc)
+                    continue
+                if r is None or not r:
+                    if r is None and null_count is not None:
+                        null_count(v)
+                    v = None
+            out.append(_row_of(output_record, k, v, ts, w))
+    return out
+
+
+def stream_table_to_sink(list keys, list values, list timestamps, list rows, object joiner,
+                         object failed, object output_record):
+    """The inner-join loop of ``_stream_table_sink`` (backends/local/fastpaths.py, the
+    ``stream-table-join-to-sink`` fast path), line for line, over rows already looked up
+    (``rows[i]``: the table's row for ``keys[i]``, or None): ``(the sink's records, how many
+    records were skipped)``, a raising joiner reported by ``failed(i, exc)``; None, having
+    done nothing, when the columns' lengths differ."""
+    cdef Py_ssize_t i, n = len(keys)
+    cdef Py_ssize_t skipped = 0
+    cdef list out = []
+    cdef object k, v, row, j
+    if len(values) != n or len(timestamps) != n or len(rows) != n:
+        return None
+    for i in range(n):
+        row = rows[i]
+        k = keys[i]
+        v = values[i]
+        if row is not None:
+            if v is None:
+                skipped += 1
+                continue
+            try:
+                j = joiner(v, row)
+            except Exception as e:
+                failed(i, e)
+                continue
+            out.append(_row_of(output_record, k, j, timestamps[i], None))
+        elif k is None or v is None:
+            skipped += 1
+    return out, skipped
+
+
+def all_of_type(object xs, type t):
+    """``list(map(type, xs)).count(t) == len(xs)``: whether every item's type is ``t``
+    (the columnar ingest's checks, backends/local/codegen.py)."""
+    cdef object x
+    for x in xs:
+        if type(x) is not t:
+            return False
+    return True
+
+
+def ints_below(object xs, object top):
+    """``list(map(type, xs)).count(int) == len(xs) and min(xs) >= 0 and max(xs) < top`` for
+    a non-empty ``xs``: every item an ``int`` in ``[0, top)`` (timestamps in range)."""
+    cdef object x
+    cdef long long t = top, v
+    if not xs:
+        return False
+    for x in xs:
+        if type(x) is not int:
+            return False
+        try:
+            v = x
+        except OverflowError:  # too large for a C long long: not below top either
+            return False
+        if v < 0 or v >= t:
+            return False
+    return True

@@ -27,7 +27,7 @@ from streamdsl.runtime.stateless import IDENTITY_KINDS, LINEAR
 from streamdsl.windows import TumblingWindow
 
 from . import codegen, fastpaths
-from .fastpaths import Rows
+from .fastpaths import Closed, Rows
 from .graph import Part, RepartitionWriter, Wiring
 
 __all__ = ["BatchGraph", "batchable", "Runner", "Inbox"]
@@ -125,8 +125,9 @@ class BatchGraph:
         for name in reversed(wiring.order):  # does anything downstream merge inputs?
             need[name] = any(s in multi or need[s] for s in g.successors(name))
         self.need_seq = need
-        #: emit-final tumbling windows whose only consumer is a tail reading ``Rows``
-        self.rows_nodes: set[str] = set()
+        #: emit-final tumbling windows whose only consumer is a tail reading ``Rows`` (True)
+        #: or, a count, the windows it closes (``fastpaths.CLOSED``: ``window-close-tail``)
+        self.rows_nodes: dict[str, bool | str] = {}
         #: fused tails: [first node, the nodes it absorbs...]
         self.tails: list[list[str]] = []
         tails: dict[str, Runner] = {}
@@ -150,7 +151,7 @@ class BatchGraph:
             fp = fastpaths.find(fp_name, step.node)
             if fp is not None:
                 if fp_name == "tumbling-batch":
-                    return fp.build(step.processor, rows=name in self.rows_nodes)
+                    return fp.build(step.processor, rows=self.rows_nodes.get(name, False))
                 return fp.build(step.processor)
         return step.processor.process_batch
 
@@ -158,9 +159,10 @@ class BatchGraph:
         """Names of the fast paths node ``name`` runs with in batches."""
         node = self.steps[name][0].node
         fused = any(name in tail for tail in self.tails)  # the tail's loop runs it
+        closed = ["window-close-tail"] if self.rows_nodes.get(name) == fastpaths.CLOSED else []
         return [n for n in ("stateless-batch", "tumbling-batch", *_ROW_BATCHES, *_OTHER_BATCHES)
                 if fastpaths.find(n, node)
-                and not (fused and n in (*_ROW_BATCHES, *_OTHER_BATCHES))]
+                and not (fused and n in (*_ROW_BATCHES, *_OTHER_BATCHES))] + closed
 
     # ---- runners -----------------------------------------------------------------------------------
     def _make_runner(self, name: str, need_seq: bool) -> Runner:  # noqa: C901 - one closure per case
@@ -369,8 +371,10 @@ class BatchGraph:
             up = plan.node(ups[0])
             if up.kind == "Aggregate" and up.emit == "final" and \
                     isinstance(up.window, TumblingWindow):
-                fn_rows = codegen.compile_tail(stages, rows=True, ctxs=ctxs)
-                self.rows_nodes.add(ups[0])
+                # a count hands over the windows it closes (the tail makes their rows)
+                how = fastpaths.CLOSED if fastpaths.find("window-close-tail", up) else True
+                fn_rows = codegen.compile_tail(stages, rows=how, ctxs=ctxs)
+                self.rows_nodes[ups[0]] = how
         fail = self.fail
         fails = {n: (lambda rec, e, n=n: fail(n, rec, e)) for n in chain}
         write = wiring.sink_output(chain[-1])
@@ -378,7 +382,7 @@ class BatchGraph:
         def tail_runner(parts: list[Part]):
             for part in parts:
                 recs = part.recs
-                write(fn_rows(recs, fails) if type(recs) is Rows else fn(recs, fails))
+                write(fn_rows(recs, fails) if type(recs) in (Rows, Closed) else fn(recs, fails))
             return ()
         return tail_runner, chain[1:]
 

@@ -16,6 +16,7 @@ import itertools
 import operator
 from typing import Any, Callable
 
+from streamdsl._accel import speedups as _speedups
 from streamdsl.expr import BinOp, Col, Lit, _get
 from streamdsl.ir.nodes import Filter, FlatMap, FlatMapKV, Fused, KeyBy, Map, MapKV, Node, TableFilter
 from streamdsl.runtime.ingest import BadRecord, make_ingest, to_event
@@ -226,7 +227,8 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     env.update(_kget=None if keyless else operator.itemgetter(source.key.expr.name),
                _tget=operator.itemgetter(tf), _contains=operator.contains,
                _repeat=itertools.repeat, _compress=itertools.compress, _dict=dict, _int=int,
-               _map=map, _zip=zip, _type=type, _len=len, _list=list)
+               _map=map, _zip=zip, _type=type, _len=len, _list=list,
+               _all_type=_all_type, _ints_below=_ints_below)
     # A dict with "value" and no keys but key/value/timestamp is an envelope (memory
     # connector); one with a key or timestamp field of another name cannot be.
     envelope = "not any(map(_contains, items, _repeat('value', n)))"
@@ -234,14 +236,13 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     fast = ["def columns(items, pos0, bad, fails):",
             *[f"    fail{j} = fails[{o!r}]" for j, o in enumerate(owners)],
             "    n = len(items)",
-            f"    if n and list(map(type, items)).count(_dict) == n and {plain}:",
+            f"    if n and _all_type(items, _dict) and {plain}:",
             "        try:",
             "            ks = [None] * n" if keyless else "            ks = list(map(_kget, items))",
             "            tss = list(map(_tget, items))",
             "        except KeyError:",
             "            return ingest_columns(items, pos0, bad, fails)",
-            "        if list(map(type, tss)).count(_int) == n and min(tss) >= 0 \\",
-            "                and max(tss) < MAX_TS:",
+            "        if _ints_below(tss, MAX_TS):",
             "            vs = items",
             "            ps = range(pos0, pos0 + n)"]
     if cols is None:
@@ -267,6 +268,20 @@ def compile_columns(source: Node, chain: list[tuple[str, Node]],
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     exec("\n".join(fast), env)  # noqa: S102
     return env["columns"]
+
+
+def _all_type_pure(xs: list, t: type) -> bool:
+    return list(map(type, xs)).count(t) == len(xs)
+
+
+def _ints_below_pure(xs: list, top: int) -> bool:
+    return list(map(type, xs)).count(int) == len(xs) and min(xs) >= 0 and max(xs) < top
+
+
+#: the columnar ingest's checks of whole columns, compiled when the kernel is
+#: (``_speedups.all_of_type``, ``ints_below``; the pure functions their references)
+_all_type = _speedups.all_of_type if _speedups is not None else _all_type_pure
+_ints_below = _speedups.ints_below if _speedups is not None else _ints_below_pure
 
 
 def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int],
@@ -301,7 +316,7 @@ def _columnar_stages(chain: list[tuple[str, Node]], env: dict, counter: list[int
                           "except KeyError:",
                           f"    {cols[0][0]} = None",
                           f"if {cols[0][0]} is not None and " + " and ".join(
-                              f"_list(_map(_type, {c})).count(_int) == _len(vs)" for c, _ in cols)
+                              f"_all_type({c}, _int)" for c, _ in cols)
                           + ":",
                           f"    mask = _list({expr})",
                           "    if not all(mask):",  # bools only: nothing to count
@@ -435,7 +450,7 @@ def _drop_counter(st: Node, i: int, env: dict, ctx: Any, method: str) -> str | N
     return f"_count{i}"
 
 
-def compile_tail(chain: list[tuple[str, Node]], rows: bool = False,
+def compile_tail(chain: list[tuple[str, Node]], rows: bool | str = False,
                  ctxs: dict[str, Any] | None = None) -> Callable | None:
     """Row-local operators ending in a sink, as one loop: ``(records, fails) ->
     [OutputRecord]``, or None when a node does not qualify.
@@ -445,20 +460,34 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False,
     stages, and pass-through kinds (to_stream, repartition, merge, sink). Equal to running
     each operator's ``process_batch`` in turn and the sink building an ``OutputRecord`` per
     record, minus the records in between. With ``rows`` the function reads ``Rows``
-    (``(key, value, timestamp, window)`` tuples, origin None) instead of records.
-    ``ctxs[owner]`` counts what each stage drops.
+    (``(key, value, timestamp, window)`` tuples, origin None) instead of records; with
+    ``rows="closed"`` the windows an emit-final tumbling count closed (``fastpaths.Closed``:
+    ``(window, sorted keys, {key: (count, max timestamp)})``), read as the rows they stand
+    for, key by key (the ``window-close-tail`` fast path: the window's close and the tail in
+    one loop). ``ctxs[owner]`` counts what each stage drops.
     """
     ctxs = ctxs or {}
+    if rows == "closed" and _speedups is not None:
+        compiled = _closed_filter_to_sink(chain, ctxs)
+        if compiled is not None:
+            return compiled
     env: dict[str, Any] = {"Record": Record, "StageError": StageError, "pair": pair,
                            "received": received, "_get": _get, "OutputRecord": OutputRecord,
-                           "new": tuple.__new__}
+                           "new": tuple.__new__, "_chain": itertools.chain.from_iterable,
+                           "_zip": zip, "_map": map, "_repeat": itertools.repeat}
     owners = sorted({o for o, _ in chain})
+    if rows == "closed":  # each window's rows by C-level iterators: no tuple per row
+        loop = ["    for k, (v, ts), w in _chain([_zip(keys, _map(bucket.__getitem__, keys), "
+                "_repeat(w)) for w, keys, bucket in recs]):"]
+    elif rows:
+        loop = ["    for k, v, ts, w in recs:"]
+    else:
+        loop = ["    for rec in recs:", "        k = rec.key", "        v = rec.value"]
     body = ["def tail(recs, fails):",
             *[f"    fail{j} = fails[{o!r}]" for j, o in enumerate(owners)],
             "    out = []",
             "    append = out.append",
-            *(["    for k, v, ts, w in recs:"] if rows else
-              ["    for rec in recs:", "        k = rec.key", "        v = rec.value"])]
+            *loop]
     at = "Record(k, v, ts, w, None)" if rows else "received(rec, k, v)"
     counter = [0]
     for i, (owner, st) in enumerate(chain):
@@ -491,6 +520,26 @@ def compile_tail(chain: list[tuple[str, Node]], rows: bool = False,
              "    return out"]
     exec("\n".join(body), env)  # noqa: S102 - our own template; user code is only called
     return env["tail"]
+
+
+def _closed_filter_to_sink(chain: list[tuple[str, Node]], ctxs: dict[str, Any]
+                          ) -> Callable | None:
+    """``compile_tail(chain, rows="closed")`` compiled (``_speedups.closed_filter_to_sink``)
+    when ``chain`` is one table filter and pass-through kinds (fraud's ``HAVING`` ->
+    ``to_stream`` -> sink); else None. The predicate runs as ``call_source`` calls it."""
+    filters = [(o, st) for o, st in chain if st.kind not in IDENTITY_KINDS]
+    if len(filters) != 1 or not isinstance(filters[0][1], TableFilter):
+        return None
+    owner, st = filters[0]
+    fn = st.pred
+    pred, kv = (fn.expr.compile(), True) if fn.expr is not None else (fn.func, fn.arity == 2)
+    drops = Drops.of(st, [fn], ctxs.get(owner))
+    null = drops.null if drops.fields and drops.ctx is not None else None
+    run = _speedups.closed_filter_to_sink
+
+    def tail(recs: list, fails: dict[str, Callable]) -> list[OutputRecord]:
+        return run(recs, pred, kv, fails[owner], null, OutputRecord, Record)
+    return tail
 
 
 def compile_prefilter(source: Node, stage: Node) -> Callable | None:

@@ -95,7 +95,7 @@ class Segments:
         tasks = self.batches.steps[dst]
         n = self.batches.partitioner.n
         shared = n > 1 and tasks[1] == tasks[0]  # one processor for every task (keys only)
-        rows = dst in self.batches.rows_nodes
+        rows = self.batches.rows_nodes.get(dst, False)
         fp = fastpaths.find("stream-table-join-to-sink", op_node, port) if sink else None
         if fp is not None:
             fns = [fp.build(tasks[0].processor)] * n if shared else \

@@ -37,6 +37,7 @@ from itertools import compress, count, repeat
 from operator import length_hint
 from typing import Any, Callable, Sequence
 
+from streamdsl._accel import speedups as _speedups
 from streamdsl.ir.nodes import Aggregate, Node, Source, StreamTableJoin
 from streamdsl.runtime.aggregate import TimeWindowAggregate
 from streamdsl.runtime.aggregation import build_agg_ops
@@ -48,11 +49,13 @@ from streamdsl.runtime.ordering import merge_inputs, sorted_keys
 from streamdsl.runtime.processors import Fail, Processor, StatelessProcessor
 from streamdsl.runtime.records import OutputRecord, Record
 from streamdsl.runtime.stateless import IDENTITY_KINDS
+from streamdsl.timeutil import MAX_TIMESTAMP
 from streamdsl.windows import HoppingWindow, TumblingWindow
 
 from . import codegen, merge, tablerows
 
-__all__ = ["FastPath", "FAST_PATHS", "find", "Rows", "BATCH", "COLUMNS", "COLUMNS_TO_SINK",
+__all__ = ["FastPath", "FAST_PATHS", "find", "Rows", "Closed", "CLOSED", "closed_rows", "BATCH",
+           "COLUMNS", "COLUMNS_TO_SINK",
            "COLUMNS_TASKS",
            "INGEST_COLUMNS", "TAIL", "MERGE", "AGG_OPS"]
 
@@ -72,6 +75,32 @@ class Rows(list):
     its state: no ``Record`` is built per window and key)."""
 
     __slots__ = ()
+
+
+#: ``rows=CLOSED``: an emit-final tumbling count hands over ``Closed`` windows
+CLOSED = "closed"
+
+
+class Closed(list):
+    """The windows an emit-final tumbling count closed, as ``(window, keys, bucket)``
+    triples (``bucket``: ``{key: (count, max timestamp)}``, ``keys`` sorted as closing emits
+    them): what it hands a fused tail that reads them (``window-close-tail``), which makes
+    the rows ``(key, count, max timestamp, window)`` itself, in that order: no tuple is built
+    per window and key before the tail's own."""
+
+    __slots__ = ()
+
+
+def closed_rows(closed: Closed) -> Rows:
+    """The rows ``closed`` stands for (what ``Rows`` would hold)."""
+    return Rows((k, *bucket[k], window) for window, keys, bucket in closed for k in keys)
+
+
+def _out_list(rows: bool | str, final: bool) -> list:
+    if rows == CLOSED:
+        assert final
+        return Closed()
+    return Rows() if rows and final else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +146,12 @@ def _tumbling_applies(node: Node, port: str) -> bool:
     return isinstance(node, Aggregate) and isinstance(node.window, TumblingWindow)
 
 
-def _tumbling_batch(proc: TimeWindowAggregate, rows: bool = False,
+def _close_tail_applies(node: Node, port: str) -> bool:
+    return (_tumbling_applies(node, port) and node.emit == "final"
+            and node.aggregator.kind == "count")
+
+
+def _tumbling_batch(proc: TimeWindowAggregate, rows: bool | str = False,
                     seqs: bool = False) -> Callable:
     def batch(port: str, recs: list[Record], fail: Fail) -> list:
         return _tumbling(proc, [r.key for r in recs], [r.value for r in recs],
@@ -167,7 +201,7 @@ def _final_with_seqs(proc: TimeWindowAggregate, batch: Callable, port: str,
     return out, oseqs
 
 
-def _tumbling_columns(proc: TimeWindowAggregate, rows: bool = False) -> Callable:
+def _tumbling_columns(proc: TimeWindowAggregate, rows: bool | str = False) -> Callable:
     def columns(keys: list, values: list, timestamps: list, positions: Sequence[int],
                 source: str, fail: Fail, parts: list | None = None, part: int = 0) -> list:
         def record(j: int) -> Record:
@@ -178,11 +212,12 @@ def _tumbling_columns(proc: TimeWindowAggregate, rows: bool = False) -> Callable
 
 
 def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: list, record: Callable,
-              origin: Callable, fail: Fail, rows: bool, parts: list | None = None,
+              origin: Callable, fail: Fail, rows: bool | str, parts: list | None = None,
               part: int = 0) -> list:
     """The batch loop of a tumbling window; ``record(j)`` / ``origin(j)`` give input
     ``j``'s record (for a failure) and origin (for an emitted update). With ``rows`` an
-    emit-final window returns ``Rows`` (it emits nothing else). With ``parts`` (a partition
+    emit-final window returns ``Rows`` (it emits nothing else), with ``rows=CLOSED`` an
+    emit-final count returns ``Closed`` windows. With ``parts`` (a partition
     per row) only the rows of partition ``part`` are processed: several tasks' rows in one
     run of columns, each task's in one pass (``itertools.compress``: no reordered copies)."""
     mask = None if parts is None else list(map(part.__eq__, parts))
@@ -193,13 +228,29 @@ def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: l
     ops = proc.ops
     add, init, result = ops.add, ops.init, ops.result
     is_count = ops.spec.kind == "count"
+    assert rows != CLOSED or is_count
     ctx = proc.ctx
     letters = proc.late_letters
-    out: list = Rows() if rows and final else []
+    out: list = _out_list(rows, final)
     append = out.append
     st = meta["stream_time"]
     close = st - grace
     first_close = starts[0] + size if starts else 1 << 62
+    if is_count and final and not letters and _speedups is not None and type(windows) is dict:
+        # the loop below compiled (streamdsl/_speedups.pyx): None when a key or value is
+        # None or a timestamp not an int in range (never, from the kernel's ingest)
+        def failed(j: int, st: int, e: Exception) -> None:
+            meta["stream_time"] = st
+            fail(record(j), e)
+        got = _speedups.tumbling_count_final(
+            keys if type(keys) is list else list(keys),
+            values if type(values) is list else list(values),
+            timestamps if type(timestamps) is list else list(timestamps), mask, windows,
+            starts, st, size, grace, MAX_TIMESTAMP, ctx.late,
+            partial(_expire, proc, out=out), failed, bisect.insort)
+        if got is not None:
+            meta["stream_time"] = got
+            return out
     if is_count and final and not letters and None not in keys and None not in values:
         # No user code runs, no update is emitted, no record is skipped; consecutive
         # records mostly fall in the same window (kept at hand). The one thing that can
@@ -290,7 +341,7 @@ def _tumbling(proc: TimeWindowAggregate, keys: list, values: list, timestamps: l
     return out
 
 
-def _tumbling_tasks(procs: list[TimeWindowAggregate], rows: bool = False) -> Callable:
+def _tumbling_tasks(procs: list[TimeWindowAggregate], rows: bool | str = False) -> Callable:
     """``tasks(keys, values, timestamps, positions, source, fail, parts) -> [outputs of
     task 0, of task 1, ...]``: the rows of several tasks of one tumbling window in one pass,
     ``parts`` giving each row's partition and ``procs[q]`` the task's processor. Each task
@@ -316,7 +367,7 @@ def _tumbling_tasks(procs: list[TimeWindowAggregate], rows: bool = False) -> Cal
 
 
 def _count_final_tasks(procs: list[TimeWindowAggregate], keys: list, timestamps: list,
-                       parts: list, record: Callable, fail: Fail, rows: bool) -> list[list]:
+                       parts: list, record: Callable, fail: Fail, rows: bool | str) -> list[list]:
     """``_tumbling``'s call-free loop (an emit-final count, no null key or value) over several
     tasks' rows, each task's state in lists indexed by its partition: where its windows close
     (stream time minus grace) and when its first open window closes. The tasks' stream times
@@ -331,7 +382,7 @@ def _count_final_tasks(procs: list[TimeWindowAggregate], keys: list, timestamps:
     firsts = [s[0] + size if s else 1 << 62 for s in startss]
     at_start = None
     bks: list = [None] * n
-    outs: list[list] = [Rows() if rows else [] for _ in procs]
+    outs: list[list] = [_out_list(rows, True) for _ in procs]
     key_it = iter(keys)
     it = zip(key_it, timestamps, parts)
     while True:
@@ -393,6 +444,9 @@ def _expire(proc: TimeWindowAggregate, close: int, out: list) -> None:
             continue
         window = (start, start + size)
         keys = sorted_keys(bucket)
+        if type(out) is Closed:  # a count: its rows are made by the tail reading them
+            out.append((window, keys, bucket))
+            continue
         entries = map(bucket.__getitem__, keys)
         if rows and count:  # a count's result is its state
             out.extend([(k, agg, mts, window) for k, (agg, mts) in zip(keys, entries)])
@@ -521,6 +575,20 @@ def _stream_table_sink(proc: StreamTableJoinProcessor, keys: list, values: list,
             rows = list(map(get, keys))
         except TypeError:
             pass
+    if rows is not None and _speedups is not None:
+        # the loop below compiled (streamdsl/_speedups.pyx), the sink's records allocated
+        # directly
+        def failed(i: int, e: Exception) -> None:
+            fail(Record(keys[i], values[i], timestamps[i], None, (source, positions[i])), e)
+        got = _speedups.stream_table_to_sink(
+            keys if type(keys) is list else list(keys),
+            values if type(values) is list else list(values),
+            timestamps if type(timestamps) is list else list(timestamps), rows, joiner,
+            failed, OutputRecord)
+        if got is not None:
+            if got[1]:
+                ctx.skipped(got[1])
+            return got[0]
     if rows is not None:
         skipped = 0
         key_it = iter(keys)
@@ -594,6 +662,11 @@ FAST_PATHS: tuple[FastPath, ...] = (
              _hopping_applies, _hopping_batch,
              "a hopping window's loop with each record's windows computed in place (a range "
              "of starts) and a count added without a call"),
+    FastPath("window-close-tail", ("Aggregate",), BATCH, TimeWindowAggregate.process_batch,
+             _close_tail_applies, partial(_tumbling_batch, rows=CLOSED),
+             "an emit-final tumbling count feeding only a fused tail hands it the windows it "
+             "closes (Closed): the tail makes each window's rows key by key, the close and "
+             "the tail one loop"),
     FastPath("tumbling-columns", ("Aggregate",), COLUMNS, TimeWindowAggregate.process_batch,
              _tumbling_applies, _tumbling_columns,
              "the tumbling loop over the columns of the columnar ingest"),

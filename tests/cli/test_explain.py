@@ -42,7 +42,7 @@ def test_explain_shows_how_the_local_backend_fuses_operators():
         "columnar ingest of in-memory input: source-authorization_attempts -> keyby-1 -> aggregate-1",
         "fused into the sink: tablefilter-1 -> tostream-1 -> sink-possible_fraud",
         "fast paths (each tested equal to its kernel rule): stateless-batch, tumbling-batch, "
-        "tumbling-columns, columnar-ingest, fused-tail"]
+        "window-close-tail, tumbling-columns, columnar-ingest, fused-tail"]
 
 
 def test_brief_and_chosen_passes():

@@ -356,6 +356,41 @@ def check_tumbling_batch(data: st.DataObject) -> None:
         assert got_seqs == ref_seqs
 
 
+def check_window_close_tail(data: st.DataObject) -> None:
+    """An emit-final tumbling count handing over the windows it closes (``Closed``) equals
+    the kernel's records; the fused tail reading them is ``check_fused_tail``'s "closed"
+    case. Through the batch, columns and tasks entries (``rows=CLOSED``)."""
+    node = _tumbling_node("count", "final", data.draw(st.sampled_from([0, 2_000])),
+                          data.draw(st.sampled_from(["drop", "dead-letter"])))
+    fp = fastpaths.find("window-close-tail", node)
+    assert fp is not None
+    assert fastpaths.find("window-close-tail", _tumbling_node("agg", "final", 0)) is None
+    assert fastpaths.find("window-close-tail", _tumbling_node("count", "changes", 0)) is None
+    items = [("in", Record(k, v, ts, None, ("in", i)))
+             for i, (k, v, ts) in enumerate(_timestamps(data.draw(tumbling_inputs)))]
+    chunks = _chunks(items, data.draw(cuts))
+    snap_at = data.draw(st.integers(min_value=0, max_value=len(chunks)))
+    reference = _drive_stateful(node, items, [items], 1, _process_one_by_one)
+    entry = data.draw(st.sampled_from(["batch", "columns", "tasks"]))
+
+    def fast(proc, chunk, fail):
+        recs = [r for _, r in chunk]
+        if entry == "batch":
+            out = fp.build(proc)("in", recs, fail)
+        else:
+            cols = ([r.key for r in recs], [r.value for r in recs], [r.ts for r in recs],
+                    [r.origin[1] for r in recs], "in", fail)
+            if entry == "columns":
+                out = fastpaths.find("tumbling-columns", node).build(
+                    proc, rows=fastpaths.CLOSED)(*cols)
+            else:  # one task of one: every row in partition 0
+                (out,) = fastpaths.find("tumbling-columns-tasks", node).build(
+                    [proc], rows=fastpaths.CLOSED)(*cols, [0] * len(recs))
+        assert not out or type(out) is fastpaths.Closed
+        return fastpaths.closed_rows(out) if out else out
+    assert _drive_stateful(node, items, chunks, snap_at, fast) == reference
+
+
 def check_hopping_batch(data: st.DataObject) -> None:
     """Hopping windows (advance dividing the size or not; late records, dead-lettered per
     window or dropped; raising aggregators) against the kernel record by record."""
@@ -588,10 +623,35 @@ TAIL_STAGES = {
 }
 
 
+def _closed_windows(chunks: list[list[Record]]) -> tuple[list, list[list[Record]]]:
+    """Each chunk's records as closed windows of up to three records each (a key's last
+    record in a window wins): ``(Closed of each chunk, the records they stand for in the
+    order closing emits them)``."""
+    from streamdsl.runtime.ordering import sorted_keys
+    closed, flat = [], []
+    for c, chunk in enumerate(chunks):
+        got = fastpaths.Closed()
+        recs = []
+        for w0 in range(0, len(chunk), 3):
+            bucket = {r.key: (r.value, r.ts) for r in chunk[w0:w0 + 3]}
+            window = (c * 100 + w0, c * 100 + w0 + 10)
+            ks = sorted_keys(bucket)
+            got.append((window, ks, bucket))
+            recs += [Record(k, *bucket[k], window, None) for k in ks]
+        assert fastpaths.closed_rows(got) == [(r.key, r.value, r.ts, r.window) for r in recs]
+        closed.append(got)
+        flat.append(recs)
+    return closed, flat
+
+
 def check_fused_tail(data: st.DataObject) -> None:
     """A counted table, then table filters, to_stream and linear stream stages, to a sink."""
+    # records, rows, or the windows a tumbling count closed (window-close-tail)
+    use_rows = data.draw(st.sampled_from([False, True, fastpaths.CLOSED]))
     first = data.draw(st.lists(st.sampled_from(sorted(TAIL_STAGES)), max_size=2))
     after = data.draw(st.lists(st.sampled_from(sorted(STAGES)), max_size=2))
+    if use_rows == fastpaths.CLOSED and data.draw(st.booleans()):
+        first, after = first[:1] or ["table-filter-fn"], []  # compiled when the kernel is
     t = sd.Topology("tail")
     s = t.stream("in").group_by_key().agg(n=sd.count(), v=sd.max("v"))
     for n in first:
@@ -605,24 +665,28 @@ def check_fused_tail(data: st.DataObject) -> None:
     assert all(fastpaths.find("fused-tail", n) for n in chain)
     stages = [(n.name, st_) for n in chain
               for st_ in (n.stages if isinstance(n, Fused) else (n,))]
-    use_rows = data.draw(st.booleans())
     ref_metrics, got_metrics = Metrics(), Metrics()
     fn = codegen.compile_tail(stages, rows=use_rows,
                               ctxs={n.name: make_processor(n, got_metrics).ctx for n in chain})
     raw = data.draw(st.lists(st.tuples(keys, st.none() | st.builds(
         lambda n, v: {"n": n, "v": v}, small, small)), max_size=20))
     recs = [Record(k, v, i, None, None if use_rows else ("in", i)) for i, (k, v) in enumerate(raw)]
+    chunks = _chunks(recs, data.draw(cuts))
+    if use_rows == fastpaths.CLOSED:
+        closed, chunks = _closed_windows(chunks)
     procs = [make_processor(n, ref_metrics) for n in chain]
     ref_failed, ref_fail = _failures()
     got_failed, got_fail = _failures()
     ref, got = [], []
-    for chunk in _chunks(recs, data.draw(cuts)):
+    for c, chunk in enumerate(chunks):
         for rec in chunk:  # depth first: each record through the chain before the next
             outs = [rec]
             for proc in procs[:-1]:  # the sink builds OutputRecords of what reaches it
                 outs = proc.process_batch("in", outs, ref_fail)
             ref += [(r.key, r.value, r.ts, r.window) for r in outs]
-        batch = Rows((r.key, r.value, r.ts, r.window) for r in chunk) if use_rows else chunk
+        batch = (closed[c] if use_rows == fastpaths.CLOSED
+                 else Rows((r.key, r.value, r.ts, r.window) for r in chunk) if use_rows
+                 else chunk)
         got += fn(batch, {name: got_fail for name in {n.name for n in chain}})
     assert (_sig(got), got_failed, _counts(got_metrics)) == \
         (_sig(ref), ref_failed, _counts(ref_metrics)), (first, after)
@@ -795,6 +859,7 @@ CASES: dict[str, Callable[[st.DataObject], None]] = {
     "tumbling-batch": check_tumbling_batch,
     "hopping-batch": check_hopping_batch,
     "tumbling-columns": check_tumbling_columns,
+    "window-close-tail": check_window_close_tail,
     "tumbling-columns-tasks": check_tumbling_columns_tasks,
     "stream-table-join-to-sink": check_stream_table_join_to_sink,
     "columnar-ingest": check_columnar_ingest,
@@ -871,3 +936,49 @@ def test_agg_inline_keeps_the_kernels_choice_between_equal_values():
         for v in seq:
             g, r = got.add(g, {"v": v}), ref.add(r, {"v": v})
             assert repr(got.result(g)) == repr(ref.result(r)), seq
+
+
+#: the fast paths that run compiled loops when the compiled kernel is in use (an emit-final
+#: count, ``streamdsl._speedups.tumbling_count_final``; a closed windows' table filter to a
+#: sink, ``closed_filter_to_sink``; a stream-table join into a sink, ``stream_table_to_sink``):
+#: the cases above run them
+COMPILED_COUNT = ["tumbling-batch", "tumbling-columns", "tumbling-columns-tasks",
+                  "window-close-tail", "fused-tail", "stream-table-join-to-sink"]
+
+
+@pytest.mark.parametrize("name", COMPILED_COUNT)
+@settings(max_examples=60)
+@given(data=st.data())
+def test_tumbling_fast_paths_equal_the_kernel_with_their_pure_python_loop(name, data):
+    """The same cases with the compiled kernel's count loop out of the way: the pure Python
+    loop it copies equals the kernel too (tests/core/test_speedups.py checks the compiled
+    kernel is in use)."""
+    saved = fastpaths._speedups
+    fastpaths._speedups = codegen._speedups = None
+    try:
+        CASES[name](data)
+    finally:
+        fastpaths._speedups = codegen._speedups = saved
+
+
+def test_the_count_loop_is_compiled_when_the_kernel_is():
+    from streamdsl import _accel
+    assert fastpaths._speedups is codegen._speedups is _accel.speedups
+
+
+@settings(max_examples=200)
+@given(xs=st.lists(st.sampled_from([0, 1, -1, 7, 2**62, 2**70, -2**70, True, 1.0, None, "1",
+                                    {}, []]), max_size=6),
+       top=st.sampled_from([1, 8, 2**62, 2**63 - 1]))
+def test_the_columnar_ingests_column_checks_equal_their_pure_python_code(xs, top):
+    """``_speedups.all_of_type`` / ``ints_below``, what the columnar ingest checks a run's
+    columns with when the kernel is compiled, give what their pure Python code gives."""
+    from streamdsl import _speedups
+    for t in (int, dict, bool):
+        assert _speedups.all_of_type(xs, t) == codegen._all_type_pure(xs, t)
+        assert _speedups.all_of_type(tuple(xs), t) == codegen._all_type_pure(xs, t)
+    if xs and codegen._all_type_pure(xs, int):
+        assert _speedups.ints_below(xs, top) == codegen._ints_below_pure(xs, top)
+    elif xs:
+        assert _speedups.ints_below(xs, top) is False
+    assert codegen._all_type is _speedups.all_of_type
