@@ -493,16 +493,16 @@ class _HandlePartition(StatefulSinkPartition):
             return  # the run is stopping
         write = self.handle.write
         try:
-            if self.batched and any(type(v) is Lines for v in values):
-                for v in values:  # records encoded by the stages (``messages.Lines``)
-                    if type(v) is Lines:
-                        self.handle.write_lines(v.data)
-                    else:
-                        for r in v:
-                            write(r)
+            if not self.batched:
+                for v in values:
+                    write(v)
                 return
-            for v in (itertools.chain.from_iterable(values) if self.batched else values):
-                write(v)
+            for v in values:
+                if type(v) is Lines:  # records encoded by the stages (``messages.Lines``)
+                    self.handle.write_lines(v.data)
+                else:
+                    for r in v:
+                        write(r)
         except Exception as e:  # noqa: BLE001
             # not raised through Bytewax (a Rust panic on stderr): the sink writes nothing
             # more, the input stops at its next batch, and the run raises it at its end

@@ -78,29 +78,16 @@ def dumps_output(rec: OutputRecord) -> bytes:
 
 
 def encode_record(r: Any) -> bytes:
-    """``encode_records((r,))``: one in-flight ``Record``'s line."""
-    w = r.window
-    d = {"key": r.key, "value": r.value, "timestamp": r.ts}
-    if w is not None:
-        d["window"] = {"start": w[0], "end": w[1]}
-    return orjson.dumps(d, default=_default, option=_OPTS) + b"\n"
+    """The line ``JsonlSink.write`` writes for one in-flight ``Record`` (its
+    ``OutputRecord``'s)."""
+    return dumps_output(tuple.__new__(OutputRecord, (r.key, r.value, r.ts, r.window))) + b"\n"
 
 
 def encode_records(recs: Any) -> bytes:
     """The lines ``JsonlSink.write`` writes for the in-flight ``Record`` s ``recs`` (their
     ``OutputRecord`` s'), in order: what a backend that encodes records where they are made
     hands ``JsonlSink.write_lines``."""
-    dumps = orjson.dumps
-    out = []
-    add = out.append
-    for r in recs:
-        w = r.window
-        d = {"key": r.key, "value": r.value, "timestamp": r.ts}
-        if w is not None:
-            d["window"] = {"start": w[0], "end": w[1]}
-        add(dumps(d, default=_default, option=_OPTS))
-    out.append(b"")
-    return b"\n".join(out)
+    return b"".join(map(encode_record, recs))
 
 
 def _open(path: str, resume: dict | None, staged: bool):
